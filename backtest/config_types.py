@@ -1,0 +1,105 @@
+"""Frozen dataclasses of a resolved run configuration (DESIGN.md section 3).
+
+Times are UTC epoch seconds; durations are seconds. ``backtest.config.load_config`` builds these from TOML
+after validating every key; nothing here is validated again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    start: int                     # UTC epoch seconds (inclusive)
+    end: int                       # UTC epoch seconds (exclusive of the last block past it)
+    chain: str = "ethereum"
+    data: Path = Path("data")
+    output: Path = Path("results")
+    record: int = 3600             # seconds between time-series samples; 0 = every block; -1 = none
+    unwind_at_end: bool = False
+    block_time: int = 12           # seconds per block of the chain clock
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    protocol: str = "aave-v3"      # aave-v3 | aave-v2 | spark
+    collateral: str = "wstETH"
+    debt: str = "WETH"
+    emode: str | None = "eth-correlated"
+    oracle: str = "exchange-rate"  # exchange-rate | market | capo | chainlink
+    ltv: float | None = None
+    liquidation_threshold: float | None = None
+    liquidation_bonus: float | None = None        # fraction, 0.01 = 1 %
+    liquidation_protocol_fee: float | None = None
+    close_factor: float | None = None
+    borrow_rate: float | None = None              # APR override of the debt asset
+    supply_rate: float | None = None              # APR override of the collateral's supply rate
+    capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
+    capo_snapshot_age: int = 7 * 86400
+    v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum
+
+
+@dataclass(frozen=True)
+class RebalanceConfig:
+    deleverage_below_hf: float
+    target_hf: float
+    releverage_above_hf: float | None = None
+    check_every: int = 3600
+
+
+@dataclass(frozen=True)
+class ExitConfig:
+    depeg_below: float
+    route: str = "dex"             # dex | queue
+    queue_delay: int = 5 * 86400
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    kind: str = "loop"             # hold | lend | loop | flash-loan
+    capital: float = 100.0
+    entry: str = "swap"            # swap | stake
+    target_ltv: float = 0.8
+    loops: int = 5
+    restake: str = "none"
+    rebalance: RebalanceConfig | None = None
+    exit: ExitConfig | None = None
+
+
+@dataclass(frozen=True)
+class CostsConfig:
+    gas: str | float = "data"      # "data" = the lake's gas series, or a fixed price in gwei
+    gas_units: dict[str, float] = field(
+        default_factory=lambda: {"open": 600000.0, "loop_step": 250000.0, "rebalance": 400000.0, "close": 500000.0}
+    )
+    swap_fee: float = 0.0001
+    slippage: str = "none"         # none | linear | stableswap | constant-product
+    slippage_bps: float = 0.0      # linear model: bps per unit of debt asset traded
+    pool_depth: float = 50000.0    # stableswap / constant-product: balance per side, debt-asset units
+    amp: float = 50.0              # stableswap amplification
+    flash_fee: float = 0.0005
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    kind: str                      # depeg | rate_spike
+    asset: str
+    at: int                        # epoch seconds
+    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added
+    duration: int                  # seconds
+    shape: str = "v"               # v | step
+
+
+@dataclass(frozen=True)
+class Config:
+    run: RunConfig
+    market: MarketConfig
+    strategy: StrategyConfig
+    costs: CostsConfig
+    scenarios: tuple[ScenarioConfig, ...] = ()
+    sweep: dict[str, list[Any]] = field(default_factory=dict)   # dotted path -> values
+    source: Path | None = None     # the TOML file it came from
+    raw: dict[str, Any] = field(default_factory=dict)           # the TOML as parsed (for the manifest)

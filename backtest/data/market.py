@@ -1,0 +1,70 @@
+"""The aligned market: every series ASOF-joined onto the block clock, as contiguous numpy arrays.
+
+This is what both engines replay. All prices are in units of the debt asset (WETH = ETH) per collateral
+token; rates are APR fractions; the clock is one entry per block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SeriesInfo:
+    table: str
+    key: str            # e.g. "wstETH/WETH", "aave-v3:WETH:borrow_apr"
+    rows: int           # rows read inside [first, last]
+    first_ts: int
+    last_ts: int
+    max_gap: int        # largest gap between consecutive points inside the window, seconds
+
+
+@dataclass
+class Market:
+    ts: np.ndarray          # int64, block times (UTC epoch seconds), strictly increasing
+    block: np.ndarray       # int64, block numbers (exact where the lake has a block table, else estimated)
+    price: np.ndarray       # f8, DEX market price of the collateral in the debt asset
+    xrate: np.ndarray       # f8, exchange rate: underlying (ETH) per collateral token (e.g. stEthPerToken)
+    eth_usd: np.ndarray     # f8, USD per unit of debt asset; NaN where unknown
+    borrow_apr: np.ndarray  # f8, variable borrow APR of the debt asset
+    supply_apr: np.ndarray  # f8, supply APR of the collateral asset (aToken interest)
+    oracle_feed: np.ndarray # f8, the protocol oracle's collateral/debt ratio where the lake has it; NaN else
+    ltv: np.ndarray         # f8, max LTV in force (E-mode resolved)
+    lt: np.ndarray          # f8, liquidation threshold in force
+    bonus: np.ndarray       # f8, liquidation bonus as a fraction (0.01 = LB 1.01)
+    pfee: np.ndarray        # f8, liquidation protocol fee fraction
+    gas_gwei: np.ndarray    # f8, gas price (base + priority) in gwei
+    series: list[SeriesInfo] = field(default_factory=list)
+    data_hash: str = ""
+
+    ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
+              "ltv", "lt", "bonus", "pfee", "gas_gwei")
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def slice(self, start: int, stop: int) -> "Market":
+        kw = {name: np.ascontiguousarray(getattr(self, name)[start:stop]) for name in self.ARRAYS}
+        return Market(**kw, series=list(self.series), data_hash=self.data_hash)
+
+    @classmethod
+    def from_arrays(cls, n: int, **arrays) -> "Market":
+        """Build a market from scalars or arrays (scalars are broadcast); used by tests and synth."""
+        out = {}
+        for name in cls.ARRAYS:
+            v = arrays.pop(name, None)
+            dtype = np.int64 if name in ("ts", "block") else np.float64
+            if v is None:
+                if name == "ts":
+                    v = np.arange(n, dtype=np.int64) * 12
+                elif name == "block":
+                    v = np.arange(n, dtype=np.int64)
+                elif name in ("eth_usd", "oracle_feed"):
+                    v = np.nan
+                else:
+                    raise TypeError(f"missing market array {name}")
+            out[name] = np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype), (n,)).copy())
+        if arrays:
+            raise TypeError(f"unknown market arrays {sorted(arrays)}")
+        return cls(**out)

@@ -1,0 +1,213 @@
+"""Check inputs, build the parameter table and the market lanes, allocate outputs, call an engine.
+
+Python validates everything here; the core (``backtest._core``) only does arithmetic. The reference engine
+(``backtest.reference``) takes the same inputs and must give the same outputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from backtest.config_types import Config
+from backtest.data.market import Market
+from backtest.errors import ConfigError, DataError
+from backtest.schema import (
+    ENTRIES,
+    EVENT_DTYPE,
+    EXIT_ROUTES,
+    N_RECORD,
+    PARAMS_DTYPE,
+    PROTOCOLS,
+    SLIPPAGE,
+    STRATEGIES,
+    SUMMARY_DTYPE,
+)
+
+ORACLE_CODES = {"exchange-rate": 0, "market": 1, "capo": 2, "chainlink": 3}
+# CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH)
+CAPO_GROWTH = {"wstETH": 0.0968, "rETH": 0.093}
+CHUNK = 256                 # blocks per chunk of the core's skip test
+DEFAULT_EVENT_CAP = 256     # events per configuration before the buffer is regrown
+
+
+@dataclass(frozen=True)
+class Lane:
+    oracle: str
+    capo_growth: float
+    capo_age: int
+
+
+@dataclass
+class Outputs:
+    summaries: np.ndarray           # SUMMARY_DTYPE, one per configuration
+    events: list[np.ndarray]        # EVENT_DTYPE per configuration
+    records: np.ndarray             # [config, record, field]
+    rec_idx: np.ndarray             # block indices of the records
+
+
+def lane_of(cfg: Config) -> Lane:
+    mk = cfg.market
+    growth = 0.0
+    if mk.oracle == "capo":
+        growth = mk.capo_growth if mk.capo_growth is not None else CAPO_GROWTH.get(mk.collateral, math.nan)
+        if math.isnan(growth):
+            raise ConfigError(
+                f"market.capo_growth: no default CAPO growth for {mk.collateral}; set market.capo_growth"
+            )
+    return Lane(mk.oracle, float(growth), int(mk.capo_snapshot_age))
+
+
+def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
+    """One PARAMS_DTYPE row per configuration."""
+    out = np.zeros(len(configs), dtype=PARAMS_DTYPE)
+    for i, cfg in enumerate(configs):
+        st, co, mk = cfg.strategy, cfg.costs, cfg.market
+        row = out[i]
+        row["protocol"] = PROTOCOLS[mk.protocol]
+        row["kind"] = STRATEGIES[st.kind]
+        row["entry"] = ENTRIES[st.entry]
+        row["lane"] = lanes.index(lane_of(cfg))
+        row["loops"] = st.loops
+        row["slip_model"] = SLIPPAGE[co.slippage]
+        reb = st.rebalance
+        row["reb_on"] = 1 if reb is not None else 0
+        row["check_every"] = reb.check_every if reb is not None else 3600
+        row["delev_below"] = reb.deleverage_below_hf if reb is not None else 0.0
+        row["target_hf"] = reb.target_hf if reb is not None else 0.0
+        row["relev_above"] = (reb.releverage_above_hf if reb is not None and reb.releverage_above_hf
+                              is not None else math.inf)
+        ex = st.exit
+        row["exit_on"] = 1 if ex is not None else 0
+        row["exit_route"] = EXIT_ROUTES[ex.route] if ex is not None else 0
+        row["queue_delay"] = ex.queue_delay if ex is not None else 0
+        row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
+        row["v33_from"] = mk.v33_from
+        row["unwind_at_end"] = 1 if cfg.run.unwind_at_end else 0
+        row["capital"] = st.capital
+        row["target_ltv"] = st.target_ltv
+        row["gas_gwei"] = math.nan if co.gas == "data" else float(co.gas)
+        units = co.gas_units
+        row["gas_open"] = units.get("open", 0.0)
+        row["gas_loop"] = units.get("loop_step", 0.0)
+        row["gas_reb"] = units.get("rebalance", 0.0)
+        row["gas_close"] = units.get("close", 0.0)
+        row["swap_fee"] = co.swap_fee
+        row["slip_param"] = co.slippage_bps
+        row["pool_depth"] = co.pool_depth
+        row["amp"] = co.amp
+        row["flash_fee"] = co.flash_fee
+        row["cf_ovr"] = mk.close_factor if mk.close_factor is not None else math.nan
+    return out
+
+
+def check_against_market(cfg: Config, market: Market) -> None:
+    """Checks that need the data: reject before any work (exit code 2)."""
+    st, mk = cfg.strategy, cfg.market
+    if st.kind in ("loop", "flash-loan"):
+        ltv0 = float(market.ltv[0])
+        if st.target_ltv > ltv0:
+            raise ConfigError(
+                f"strategy.target_ltv = {st.target_ltv} is above the max LTV {ltv0:g} in force at the start "
+                f"for {mk.protocol} {mk.collateral}/{mk.debt} (emode {mk.emode}); lower it or set market.ltv"
+            )
+        lt0 = float(market.lt[0])
+        if st.target_ltv >= lt0:
+            raise ConfigError(
+                f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
+            )
+    if mk.protocol != "aave-v2":
+        late = market.ts >= mk.v33_from
+        if late.any() and np.isnan(market.eth_usd[late]).any():
+            raise DataError(
+                f"prices {mk.debt}/USD: missing for blocks after {mk.v33_from} (Aave v3.3 liquidation rules "
+                f"use USD thresholds); add an ETH/USD price series to the lake"
+            )
+    for name in ("price", "xrate", "lt", "ltv"):
+        arr = getattr(market, name)
+        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise DataError(f"market series {name} has missing or non-positive values in the window")
+    if cfg.market.oracle == "chainlink" and not np.all(np.isfinite(market.oracle_feed)):
+        raise DataError("oracle_prices: the chainlink oracle mode needs an oracle price at every block")
+
+
+def record_indices(market: Market, record: int) -> np.ndarray:
+    """Blocks sampled into the time series: every block (0), none (-1), or the first block of each
+    `record`-second interval from the start plus the last block."""
+    n = len(market)
+    if record < 0:
+        return np.zeros(0, dtype=np.int64)
+    if record == 0:
+        return np.arange(n, dtype=np.int64)
+    bucket = (market.ts - market.ts[0]) // record
+    idx = np.flatnonzero(np.diff(bucket, prepend=-1) > 0)
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return idx.astype(np.int64)
+
+
+def metric_every(block_time: int) -> int:
+    """Metric samples (drawdown, average leverage) once an hour of blocks."""
+    return max(1, 3600 // max(1, int(block_time)))
+
+
+def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[str, np.ndarray]:
+    from backtest import _core
+
+    built = [
+        _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt,
+                         market.supply_apr, market.borrow_apr, ORACLE_CODES[ln.oracle], ln.capo_growth,
+                         ln.capo_age, chunk)
+        for ln in lanes
+    ]
+    return {k: np.ascontiguousarray(np.stack([b[k] for b in built])) for k in built[0]}
+
+
+def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray, me: int,
+             chunk: int = CHUNK, dense: bool = False, threads: int = 0,
+             event_cap: int = DEFAULT_EVENT_CAP, lane_arrays: dict | None = None) -> Outputs:
+    from backtest import _core
+
+    n = len(params)
+    lane_arrays = lane_arrays if lane_arrays is not None else build_lanes(market, lanes, chunk)
+    qmin = _core.chunk_qmin(market.price, market.xrate, chunk)
+    mk = {name: getattr(market, name) for name in
+          ("ts", "price", "xrate", "eth_usd", "ltv", "lt", "bonus", "pfee", "gas_gwei")}
+    summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
+    events = np.zeros((n, event_cap), dtype=EVENT_DTYPE)
+    records = np.zeros((n, len(rec_idx), N_RECORD))
+    _core.run_batch(params, mk, lane_arrays, qmin, rec_idx, me, chunk, summaries, events, records,
+                    dense, threads)
+    ev_list = [events[i, : min(int(summaries[i]["n_events"]), event_cap)].copy() for i in range(n)]
+    overflow = np.flatnonzero(summaries["events_dropped"] > 0)
+    if len(overflow):
+        cap = int(summaries["n_events"][overflow].max()) + 1
+        sub = params[overflow].copy()
+        again = run_core(market, sub, lanes, rec_idx, me, chunk, dense, threads, cap, lane_arrays)
+        for j, i in enumerate(overflow):
+            summaries[i] = again.summaries[j]
+            ev_list[i] = again.events[j]
+            records[i] = again.records[j]
+    return Outputs(summaries, ev_list, records, rec_idx)
+
+
+def run_reference_batch(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray,
+                        me: int) -> Outputs:
+    from backtest.reference import run_reference
+
+    n = len(params)
+    summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
+    records = np.zeros((n, len(rec_idx), N_RECORD))
+    ev_list = []
+    for i in range(n):
+        ln = lanes[int(params[i]["lane"])]
+        res = run_reference(market, params[i], ln.oracle, ln.capo_growth, ln.capo_age, rec_idx, me)
+        for k, v in res.summary.items():
+            summaries[i][k] = v
+        ev = np.zeros(len(res.events), dtype=EVENT_DTYPE)
+        for j, e in enumerate(res.events):
+            ev[j] = e
+        ev_list.append(ev)
+        records[i] = res.records
+    return Outputs(summaries, ev_list, records, rec_idx)

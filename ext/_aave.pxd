@@ -1,0 +1,83 @@
+# Aave liquidation (v2, v3.0-3.2, v3.3), inline and nogil. PROTOCOLS.md, LiquidationLogic.sol.
+from libc.math cimport isnan
+from _types cimport Params, Mkt, State, Out, PROTO_AAVE_V2, EV_LIQUIDATION, EV_BAD_DEBT
+from _position cimport DUST, coll_of, debt_of, hf_of, settle, set_balances, push_event
+
+cdef extern from *:
+    """
+    #define BT_CLOSE_FACTOR_HF_THRESHOLD 0.95
+    #define BT_MIN_BASE_MAX_CLOSE_FACTOR_USD 2000.0
+    #define BT_MIN_LEFTOVER_USD 1000.0
+    """
+    const double CLOSE_FACTOR_HF_THRESHOLD "BT_CLOSE_FACTOR_HF_THRESHOLD"      # LiquidationLogic: 0.95e18
+    const double MIN_BASE_MAX_CLOSE_FACTOR_USD "BT_MIN_BASE_MAX_CLOSE_FACTOR_USD"  # v3.3: $2,000
+    const double MIN_LEFTOVER_USD "BT_MIN_LEFTOVER_USD"                        # v3.3: $1,000
+
+cdef enum:
+    MAX_LIQUIDATIONS_PER_BLOCK = 64
+
+
+cdef inline void liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
+    # Liquidators act while HF < 1: repay up to the close factor, seize repay * LB / price (capped at the
+    # balance), protocol fee = (seized - seized / LB) * fee out of the liquidator's share; v3.3 adds the
+    # $2,000 full-close rule, the $1,000 leftover rule and the deficit write-off.
+    cdef double coll, debt, hf, pc, lb, pf, usd, max_repay, repay, seized, fee_tokens, penalty, r1, r2, bad
+    cdef bint v33, big
+    cdef int i
+    settle(st, m, o, b)
+    for i in range(MAX_LIQUIDATIONS_PER_BLOCK):
+        coll = coll_of(st, m, b)
+        debt = debt_of(st, m, b)
+        if debt <= DUST or coll <= DUST:
+            return
+        hf = hf_of(st, m, b)
+        if not hf < 1.0:
+            return
+        pc = m.por[b]
+        lb = 1.0 + m.bonus[b]
+        pf = 0.0 if p.protocol == PROTO_AAVE_V2 else m.pfee[b]
+        usd = m.eth_usd[b]
+        v33 = p.protocol != PROTO_AAVE_V2 and m.ts[b] >= p.v33_from
+        if not isnan(p.cf_ovr):
+            max_repay = p.cf_ovr * debt
+        elif p.protocol == PROTO_AAVE_V2:
+            max_repay = 0.5 * debt
+        elif v33:
+            big = (coll * pc * usd >= MIN_BASE_MAX_CLOSE_FACTOR_USD
+                   and debt * usd >= MIN_BASE_MAX_CLOSE_FACTOR_USD)
+            max_repay = 0.5 * debt if (big and hf > CLOSE_FACTOR_HF_THRESHOLD) else debt
+        else:
+            max_repay = 0.5 * debt if hf > CLOSE_FACTOR_HF_THRESHOLD else debt
+        repay = max_repay
+        seized = repay * lb / pc
+        if seized >= coll:
+            seized = coll
+            repay = seized * pc / lb
+        if v33 and repay < debt and seized < coll:
+            if (debt - repay) * usd < MIN_LEFTOVER_USD or (coll - seized) * pc * usd < MIN_LEFTOVER_USD:
+                r1 = debt - MIN_LEFTOVER_USD / usd
+                r2 = (coll * pc - MIN_LEFTOVER_USD / usd) / lb
+                repay = min(repay, min(r1, r2))
+                if repay <= 0:
+                    return
+                seized = repay * lb / pc
+        fee_tokens = (seized - seized / lb) * pf
+        coll = coll - seized
+        debt = debt - repay
+        if coll <= DUST:
+            coll = 0.0
+        set_balances(st, m, b, coll, debt)
+        penalty = seized * pc - repay
+        o.sm.liq_count += 1
+        o.sm.liq_debt_repaid += repay
+        o.sm.liq_coll_seized += seized
+        o.sm.liq_coll_seized_value += seized * pc
+        o.sm.liq_penalty += penalty
+        o.sm.liq_protocol_fee += fee_tokens * pc
+        push_event(st, m, o, b, EV_LIQUIDATION, -seized, -repay, penalty)
+        if coll == 0.0 and debt > DUST:
+            bad = debt
+            o.sm.bad_debt += bad
+            st.d = 0.0
+            push_event(st, m, o, b, EV_BAD_DEBT, 0.0, -bad, bad)
+            return

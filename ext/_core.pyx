@@ -1,0 +1,368 @@
+# cython: language_level=3
+"""The replay core: lanes (index accrual, oracle, chunk bounds) and run_batch (prange over configurations,
+a loop over blocks per configuration), all without the GIL and without Python objects in the loops.
+
+A chunk of blocks whose bounds prove that nothing can happen in it for a configuration (no liquidation,
+no HF below 1.05, no rebalance outside the bands, no de-peg exit, no queue release) is advanced in O(1):
+its minimum HF comes from the chunk's precomputed minimum of `a`, its records and metric samples are
+written from the (unchanged) scaled state. Everything else is replayed block by block. `dense=True`
+turns the shortcut off; results are identical either way (tests/unit/test_core.py).
+"""
+from cython.parallel cimport prange, parallel
+from libc.math cimport INFINITY, pow
+from libc.stdint cimport int64_t
+cimport numpy as cnp
+import numpy as np
+
+from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOOP, KIND_FLASH,
+                     ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED)
+from _math cimport aave_borrow_growth, aave_supply_growth, SECONDS_PER_YEAR
+from _position cimport coll_of, debt_of, hf_of, settle, equity, buy_quote
+from _aave cimport liquidate
+from _strategies cimport strategy_step
+
+cnp.import_array()
+
+
+# ----------------------------------------------------------------------------------------------- lanes
+cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* price,
+                      const double* feed, const double* lt, const double* supply_apr,
+                      const double* borrow_apr, int oracle, double capo_growth, int64_t capo_age,
+                      double* por, double* sidx, double* bidx, double* a, double* K, double* K2) noexcept nogil:
+    cdef Py_ssize_t b, j = 0
+    cdef int64_t snap_ts
+    cdef double dt, cap
+    for b in range(n):
+        if b == 0:
+            sidx[0] = 1.0
+            bidx[0] = 1.0
+            K[0] = 0.0
+            K2[0] = 0.0
+        else:
+            dt = <double>(ts[b] - ts[b - 1])
+            sidx[b] = sidx[b - 1] * aave_supply_growth(supply_apr[b - 1], dt)
+            bidx[b] = bidx[b - 1] * aave_borrow_growth(borrow_apr[b - 1], dt)
+            K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1])
+            K2[b] = K2[b - 1] + (sidx[b] - sidx[b - 1]) * xrate[b]
+        if oracle == ORACLE_RATE:
+            por[b] = xrate[b]
+        elif oracle == ORACLE_MARKET:
+            por[b] = price[b]
+        elif oracle == ORACLE_FEED:
+            por[b] = feed[b]
+        else:
+            # CAPO: min(live, snapshot * (1 + g * dt / Y)); snapshot refreshed every capo_age seconds,
+            # taken capo_age before its refresh time (first block at or after snap_ts, clamped to [0, b])
+            snap_ts = (ts[b] // capo_age) * capo_age - capo_age
+            while j < b and ts[j] < snap_ts:
+                j += 1
+            if j > b:
+                j = b
+            cap = xrate[j] * (1.0 + capo_growth * <double>(ts[b] - snap_ts) / SECONDS_PER_YEAR)
+            por[b] = xrate[b] if xrate[b] < cap else cap
+        a[b] = por[b] * lt[b] * sidx[b] / bidx[b]
+
+
+cdef void _chunk_bounds(Py_ssize_t n, Py_ssize_t chunk, const double* a, double* amin, double* amax,
+                        int64_t* aarg) noexcept nogil:
+    cdef Py_ssize_t c, b, lo, hi, nch = (n + chunk - 1) // chunk
+    for c in range(nch):
+        lo = c * chunk
+        hi = lo + chunk if lo + chunk < n else n
+        amin[c] = a[lo]
+        amax[c] = a[lo]
+        aarg[c] = lo
+        for b in range(lo + 1, hi):
+            if a[b] < amin[c]:
+                amin[c] = a[b]
+                aarg[c] = b
+            if a[b] > amax[c]:
+                amax[c] = a[b]
+
+
+def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1] price,
+               const double[::1] feed, const double[::1] lt, const double[::1] supply_apr,
+               const double[::1] borrow_apr, int oracle, double capo_growth, int64_t capo_age,
+               Py_ssize_t chunk):
+    """Per-block oracle price, supply and borrow indices, a = oracle*LT*sidx/bidx, yield integrals K and
+    K2, and per-chunk min/max/argmin of a. Returns a dict of numpy arrays."""
+    cdef Py_ssize_t n = ts.shape[0], nch = (n + chunk - 1) // chunk
+    if n == 0 or chunk <= 0 or capo_age <= 0:
+        raise ValueError("build_lane needs blocks, chunk > 0 and capo_age > 0")
+    out = {name: np.empty(n) for name in ("por", "sidx", "bidx", "a", "K", "K2")}
+    out["amin"] = np.empty(nch)
+    out["amax"] = np.empty(nch)
+    out["aarg"] = np.empty(nch, dtype=np.int64)
+    cdef double[::1] por = out["por"], sidx = out["sidx"], bidx = out["bidx"], a = out["a"]
+    cdef double[::1] K = out["K"], K2 = out["K2"], amin = out["amin"], amax = out["amax"]
+    cdef int64_t[::1] aarg = out["aarg"]
+    with nogil:
+        _build_lane(n, &ts[0], &xrate[0], &price[0], &feed[0], &lt[0], &supply_apr[0], &borrow_apr[0],
+                    oracle, capo_growth, capo_age, &por[0], &sidx[0], &bidx[0], &a[0], &K[0], &K2[0])
+        _chunk_bounds(n, chunk, &a[0], &amin[0], &amax[0], &aarg[0])
+    return out
+
+
+def chunk_qmin(const double[::1] price, const double[::1] xrate, Py_ssize_t chunk):
+    """Per-chunk minimum of price / exchange rate (the de-peg exit test)."""
+    cdef Py_ssize_t n = price.shape[0], nch = (n + chunk - 1) // chunk, c, b, lo, hi
+    cdef double q
+    res = np.empty(nch)
+    cdef double[::1] qmin = res
+    with nogil:
+        for c in range(nch):
+            lo = c * chunk
+            hi = lo + chunk if lo + chunk < n else n
+            qmin[c] = INFINITY
+            for b in range(lo, hi):
+                q = price[b] / xrate[b]
+                if q < qmin[c]:
+                    qmin[c] = q
+    return res
+
+
+# ------------------------------------------------------------------------------------------- replay
+cdef inline void record_row(const State* st, const Mkt* m, Out* o, Py_ssize_t r, Py_ssize_t b) noexcept nogil:
+    cdef double* row = o.rec + r * N_RECORD
+    cdef double coll = coll_of(st, m, b), debt = debt_of(st, m, b), pc = m.por[b], px = m.price[b]
+    cdef double tokens = coll + st.w, e = equity(st, m, b, px), coll_val = coll * pc
+    row[0] = tokens
+    row[1] = debt
+    row[2] = st.cash + st.queued
+    row[3] = hf_of(st, m, b)
+    row[4] = debt / coll_val if coll_val > 0 else 0.0
+    if e > 0:
+        row[5] = tokens * px / e
+    else:
+        row[5] = 0.0 if tokens == 0 else INFINITY
+    row[6] = pc
+    row[7] = px
+    row[8] = m.xrate[b]
+    row[9] = e
+    row[10] = equity(st, m, b, m.xrate[b])
+
+
+cdef inline void metric_sample(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
+    cdef double e = equity(st, m, b, m.price[b]), dd, tokens
+    if e > st.peak:
+        st.peak = e
+    if st.peak > 0:
+        dd = 1.0 - e / st.peak
+        if dd > o.sm.max_drawdown:
+            o.sm.max_drawdown = dd
+    tokens = coll_of(st, m, b) + st.w
+    if e > 0 and tokens > 0:
+        o.sm.lev_sum += tokens * m.price[b] / e
+        o.sm.lev_n += 1
+
+
+cdef inline double annualise(double end_equity, double capital, double years) noexcept nogil:
+    if years <= 0:
+        return 0.0
+    if end_equity <= 0:
+        return -1.0
+    return pow(end_equity / capital, 1.0 / years) - 1.0
+
+
+cdef inline bint can_skip(const State* st, const Params* p, const Mkt* m, Py_ssize_t c,
+                          Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef double r
+    if lo == 0 or hi == m.n:
+        return False
+    if st.queued > 0 and m.ts[hi - 1] >= st.release_ts:
+        return False
+    if st.d > 0:
+        r = st.s / st.d
+        if not (r * m.amin[c] >= 1.05):
+            return False
+        if (p.reb_on and not st.closed and m.ts[hi - 1] >= st.next_check
+                and (p.kind == KIND_LOOP or p.kind == KIND_FLASH)):
+            if not (r * m.amin[c] >= p.delev_below) or not (r * m.amax[c] <= p.relev_above):
+                return False
+    if p.exit_on and not st.closed and not (m.qmin[c] >= p.depeg_below):
+        return False
+    return True
+
+
+cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept nogil:
+    cdef State st
+    cdef Summary* sm = o.sm
+    cdef Py_ssize_t c, b, lo, hi, rp = 0, n = m.n, me = m.metric_every
+    cdef double hf, r, tokens
+    cdef int64_t t0 = m.ts[0]
+    st.s = 0.0
+    st.d = 0.0
+    st.w = 0.0
+    st.cash = p.capital
+    st.queued = 0.0
+    st.release_ts = 0
+    st.next_check = 0
+    st.closed = 0
+    st.seg0 = 0
+    st.peak = -INFINITY
+    st.n_ev = 0
+    for c in range(m.nchunks):
+        lo = c * m.chunk
+        hi = lo + m.chunk if lo + m.chunk < n else n
+        if not dense and can_skip(&st, p, m, c, lo, hi):
+            if st.d > 0:
+                r = st.s / st.d
+                hf = r * m.amin[c]
+                if hf < sm.min_hf:
+                    sm.min_hf = hf
+                    sm.min_hf_idx = m.aarg[c]
+            if p.reb_on and not st.closed and m.ts[hi - 1] >= st.next_check:
+                st.next_check = t0 + ((m.ts[hi - 1] - t0) // p.check_every + 1) * p.check_every
+            while rp < m.n_rec and m.rec_idx[rp] < hi:
+                record_row(&st, m, o, rp, m.rec_idx[rp])
+                rp += 1
+            b = ((lo + me - 1) // me) * me
+            while b < hi:
+                metric_sample(&st, m, o, b)
+                b += me
+            continue
+        for b in range(lo, hi):
+            if st.d > 0:
+                hf = hf_of(&st, m, b)
+                if hf < sm.min_hf:
+                    sm.min_hf = hf
+                    sm.min_hf_idx = b
+                if hf < 1.05:
+                    sm.blocks_below_105 += 1
+                if hf < 1.0:
+                    liquidate(&st, p, m, o, b)
+            strategy_step(&st, p, m, o, b)
+            while rp < m.n_rec and m.rec_idx[rp] == b:
+                record_row(&st, m, o, rp, b)
+                rp += 1
+            if b % me == 0 or b == n - 1:
+                metric_sample(&st, m, o, b)
+    # finish: value at the last block, benchmark, APYs
+    b = n - 1
+    settle(&st, m, o, b)
+    sm.end_equity = equity(&st, m, b, m.price[b])
+    sm.end_equity_rate = equity(&st, m, b, m.xrate[b])
+    sm.end_collateral = coll_of(&st, m, b) + st.w
+    sm.end_debt = debt_of(&st, m, b)
+    sm.end_cash = st.cash + st.queued
+    cdef double years = <double>(m.ts[b] - m.ts[0]) / SECONDS_PER_YEAR, fee, slip
+    sm.net_apy = annualise(sm.end_equity, p.capital, years)
+    sm.net_apy_rate = annualise(sm.end_equity_rate, p.capital, years)
+    tokens = buy_quote(p, m, 0, p.capital, &fee, &slip)
+    sm.hold_end_equity = tokens * m.price[b]
+    sm.hold_apy = annualise(sm.hold_end_equity, p.capital, years)
+
+
+cdef void _zero_summary(Summary* sm) noexcept nogil:
+    cdef char* raw = <char*>sm
+    cdef Py_ssize_t i
+    for i in range(sizeof(Summary)):
+        raw[i] = 0
+    sm.min_hf = INFINITY
+    sm.min_hf_idx = -1
+    sm.exit_idx = -1
+
+
+cdef struct LanePtrs:
+    # base pointers of the [lane, block] and [lane, chunk] arrays
+    Py_ssize_t n
+    Py_ssize_t nch
+    const double* por
+    const double* sidx
+    const double* bidx
+    const double* a
+    const double* K
+    const double* K2
+    const double* amin
+    const double* amax
+    const int64_t* aarg
+
+
+cdef void _run_config(const Mkt* base, const LanePtrs* lp, const Params* p, Summary* sm, Event* ev,
+                      Py_ssize_t ev_cap, double* rec, bint dense) noexcept nogil:
+    # one configuration: its own market view (its lane) and output pointers, on this thread's stack
+    cdef Mkt m = base[0]
+    cdef Out o
+    cdef Py_ssize_t off = p.lane * lp.n, coff = p.lane * lp.nch
+    m.por = lp.por + off
+    m.sidx = lp.sidx + off
+    m.bidx = lp.bidx + off
+    m.a = lp.a + off
+    m.K = lp.K + off
+    m.K2 = lp.K2 + off
+    m.amin = lp.amin + coff
+    m.amax = lp.amax + coff
+    m.aarg = lp.aarg + coff
+    o.sm = sm
+    o.ev = ev
+    o.ev_cap = ev_cap
+    o.rec = rec
+    _zero_summary(sm)
+    replay_one(p, &m, &o, dense)
+
+
+def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmin,
+              const int64_t[::1] rec_idx, Py_ssize_t metric_every, Py_ssize_t chunk,
+              Summary[::1] summaries, Event[:, ::1] events, double[:, :, ::1] records,
+              bint dense=False, int threads=0):
+    """Replay every configuration of `params` over one market.
+
+    market: dict of the Market arrays (ts, price, xrate, eth_usd, ltv, lt, bonus, pfee, gas_gwei);
+    lanes: dict of 2-D arrays [lane, block] (por, sidx, bidx, a, K, K2) and [lane, chunk] (amin, amax,
+    aarg), as stacked from build_lane; outputs are preallocated by the caller (backtest/engine.py)."""
+    cdef Py_ssize_t nconf = params.shape[0], n, nch, i, ncap = events.shape[1], nrec = rec_idx.shape[0]
+    cdef const int64_t[::1] ts = market["ts"]
+    cdef const double[::1] price = market["price"], xrate = market["xrate"], eth_usd = market["eth_usd"]
+    cdef const double[::1] ltv = market["ltv"], lt = market["lt"], bonus = market["bonus"]
+    cdef const double[::1] pfee = market["pfee"], gas = market["gas_gwei"]
+    cdef const double[:, ::1] por = lanes["por"], sidx = lanes["sidx"], bidx = lanes["bidx"]
+    cdef const double[:, ::1] a = lanes["a"], K = lanes["K"], K2 = lanes["K2"]
+    cdef const double[:, ::1] amin = lanes["amin"], amax = lanes["amax"]
+    cdef const int64_t[:, ::1] aarg = lanes["aarg"]
+    cdef Mkt base
+    cdef LanePtrs lp
+    cdef Py_ssize_t nlanes = por.shape[0]
+    n = ts.shape[0]
+    nch = (n + chunk - 1) // chunk
+    if n == 0 or chunk <= 0 or metric_every <= 0 or ncap <= 0:
+        raise ValueError("run_batch needs blocks, chunk > 0, metric_every > 0 and event capacity > 0")
+    if qmin.shape[0] != nch or amin.shape[1] != nch or por.shape[1] != n:
+        raise ValueError("lane / chunk arrays do not match the market")
+    if summaries.shape[0] != nconf or events.shape[0] != nconf:
+        raise ValueError("output arrays do not match the number of configurations")
+    if nrec > 0 and (records.shape[0] != nconf or records.shape[1] != nrec or records.shape[2] != N_RECORD):
+        raise ValueError("record array has the wrong shape")
+    for i in range(nconf):
+        if params[i].lane < 0 or params[i].lane >= nlanes or params[i].check_every <= 0:
+            raise ValueError(f"configuration {i}: bad lane or check_every")
+    base.n = n
+    base.ts = &ts[0]
+    base.price = &price[0]
+    base.xrate = &xrate[0]
+    base.eth_usd = &eth_usd[0]
+    base.ltv = &ltv[0]
+    base.lt = &lt[0]
+    base.bonus = &bonus[0]
+    base.pfee = &pfee[0]
+    base.gas = &gas[0]
+    base.qmin = &qmin[0]
+    base.chunk = chunk
+    base.nchunks = nch
+    base.rec_idx = &rec_idx[0] if nrec > 0 else NULL
+    base.n_rec = nrec
+    base.metric_every = metric_every
+    lp.n = n
+    lp.nch = nch
+    lp.por = &por[0, 0]
+    lp.sidx = &sidx[0, 0]
+    lp.bidx = &bidx[0, 0]
+    lp.a = &a[0, 0]
+    lp.K = &K[0, 0]
+    lp.K2 = &K2[0, 0]
+    lp.amin = &amin[0, 0]
+    lp.amax = &amax[0, 0]
+    lp.aarg = &aarg[0, 0]
+    with nogil, parallel(num_threads=threads if threads > 0 else 0):
+        for i in prange(nconf, schedule="dynamic", chunksize=1):
+            _run_config(&base, &lp, &params[i], &summaries[i], &events[i, 0], ncap,
+                        &records[i, 0, 0] if nrec > 0 else NULL, dense)

@@ -1,0 +1,109 @@
+# Position bookkeeping shared by the protocol and strategy code: balances from scaled amounts, health
+# factor, swaps with fee and slippage, gas, events, and the segment integrals of yield and interest.
+from libc.math cimport INFINITY, isnan
+from _types cimport Params, Summary, Event, Mkt, State, Out, ENTRY_STAKE
+from _math cimport slippage_fraction
+
+cdef extern from *:
+    """
+    #define BT_DUST 1e-12
+    """
+    const double DUST "BT_DUST"      # balances at or below this count as zero (tokens / debt asset)
+
+
+cdef inline double coll_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept nogil:
+    return st.s * m.sidx[b]
+
+
+cdef inline double debt_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept nogil:
+    return st.d * m.bidx[b]
+
+
+cdef inline double hf_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept nogil:
+    # HF = coll * oracle * LT / debt = (s / d) * a[b] with a = oracle * LT * sidx / bidx
+    if st.d == 0:
+        return INFINITY
+    return (st.s / st.d) * m.a[b]
+
+
+cdef inline void settle(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
+    # Book staking yield, supply yield and interest accrued since the segment start (balances were
+    # constant in scaled terms), then start a new segment at b. Call before any balance changes.
+    cdef Py_ssize_t b0 = st.seg0
+    if b > b0:
+        o.sm.staking_yield += st.s * (m.K[b] - m.K[b0]) + st.w * (m.xrate[b] - m.xrate[b0])
+        o.sm.supply_yield += st.s * (m.K2[b] - m.K2[b0])
+        o.sm.interest_paid += st.d * (m.bidx[b] - m.bidx[b0])
+    st.seg0 = b
+
+
+cdef inline void set_balances(State* st, const Mkt* m, Py_ssize_t b, double coll, double debt) noexcept nogil:
+    # store actual balances as scaled ones; dust is zero
+    st.s = coll / m.sidx[b] if coll > DUST else 0.0
+    st.d = debt / m.bidx[b] if debt > DUST else 0.0
+
+
+cdef inline double pay_gas(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b,
+                           double units) noexcept nogil:
+    cdef double price = m.gas[b] if isnan(p.gas_gwei) else p.gas_gwei
+    cdef double cost = units * price * 1e-9
+    st.cash -= cost
+    o.sm.gas_cost += cost
+    return cost
+
+
+cdef inline double buy_quote(const Params* p, const Mkt* m, Py_ssize_t b, double amount,
+                             double* fee, double* slip) noexcept nogil:
+    # tokens received for `amount` of debt asset: staked at the exchange rate, or swapped on the DEX
+    cdef double net
+    fee[0] = 0.0
+    slip[0] = 0.0
+    if amount <= 0:
+        return 0.0
+    if p.entry == ENTRY_STAKE:
+        return amount / m.xrate[b]
+    fee[0] = amount * p.swap_fee
+    net = amount - fee[0]
+    slip[0] = net * slippage_fraction(p.slip_model, net, p.slip_param, p.pool_depth, p.amp)
+    return (net - slip[0]) / m.price[b]
+
+
+cdef inline double sell_quote(const Params* p, const Mkt* m, Py_ssize_t b, double tokens,
+                              double* fee, double* slip) noexcept nogil:
+    # debt asset received for `tokens` sold on the DEX
+    cdef double value, net
+    fee[0] = 0.0
+    slip[0] = 0.0
+    if tokens <= 0:
+        return 0.0
+    value = tokens * m.price[b]
+    fee[0] = value * p.swap_fee
+    net = value - fee[0]
+    slip[0] = net * slippage_fraction(p.slip_model, net, p.slip_param, p.pool_depth, p.amp)
+    return net - slip[0]
+
+
+cdef inline void book_swap(Out* o, double fee, double slip) noexcept nogil:
+    o.sm.swap_fee_cost += fee
+    o.sm.slippage_cost += slip
+
+
+cdef inline void push_event(State* st, const Mkt* m, Out* o, Py_ssize_t b, long kind,
+                            double coll, double debt, double cost) noexcept nogil:
+    cdef Event* e
+    o.sm.n_events += 1
+    if st.n_ev >= o.ev_cap:
+        o.sm.events_dropped += 1
+        return
+    e = &o.ev[st.n_ev]
+    e.idx = b
+    e.kind = kind
+    e.coll = coll
+    e.debt = debt
+    e.cost = cost
+    e.hf = hf_of(st, m, b)
+    st.n_ev += 1
+
+
+cdef inline double equity(const State* st, const Mkt* m, Py_ssize_t b, double mark) noexcept nogil:
+    return (coll_of(st, m, b) + st.w) * mark + st.cash + st.queued - debt_of(st, m, b)

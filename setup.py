@@ -1,0 +1,29 @@
+"""Build the Cython core (ext/) into the backtest package as part of `pip install`."""
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension(
+        "backtest._core",
+        ["ext/_core.pyx"],
+        include_dirs=[numpy.get_include(), "ext"],
+        extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno"],
+        extra_link_args=["-fopenmp"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+        include_path=["ext"],
+    )
+)
