@@ -304,10 +304,12 @@ class Replay:
         if kind == STRATEGIES["flash-loan"]:
             x = float(p["target_ltv"])
             ff = float(p["flash_fee"])
+            # F (1 + ff) = x * pc * q * (C + F), q = tokens per unit bought (depends on F via slippage)
             f = cap * x / (1.0 - x)
             for _ in range(FIXED_POINT_ITERS):
                 tokens, _, _ = self.buy_quote(b, cap + f)
-                f = x * tokens * pc / (1.0 + ff)
+                q = tokens / (cap + f)
+                f = x * pc * q * cap / ((1.0 + ff) - x * pc * q)
             tokens, fee, slip = self.buy_quote(b, cap + f)
             self.book_swap(fee, slip)
             pos.cash -= cap

@@ -366,3 +366,8 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
         for i in prange(nconf, schedule="dynamic", chunksize=1):
             _run_config(&base, &lp, &params[i], &summaries[i], &events[i, 0], ncap,
                         &records[i, 0, 0] if nrec > 0 else NULL, dense)
+
+
+def struct_sizes():
+    """sizeof of the packed structs, for the schema test against backtest/schema.py."""
+    return {"Params": sizeof(Params), "Summary": sizeof(Summary), "Event": sizeof(Event)}

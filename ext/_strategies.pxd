@@ -14,14 +14,16 @@ cdef enum:
 
 cdef inline void open_position(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
     cdef double cap = p.capital, pc = m.por[b], x = p.target_ltv, ff = p.flash_fee
-    cdef double f, tokens, fee, slip, g, coll, debt, last, borrow, room, t
+    cdef double f, q, tokens, fee, slip, g, coll, debt, last, borrow, room, t
     cdef int i
     settle(st, m, o, b)
     if p.kind == KIND_FLASH:
+        # F (1 + ff) = x * pc * q * (C + F), q = tokens per unit bought (depends on F via slippage)
         f = cap * x / (1.0 - x)
         for i in range(FIXED_POINT_ITERS):
             tokens = buy_quote(p, m, b, cap + f, &fee, &slip)
-            f = x * tokens * pc / (1.0 + ff)
+            q = tokens / (cap + f)
+            f = x * pc * q * cap / ((1.0 + ff) - x * pc * q)
         tokens = buy_quote(p, m, b, cap + f, &fee, &slip)
         book_swap(o, fee, slip)
         st.cash -= cap

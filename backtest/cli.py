@@ -1,0 +1,257 @@
+"""The `backtest` command: a thin click group that parses, calls the API, prints, maps errors to exit codes.
+
+Exit codes: 0 ok, 2 bad input (config, data, arguments), 1 any other failure. A user mistake never shows a
+traceback (set BACKTEST_DEBUG=1 to see one for a failure).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from backtest.errors import BacktestError, InputError
+
+
+def _fmt(v, pct=False, digits=4):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        if math.isinf(v):
+            return "inf"
+        return f"{v * 100:.2f}%" if pct else f"{v:.{digits}f}"
+    return str(v)
+
+
+SUMMARY_COLUMNS = (
+    ("net_apy", "net APY", True), ("hold_apy", "hold APY", True), ("excess_apy", "excess", True),
+    ("avg_leverage", "avg lev", False), ("min_hf", "min HF", False), ("liq_count", "liqs", False),
+    ("bad_debt", "bad debt", False), ("total_costs", "costs", False), ("end_equity", "end equity", False),
+)
+
+
+def print_summary(summary, labels: list[str], limit: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary.height} configuration(s)", show_lines=False)
+    table.add_column("id", justify="right")
+    for lab in labels:
+        table.add_column(lab.split(".")[-1])
+    for _, title, _ in SUMMARY_COLUMNS:
+        table.add_column(title, justify="right")
+    for row in summary.head(limit).iter_rows(named=True):
+        cells = [str(row["config_id"])] + [_fmt(row[lab]) for lab in labels]
+        cells += [_fmt(row[col], pct) for col, _, pct in SUMMARY_COLUMNS]
+        table.add_row(*cells)
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    if summary.height > limit:
+        console.print(f"... {summary.height - limit} more rows in summary.parquet")
+
+
+class _Progress:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+        self.task = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("configurations", total=total)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def parse_value(text: str):
+    """A --set value: a TOML literal (number, bool, quoted string, array), else the bare string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _parse_sets(items) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise click.UsageError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_value(v.strip())
+    return out
+
+
+def _parse_grids(items) -> dict:
+    from backtest.config import parse_grid
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise click.UsageError(f"--grid {item!r}: expected KEY=SPEC (a:b:step, a..b or x,y,z)")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_grid(v.strip())
+    return out
+
+
+def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet):
+    from backtest.api import run as api_run
+
+    prog = _Progress(not quiet)
+    try:
+        res = api_run(config, overrides=_parse_sets(sets) or None, grids=_parse_grids(grids) or None,
+                      zip_=zip_, engine=engine, dense=dense, workers=workers, progress=prog.advance,
+                      on_start=prog.start)
+    finally:
+        prog.stop()
+    if not quiet:
+        labels = [p for p in res["summary"].columns if "." in p]
+        print_summary(res["summary"], labels)
+        click.echo(f"result set: {res['path']}")
+    return res
+
+
+@click.group()
+@click.version_option(package_name="backtest")
+def cli():
+    """Leverage-loop and liquidation backtester for liquid staking and restaking."""
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key")
+@click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True,
+              help="the Cython core, or the slow plain-Python reference engine")
+@click.option("--dense", is_flag=True, help="replay every block (no chunk skipping); same results, slower")
+@click.option("--workers", type=int, default=0, help="threads for the core (0 = all cores)")
+@click.option("--quiet", is_flag=True, help="no table, no progress bar")
+def run(config, sets, engine, dense, workers, quiet):
+    """Replay CONFIG (and every point of its [sweep]); write the result set and print a summary."""
+    _do_run(config, sets, (), False, engine, dense, workers, quiet)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--grid", "grids", multiple=True, metavar="KEY=SPEC",
+              help="a grid: a:b:step (floats, inclusive), a..b (integers), or x,y,z")
+@click.option("--zip", "zip_", is_flag=True, help="pair the grids element-wise instead of a product")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key")
+@click.option("--workers", type=int, default=0, help="threads for the core (0 = all cores)")
+@click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
+@click.option("--quiet", is_flag=True)
+def sweep(config, grids, zip_, sets, workers, engine, quiet):
+    """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
+    _do_run(config, sets, grids, zip_, engine, False, workers, quiet)
+
+
+@cli.group()
+def data():
+    """Build and inspect the Parquet data lake."""
+
+
+@data.command("synth")
+@click.argument("name")
+@click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True)
+def data_synth(name, lake):
+    """Write the deterministic synthetic market NAME into the lake."""
+    from backtest.data.synth import SCENARIOS, synth
+
+    if name not in SCENARIOS:
+        raise InputError(f"unknown synthetic market {name!r}; choose one of: {', '.join(sorted(SCENARIOS))}")
+    paths = synth(name, Path(lake))
+    click.echo(f"{name}: wrote {len(paths)} file(s) into {lake}")
+
+
+@data.command("list")
+@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+def data_list(lake):
+    """List the lake's series with span and resolution."""
+    import datetime as dt
+
+    from backtest.data.lake import catalog
+
+    cat = catalog(Path(lake))
+    if cat.height == 0:
+        click.echo(f"{lake}: no series")
+        return
+    for row in cat.iter_rows(named=True):
+        first = dt.datetime.fromtimestamp(row["first_ts"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        last = dt.datetime.fromtimestamp(row["last_ts"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{row['table']:<15} {row['key']:<40} {row['rows']:>8} rows  {first} -> {last}")
+
+
+@cli.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--sql", default=None, help="DuckDB SQL over views summary, events, timeseries")
+def show(results_dir, sql):
+    """Print a result set's summary, or run SQL over it."""
+    import duckdb
+
+    root = Path(results_dir)
+    if not (root / "summary.parquet").exists():
+        raise InputError(f"{results_dir}: not a result set (no summary.parquet)")
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW summary AS SELECT * FROM read_parquet('{root / 'summary.parquet'}')")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
+    if (root / "timeseries").exists():
+        con.execute("CREATE VIEW timeseries AS SELECT * FROM read_parquet("
+                    f"'{root / 'timeseries' / '*' / '*.parquet'}', hive_partitioning = true)")
+    if sql is None:
+        import polars as pl
+
+        summary = pl.read_parquet(root / "summary.parquet")
+        print_summary(summary, [c for c in summary.columns if "." in c])
+        return
+    try:
+        rel = con.sql(sql)
+    except duckdb.Error as exc:
+        raise InputError(f"--sql: {exc}") from None
+    if rel is None:
+        return
+    click.echo(rel.pl())
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except (click.ClickException, BacktestError) as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a failure, not a user mistake
+        if os.environ.get("BACKTEST_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

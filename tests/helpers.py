@@ -1,0 +1,48 @@
+"""Small builders shared by the tests: hand-made markets and parameter rows."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backtest.data.market import Market
+from backtest.engine import Lane, record_indices, run_core, run_reference_batch
+from backtest.schema import PARAMS_DTYPE, PROTOCOLS, SLIPPAGE, STRATEGIES, ENTRIES
+
+FAR_FUTURE = 4_000_000_000
+
+
+def market(prices, *, xrate=1.0, eth_usd=3000.0, borrow_apr=0.0, supply_apr=0.0, ltv=0.93, lt=0.95,
+           bonus=0.01, pfee=0.10, gas=0.0, t0=1_700_000_000, dt=12, oracle_feed=np.nan) -> Market:
+    prices = np.atleast_1d(np.asarray(prices, dtype=float))
+    n = len(prices)
+    return Market.from_arrays(n, ts=t0 + np.arange(n) * dt, block=20_000_000 + np.arange(n), price=prices,
+                              xrate=xrate, eth_usd=eth_usd, borrow_apr=borrow_apr, supply_apr=supply_apr,
+                              oracle_feed=oracle_feed, ltv=ltv, lt=lt, bonus=bonus, pfee=pfee, gas_gwei=gas)
+
+
+def params(**kw) -> np.ndarray:
+    """One PARAMS_DTYPE row: a costless loop unless told otherwise (names as in PARAMS_DTYPE, with
+    protocol / kind / entry / slip_model given as names)."""
+    p = np.zeros(1, dtype=PARAMS_DTYPE)
+    base = dict(protocol="aave-v3", kind="loop", entry="stake", lane=0, loops=1, slip_model="none",
+                reb_on=0, exit_on=0, exit_route=0, check_every=3600, queue_delay=86400, v33_from=FAR_FUTURE,
+                unwind_at_end=0, capital=100.0, target_ltv=0.9, delev_below=0.0, target_hf=0.0,
+                relev_above=math.inf, depeg_below=0.0, gas_gwei=0.0, gas_open=0.0, gas_loop=0.0, gas_reb=0.0,
+                gas_close=0.0, swap_fee=0.0, slip_param=0.0, pool_depth=1e9, amp=50.0, flash_fee=0.0,
+                cf_ovr=math.nan)
+    base.update(kw)
+    codes = {"protocol": PROTOCOLS, "kind": STRATEGIES, "entry": ENTRIES, "slip_model": SLIPPAGE}
+    for k, v in base.items():
+        p[0][k] = codes[k][v] if k in codes and isinstance(v, str) else v
+    return p
+
+
+def both(m: Market, p: np.ndarray, oracle: str = "market", record: int = 0, metric_every: int = 300,
+         chunk: int = 256, capo=(0.0968, 7 * 86400)):
+    """Run the core and the reference on the same inputs; return (core, reference) Outputs."""
+    lanes = [Lane(oracle, capo[0], capo[1])]
+    rec = record_indices(m, record)
+    core = run_core(m, p, lanes, rec, metric_every, chunk)
+    ref = run_reference_batch(m, p, lanes, rec, metric_every)
+    return core, ref
