@@ -110,7 +110,7 @@ def _parse_grids(items) -> dict:
         if "=" not in item:
             raise click.UsageError(f"--grid {item!r}: expected KEY=SPEC (a:b:step, a..b or x,y,z)")
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_grid(v.strip())
+        out[k.strip()] = parse_grid(v.strip(), key=k.strip())
     return out
 
 

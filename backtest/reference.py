@@ -563,7 +563,10 @@ def annualise(end_equity: float, capital: float, years: float) -> float:
         return 0.0
     if end_equity <= 0:
         return -1.0
-    return (end_equity / capital) ** (1.0 / years) - 1.0
+    try:
+        return (end_equity / capital) ** (1.0 / years) - 1.0
+    except OverflowError:          # a very short window: C's pow() gives inf, so do we
+        return math.inf
 
 
 def run_reference(market: Market, params, oracle: str, capo_growth: float, capo_age: int,
