@@ -1,0 +1,530 @@
+"""Alignment: every lake series ASOF-joined onto the block clock (DESIGN.md sections 4 and 5).
+
+The clock is ``ts[k] = run.start + k * run.block_time`` for ``k < ceil((run.end - run.start) / block_time)``.
+Each series takes, at every block, its last value at or before the block's time (DuckDB ``ASOF LEFT JOIN``
+against a generated range of block times; the arrays come back through Arrow, never through a Python loop
+over blocks).
+
+Series read (market = the config's ``[market]``; "ETH" and "WETH" are the same asset in every match):
+
+=================  ==========================================================  ==============================
+Market array       lake rows                                                   required
+=================  ==========================================================  ==============================
+price              prices base=collateral, quote=debt                          yes
+xrate              exchange_rates token=collateral                             yes
+eth_usd            prices base in (debt, ETH), quote=USD (debt's own first)    no: NaN
+borrow_apr         rates protocol, asset=debt: borrow_apr                      unless market.borrow_rate
+supply_apr         rates protocol, asset=collateral: supply_apr                unless market.supply_rate
+ltv/lt/bonus/pfee  market_params protocol, asset=collateral, emode; defaults   unless all four overridden
+gas_gwei           gas: base_fee_gwei + coalesce(priority_fee_gwei, 0)         unless costs.gas is a number
+oracle_feed        oracle_prices protocol, asset=collateral, quote=debt        if market.oracle = "chainlink"
+=================  ==========================================================  ==============================
+
+Coverage of a required time series (not of market_params, which is a step function that holds until the
+next change): it must have a point at or before ``run.start``; no point may be followed by more than
+:data:`MAX_GAP` (3 days) without a newer point while inside the window, which covers both internal gaps and a
+last point more than 3 days before ``run.end``. Violations are DataErrors naming the table, the series key
+and the dates. Several ``source`` values for one key inside the window are ambiguous (DataError listing
+them). The optional ``eth_usd`` is NaN wherever its last point is more than 3 days old.
+
+Market parameters come from the lake where it has rows for the key; defaults from :mod:`backtest.params`
+fill the time before the lake's first row and any null ``protocol_fee``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from backtest import params as _params
+from backtest.config_types import Config, ScenarioConfig
+from backtest.data import lake as _lake
+from backtest.data.market import Market, SeriesInfo
+from backtest.errors import DataError
+
+MAX_GAP = 3 * 86400                 # seconds a required series may go without a new point
+MERGE_BLOCK = 15537394              # first proof-of-stake block
+MERGE_TS = 1663224179               # its timestamp (2022-09-15 06:42:59 UTC)
+SLOT = 12                           # seconds per Ethereum slot after the Merge
+
+ETH_LIKE = ("ETH", "WETH")
+
+
+def _iso(ts: int | float) -> str:
+    return _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _aliases(symbol: str) -> list[str]:
+    return list(ETH_LIKE) if symbol in ETH_LIKE else [symbol]
+
+
+def _same_asset(a: str, b: str) -> bool:
+    return a == b or (a in ETH_LIKE and b in ETH_LIKE)
+
+
+# ------------------------------------------------------------------------------------------------ clock
+def block_clock(start: int, end: int, block_time: int = 12) -> np.ndarray:
+    """Block times ``start + k * block_time`` for ``k < ceil((end - start) / block_time)`` (int64)."""
+    if block_time <= 0:
+        raise DataError(f"block_time must be positive, got {block_time}")
+    n = max(0, math.ceil((int(end) - int(start)) / int(block_time)))
+    return np.int64(start) + np.arange(n, dtype=np.int64) * np.int64(block_time)
+
+
+def estimate_blocks(ts: np.ndarray, known_ts: np.ndarray | None = None, known_block: np.ndarray | None = None,
+                    slot: int = SLOT) -> np.ndarray:
+    """Block numbers at times ``ts``.
+
+    With known (ts, block) pairs (the lake's ``blocks`` table) the numbers are linearly interpolated between
+    them and extrapolated with ``slot``-second blocks beyond the ends; without, they are estimated from the
+    Merge anchor (block 15537394 at 1663224179, one block per 12-second slot; an estimate before the Merge,
+    when blocks averaged ~13 s). Never negative.
+    """
+    t = np.asarray(ts, dtype=np.int64)
+    if known_ts is None or len(known_ts) == 0:
+        out = MERGE_BLOCK + np.floor_divide(t - MERGE_TS, slot)
+        return np.maximum(out, 0).astype(np.int64)
+    kt = np.asarray(known_ts, dtype=np.float64)
+    kb = np.asarray(known_block, dtype=np.float64)
+    order = np.argsort(kt, kind="stable")
+    kt, kb = kt[order], kb[order]
+    est = np.interp(t.astype(np.float64), kt, kb)
+    lo = t < kt[0]
+    hi = t > kt[-1]
+    est[lo] = kb[0] + np.floor((t[lo] - kt[0]) / slot)
+    est[hi] = kb[-1] + np.floor((t[hi] - kt[-1]) / slot)
+    return np.maximum(np.floor(est + 1e-9), 0).astype(np.int64)
+
+
+# -------------------------------------------------------------------------------------- series loading
+@dataclass
+class _Points:
+    """The points of one series used for a window (from the last point at or before start)."""
+
+    table: str
+    key: str
+    ts: np.ndarray
+    values: dict[str, np.ndarray]
+    files: list[str] = field(default_factory=list)
+
+    def info(self) -> SeriesInfo:
+        gaps = np.diff(self.ts)
+        return SeriesInfo(table=self.table, key=self.key, rows=int(self.ts.shape[0]),
+                          first_ts=int(self.ts[0]), last_ts=int(self.ts[-1]),
+                          max_gap=int(gaps.max()) if gaps.size else 0)
+
+
+def check_coverage(table: str, key: str, ts: np.ndarray, start: int, end: int, max_gap: int = MAX_GAP) -> None:
+    """DataError unless sorted point times ``ts`` cover ``[start, end)`` with no stale stretch > max_gap."""
+    label = f"{table} {key}"
+    if ts.size == 0:
+        raise DataError(f"{label}: no data in the lake for this series")
+    p = int(np.searchsorted(ts, start, side="right")) - 1
+    if p < 0:
+        raise DataError(
+            f"{label}: no point at or before the run start {_iso(start)} (first point {_iso(ts[0])})"
+        )
+    w = ts[p:]
+    w = w[w < end]
+    nxt = np.minimum(np.append(w[1:], end), end)
+    stale = nxt - w
+    bad = np.nonzero(stale > max_gap)[0]
+    if bad.size:
+        i = int(bad[0])
+        if i == w.size - 1:
+            raise DataError(
+                f"{label}: last point {_iso(w[i])} is {(end - w[i]) / 86400:.1f} days before the run end "
+                f"{_iso(end)} (max {max_gap / 86400:g} days)"
+            )
+        raise DataError(
+            f"{label}: gap of {(w[i + 1] - w[i]) / 86400:.1f} days from {_iso(w[i])} to {_iso(w[i + 1])} "
+            f"inside the run window {_iso(start)} to {_iso(end)} (max {max_gap / 86400:g} days)"
+        )
+
+
+class _Aligner:
+    def __init__(self, lake: Path, start: int, end: int, block_time: int, chain: str = "ethereum"):
+        self.lake = lake
+        self.chain = chain
+        self.start = int(start)
+        self.end = int(end)
+        self.block_time = int(block_time)
+        self.ts = block_clock(start, end, block_time)
+        self.n = int(self.ts.shape[0])
+        if self.n == 0:
+            raise DataError(f"empty run window: start {_iso(start)} is not before end {_iso(end)}")
+        self.con: duckdb.DuckDBPyConnection = _lake.connect(lake)
+        self.con.execute(
+            "CREATE TEMP TABLE clock AS SELECT range AS k, CAST(? AS BIGINT) + range * CAST(? AS BIGINT) AS ts "
+            "FROM range(?)", [self.start, self.block_time, self.n])
+        self.series: list[SeriesInfo] = []
+        self.files: set[str] = set()
+        self.pending: list[tuple[str, _Points, int | None]] = []
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- reading ------------------------------------------------------------------------------------
+    def points(self, table: str, key: str, filters: dict[str, Any], values: Sequence[tuple[str, str]],
+               *, source: bool) -> _Points | None:
+        """The points of a series from the last one at or before start to the last one before end.
+
+        ``values`` are (output name, SQL expression) pairs. Returns None when the lake has no rows for the
+        series at all. Raises a DataError on several sources inside the window.
+        """
+        if not _lake.has_table(self.con, table):
+            return None
+        where, params = _lake.where_clause(filters)
+        exprs = ", ".join(f"{expr} AS {name}" for name, expr in values)
+        src = "source" if source else "NULL"
+        # only the rows that matter: from the last point at or before start (else the first point) to end
+        tab = self.con.sql(
+            f"WITH s AS (SELECT ts, {exprs}, {src} AS _source, filename FROM {table} WHERE {where}), "
+            f"b AS (SELECT coalesce((SELECT max(ts) FROM s WHERE ts <= ?), (SELECT min(ts) FROM s)) AS lo) "
+            f"SELECT s.* FROM s, b WHERE s.ts >= b.lo AND (s.ts < ? OR s.ts = b.lo) ORDER BY s.ts, s.filename",
+            params=[*params, self.start, self.end],
+        ).to_arrow_table()
+        if tab.num_rows == 0:
+            return None
+        ts = tab.column("ts").to_numpy()
+        p = int(np.searchsorted(ts, self.start, side="right")) - 1
+        lo = max(p, 0)
+        hi = int(np.searchsorted(ts, self.end, side="left"))
+        if hi <= lo:   # every point is at or after the end: keep the first so coverage can report it
+            hi = lo + 1
+        win = tab.slice(lo, hi - lo)
+        if source:
+            sources = sorted(set(win.column("_source").to_pylist()))
+            if len(sources) > 1:
+                raise DataError(
+                    f"{table} {key}: ambiguous, {len(sources)} sources inside the run window: "
+                    f"{', '.join(sources)} (keep one, or import them into separate lakes)"
+                )
+        wts = win.column("ts").to_numpy()
+        keep = np.append(wts[1:] != wts[:-1], True)      # duplicate ts: the last row (file order) wins
+        vals = {name: win.column(name).to_numpy(zero_copy_only=False)[keep].astype(np.float64)
+                for name, _ in values}
+        files = sorted(set(win.column("filename").to_pylist()))
+        return _Points(table, key, wts[keep].astype(np.int64), vals, files)
+
+    def require(self, pts: _Points | None, table: str, key: str) -> _Points:
+        if pts is None:
+            raise DataError(f"{table} {key}: no data in the lake at {self.lake} for this series")
+        check_coverage(table, key, pts.ts, self.start, self.end)
+        return pts
+
+    def use(self, pts: _Points) -> None:
+        self.series.append(pts.info())
+        self.files.update(pts.files)
+
+    # -- joining ------------------------------------------------------------------------------------
+    def add(self, name: str, pts: _Points, max_age: int | None = None) -> None:
+        """Queue ``pts`` for the ASOF join; its columns come back from :meth:`join` as ``name.col``.
+
+        With ``max_age``, a block whose latest point is older than ``max_age`` seconds gets NaN.
+        """
+        self.pending.append((name, pts, max_age))
+
+    def join(self) -> dict[str, np.ndarray]:
+        """ASOF-join every queued series onto the block clock in DuckDB.
+
+        The series are first ASOF-joined onto the union of their point times (a small table: one row per
+        distinct point time, one column per series value plus each series' own point time), then that
+        table is ASOF-joined once onto the clock's block times: one pass over the blocks instead of one per
+        series. Returns float64 arrays of len(clock), keyed ``name.col``.
+        """
+        if not self.pending:
+            return {}
+        con = self.con
+        parts, cols, big = [], [], []
+        for i, (name, pts, max_age) in enumerate(self.pending):
+            t = f"p{i}"
+            arrow = pa.table({"ts": pa.array(pts.ts, pa.int64()),
+                              **{f"c{j}": pa.array(v, pa.float64()) for j, v in enumerate(pts.values.values())}})
+            con.register(f"{t}_src", arrow)
+            con.execute(f"CREATE TEMP TABLE {t} AS SELECT * FROM {t}_src ORDER BY ts")
+            con.unregister(f"{t}_src")
+            parts.append(f"SELECT ts FROM {t}")
+            cols.append(f"{t}.ts AS {t}_ts")
+            for j, col in enumerate(pts.values):
+                cols.append(f"{t}.c{j} AS {t}_c{j}")
+                expr = f"u.{t}_c{j}"
+                if max_age is not None:
+                    expr = f"CASE WHEN clock.ts - u.{t}_ts <= {int(max_age)} THEN {expr} END"
+                big.append((f"{name}.{col}", f"{expr} AS {t}_c{j}", f"{t}_c{j}"))
+        joins = " ".join(f"ASOF LEFT JOIN p{i} ON u0.ts >= p{i}.ts" for i in range(len(self.pending)))
+        con.execute(
+            f"CREATE TEMP TABLE u AS SELECT u0.ts AS ts, {', '.join(cols)} "
+            f"FROM (SELECT DISTINCT ts FROM ({' UNION ALL '.join(parts)})) AS u0 {joins}"
+        )
+        # no ORDER BY: each row carries its block index k, which places it (cheaper than sorting)
+        tab = con.sql(
+            f"SELECT clock.k AS _k, {', '.join(e for _, e, _ in big)} "
+            f"FROM clock ASOF LEFT JOIN u ON clock.ts >= u.ts"
+        ).to_arrow_table()
+        k = tab.column("_k").to_numpy()
+        if k.shape[0] != self.n:
+            raise DataError(f"internal alignment error: {k.shape[0]} rows for {self.n} blocks")
+        out: dict[str, np.ndarray] = {}
+        for key, _, col in big:
+            arr = np.empty(self.n, dtype=np.float64)
+            arr[k] = tab.column(col).to_numpy()
+            out[key] = arr
+        self.pending.clear()
+        return out
+
+    def blocks(self) -> np.ndarray:
+        """Block numbers of the clock: interpolated from the lake's ``blocks`` table where it has one,
+        else the Merge-anchor estimate on Ethereum, else the block index (other chains)."""
+        slot = SLOT if self.chain == "ethereum" else self.block_time
+        if _lake.has_table(self.con, "blocks"):
+            # the points bracketing the window (plus everything inside it)
+            last = int(self.ts[-1])
+            tab = self.con.sql(
+                "SELECT ts, block, filename FROM blocks "
+                "WHERE ts >= coalesce((SELECT max(ts) FROM blocks WHERE ts <= ?), ?) "
+                "AND ts <= coalesce((SELECT min(ts) FROM blocks WHERE ts >= ?), ?) ORDER BY ts",
+                params=[self.start, self.start, last, last],
+            ).to_arrow_table()
+            if tab.num_rows:
+                kt = tab.column("ts").to_numpy()
+                self.series.append(SeriesInfo("blocks", "blocks", tab.num_rows, int(kt[0]), int(kt[-1]),
+                                              int(np.diff(kt).max()) if kt.size > 1 else 0))
+                self.files.update(tab.column("filename").to_pylist())
+                return estimate_blocks(self.ts, kt, tab.column("block").to_numpy(), slot=slot)
+        if self.chain == "ethereum":
+            return estimate_blocks(self.ts)
+        return np.arange(self.n, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------- align
+def align(config: Config) -> Market:
+    """Build the aligned :class:`Market` of ``config`` from its lake (``config.run.data``).
+
+    See the module docstring for the series read, the coverage rules and the fallbacks. Config overrides
+    (market.ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, borrow_rate,
+    supply_rate, and a numeric costs.gas) replace the corresponding arrays, and those series are then not
+    read. ``[[scenario]]`` overlays are applied last (:func:`apply_scenarios`).
+    """
+    run, mk = config.run, config.market
+    lake = Path(run.data)
+    if not lake.is_dir():
+        raise DataError(f"data lake not found: {lake} (run.data); create one with `backtest data synth` "
+                        "or `backtest data import`")
+    al = _Aligner(lake, run.start, run.end, run.block_time, run.chain)
+    try:
+        n = al.n
+        coll, debt, proto = mk.collateral, mk.debt, mk.protocol
+
+        # market price of the collateral in the debt asset
+        key = f"{coll}/{debt}"
+        pts = al.require(al.points("prices", key, {"base": coll, "quote": _aliases(debt)},
+                                   [("v", "price")], source=True), "prices", key)
+        al.use(pts)
+        al.add("price", pts)
+
+        # exchange rate (redemption value) of the collateral
+        key = coll
+        pts = al.require(al.points("exchange_rates", key, {"token": coll}, [("v", "rate")], source=True),
+                         "exchange_rates", key)
+        al.use(pts)
+        al.add("xrate", pts)
+
+        # ETH/USD (optional): the debt asset's own USD series, else ETH's
+        for base in dict.fromkeys([debt, *(_aliases(debt) if debt in ETH_LIKE else [])]):
+            key = f"{base}/USD"
+            pts = al.points("prices", key, {"base": base, "quote": "USD"}, [("v", "price")], source=True)
+            if pts is not None and (pts.ts < al.end).any() and pts.ts[-1] >= al.start - MAX_GAP:
+                al.use(pts)
+                al.add("eth_usd", pts, max_age=MAX_GAP)
+                break
+
+        # borrow APR of the debt asset
+        if mk.borrow_rate is None:
+            key = f"{proto}:{debt}:borrow_apr"
+            pts = al.require(al.points("rates", key, {"protocol": proto, "asset": _aliases(debt)},
+                                       [("v", "borrow_apr")], source=False), "rates", key)
+            al.use(pts)
+            al.add("borrow", pts)
+
+        # supply APR of the collateral
+        if mk.supply_rate is None:
+            key = f"{proto}:{coll}:supply_apr"
+            pts = al.require(al.points("rates", key, {"protocol": proto, "asset": _aliases(coll)},
+                                       [("v", "supply_apr")], source=False), "rates", key)
+            al.use(pts)
+            al.add("supply", pts)
+
+        # risk parameters
+        overrides = {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": mk.liquidation_bonus,
+                     "pfee": mk.liquidation_protocol_fee}
+        if any(v is None for v in overrides.values()):
+            al.add("par", _market_params(al, proto, coll, mk.emode))
+
+        # gas price
+        gas_fixed = isinstance(config.costs.gas, (int, float)) and not isinstance(config.costs.gas, bool)
+        if not gas_fixed:
+            key = "base_fee_gwei+priority_fee_gwei"
+            pts = al.require(al.points("gas", key, {},
+                                       [("v", "base_fee_gwei + coalesce(priority_fee_gwei, 0.0)")], source=False),
+                             "gas", key)
+            al.use(pts)
+            al.add("gas", pts)
+
+        # the protocol oracle's feed (chainlink mode only)
+        if mk.oracle == "chainlink":
+            key = f"{proto}:{coll}/{debt}"
+            pts = al.require(al.points("oracle_prices", key,
+                                       {"protocol": proto, "asset": coll, "quote": _aliases(debt)},
+                                       [("v", "price")], source=False), "oracle_prices", key)
+            al.use(pts)
+            al.add("oracle", pts)
+
+        arr = al.join()
+        nan = np.full(n, np.nan)
+
+        def const(v: float | None) -> np.ndarray:
+            return np.full(n, float(v))
+
+        par = {name: (const(v) if v is not None else arr[f"par.{name}"]) for name, v in overrides.items()}
+        block = al.blocks()
+        market = Market(
+            ts=al.ts, block=block, price=arr["price.v"], xrate=arr["xrate.v"],
+            eth_usd=arr.get("eth_usd.v", nan),
+            borrow_apr=const(mk.borrow_rate) if mk.borrow_rate is not None else arr["borrow.v"],
+            supply_apr=const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"],
+            oracle_feed=arr.get("oracle.v", nan.copy()),
+            ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
+            gas_gwei=const(config.costs.gas) if gas_fixed else arr["gas.v"], series=al.series,
+            data_hash=_lake.data_hash(sorted(al.files), root=lake) if al.files else "",
+        )
+    finally:
+        al.close()
+    return apply_scenarios(market, config.scenarios, collateral=mk.collateral, debt=mk.debt)
+
+
+def _market_params(al: _Aligner, protocol: str, asset: str, emode: str | None) -> _Points:
+    """Lake market_params for the key, with defaults before the lake's first row and for null fees."""
+    key = f"{protocol}:{asset}:{emode if emode is not None else '-'}"
+    cols = [("ltv", "ltv"), ("lt", "liquidation_threshold"), ("bonus", "liquidation_bonus"),
+            ("pfee", "protocol_fee")]
+    lake_pts = al.points("market_params", key, {"protocol": protocol, "asset": asset, "emode": emode},
+                         cols, source=False)
+    try:
+        defaults = _params.default_params(protocol, asset, emode)
+        default_err = None
+    except DataError as exc:
+        defaults, default_err = [], exc
+    d_ts = np.array([e[0] for e in defaults], dtype=np.int64)
+    d_val = {name: np.array([e[i + 1] for e in defaults], dtype=np.float64)
+             for i, name in enumerate(("ltv", "lt", "bonus", "pfee"))}
+
+    if lake_pts is None:
+        if default_err is not None:
+            raise DataError(f"market_params {key}: no rows in the lake and {default_err}")
+        ts, vals = d_ts, {k: v.copy() for k, v in d_val.items()}
+        from_lake = np.zeros(ts.shape[0], dtype=bool)
+        files: list[str] = []
+    else:
+        pre = d_ts < lake_pts.ts[0]
+        ts = np.concatenate([d_ts[pre], lake_pts.ts])
+        vals = {k: np.concatenate([d_val[k][pre], lake_pts.values[k]]) for k in lake_pts.values}
+        from_lake = np.concatenate([np.zeros(int(pre.sum()), dtype=bool),
+                                    np.ones(lake_pts.ts.shape[0], dtype=bool)])
+        files = lake_pts.files
+    p = int(np.searchsorted(ts, al.start, side="right")) - 1
+    if p < 0:
+        why = f"; defaults: {default_err}" if default_err is not None else ""
+        raise DataError(f"market_params {key}: no parameters in force at the run start {_iso(al.start)} "
+                        f"(first from {_iso(ts[0])}){why}")
+    keep = slice(p, max(p + 1, int(np.searchsorted(ts, al.end, side="left"))))
+    ts, from_lake = ts[keep], from_lake[keep]
+    vals = {k: v[keep] for k, v in vals.items()}
+    null_fee = np.isnan(vals["pfee"])
+    if null_fee.any():
+        if default_err is not None:
+            raise DataError(f"market_params {key}: protocol_fee is null and {default_err}")
+        idx = np.searchsorted(d_ts, ts[null_fee], side="right") - 1
+        if (idx < 0).any():
+            raise DataError(f"market_params {key}: protocol_fee is null at {_iso(ts[null_fee][idx < 0][0])} "
+                            f"and the default parameters start later, on {_iso(d_ts[0])}")
+        vals["pfee"][null_fee] = d_val["pfee"][idx]
+    if from_lake.any():
+        al.use(_Points("market_params", key, ts[from_lake], {}, files))
+    if (~from_lake).any() or null_fee.any():
+        used = ~from_lake | null_fee
+        al.use(_Points("params", f"{key} (backtest.params defaults)", ts[used], {}))
+    return _Points("market_params", key, ts, vals, files)
+
+
+# ------------------------------------------------------------------------------------------- scenarios
+def scenario_shape(ts: np.ndarray, at: int, duration: int, shape: str) -> np.ndarray:
+    """The overlay's weight s(t) in [0, 1] at times ``ts``.
+
+    ``step``: 1 on ``[at, at + duration)``, else 0. ``v``: 0 at ``at``, rising linearly to 1 at
+    ``at + duration/2`` and back to 0 at ``at + duration``; 0 outside.
+    """
+    t = np.asarray(ts, dtype=np.float64)
+    s = np.zeros(t.shape, dtype=np.float64)
+    if duration <= 0:
+        return s
+    if shape == "step":
+        s[(t >= at) & (t < at + duration)] = 1.0
+    elif shape == "v":
+        half = duration / 2.0
+        s = np.clip(1.0 - np.abs(t - (at + half)) / half, 0.0, 1.0)
+    else:
+        raise DataError(f"unknown scenario shape {shape!r} (v | step)")
+    return s
+
+
+def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collateral: str | None = None,
+                    debt: str | None = None) -> Market:
+    """Apply ``[[scenario]]`` overlays; returns a new Market (the input's arrays are not modified).
+
+    ``depeg`` multiplies the market price by ``1 - depth * s(t)``; ``rate_spike`` adds ``depth`` to the
+    borrow APR during ``[at, at + duration)`` (its ``shape`` is ignored). When ``collateral`` / ``debt`` are
+    given, a depeg applies only to the collateral and a rate spike only to the debt asset (ETH = WETH);
+    others are skipped. Only ``Market.price`` moves under a depeg (not ``oracle_feed``).
+    """
+    if not scenarios:
+        return market
+    price = market.price.copy()
+    borrow = market.borrow_apr.copy()
+    for sc in scenarios:
+        if sc.kind == "depeg":
+            if collateral is not None and not _same_asset(sc.asset, collateral):
+                continue
+            lo, hi = np.searchsorted(market.ts, [sc.at, sc.at + sc.duration], side="left")
+            if hi > lo:
+                s = scenario_shape(market.ts[lo:hi], sc.at, sc.duration, sc.shape)
+                price[lo:hi] *= 1.0 - sc.depth * s
+        elif sc.kind == "rate_spike":
+            if debt is not None and not _same_asset(sc.asset, debt):
+                continue
+            lo, hi = np.searchsorted(market.ts, [sc.at, sc.at + sc.duration], side="left")
+            borrow[lo:hi] += sc.depth
+        else:
+            raise DataError(f"unknown scenario kind {sc.kind!r} (depeg | rate_spike)")
+    kw = {name: getattr(market, name) for name in Market.ARRAYS}
+    kw["price"] = price
+    kw["borrow_apr"] = borrow
+    return Market(**kw, series=list(market.series), data_hash=market.data_hash)
+
+
+def timed_align(config: Config) -> tuple[Market, float]:
+    """:func:`align` and the seconds it took (for benchmarks and the CLI's verbose output)."""
+    t0 = time.perf_counter()
+    m = align(config)
+    return m, time.perf_counter() - t0
+
+
+__all__ = ["align", "apply_scenarios", "block_clock", "check_coverage", "estimate_blocks", "scenario_shape",
+           "timed_align", "MAX_GAP", "MERGE_BLOCK", "MERGE_TS"]

@@ -1,0 +1,399 @@
+"""The Parquet data lake (DESIGN.md section 4): fixed table schemas, validated atomic writes, DuckDB reads.
+
+Layout: ``<lake>/<table>/<file>.parquet`` (deeper partition folders under a table are read too). Every table
+has a fixed Arrow schema in :data:`TABLES`; times are UTC epoch seconds (``ts``, int64), block numbers are kept
+where known (``block``, nullable int64), rates are per-year fractions and liquidation bonuses are fractions
+(0.01 = 1 %).
+
+A *series* is the rows of one table that share the table's key columns (:data:`KEYS`), e.g. the prices of
+``wstETH/WETH`` from one ``source``. ``write_table`` merges new rows into an existing file of the same name,
+de-duplicating on the key columns + ``ts`` (the new row wins), so importing the same data twice is a no-op;
+it writes a temporary file in the same folder and renames it into place, so a failed write never leaves a
+half-written file behind.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backtest.errors import DataError
+
+_I64 = pa.int64()
+_F64 = pa.float64()
+_STR = pa.string()
+
+
+def _f(name: str, typ: pa.DataType, nullable: bool = False) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable)
+
+
+#: table name -> Arrow schema (column order is the on-disk order; ``nullable`` marks the optional columns)
+TABLES: dict[str, pa.Schema] = {
+    "prices": pa.schema([
+        _f("ts", _I64), _f("block", _I64, True), _f("base", _STR), _f("quote", _STR), _f("price", _F64),
+        _f("source", _STR),
+    ]),
+    "exchange_rates": pa.schema([
+        _f("ts", _I64), _f("block", _I64, True), _f("token", _STR), _f("underlying", _STR), _f("rate", _F64),
+        _f("source", _STR),
+    ]),
+    "oracle_prices": pa.schema([
+        _f("ts", _I64), _f("block", _I64, True), _f("protocol", _STR), _f("asset", _STR), _f("quote", _STR),
+        _f("price", _F64),
+    ]),
+    "rates": pa.schema([
+        _f("ts", _I64), _f("block", _I64, True), _f("protocol", _STR), _f("asset", _STR), _f("supply_apr", _F64),
+        _f("borrow_apr", _F64), _f("utilization", _F64, True), _f("supply_index", _F64, True),
+        _f("borrow_index", _F64, True),
+    ]),
+    "market_params": pa.schema([
+        _f("ts", _I64), _f("protocol", _STR), _f("asset", _STR), _f("emode", _STR, True), _f("ltv", _F64),
+        _f("liquidation_threshold", _F64), _f("liquidation_bonus", _F64), _f("protocol_fee", _F64, True),
+    ]),
+    "gas": pa.schema([
+        _f("ts", _I64), _f("block", _I64, True), _f("base_fee_gwei", _F64), _f("priority_fee_gwei", _F64, True),
+    ]),
+    "blocks": pa.schema([_f("ts", _I64), _f("block", _I64)]),
+}
+
+#: table name -> the columns (besides ``ts``) that identify one series; de-duplication is on these + ``ts``
+KEYS: dict[str, tuple[str, ...]] = {
+    "prices": ("base", "quote", "source"),
+    "exchange_rates": ("token", "underlying", "source"),
+    "oracle_prices": ("protocol", "asset", "quote"),
+    "rates": ("protocol", "asset"),
+    "market_params": ("protocol", "asset", "emode"),
+    "gas": (),
+    "blocks": (),
+}
+
+# value checks applied on write: column -> (low, high, low_inclusive) over the non-null values
+_RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
+    "prices": {"price": (0.0, float("inf"), False)},
+    "exchange_rates": {"rate": (0.0, float("inf"), False)},
+    "oracle_prices": {"price": (0.0, float("inf"), False)},
+    "rates": {"supply_apr": (-1.0, 100.0, True), "borrow_apr": (-1.0, 100.0, True),
+              "utilization": (0.0, 1.5, True)},
+    "market_params": {"ltv": (0.0, 1.0, True), "liquidation_threshold": (0.0, 1.0, True),
+                      "liquidation_bonus": (0.0, 1.0, True), "protocol_fee": (0.0, 1.0, True)},
+    "gas": {"base_fee_gwei": (0.0, 1e6, True), "priority_fee_gwei": (0.0, 1e6, True)},
+    "blocks": {},
+}
+
+
+def _iso(ts: int | float) -> str:
+    return _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def schema(table: str) -> pa.Schema:
+    """The Arrow schema of ``table``; DataError for an unknown table."""
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise DataError(f"unknown lake table {table!r} (tables: {', '.join(TABLES)})") from None
+
+
+def series_key(table: str, row: dict[str, Any]) -> str:
+    """The human-readable key of a series, as used in catalogs and error messages."""
+    if table == "prices":
+        return f"{row['base']}/{row['quote']}"
+    if table == "exchange_rates":
+        return f"{row['token']}/{row['underlying']}"
+    if table == "oracle_prices":
+        return f"{row['protocol']}:{row['asset']}/{row['quote']}"
+    if table == "rates":
+        return f"{row['protocol']}:{row['asset']}"
+    if table == "market_params":
+        return f"{row['protocol']}:{row['asset']}:{row['emode'] if row['emode'] is not None else '-'}"
+    return table
+
+
+# ------------------------------------------------------------------------------------------- validation
+def validate(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """Check ``df`` against the table's schema and return it with the exact column order and dtypes.
+
+    Optional (nullable) columns may be missing (they are filled with nulls); required columns must be
+    present, non-null and (for floats) finite; integer columns accept any integer dtype (``ts`` also a
+    polars Datetime, converted to epoch seconds); unknown columns are rejected. Every failure is a
+    DataError naming the table and the column.
+    """
+    sch = schema(table)
+    names = set(sch.names)
+    extra = [c for c in df.columns if c not in names]
+    if extra:
+        raise DataError(f"{table}: unknown column {extra[0]!r} (columns: {', '.join(sch.names)})")
+    cols = []
+    for field in sch:
+        name = field.name
+        if name not in df.columns:
+            if not field.nullable:
+                raise DataError(f"{table}: missing required column {name!r}")
+            cols.append(pl.lit(None, dtype=_pl_type(field.type)).alias(name))
+            continue
+        dtype = df.schema[name]
+        if pa.types.is_integer(field.type):
+            if isinstance(dtype, pl.Datetime) and name == "ts":
+                cols.append(pl.col(name).dt.epoch("s").cast(pl.Int64))
+            elif dtype.is_integer() or dtype == pl.Null:
+                cols.append(pl.col(name).cast(pl.Int64))
+            else:
+                raise DataError(f"{table}: column {name!r} must be an integer (epoch seconds / block), got {dtype}")
+        elif pa.types.is_floating(field.type):
+            if dtype.is_numeric() or dtype == pl.Null:
+                cols.append(pl.col(name).cast(pl.Float64))
+            else:
+                raise DataError(f"{table}: column {name!r} must be numeric, got {dtype}")
+        else:
+            if dtype in (pl.String, pl.Null) or isinstance(dtype, (pl.Categorical, pl.Enum)):
+                cols.append(pl.col(name).cast(pl.String))
+            else:
+                raise DataError(f"{table}: column {name!r} must be a string, got {dtype}")
+    out = df.select(cols)
+    for field in sch:
+        col = out.get_column(field.name)
+        if not field.nullable and col.null_count():
+            raise DataError(f"{table}: column {field.name!r} has {col.null_count()} null value(s)")
+        if pa.types.is_floating(field.type) and col.len():
+            bad = col.drop_nulls().is_finite().not_().sum()
+            if bad:
+                raise DataError(f"{table}: column {field.name!r} has {bad} non-finite value(s) (NaN/inf)")
+    for name, (lo, hi, lo_incl) in _RANGES[table].items():
+        col = out.get_column(name).drop_nulls()
+        if not col.len():
+            continue
+        below = (col < lo) if lo_incl else (col <= lo)
+        n_bad = int((below | (col > hi)).sum())
+        if n_bad:
+            first = col.filter(below | (col > hi))[0]
+            rng = f"{'[' if lo_incl else '('}{lo}, {hi}]"
+            raise DataError(f"{table}: column {name!r} has {n_bad} value(s) outside {rng}, e.g. {first!r}")
+    return out
+
+
+def _pl_type(t: pa.DataType) -> pl.DataType:
+    if pa.types.is_integer(t):
+        return pl.Int64
+    if pa.types.is_floating(t):
+        return pl.Float64
+    return pl.String
+
+
+def _sort_cols(table: str) -> list[str]:
+    return [*KEYS[table], "ts"]
+
+
+def _normalise_name(name: str) -> str:
+    name = name[: -len(".parquet")] if name.endswith(".parquet") else name
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise DataError(f"bad lake file name {name!r}: a plain name without folders or a leading dot")
+    return name
+
+
+# ----------------------------------------------------------------------------------------------- write
+def write_table(lake: str | os.PathLike, table: str, df: pl.DataFrame, name: str,
+                *, metadata: dict[str, str] | None = None) -> Path:
+    """Validate ``df`` and merge it into ``<lake>/<table>/<name>.parquet``; return the file's path.
+
+    Rows already in the file with the same key columns + ``ts`` are replaced by the new ones; the result is
+    sorted by key columns then ``ts``. The file is written to a temporary name in the same folder and
+    renamed into place (``os.replace``), so readers never see a partial file. ``metadata`` (e.g.
+    ``{"source": "aavescan"}``) is stored as Parquet key-value metadata.
+    """
+    new = validate(table, df)
+    name = _normalise_name(name)
+    folder = Path(lake) / table
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.parquet"
+    if path.exists():
+        try:
+            old = pl.from_arrow(pq.read_table(path))
+        except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's data problem
+            raise DataError(f"{table}: cannot read existing lake file {path}: {exc}") from exc
+        old = validate(table, old)
+        merged = pl.concat([old, new], how="vertical")
+    else:
+        merged = new
+    merged = merged.unique(subset=_sort_cols(table), keep="last", maintain_order=True)
+    merged = merged.sort(_sort_cols(table), nulls_last=False, maintain_order=True)
+    sch = schema(table)
+    if metadata:
+        sch = sch.with_metadata({k.encode(): str(v).encode() for k, v in metadata.items()})
+    arrow = merged.to_arrow().cast(sch)
+    tmp = folder / f".{name}.parquet.tmp-{os.getpid()}"
+    try:
+        pq.write_table(arrow, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ read
+def table_files(lake: str | os.PathLike, table: str) -> list[Path]:
+    """The Parquet files of ``table`` (recursively), sorted; empty when the table folder is absent."""
+    schema(table)
+    folder = Path(lake) / table
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def connect(lake: str | os.PathLike) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per lake table that has files.
+
+    Each view has the table's columns plus ``filename`` (the Parquet file a row came from), so callers can
+    tell which files they read (for :func:`data_hash`). Tables without files have no view; use
+    :func:`has_table`.
+    """
+    con = duckdb.connect()
+    for table in TABLES:
+        files = table_files(lake, table)
+        if not files:
+            continue
+        listing = "[" + ", ".join(_sql_str(str(p)) for p in files) + "]"
+        cols = ", ".join(f'"{c}"' for c in TABLES[table].names)
+        con.execute(
+            f"CREATE VIEW {table} AS SELECT {cols}, filename FROM "
+            f"read_parquet({listing}, union_by_name = true, filename = true)"
+        )
+    return con
+
+
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether :func:`connect` made a view for ``table`` (i.e. the lake has files for it)."""
+    rows = con.sql(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", params=[table]
+    ).fetchall()
+    return bool(rows and rows[0][0])
+
+
+def where_clause(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """SQL ``WHERE`` body + parameters: a str is equality, a list/tuple/set is ``IN``, None is ``IS NULL``."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for col, val in filters.items():
+        if val is None:
+            parts.append(f'"{col}" IS NULL')
+        elif isinstance(val, (list, tuple, set, frozenset)):
+            vals = sorted(val)
+            parts.append(f'"{col}" IN ({", ".join("?" for _ in vals)})')
+            params.extend(vals)
+        else:
+            parts.append(f'"{col}" = ?')
+            params.append(val)
+    return (" AND ".join(parts) if parts else "TRUE"), params
+
+
+def read_series(lake: str | os.PathLike, table: str, *, start: int | None = None, end: int | None = None,
+                con: duckdb.DuckDBPyConnection | None = None, **filters: Any) -> pl.DataFrame:
+    """Rows of ``table`` matching ``filters`` (column=value), with ``start <= ts < end``, sorted by ts.
+
+    Example: ``read_series("data", "prices", base="wstETH", quote=["ETH", "WETH"])``. The result has the
+    table's columns plus ``filename``; it is empty (with those columns) when nothing matches.
+    """
+    sch = schema(table)
+    unknown = [c for c in filters if c not in sch.names]
+    if unknown:
+        raise DataError(f"{table}: unknown column {unknown[0]!r} in a series filter")
+    own = con is None
+    con = connect(lake) if own else con
+    try:
+        if not has_table(con, table):
+            empty = pl.from_arrow(sch.empty_table())
+            return empty.with_columns(pl.lit(None, dtype=pl.String).alias("filename"))
+        where, params = where_clause(filters)
+        if start is not None:
+            where += " AND ts >= ?"
+            params.append(int(start))
+        if end is not None:
+            where += " AND ts < ?"
+            params.append(int(end))
+        keys = ", ".join(f'"{k}"' for k in KEYS[table])
+        order = f"{keys}, ts, filename" if keys else "ts, filename"
+        tab = con.sql(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", params=params).to_arrow_table()
+        return pl.from_arrow(tab)
+    finally:
+        if own:
+            con.close()
+
+
+def read_table(lake: str | os.PathLike, table: str) -> pl.DataFrame:
+    """Every row of ``table`` (all files), sorted by key columns and ts, without ``filename``."""
+    return read_series(lake, table).drop("filename")
+
+
+# --------------------------------------------------------------------------------------------- catalog
+CATALOG_SCHEMA = {
+    "table": pl.String, "key": pl.String, "source": pl.String, "rows": pl.Int64, "first_ts": pl.Int64,
+    "last_ts": pl.Int64, "median_spacing_s": pl.Float64,
+}
+
+
+def catalog(lake: str | os.PathLike) -> pl.DataFrame:
+    """One row per series in the lake: table, key, source (null where the table has none), rows,
+    first_ts, last_ts, median spacing between consecutive distinct point times in seconds (null for a
+    single point). Computed in DuckDB, so it does not load the tables into memory."""
+    rows: list[dict[str, Any]] = []
+    con = connect(lake)
+    try:
+        for table in TABLES:
+            if not has_table(con, table):
+                continue
+            keys = [f'"{k}"' for k in KEYS[table]]
+            part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+            sel = f"{', '.join(keys)}, " if keys else ""
+            group = f"GROUP BY {', '.join(keys)}" if keys else ""
+            res = con.sql(
+                f"SELECT {sel}count(*) AS rows, min(ts) AS first_ts, max(ts) AS last_ts, "
+                f"median(nullif(dt, 0)) AS median_spacing_s FROM ("
+                f"SELECT *, ts - lag(ts) OVER ({part}ORDER BY ts) AS dt FROM {table}) {group}"
+            ).to_arrow_table()
+            for rec in res.to_pylist():
+                if not rec["rows"]:
+                    continue
+                rows.append({
+                    "table": table, "key": series_key(table, rec), "source": rec.get("source"),
+                    "rows": rec["rows"], "first_ts": rec["first_ts"], "last_ts": rec["last_ts"],
+                    "median_spacing_s": None if rec["median_spacing_s"] is None else float(rec["median_spacing_s"]),
+                })
+    finally:
+        con.close()
+    return pl.DataFrame(rows, schema=CATALOG_SCHEMA).sort(["table", "key", "source"], nulls_last=False)
+
+
+# ------------------------------------------------------------------------------------------------ hash
+def data_hash(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> str:
+    """sha256 over (relative path, bytes) of each Parquet file, in sorted order of the relative paths.
+
+    Paths are taken relative to ``root`` (the lake) when given, else as ``<table>/<file>`` (the last two
+    components), so the hash does not depend on where the lake lives. Duplicates count once.
+    """
+    rels: dict[str, Path] = {}
+    for p in paths:
+        p = Path(p)
+        if root is not None:
+            rel = Path(os.path.relpath(p.resolve(), Path(root).resolve())).as_posix()
+        else:
+            rel = f"{p.parent.name}/{p.name}"
+        rels[rel] = p
+    h = hashlib.sha256()
+    for rel in sorted(rels):
+        data = rels[rel].read_bytes()
+        h.update(rel.encode())
+        h.update(b"\0")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()

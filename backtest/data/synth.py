@@ -1,0 +1,362 @@
+"""Deterministic synthetic markets: the bundled default data and stress shapes for tests.
+
+``synth(name, lake)`` writes one scenario into a lake (hourly resolution) and returns the files written.
+Every number comes from ``numpy.random.Generator(PCG64)`` streams with fixed seeds, so two runs give the same
+tables. The three scenarios cover disjoint windows, so all of them can live in one lake (``data/``).
+
+Calibration (PROTOCOLS.md, and the real series under ../shared/data where noted):
+
+- market price of the collateral in WETH = exchange rate x a stETH/ETH peg ratio process;
+- exchange rate: wstETH ``stEthPerToken`` steps once a day at 12:00 UTC (the Lido oracle report) by a daily
+  APR draw (~3 %/yr; ~4 %/yr in 2022), each step capped at +0.075 % as Lido's oracle caps positive rebases;
+  stETH's exchange rate is the same rebase growth, starting at 1.0;
+- lending rates through the Aave rate model: borrow = base + slope1 * U/U_opt below U_opt, + slope2 *
+  (U - U_opt)/(1 - U_opt) above; supply = borrow * U * (1 - reserve factor 0.15). The base is 0 % from 2024
+  (the aavescan WETH export is reproduced exactly with base 0, slope1 2.7-2.8 %, U_opt 90 %, slope2 80 %);
+  2022 uses PROTOCOLS.md's earliest WETH model (Feb 2023: base 1 %, slope1 3.8 %, slope2 80 %, U_opt 80 %) as
+  an approximation for both Aave v2 and v3. The collateral's own supply APR is small (~0.01 %);
+- ETH/USD: an hourly mean-reverting log random walk around 3,000 (~60 %/yr volatility);
+- gas: hourly base fee lognormal with median 8 gwei (AR(1) in log space), priority fee lognormal (median
+  0.3 gwei);
+- market_params: the dated defaults of :mod:`backtest.params` for the scenario's protocol/asset/E-mode (the
+  entry in force at the window start, dated at the start, plus changes inside the window).
+
+Scenarios (:data:`SCENARIOS`):
+
+- ``calm`` (2024-06-01 -> 2025-06-01): a year of carry on Aave v3 wstETH/WETH E-mode "eth-correlated";
+  peg within +-0.1 %, WETH borrow ~2-3 %.
+- ``steth-depeg`` (2022-05-01 -> 2022-09-30): the June 2022 stETH de-peg. stETH/ETH wobbles to ~0.95 on
+  May 12, falls ~7 % (to ~0.935) between 2022-06-10 and 2022-06-18, recovers to ~0.97 by the end of July and
+  ~0.99 by September while the exchange rate keeps accruing. Both wstETH/WETH (Aave v3, E-mode
+  "eth-correlated", a counterfactual: v3 Ethereum launched in 2023) and stETH/WETH (Aave v2, no E-mode) are
+  written, with WETH rates for both protocols; the WETH borrow rate rises to ~5-6 % during the de-peg as
+  loopers unwind.
+- ``rate-spike`` (2025-06-01 -> 2025-10-01): WETH borrow ~2.5 %, above 20 % for about one day (2025-07-08,
+  modelled on July 2024) and above 10 % for about a week (2025-07-20 -> 07-27, modelled on July 2025).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from backtest import params as _params
+from backtest.data import lake as _lake
+from backtest.errors import InputError
+
+HOUR = 3600
+DAY = 86400
+Y = 365 * DAY
+RESERVE_FACTOR = 0.15
+LIDO_DAILY_CAP = 0.00075          # max positive rebase per report (0.075 %)
+
+SCENARIOS: dict[str, str] = {
+    "calm": "2024-06-01 to 2025-06-01: a year of wstETH/WETH carry on Aave v3 E-mode, peg within 0.1 %, "
+            "WETH borrow ~2-3 %",
+    "steth-depeg": "2022-05-01 to 2022-09-30: June-2022-style stETH de-peg to ~0.935 (May-12 wobble to ~0.95), "
+                   "recovery by September; wstETH on Aave v3 and stETH on Aave v2, WETH borrow up to ~5-6 %",
+    "rate-spike": "2025-06-01 to 2025-10-01: WETH borrow ~2.5 % with a day above 20 % and a week above 10 %",
+}
+
+
+def _ts(s: str) -> int:
+    """UTC epoch seconds of an ISO date or 'YYYY-MM-DD HH:MM'."""
+    d = _dt.datetime.fromisoformat(s)
+    return int(d.replace(tzinfo=_dt.timezone.utc).timestamp())
+
+
+WINDOWS: dict[str, tuple[int, int]] = {
+    "calm": (_ts("2024-06-01"), _ts("2025-06-01")),
+    "steth-depeg": (_ts("2022-05-01"), _ts("2022-09-30")),
+    "rate-spike": (_ts("2025-06-01"), _ts("2025-10-01")),
+}
+_SEEDS = {"calm": 20240601, "steth-depeg": 20220501, "rate-spike": 20250601}
+
+# Aave rate-model parameters used by the scenarios: (base, slope1, slope2, U_opt)
+MODEL_2022 = (0.01, 0.038, 0.80, 0.80)       # PROTOCOLS.md, WETH Feb 2023 (earliest given)
+MODEL_2024 = (0.0, 0.027, 0.80, 0.90)        # WETH from Jun 2024 (base 0 as in the aavescan export)
+MODEL_WSTETH = (0.0025, 0.045, 0.80, 0.45)   # wstETH reserve on Aave v3 (matches the aavescan wstETH export)
+
+
+# --------------------------------------------------------------------------------------------- pieces
+def _hours(start: int, end: int) -> np.ndarray:
+    """Hourly times on [start, end) (windows that touch share no point)."""
+    return np.arange(start, end, HOUR, dtype=np.int64)
+
+
+def _ar1(rng: np.random.Generator, n: int, mu: float, theta: float, sigma: float, x0: float | None = None,
+         ) -> np.ndarray:
+    """x[t+1] = x[t] + theta * (mu - x[t]) + sigma * eps (an hourly Ornstein-Uhlenbeck step)."""
+    eps = rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = mu if x0 is None else x0
+    a = 1.0 - theta
+    for i in range(1, n):
+        x[i] = mu + a * (x[i - 1] - mu) + sigma * eps[i]
+    return x
+
+
+def _path(ts: np.ndarray, anchors: list[tuple[str, float]]) -> np.ndarray:
+    """Piecewise-linear path through (time, level) anchors, flat beyond the ends."""
+    at = np.array([_ts(t) for t, _ in anchors], dtype=np.float64)
+    lv = np.array([v for _, v in anchors], dtype=np.float64)
+    return np.interp(ts.astype(np.float64), at, lv)
+
+
+def rate_model(u: np.ndarray, model: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(borrow APR, supply APR) of the Aave two-slope model at utilisation ``u``."""
+    base, s1, s2, uopt = model
+    u = np.asarray(u, dtype=np.float64)
+    borrow = np.where(u <= uopt, base + s1 * u / uopt, base + s1 + s2 * (u - uopt) / (1.0 - uopt))
+    supply = borrow * u * (1.0 - RESERVE_FACTOR)
+    return borrow, supply
+
+
+def _indices(rate: np.ndarray, dt: float = HOUR) -> np.ndarray:
+    """A cumulative index starting at 1.0 that grows by (1 + rate * dt / Y) per step."""
+    growth = 1.0 + rate[:-1] * dt / Y
+    return np.concatenate([[1.0], np.cumprod(growth)])
+
+
+def lido_steps(rng: np.random.Generator, start: int, end: int, r0: float, apr: float, apr_sd: float,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Exchange-rate points: (start, r0), then one step per day at 12:00 UTC before ``end``.
+
+    Each step grows the rate by a daily APR draw / 365, floored at 0 and capped at +0.075 %.
+    """
+    first = (start // DAY) * DAY + 12 * HOUR
+    if first <= start:
+        first += DAY
+    steps = np.arange(first, end, DAY, dtype=np.int64)
+    g = np.clip(rng.normal(apr, apr_sd, steps.shape[0]) / 365.0, 0.0, LIDO_DAILY_CAP)
+    rates = r0 * np.cumprod(1.0 + g)
+    return np.concatenate([[start], steps]), np.concatenate([[r0], rates])
+
+
+def _step_value(step_ts: np.ndarray, step_val: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    return step_val[np.searchsorted(step_ts, ts, side="right") - 1]
+
+
+def _calm_peg(rng: np.random.Generator, n: int) -> np.ndarray:
+    """stETH/ETH near par: OU around -0.04 % (sd ~0.025 %), clipped to +-0.099 %."""
+    return 1.0 + np.clip(_ar1(rng, n, -0.0004, 0.05, 0.00008), -0.00099, 0.00099)
+
+
+def _eth_usd(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.exp(_ar1(rng, n, np.log(3000.0), 1.0 / (24 * 60), 0.0065))
+
+
+def _gas(rng_base: np.random.Generator, rng_prio: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    sd, phi = 0.6, 0.9
+    z = _ar1(rng_base, n, 0.0, 1.0 - phi, sd * np.sqrt(1.0 - phi * phi))
+    base = 8.0 * np.exp(z)
+    prio = np.minimum(0.3 * np.exp(0.9 * rng_prio.standard_normal(n)), 50.0)
+    return base, prio
+
+
+def _collateral_util(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.clip(_ar1(rng, n, 0.02, 0.02, 0.0006), 0.005, 0.05)
+
+
+# ------------------------------------------------------------------------------------------- frames
+def _prices(ts: np.ndarray, base: str, quote: str, price: np.ndarray, source: str) -> pl.DataFrame:
+    return pl.DataFrame({"ts": ts, "base": base, "quote": quote, "price": price, "source": source})
+
+
+def _rates(ts: np.ndarray, protocol: str, asset: str, u: np.ndarray, borrow: np.ndarray, supply: np.ndarray,
+           ) -> pl.DataFrame:
+    return pl.DataFrame({
+        "ts": ts, "protocol": protocol, "asset": asset, "supply_apr": supply, "borrow_apr": borrow,
+        "utilization": u, "supply_index": _indices(supply), "borrow_index": _indices(borrow),
+    })
+
+
+def _market_params(protocol: str, asset: str, emode: str | None, start: int, end: int) -> pl.DataFrame:
+    rows = []
+    for ts, ltv, lt, bonus, fee in _params.default_params(protocol, asset, emode):
+        if ts < end:
+            rows.append((max(ts, start), ltv, lt, bonus, fee))
+    # keep only the last entry dated at the start (the one in force then) and the later ones
+    rows = [r for i, r in enumerate(rows) if not (r[0] == start and i + 1 < len(rows) and rows[i + 1][0] == start)]
+    return pl.DataFrame(
+        {"ts": [r[0] for r in rows], "protocol": protocol, "asset": asset, "emode": emode,
+         "ltv": [r[1] for r in rows], "liquidation_threshold": [r[2] for r in rows],
+         "liquidation_bonus": [r[3] for r in rows], "protocol_fee": [r[4] for r in rows]},
+        schema_overrides={"emode": pl.String},
+    )
+
+
+class _Out:
+    """Collects the frames of one scenario per table, then writes them (one file per table)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.frames: dict[str, list[pl.DataFrame]] = {}
+
+    def add(self, table: str, df: pl.DataFrame) -> None:
+        self.frames.setdefault(table, []).append(df)
+
+    def write(self, lake: str | Path) -> list[Path]:
+        checked = {t: _lake.validate(t, pl.concat(fs, how="diagonal_relaxed")) for t, fs in self.frames.items()}
+        paths = []
+        for table, df in checked.items():
+            paths.append(_lake.write_table(lake, table, df, f"synth-{self.name}",
+                                           metadata={"source": f"synth:{self.name}"}))
+        return sorted(paths)
+
+
+# ------------------------------------------------------------------------------------------ scenarios
+def _streams(name: str, k: int = 10) -> list[np.random.Generator]:
+    return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(_SEEDS[name]).spawn(k)]
+
+
+def _common(out: _Out, ts: np.ndarray, rngs: list[np.random.Generator], src: str) -> None:
+    out.add("prices", _prices(ts, "ETH", "USD", _eth_usd(rngs[2], ts.shape[0]), src))
+    base, prio = _gas(rngs[6], rngs[7], ts.shape[0])
+    out.add("gas", pl.DataFrame({"ts": ts, "base_fee_gwei": base, "priority_fee_gwei": prio}))
+
+
+def _wsteth_collateral_rates(out: _Out, ts: np.ndarray, rng: np.random.Generator, protocol: str) -> None:
+    u = _collateral_util(rng, ts.shape[0])
+    b, s = rate_model(u, MODEL_WSTETH)
+    out.add("rates", _rates(ts, protocol, "wstETH", u, b, s))
+
+
+def _calm(out: _Out) -> None:
+    start, end = WINDOWS["calm"]
+    ts = _hours(start, end)
+    n = ts.shape[0]
+    rngs = _streams("calm")
+    src = "synth:calm"
+    x_ts, x_val = lido_steps(rngs[1], start, end, 1.1720, 0.030, 0.002)
+    out.add("exchange_rates", pl.DataFrame({"ts": x_ts, "token": "wstETH", "underlying": "stETH", "rate": x_val,
+                                            "source": src}))
+    peg = _calm_peg(rngs[0], n)
+    out.add("prices", _prices(ts, "wstETH", "WETH", _step_value(x_ts, x_val, ts) * peg, src))
+    u = np.clip(_ar1(rngs[3], n, 0.85, 0.02, 0.004), 0.70, 0.895)
+    b, s = rate_model(u, MODEL_2024)
+    out.add("rates", _rates(ts, "aave-v3", "WETH", u, b, s))
+    _wsteth_collateral_rates(out, ts, rngs[5], "aave-v3")
+    out.add("market_params", _market_params("aave-v3", "wstETH", "eth-correlated", start, end))
+    _common(out, ts, rngs, src)
+
+
+DEPEG_PEG_ANCHORS = [
+    ("2022-05-01", 0.9985), ("2022-05-07", 0.9965), ("2022-05-10", 0.985), ("2022-05-12 12:00", 0.951),
+    ("2022-05-13 12:00", 0.965), ("2022-05-16", 0.982), ("2022-05-31", 0.985), ("2022-06-07", 0.977),
+    ("2022-06-10", 0.969), ("2022-06-12", 0.958), ("2022-06-14", 0.945), ("2022-06-16", 0.940),
+    ("2022-06-18 06:00", 0.9355), ("2022-06-20", 0.945), ("2022-06-25", 0.955), ("2022-07-05", 0.962),
+    ("2022-07-15", 0.967), ("2022-07-31", 0.972), ("2022-08-15", 0.982), ("2022-09-01", 0.990),
+    ("2022-09-15", 0.993), ("2022-09-30", 0.995),
+]
+DEPEG_UTIL_ANCHORS = [
+    ("2022-05-01", 0.55), ("2022-05-11", 0.58), ("2022-05-12 12:00", 0.70), ("2022-05-15", 0.62),
+    ("2022-06-01", 0.60), ("2022-06-09", 0.66), ("2022-06-12", 0.76), ("2022-06-14", 0.795),
+    ("2022-06-15", 0.8022), ("2022-06-19", 0.8022), ("2022-06-22", 0.78), ("2022-07-01", 0.70),
+    ("2022-07-31", 0.64), ("2022-09-30", 0.58),
+]
+DEPEG_U_MAX = 0.8025      # borrow at most 1 + 3.8 + 80 * 0.0025 / 0.2 = 5.8 %
+
+
+def _steth_depeg(out: _Out) -> None:
+    start, end = WINDOWS["steth-depeg"]
+    ts = _hours(start, end)
+    n = ts.shape[0]
+    rngs = _streams("steth-depeg")
+    src = "synth:steth-depeg"
+    r0 = 1.0740
+    x_ts, x_val = lido_steps(rngs[1], start, end, r0, 0.040, 0.003)
+    steth_val = x_val / r0
+    out.add("exchange_rates", pl.DataFrame({"ts": x_ts, "token": "wstETH", "underlying": "stETH", "rate": x_val,
+                                            "source": src}))
+    out.add("exchange_rates", pl.DataFrame({"ts": x_ts, "token": "stETH", "underlying": "ETH",
+                                            "rate": steth_val, "source": src}))
+    noise = _ar1(rngs[0], n, 0.0, 0.1, 0.0004)
+    peg = np.minimum(_path(ts, DEPEG_PEG_ANCHORS) * (1.0 + noise), 1.0)
+    out.add("prices", _prices(ts, "wstETH", "WETH", _step_value(x_ts, x_val, ts) * peg, src))
+    out.add("prices", _prices(ts, "stETH", "WETH", _step_value(x_ts, steth_val, ts) * peg, src))
+    path = _path(ts, DEPEG_UTIL_ANCHORS)
+    for proto, rng, offset in (("aave-v3", rngs[3], 0.0), ("aave-v2", rngs[4], 0.02)):
+        u = np.clip(path + offset + _ar1(rng, n, 0.0, 0.05, 0.001), 0.30, DEPEG_U_MAX)
+        b, s = rate_model(u, MODEL_2022)
+        out.add("rates", _rates(ts, proto, "WETH", u, b, s))
+    _wsteth_collateral_rates(out, ts, rngs[5], "aave-v3")
+    zero = np.zeros(n)
+    out.add("rates", _rates(ts, "aave-v2", "stETH", zero, zero, zero))   # stETH was not borrowable on v2
+    out.add("market_params", _market_params("aave-v3", "wstETH", "eth-correlated", start, end))
+    out.add("market_params", _market_params("aave-v2", "stETH", None, start, end))
+    _common(out, ts, rngs, src)
+
+
+SPIKE_DAY = ("2025-07-08", "2025-07-09")        # borrow > 20 % (U ~0.928)
+SPIKE_WEEK = ("2025-07-20", "2025-07-27")       # borrow > 10 % (U ~0.914)
+
+
+def _plateau(ts: np.ndarray, base: np.ndarray, level: np.ndarray, t0: int, t1: int, ramp: int) -> np.ndarray:
+    """Blend ``base`` into ``level`` on [t0, t1] with linear ramps of ``ramp`` seconds outside it."""
+    t = ts.astype(np.float64)
+    w = np.clip(np.minimum((t - (t0 - ramp)) / ramp, ((t1 + ramp) - t) / ramp), 0.0, 1.0)
+    return base * (1.0 - w) + level * w
+
+
+def _rate_spike(out: _Out) -> None:
+    start, end = WINDOWS["rate-spike"]
+    ts = _hours(start, end)
+    n = ts.shape[0]
+    rngs = _streams("rate-spike")
+    src = "synth:rate-spike"
+    x_ts, x_val = lido_steps(rngs[1], start, end, 1.2070, 0.028, 0.002)
+    out.add("exchange_rates", pl.DataFrame({"ts": x_ts, "token": "wstETH", "underlying": "stETH", "rate": x_val,
+                                            "source": src}))
+    peg = _calm_peg(rngs[0], n)
+    out.add("prices", _prices(ts, "wstETH", "WETH", _step_value(x_ts, x_val, ts) * peg, src))
+    u = np.clip(_ar1(rngs[3], n, 0.835, 0.02, 0.003), 0.75, 0.895)
+    jitter = rngs[4].standard_normal(n) * 0.002
+    day = np.clip(0.928 + jitter, 0.9235, 0.935)
+    week = np.clip(0.914 + jitter, 0.9100, 0.919)
+    u = _plateau(ts, u, week, _ts(SPIKE_WEEK[0]), _ts(SPIKE_WEEK[1]), 6 * HOUR)
+    u = _plateau(ts, u, day, _ts(SPIKE_DAY[0]), _ts(SPIKE_DAY[1]), 3 * HOUR)
+    b, s = rate_model(u, MODEL_2024)
+    out.add("rates", _rates(ts, "aave-v3", "WETH", u, b, s))
+    _wsteth_collateral_rates(out, ts, rngs[5], "aave-v3")
+    out.add("market_params", _market_params("aave-v3", "wstETH", "eth-correlated", start, end))
+    _common(out, ts, rngs, src)
+
+
+_BUILDERS: dict[str, Callable[[_Out], None]] = {"calm": _calm, "steth-depeg": _steth_depeg,
+                                                "rate-spike": _rate_spike}
+
+
+def synth(name: str, lake: str | Path) -> list[Path]:
+    """Write the synthetic scenario ``name`` into ``lake``; return the Parquet files written (sorted).
+
+    Idempotent: files are named ``<table>/synth-<name>.parquet`` and merged on key + ts, so running it again
+    rewrites the same rows.
+    """
+    if name not in _BUILDERS:
+        raise InputError(f"unknown synthetic scenario {name!r} (choose from {', '.join(SCENARIOS)})")
+    out = _Out(name)
+    _BUILDERS[name](out)
+    return out.write(lake)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m backtest.data.synth [NAME ...] --into DIR`` (all scenarios when no name is given)."""
+    ap = argparse.ArgumentParser(prog="python -m backtest.data.synth", description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help=f"scenarios ({', '.join(SCENARIOS)}); default: all")
+    ap.add_argument("--into", default="data", help="lake folder (default: data)")
+    args = ap.parse_args(argv)
+    names = args.names or list(SCENARIOS)
+    for name in names:
+        for p in synth(name, args.into):
+            print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
