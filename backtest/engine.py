@@ -153,15 +153,25 @@ def metric_every(block_time: int) -> int:
 
 
 def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[str, np.ndarray]:
+    """The market-level indices (shared by every lane), each lane's oracle price and `a`, and the per-chunk
+    bounds the core's skip test reads. Arrays are allocated once and filled in place by the core."""
     from backtest import _core
 
-    built = [
-        _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt,
-                         market.supply_apr, market.borrow_apr, ORACLE_CODES[ln.oracle], ln.capo_growth,
-                         ln.capo_age, chunk)
-        for ln in lanes
-    ]
-    return {k: np.ascontiguousarray(np.stack([b[k] for b in built])) for k in built[0]}
+    n, nl = len(market), len(lanes)
+    nch = (n + chunk - 1) // chunk
+    out = _core.build_indices(market.ts, market.xrate, market.supply_apr, market.borrow_apr)
+    out["por"] = np.empty((nl, n))
+    out["a"] = np.empty((nl, n))
+    out["amin"] = np.empty((nl, nch))
+    out["amax"] = np.empty((nl, nch))
+    out["aarg"] = np.empty((nl, nch), dtype=np.int64)
+    for i, ln in enumerate(lanes):
+        _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt, out["sidx"],
+                         out["bidx"], ORACLE_CODES[ln.oracle], ln.capo_growth, ln.capo_age, chunk,
+                         out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i])
+    out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk)
+    out["chunk"] = chunk
+    return out
 
 
 def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray, me: int,
@@ -170,8 +180,9 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
     from backtest import _core
 
     n = len(params)
-    lane_arrays = lane_arrays if lane_arrays is not None else build_lanes(market, lanes, chunk)
-    qmin = _core.chunk_qmin(market.price, market.xrate, chunk)
+    if lane_arrays is None or lane_arrays["chunk"] != chunk:
+        lane_arrays = build_lanes(market, lanes, chunk)
+    qmin = lane_arrays["qmin"]
     mk = {name: getattr(market, name) for name in
           ("ts", "price", "xrate", "eth_usd", "ltv", "lt", "bonus", "pfee", "gas_gwei")}
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)

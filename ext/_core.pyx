@@ -25,25 +25,32 @@ cnp.import_array()
 
 
 # ----------------------------------------------------------------------------------------------- lanes
+cdef void _build_indices(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* supply_apr,
+                         const double* borrow_apr, double* sidx, double* bidx, double* K,
+                         double* K2) noexcept nogil:
+    # step 2 for the whole market at once: the reserve indices are the same for every configuration
+    cdef Py_ssize_t b
+    cdef double dt
+    sidx[0] = 1.0
+    bidx[0] = 1.0
+    K[0] = 0.0
+    K2[0] = 0.0
+    for b in range(1, n):
+        dt = <double>(ts[b] - ts[b - 1])
+        sidx[b] = sidx[b - 1] * aave_supply_growth(supply_apr[b - 1], dt)
+        bidx[b] = bidx[b - 1] * aave_borrow_growth(borrow_apr[b - 1], dt)
+        K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1])
+        K2[b] = K2[b - 1] + (sidx[b] - sidx[b - 1]) * xrate[b]
+
+
 cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* price,
-                      const double* feed, const double* lt, const double* supply_apr,
-                      const double* borrow_apr, int oracle, double capo_growth, int64_t capo_age,
-                      double* por, double* sidx, double* bidx, double* a, double* K, double* K2) noexcept nogil:
+                      const double* feed, const double* lt, const double* sidx, const double* bidx,
+                      int oracle, double capo_growth, int64_t capo_age, double* por, double* a) noexcept nogil:
+    # step 3: the oracle price per the lane's mode, and a = oracle * LT * sidx / bidx
     cdef Py_ssize_t b, j = 0
     cdef int64_t snap_ts
-    cdef double dt, cap
+    cdef double cap
     for b in range(n):
-        if b == 0:
-            sidx[0] = 1.0
-            bidx[0] = 1.0
-            K[0] = 0.0
-            K2[0] = 0.0
-        else:
-            dt = <double>(ts[b] - ts[b - 1])
-            sidx[b] = sidx[b - 1] * aave_supply_growth(supply_apr[b - 1], dt)
-            bidx[b] = bidx[b - 1] * aave_borrow_growth(borrow_apr[b - 1], dt)
-            K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1])
-            K2[b] = K2[b - 1] + (sidx[b] - sidx[b - 1]) * xrate[b]
         if oracle == ORACLE_RATE:
             por[b] = xrate[b]
         elif oracle == ORACLE_MARKET:
@@ -80,27 +87,34 @@ cdef void _chunk_bounds(Py_ssize_t n, Py_ssize_t chunk, const double* a, double*
                 amax[c] = a[b]
 
 
+def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[::1] supply_apr,
+                  const double[::1] borrow_apr):
+    """Supply index, borrow index (Aave linear / 3-term binomial per block, 1 at block 0) and the yield
+    integrals K (staking yield per scaled token) and K2 (supply yield per scaled token)."""
+    cdef Py_ssize_t n = ts.shape[0]
+    if n == 0:
+        raise ValueError("build_indices needs blocks")
+    out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2")}
+    cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"]
+    with nogil:
+        _build_indices(n, &ts[0], &xrate[0], &supply_apr[0], &borrow_apr[0], &sidx[0], &bidx[0], &K[0], &K2[0])
+    return out
+
+
 def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1] price,
-               const double[::1] feed, const double[::1] lt, const double[::1] supply_apr,
-               const double[::1] borrow_apr, int oracle, double capo_growth, int64_t capo_age,
-               Py_ssize_t chunk):
-    """Per-block oracle price, supply and borrow indices, a = oracle*LT*sidx/bidx, yield integrals K and
-    K2, and per-chunk min/max/argmin of a. Returns a dict of numpy arrays."""
+               const double[::1] feed, const double[::1] lt, const double[::1] sidx, const double[::1] bidx,
+               int oracle, double capo_growth, int64_t capo_age, Py_ssize_t chunk,
+               double[::1] por, double[::1] a, double[::1] amin, double[::1] amax, int64_t[::1] aarg):
+    """Fill one lane in place: oracle price, a = oracle*LT*sidx/bidx, per-chunk min/max/argmin of a."""
     cdef Py_ssize_t n = ts.shape[0], nch = (n + chunk - 1) // chunk
     if n == 0 or chunk <= 0 or capo_age <= 0:
         raise ValueError("build_lane needs blocks, chunk > 0 and capo_age > 0")
-    out = {name: np.empty(n) for name in ("por", "sidx", "bidx", "a", "K", "K2")}
-    out["amin"] = np.empty(nch)
-    out["amax"] = np.empty(nch)
-    out["aarg"] = np.empty(nch, dtype=np.int64)
-    cdef double[::1] por = out["por"], sidx = out["sidx"], bidx = out["bidx"], a = out["a"]
-    cdef double[::1] K = out["K"], K2 = out["K2"], amin = out["amin"], amax = out["amax"]
-    cdef int64_t[::1] aarg = out["aarg"]
+    if por.shape[0] != n or a.shape[0] != n or amin.shape[0] != nch or amax.shape[0] != nch or aarg.shape[0] != nch:
+        raise ValueError("build_lane: output arrays have the wrong length")
     with nogil:
-        _build_lane(n, &ts[0], &xrate[0], &price[0], &feed[0], &lt[0], &supply_apr[0], &borrow_apr[0],
-                    oracle, capo_growth, capo_age, &por[0], &sidx[0], &bidx[0], &a[0], &K[0], &K2[0])
+        _build_lane(n, &ts[0], &xrate[0], &price[0], &feed[0], &lt[0], &sidx[0], &bidx[0], oracle,
+                    capo_growth, capo_age, &por[0], &a[0])
         _chunk_bounds(n, chunk, &a[0], &amin[0], &amax[0], &aarg[0])
-    return out
 
 
 def chunk_qmin(const double[::1] price, const double[::1] xrate, Py_ssize_t chunk):
@@ -184,10 +198,28 @@ cdef inline bint can_skip(const State* st, const Params* p, const Mkt* m, Py_ssi
     return True
 
 
+cdef inline bint action_due(const State* st, const Params* p, const Mkt* m, Py_ssize_t b) noexcept nogil:
+    # whether strategy_step could do anything at block b (it is a no-op otherwise)
+    if b == 0 or b == m.n - 1:
+        return True
+    if st.queued > 0 and m.ts[b] >= st.release_ts:
+        return True
+    if st.closed:
+        return False
+    if p.exit_on and m.price[b] / m.xrate[b] < p.depeg_below:
+        return True
+    return p.reb_on and m.ts[b] >= st.next_check
+
+
+cdef inline double ratio(const State* st) noexcept nogil:
+    # HF = ratio * a[b]; 0 when there is no debt (the HF is then infinite and never read)
+    return st.s / st.d if st.d > 0 else 0.0
+
+
 cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept nogil:
     cdef State st
     cdef Summary* sm = o.sm
-    cdef Py_ssize_t c, b, lo, hi, rp = 0, n = m.n, me = m.metric_every
+    cdef Py_ssize_t c, b, lo, hi, rp = 0, n = m.n, me = m.metric_every, nm = 0
     cdef double hf, r, tokens
     cdef int64_t t0 = m.ts[0]
     st.s = 0.0
@@ -201,12 +233,12 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     st.seg0 = 0
     st.peak = -INFINITY
     st.n_ev = 0
+    r = 0.0
     for c in range(m.nchunks):
         lo = c * m.chunk
         hi = lo + m.chunk if lo + m.chunk < n else n
         if not dense and can_skip(&st, p, m, c, lo, hi):
             if st.d > 0:
-                r = st.s / st.d
                 hf = r * m.amin[c]
                 if hf < sm.min_hf:
                     sm.min_hf = hf
@@ -216,26 +248,31 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
             while rp < m.n_rec and m.rec_idx[rp] < hi:
                 record_row(&st, m, o, rp, m.rec_idx[rp])
                 rp += 1
-            b = ((lo + me - 1) // me) * me
-            while b < hi:
-                metric_sample(&st, m, o, b)
-                b += me
+            while nm < hi:
+                metric_sample(&st, m, o, nm)
+                nm += me
             continue
         for b in range(lo, hi):
             if st.d > 0:
-                hf = hf_of(&st, m, b)
+                hf = r * m.a[b]
                 if hf < sm.min_hf:
                     sm.min_hf = hf
                     sm.min_hf_idx = b
                 if hf < 1.05:
                     sm.blocks_below_105 += 1
-                if hf < 1.0:
-                    liquidate(&st, p, m, o, b)
-            strategy_step(&st, p, m, o, b)
+                    if hf < 1.0:
+                        liquidate(&st, p, m, o, b)
+                        r = ratio(&st)
+            if action_due(&st, p, m, b):
+                strategy_step(&st, p, m, o, b)
+                r = ratio(&st)
             while rp < m.n_rec and m.rec_idx[rp] == b:
                 record_row(&st, m, o, rp, b)
                 rp += 1
-            if b % me == 0 or b == n - 1:
+            if b == nm:
+                metric_sample(&st, m, o, b)
+                nm += me
+            elif b == n - 1:
                 metric_sample(&st, m, o, b)
     # finish: value at the last block, benchmark, APYs
     b = n - 1
@@ -268,11 +305,7 @@ cdef struct LanePtrs:
     Py_ssize_t n
     Py_ssize_t nch
     const double* por
-    const double* sidx
-    const double* bidx
     const double* a
-    const double* K
-    const double* K2
     const double* amin
     const double* amax
     const int64_t* aarg
@@ -285,11 +318,7 @@ cdef void _run_config(const Mkt* base, const LanePtrs* lp, const Params* p, Summ
     cdef Out o
     cdef Py_ssize_t off = p.lane * lp.n, coff = p.lane * lp.nch
     m.por = lp.por + off
-    m.sidx = lp.sidx + off
-    m.bidx = lp.bidx + off
     m.a = lp.a + off
-    m.K = lp.K + off
-    m.K2 = lp.K2 + off
     m.amin = lp.amin + coff
     m.amax = lp.amax + coff
     m.aarg = lp.aarg + coff
@@ -308,15 +337,15 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     """Replay every configuration of `params` over one market.
 
     market: dict of the Market arrays (ts, price, xrate, eth_usd, ltv, lt, bonus, pfee, gas_gwei);
-    lanes: dict of 2-D arrays [lane, block] (por, sidx, bidx, a, K, K2) and [lane, chunk] (amin, amax,
-    aarg), as stacked from build_lane; outputs are preallocated by the caller (backtest/engine.py)."""
+    lanes: 1-D market-level arrays (sidx, bidx, K, K2 from build_indices), 2-D [lane, block] (por, a) and
+    [lane, chunk] (amin, amax, aarg) filled by build_lane; outputs are preallocated by the caller (backtest/engine.py)."""
     cdef Py_ssize_t nconf = params.shape[0], n, nch, i, ncap = events.shape[1], nrec = rec_idx.shape[0]
     cdef const int64_t[::1] ts = market["ts"]
     cdef const double[::1] price = market["price"], xrate = market["xrate"], eth_usd = market["eth_usd"]
     cdef const double[::1] ltv = market["ltv"], lt = market["lt"], bonus = market["bonus"]
     cdef const double[::1] pfee = market["pfee"], gas = market["gas_gwei"]
-    cdef const double[:, ::1] por = lanes["por"], sidx = lanes["sidx"], bidx = lanes["bidx"]
-    cdef const double[:, ::1] a = lanes["a"], K = lanes["K"], K2 = lanes["K2"]
+    cdef const double[:, ::1] por = lanes["por"], a = lanes["a"]
+    cdef const double[::1] sidx = lanes["sidx"], bidx = lanes["bidx"], K = lanes["K"], K2 = lanes["K2"]
     cdef const double[:, ::1] amin = lanes["amin"], amax = lanes["amax"]
     cdef const int64_t[:, ::1] aarg = lanes["aarg"]
     cdef Mkt base
@@ -326,7 +355,8 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     nch = (n + chunk - 1) // chunk
     if n == 0 or chunk <= 0 or metric_every <= 0 or ncap <= 0:
         raise ValueError("run_batch needs blocks, chunk > 0, metric_every > 0 and event capacity > 0")
-    if qmin.shape[0] != nch or amin.shape[1] != nch or por.shape[1] != n:
+    if (qmin.shape[0] != nch or amin.shape[1] != nch or por.shape[1] != n or a.shape[1] != n
+            or sidx.shape[0] != n or bidx.shape[0] != n or K.shape[0] != n or K2.shape[0] != n):
         raise ValueError("lane / chunk arrays do not match the market")
     if summaries.shape[0] != nconf or events.shape[0] != nconf:
         raise ValueError("output arrays do not match the number of configurations")
@@ -354,11 +384,11 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     lp.n = n
     lp.nch = nch
     lp.por = &por[0, 0]
-    lp.sidx = &sidx[0, 0]
-    lp.bidx = &bidx[0, 0]
     lp.a = &a[0, 0]
-    lp.K = &K[0, 0]
-    lp.K2 = &K2[0, 0]
+    base.sidx = &sidx[0]
+    base.bidx = &bidx[0]
+    base.K = &K[0]
+    base.K2 = &K2[0]
     lp.amin = &amin[0, 0]
     lp.amax = &amax[0, 0]
     lp.aarg = &aarg[0, 0]

@@ -134,11 +134,11 @@ cdef struct Mkt:
     const double* pfee      # liquidation protocol fee fraction
     const double* gas       # gas price, gwei
     const double* por       # lane: oracle price of collateral in debt asset
-    const double* sidx      # lane: collateral supply (liquidity) index, 1 at block 0
-    const double* bidx      # lane: debt variable borrow index, 1 at block 0
+    const double* sidx      # collateral supply (liquidity) index, 1 at block 0
+    const double* bidx      # debt variable borrow index, 1 at block 0
     const double* a         # lane: por * lt * sidx / bidx, so HF = (s / d) * a
-    const double* K         # lane: cumsum sidx[j-1] * (xrate[j] - xrate[j-1])  (staking yield per scaled token)
-    const double* K2        # lane: cumsum (sidx[j] - sidx[j-1]) * xrate[j]      (supply yield per scaled token)
+    const double* K         # cumsum sidx[j-1] * (xrate[j] - xrate[j-1])  (staking yield per scaled token)
+    const double* K2        # cumsum (sidx[j] - sidx[j-1]) * xrate[j]      (supply yield per scaled token)
     const double* amin      # lane, per chunk: min of a
     const double* amax      # lane, per chunk: max of a
     const int64_t* aarg     # lane, per chunk: first block index of the min
