@@ -123,3 +123,25 @@ def test_show_and_sql(tmp_path):
 def test_data_synth_unknown_name_exits_2():
     r = CliRunner().invoke(cli, ["data", "synth", "moon"])
     assert r.exit_code == 2 and "calm" in r.output
+
+
+def test_depeg_scenario_overlay_liquidates_a_market_oracle_loop(tmp_path):
+    # 12 loops at 0.90 reach LTV (0.9 - 0.9^13) / (1 - 0.9^13) = 0.866, HF = 0.95 / 0.866 = 1.097; a 12 %
+    # V-shaped de-peg of wstETH over 3 days takes the market-price HF to ~0.965 -> liquidated; with the
+    # exchange-rate oracle the position does not see the de-peg
+    cfg = tmp_path / "overlay.toml"
+    text = LOOP.read_text().split("[strategy.rebalance]")[0] + (
+        "[costs]\ngas = 10.0\n\n[[scenario]]\nkind = \"depeg\"\nasset = \"wstETH\"\nat = \"2024-06-02\"\n"
+        "depth = 0.12\nduration = \"3d\"\nshape = \"v\"\n")
+    text = text.replace('end    = "2025-06-01"', 'end    = "2024-06-10"').replace("loops      = 5", "loops      = 12")
+    text = text.replace("target_ltv = 0.80", "target_ltv = 0.90")
+    cfg.write_text(text)
+    out = {}
+    for oracle in ("market", "exchange-rate"):
+        r = CliRunner().invoke(cli, ["run", str(cfg), "--quiet", "--set", f'run.output="{tmp_path / oracle}"',
+                                     "--set", f'market.oracle="{oracle}"'])
+        assert r.exit_code == 0, r.output
+        out[oracle] = pl.read_parquet(next((tmp_path / oracle).glob("*/summary.parquet")))
+    assert out["market"]["liq_count"][0] > 0 and out["market"]["min_hf"][0] < 1.0
+    assert out["exchange-rate"]["liq_count"][0] == 0
+    assert out["market"]["end_equity"][0] < out["exchange-rate"]["end_equity"][0]
