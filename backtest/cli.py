@@ -164,42 +164,6 @@ def sweep(config, grids, zip_, sets, workers, engine, quiet):
     _do_run(config, sets, grids, zip_, engine, False, workers, quiet)
 
 
-@cli.group()
-def data():
-    """Build and inspect the Parquet data lake."""
-
-
-@data.command("synth")
-@click.argument("name")
-@click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True)
-def data_synth(name, lake):
-    """Write the deterministic synthetic market NAME into the lake."""
-    from backtest.data.synth import SCENARIOS, synth
-
-    if name not in SCENARIOS:
-        raise InputError(f"unknown synthetic market {name!r}; choose one of: {', '.join(sorted(SCENARIOS))}")
-    paths = synth(name, Path(lake))
-    click.echo(f"{name}: wrote {len(paths)} file(s) into {lake}")
-
-
-@data.command("list")
-@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
-def data_list(lake):
-    """List the lake's series with span and resolution."""
-    import datetime as dt
-
-    from backtest.data.lake import catalog
-
-    cat = catalog(Path(lake))
-    if cat.height == 0:
-        click.echo(f"{lake}: no series")
-        return
-    for row in cat.iter_rows(named=True):
-        first = dt.datetime.fromtimestamp(row["first_ts"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        last = dt.datetime.fromtimestamp(row["last_ts"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{row['table']:<15} {row['key']:<40} {row['rows']:>8} rows  {first} -> {last}")
-
-
 @cli.command()
 @click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--sql", default=None, help="DuckDB SQL over views summary, events, timeseries")
@@ -229,6 +193,11 @@ def show(results_dir, sql):
     if rel is None:
         return
     click.echo(rel.pl())
+
+
+from backtest.cli_data import data  # noqa: E402  (the `data` group lives in its own module)
+
+cli.add_command(data)
 
 
 def main(argv=None):
