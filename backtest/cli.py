@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -56,26 +57,32 @@ def print_summary(summary, labels: list[str], limit: int = 40) -> None:
 
 
 class _Progress:
-    """A rich progress bar on a terminal; silent otherwise."""
+    """A rich progress bar on a terminal (configurations, config-blocks, rate, time left); silent otherwise."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
         self.bar = None
         self.task = None
+        self.blocks = None
 
-    def start(self, total: int) -> None:
+    def start(self, configs: int, config_blocks: int) -> None:
         if not self.enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), transient=True)
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
         self.bar.start()
-        self.task = self.bar.add_task("configurations", total=total)
+        self.task = self.bar.add_task("configurations", total=configs, rate="")
+        self.blocks = 0
+        self.t0 = time.perf_counter()
 
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
+    def advance(self, configs: int, config_blocks: int) -> None:
+        if self.bar is None:
+            return
+        self.blocks += config_blocks
+        rate = self.blocks / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.task, advance=configs, rate=f"{self.blocks:.3g} config-blocks, {rate:.3g}/s")
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -114,19 +121,23 @@ def _parse_grids(items) -> dict:
     return out
 
 
-def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet):
+def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="local", address=None,
+            resume=False):
     from backtest.api import run as api_run
 
     prog = _Progress(not quiet)
     try:
         res = api_run(config, overrides=_parse_sets(sets) or None, grids=_parse_grids(grids) or None,
-                      zip_=zip_, engine=engine, dense=dense, workers=workers, progress=prog.advance,
-                      on_start=prog.start)
+                      zip_=zip_, engine=engine, dense=dense, workers=workers, executor=executor,
+                      address=address, resume=resume, progress=prog.advance, on_start=prog.start)
     finally:
         prog.stop()
     if not quiet:
         labels = [p for p in res["summary"].columns if "." in p]
         print_summary(res["summary"], labels)
+        m = res["manifest"]
+        if m["resumed_configs"]:
+            click.echo(f"resumed: {m['resumed_configs']} configuration(s) kept, {m['computed_configs']} computed")
         click.echo(f"result set: {res['path']}")
     return res
 
@@ -144,10 +155,11 @@ def cli():
               help="the Cython core, or the slow plain-Python reference engine")
 @click.option("--dense", is_flag=True, help="replay every block (no chunk skipping); same results, slower")
 @click.option("--workers", type=int, default=0, help="threads for the core (0 = all cores)")
+@click.option("--resume", is_flag=True, help="finish an interrupted run without recomputing finished configurations")
 @click.option("--quiet", is_flag=True, help="no table, no progress bar")
-def run(config, sets, engine, dense, workers, quiet):
+def run(config, sets, engine, dense, workers, resume, quiet):
     """Replay CONFIG (and every point of its [sweep]); write the result set and print a summary."""
-    _do_run(config, sets, (), False, engine, dense, workers, quiet)
+    _do_run(config, sets, (), False, engine, dense, workers, quiet, resume=resume)
 
 
 @cli.command()
@@ -156,12 +168,17 @@ def run(config, sets, engine, dense, workers, quiet):
               help="a grid: a:b:step (floats, inclusive), a..b (integers), or x,y,z")
 @click.option("--zip", "zip_", is_flag=True, help="pair the grids element-wise instead of a product")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config key")
-@click.option("--workers", type=int, default=0, help="threads for the core (0 = all cores)")
+@click.option("--workers", type=int, default=0, help="local: core threads; dask: local worker processes (0 = all cores)")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--address", default=None, metavar="tcp://HOST:PORT", help="a Dask scheduler (default: a local cluster)")
+@click.option("--resume", is_flag=True, help="finish an interrupted sweep without recomputing finished configurations")
 @click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
 @click.option("--quiet", is_flag=True)
-def sweep(config, grids, zip_, sets, workers, engine, quiet):
+def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, quiet):
     """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
-    _do_run(config, sets, grids, zip_, engine, False, workers, quiet)
+    if address and executor != "dask":
+        raise click.UsageError("--address goes with --executor dask")
+    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume)
 
 
 @cli.command()

@@ -1,15 +1,6 @@
-"""Engine outputs -> polars frames -> the Parquet result set of DESIGN.md section 6, written atomically.
-
-A result set is built in a temporary sibling folder and renamed into place, so a reader never sees half a
-result set and a failed run leaves the previous one untouched.
-"""
+"""Engine outputs -> polars frames of the result set of DESIGN.md section 6 (backtest/sweep.py writes them)."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,36 +85,3 @@ def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
     for j, name in enumerate(RECORD_FIELDS):
         cols[name] = out.records[i, :, j]
     return pl.DataFrame(cols)
-
-
-class ResultWriter:
-    """Builds a result set in a temporary folder next to its destination; `commit` renames it into place."""
-
-    def __init__(self, dest: Path):
-        self.dest = Path(dest)
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-", dir=self.dest.parent))
-
-    def write_parquet(self, rel: str, df: pl.DataFrame) -> None:
-        path = self.tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(path, statistics=True)
-
-    def write_timeseries(self, config_id: int, df: pl.DataFrame) -> None:
-        self.write_parquet(f"timeseries/config_id={config_id}/part-0.parquet", df)
-
-    def write_json(self, rel: str, obj: Any) -> None:
-        (self.tmp / rel).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-    def commit(self) -> Path:
-        old = None
-        if self.dest.exists():
-            old = self.dest.with_name(f".{self.dest.name}.old-{os.getpid()}")
-            os.replace(self.dest, old)
-        os.replace(self.tmp, self.dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.dest
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,265 @@
+"""Sweeps: configurations grouped by market, replayed in batches, streamed to disk, resumable.
+
+A result set is built in a work folder beside its destination (``.<name>.work``). Every batch of
+configurations is written there as its own Parquet parts (summary, events, and one time-series file per
+configuration), each atomically (temporary file, then rename), so a sweep killed at any moment, SIGKILL
+included, leaves only whole files. ``resume=True`` reads which configurations are finished from those parts
+and replays only the others; the final step concatenates the parts, writes the manifest and renames the work
+folder into place. Memory stays bounded by the aligned market plus one batch of outputs.
+
+Executors: ``local`` replays a batch with the core's own threads (prange, GIL released); ``dask`` sends the
+aligned market to every worker once (scatter, broadcast) and batches of configurations as tasks; workers
+write their time series straight into the work folder and return summaries and events.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+
+from backtest.config_types import Config
+from backtest.data.market import Market
+from backtest.engine import (
+    CHUNK,
+    Lane,
+    Outputs,
+    build_lanes,
+    check_against_market,
+    encode_params,
+    lane_of,
+    metric_every,
+    record_indices,
+    run_core,
+    run_reference_batch,
+)
+from backtest.errors import BacktestError, ConfigError
+from backtest.results import events_frame, summary_frame, timeseries_frame
+
+RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
+MAX_BATCH = 256                           # configurations per batch (resume and progress granularity)
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_parquet_atomic(path: Path, df: pl.DataFrame) -> None:
+    write_atomic(path, lambda p: df.write_parquet(p, statistics=True))
+
+
+@dataclass
+class Group:
+    """Configurations that share one aligned market."""
+    ids: list[int]
+    first: Config
+
+
+class WorkDir:
+    """The folder a result set is built in; finished batches survive a crash."""
+
+    def __init__(self, dest: Path, sweep_hash: str, resume: bool):
+        self.dest = Path(dest)
+        self.path = self.dest.with_name(f".{self.dest.name}.work")
+        self.resumed = False
+        state = self.path / "state.json"
+        if self.path.exists():
+            old = None
+            try:
+                old = json.loads(state.read_text()).get("sweep_hash")
+            except (OSError, ValueError):
+                pass
+            if resume and old == sweep_hash:
+                self.resumed = True
+            else:
+                shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(state, lambda p: p.write_text(json.dumps({"sweep_hash": sweep_hash}) + "\n"))
+
+    def done_ids(self) -> set[int]:
+        done: set[int] = set()
+        for part in sorted((self.path / "summary").glob("part-*.parquet")):
+            done.update(pl.read_parquet(part, columns=["config_id"])["config_id"].to_list())
+        return done
+
+    def timeseries_path(self, config_id: int) -> Path:
+        return self.path / "timeseries" / f"config_id={config_id}" / "part-0.parquet"
+
+    def write_batch(self, first_id: int, summary: pl.DataFrame, events: pl.DataFrame) -> None:
+        # events first: a batch counts as finished once its summary part exists
+        write_parquet_atomic(self.path / "events" / f"part-{first_id:09d}.parquet", events)
+        write_parquet_atomic(self.path / "summary" / f"part-{first_id:09d}.parquet", summary)
+
+    def collect(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        summary = pl.concat([pl.read_parquet(p) for p in sorted((self.path / "summary").glob("part-*.parquet"))],
+                            how="diagonal_relaxed").sort("config_id")
+        ev_parts = [pl.read_parquet(p) for p in sorted((self.path / "events").glob("part-*.parquet"))]
+        events = pl.concat(ev_parts).sort(["config_id", "block"], maintain_order=True)
+        return summary, events
+
+    def finalize(self, summary: pl.DataFrame, events: pl.DataFrame, manifest: dict[str, Any]) -> Path:
+        write_parquet_atomic(self.path / "summary.parquet", summary)
+        write_parquet_atomic(self.path / "events.parquet", events)
+        write_atomic(self.path / "manifest.json",
+                     lambda p: p.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"))
+        shutil.rmtree(self.path / "summary")
+        shutil.rmtree(self.path / "events")
+        (self.path / "state.json").unlink()
+        old = None
+        if self.dest.exists():
+            old = self.dest.with_name(f".{self.dest.name}.old-{os.getpid()}")
+            os.replace(self.dest, old)
+        os.replace(self.path, self.dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.dest
+
+
+def market_key(cfg: Config) -> str:
+    """Configurations with equal keys share one aligned market (only the oracle lane may differ)."""
+    from dataclasses import asdict
+
+    mk = asdict(cfg.market)
+    for k in ("oracle", "capo_growth", "capo_snapshot_age", "v33_from", "close_factor"):
+        mk.pop(k, None)
+    run = cfg.run
+    key = {"run": [run.start, run.end, str(run.data), run.chain, run.block_time, run.record],
+           "market": mk, "scenarios": [asdict(s) for s in cfg.scenarios], "gas": cfg.costs.gas}
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def group_points(points: list[tuple[dict, Config]], ids: list[int]) -> list[Group]:
+    groups: dict[str, Group] = {}
+    for i in ids:
+        cfg = points[i][1]
+        groups.setdefault(market_key(cfg), Group([], cfg)).ids.append(i)
+    return list(groups.values())
+
+
+@dataclass
+class Prepared:
+    """One group's aligned market and what every batch of it needs."""
+    market: Market
+    lanes: list[Lane]
+    rec_idx: np.ndarray
+    metric_every: int
+    batch: int
+
+
+def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: int = MAX_BATCH) -> Prepared:
+    market = align(group.first)
+    lanes: list[Lane] = []
+    for i in group.ids:
+        check_against_market(points[i][1], market)
+        ln = lane_of(points[i][1])
+        if ln not in lanes:
+            lanes.append(ln)
+    rec_idx = record_indices(market, group.first.run.record)
+    per_cfg = max(1, len(rec_idx) * 11 * 8)
+    batch = max(1, min(max_batch, RECORD_BUDGET_BYTES // per_cfg))
+    return Prepared(market, lanes, rec_idx, metric_every(group.first.run.block_time), batch)
+
+
+def batch_frames(points, ids: list[int], out: Outputs, market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
+    summary = summary_frame(out, market, [points[i][0] for i in ids], ids,
+                            [points[i][1].strategy.capital for i in ids])
+    return summary, events_frame(out, market, ids)
+
+
+def write_timeseries(work_path: Path, ids: list[int], out: Outputs, market: Market) -> None:
+    if len(out.rec_idx) == 0:
+        return
+    for j, cid in enumerate(ids):
+        path = work_path / "timeseries" / f"config_id={cid}" / "part-0.parquet"
+        write_parquet_atomic(path, timeseries_frame(out, market, j))
+
+
+def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, engine: str, dense: bool,
+              workers: int, progress: Callable[[int, int], None] | None) -> None:
+    for prep, todo in jobs:
+        if not todo:
+            continue
+        lane_arrays = build_lanes(prep.market, prep.lanes, CHUNK) if engine == "core" else None
+        for lo in range(0, len(todo), prep.batch):
+            ids = todo[lo: lo + prep.batch]
+            params = encode_params([points[i][1] for i in ids], prep.lanes)
+            if engine == "core":
+                out = run_core(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every, CHUNK, dense,
+                               workers, lane_arrays=lane_arrays)
+            elif engine == "reference":
+                out = run_reference_batch(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every)
+            else:
+                raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
+            write_timeseries(work.path, ids, out, prep.market)
+            work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
+            if progress is not None:
+                progress(len(ids), len(ids) * len(prep.market))
+
+
+# --- dask ------------------------------------------------------------------------------------------------
+_WORKER_LANES: dict[str, dict] = {}
+
+
+def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], work_path: str, dense: bool):
+    """Runs on a Dask worker: lanes are built once per worker and market, time series go to the work dir."""
+    market: Market = payload["market"]
+    key = payload["key"]
+    lane_arrays = _WORKER_LANES.get(key)
+    if lane_arrays is None:
+        _WORKER_LANES.clear()
+        lane_arrays = _WORKER_LANES[key] = build_lanes(market, payload["lanes"], CHUNK)
+    out = run_core(market, params, payload["lanes"], payload["rec_idx"], payload["metric_every"], CHUNK, dense,
+                   1, lane_arrays=lane_arrays)
+    write_timeseries(Path(work_path), ids, out, market)
+    return ids, out.summaries, out.events
+
+
+def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dense: bool, workers: int,
+             address: str | None, progress: Callable[[int, int], None] | None) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise BacktestError("--executor dask needs dask.distributed: pip install 'backtest[dask]'") from None
+    cluster = None
+    if address:
+        try:
+            client = Client(address, timeout="20s")
+        except OSError as exc:
+            raise BacktestError(f"--address {address}: cannot reach the Dask scheduler ({exc})") from None
+    else:
+        n = workers if workers > 0 else (os.cpu_count() or 1)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        for g, (prep, todo) in enumerate(jobs):
+            if not todo:
+                continue
+            payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.rec_idx,
+                       "metric_every": prep.metric_every, "key": f"{prep.market.data_hash}:{g}"}
+            [fut] = client.scatter([payload], broadcast=True)
+            # enough tasks to keep every worker busy, bounded by the memory budget per batch
+            size = max(1, min(prep.batch, -(-len(todo) // (4 * n_workers))))
+            tasks = []
+            for lo in range(0, len(todo), size):
+                ids = todo[lo: lo + size]
+                params = encode_params([points[i][1] for i in ids], prep.lanes)
+                tasks.append(client.submit(_dask_batch, fut, params, ids, str(work.path), dense, pure=False))
+            for done in as_completed(tasks):
+                ids, summaries, events = done.result()
+                out = Outputs(summaries, events, np.zeros((len(ids), 0, 0)), prep.rec_idx)
+                work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
+                if progress is not None:
+                    progress(len(ids), len(ids) * len(prep.market))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
