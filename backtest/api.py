@@ -54,10 +54,21 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     if executor == "dask" and engine != "core":
         raise ConfigError("--executor dask runs the core engine only")
     started = time.time()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - clock, 4)
+        clock = now
+
     cfg = _load(config, overrides)
     points = expand_sweep(cfg, grids, zip_)
     groups = group_points(points, list(range(len(points))))
+    lap("config")
     preps = [prepare(g, points, _align, batch_size) for g in groups]          # bad data is rejected before any work
+    lap("align")
     hashes = [config_hash(c) for _, c in points]
     sweep_hash = hashlib.sha256(
         "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]).encode()).hexdigest()
@@ -77,6 +88,7 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
             run_dask(points, jobs, work, dense, workers, address, progress)
         else:
             run_local(points, jobs, work, engine, dense, workers, progress)
+        lap("replay")
         summary, events = work.collect()
         manifest = {
             "name": cfg.run.name,
@@ -96,9 +108,12 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
             "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
             "wall_seconds": round(time.time() - started, 3),
+            "timings": timings,
             "status": "complete",
         }
         path = work.finalize(summary, events, manifest)
+        lap("write")
+        manifest["timings"] = timings
     finally:
         if tmp is not None:
             tmp.cleanup()

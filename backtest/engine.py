@@ -117,19 +117,29 @@ def check_against_market(cfg: Config, market: Market) -> None:
             raise ConfigError(
                 f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
             )
-    if mk.protocol != "aave-v2":
-        late = market.ts >= mk.v33_from
+    _check_market(market, mk.protocol, mk.v33_from, mk.debt, cfg.market.oracle == "chainlink")
+
+
+def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed: bool) -> None:
+    """Market-level checks, done once per market and key (a sweep of 1,000 configs scans 2.6 M blocks once)."""
+    done = market.__dict__.setdefault("_checked", set())
+    key = (protocol, v33_from, feed)
+    if key in done:
+        return
+    if protocol != "aave-v2":
+        late = market.ts >= v33_from
         if late.any() and np.isnan(market.eth_usd[late]).any():
             raise DataError(
-                f"prices {mk.debt}/USD: missing for blocks after {mk.v33_from} (Aave v3.3 liquidation rules "
+                f"prices {debt}/USD: missing for blocks after {v33_from} (Aave v3.3 liquidation rules "
                 f"use USD thresholds); add an ETH/USD price series to the lake"
             )
     for name in ("price", "xrate", "lt", "ltv"):
         arr = getattr(market, name)
         if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
             raise DataError(f"market series {name} has missing or non-positive values in the window")
-    if cfg.market.oracle == "chainlink" and not np.all(np.isfinite(market.oracle_feed)):
+    if feed and not np.all(np.isfinite(market.oracle_feed)):
         raise DataError("oracle_prices: the chainlink oracle mode needs an oracle price at every block")
+    done.add(key)
 
 
 def record_indices(market: Market, record: int) -> np.ndarray:
