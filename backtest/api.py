@@ -67,6 +67,8 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     points = expand_sweep(cfg, grids, zip_)
     groups = group_points(points, list(range(len(points))))
     lap("config")
+    if engine == "reference":             # slow engine: small batches for progress and resume granularity
+        batch_size = min(batch_size, 8)
     preps = [prepare(g, points, _align, batch_size) for g in groups]          # bad data is rejected before any work
     lap("align")
     hashes = [config_hash(c) for _, c in points]
