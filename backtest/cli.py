@@ -99,26 +99,25 @@ def parse_value(text: str):
         return text
 
 
-def _parse_sets(items) -> dict:
+def _parse_pairs(items, option: str, expected: str, parse) -> dict:
+    """KEY=VALUE options into {key: parse(value, key)}."""
     out = {}
     for item in items:
         if "=" not in item:
-            raise click.UsageError(f"--set {item!r}: expected KEY=VALUE")
+            raise click.UsageError(f"{option} {item!r}: expected {expected}")
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_value(v.strip())
+        out[k.strip()] = parse(v.strip(), k.strip())
     return out
+
+
+def _parse_sets(items) -> dict:
+    return _parse_pairs(items, "--set", "KEY=VALUE", lambda v, k: parse_value(v))
 
 
 def _parse_grids(items) -> dict:
     from backtest.config import parse_grid
 
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise click.UsageError(f"--grid {item!r}: expected KEY=SPEC (a:b:step, a..b or x,y,z)")
-        k, v = item.split("=", 1)
-        out[k.strip()] = parse_grid(v.strip(), key=k.strip())
-    return out
+    return _parse_pairs(items, "--grid", "KEY=SPEC (a:b:step, a..b or x,y,z)", lambda v, k: parse_grid(v, key=k))
 
 
 def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="local", address=None,
