@@ -218,7 +218,9 @@ cli.add_command(data)
 
 def main(argv=None):
     try:
-        cli.main(args=argv, standalone_mode=False)
+        rc = cli.main(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:      # a command that ended with ctx.exit(code)
+            sys.exit(rc)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

@@ -1,11 +1,23 @@
-"""`backtest data ...`: build and inspect the Parquet data lake."""
+"""`backtest data ...`: build, fill and inspect the Parquet data lake.
+
+- ``synth NAME`` / ``list``: the synthetic lake and the catalog;
+- ``import SOURCE FILE... [--into DIR] [--table T] [--map COL=SRC[:UNIT]] [--set COL=VALUE]``: the importers
+  of :mod:`backtest.data.importers`;
+- ``derive ratio|oracle-rate ...``: derived series (a market ratio from two USD series, an oracle's
+  exchange rate);
+- ``fetch coingecko|defillama|rpc ...``: the downloaders of :mod:`backtest.data.fetch` (API keys and the
+  RPC URL are read from environment variables and never printed);
+- ``check [--lake DIR]``: the lake's self-check, exit code 1 when it finds errors.
+"""
 from __future__ import annotations
 
+import datetime as dt
+import os
 from pathlib import Path
 
 import click
 
-from backtest.errors import InputError
+from backtest.errors import BacktestError, InputError
 
 
 @click.group()
@@ -30,8 +42,6 @@ def data_synth(name, lake):
 @click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
 def data_list(lake):
     """List the lake's series with span and resolution."""
-    import datetime as dt
-
     from backtest.data.lake import catalog
 
     cat = catalog(Path(lake))
@@ -42,3 +52,313 @@ def data_list(lake):
         first = dt.datetime.fromtimestamp(row["first_ts"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
         last = dt.datetime.fromtimestamp(row["last_ts"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
         click.echo(f"{row['table']:<15} {row['key']:<40} {row['rows']:>8} rows  {first} -> {last}")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _pairs(items, flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        if not k.strip():
+            raise InputError(f"{flag} {item!r}: empty key")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _when(text: str, flag: str) -> int:
+    """A UTC date / datetime (ISO) or epoch seconds -> epoch seconds."""
+    t = text.strip()
+    if t.isdigit():
+        return int(t)
+    try:
+        d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected a UTC date such as 2022-05-01 (or epoch seconds)") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.timezone.utc)
+    return int(d.timestamp())
+
+
+def _echo_report(report, quiet: bool = False) -> None:
+    if quiet:
+        return
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"wrote {len(report)} lake file(s)")
+
+
+def _secret(env: str | None, what: str, required: bool = False) -> str | None:
+    if not env:
+        return None
+    val = os.environ.get(env)
+    if required and not val:
+        raise InputError(f"{what}: set the environment variable {env} (it is read from there so that it never "
+                         "shows up in a shell history, a log or the lake)")
+    return val or None
+
+
+def _client(timeout: float, retries: int):
+    from backtest.data.fetch import HttpClient
+
+    if timeout <= 0 or retries < 0:
+        raise InputError("--timeout must be positive and --retries >= 0")
+    return HttpClient(timeout=timeout, retries=retries)
+
+
+def _progress(label: str):
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        click.echo(f"\r{label}: {done}/{total}", err=True, nl=done == total)
+    return show
+
+
+_net_options = [
+    click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True,
+                 help="the lake to write into"),
+    click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds per request"),
+    click.option("--retries", type=int, default=5, show_default=True,
+                 help="retries per request (backoff 1, 2, 4 s...)"),
+]
+
+
+def _net(f):
+    for opt in reversed(_net_options):
+        f = opt(f)
+    return f
+
+
+# ------------------------------------------------------------------------------------------------ import
+@data.command("import")
+@click.argument("source")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--table", default=None, help="target table (csv, dune)")
+@click.option("--map", "maps", multiple=True, metavar="COL=SRC[:UNIT]",
+              help="lake column <- file column, with an optional unit (ms, wei, gwei, ray, percent, bps, apy...)")
+@click.option("--set", "sets", multiple=True, metavar="COL=VALUE",
+              help="a constant column (base, quote, protocol, asset, source ...) or a source option")
+@click.option("--quiet", is_flag=True)
+def data_import(source, files, lake, table, maps, sets, quiet):
+    """Normalise FILES of SOURCE into the lake (all files are checked before anything is written).
+
+    SOURCE: coingecko, aavescan, aave-snapshots, comet, etherscan, gas-hourly, peg-hourly, curve, rocketpool,
+    etherfi, defillama, dune, csv. Example:
+
+    \b
+        backtest data import csv prices.csv --table prices \\
+            --map ts=time --map price=close --set base=wstETH --set quote=WETH
+    """
+    from backtest.data.importers import SOURCES, import_files, parse_mapping
+
+    if source not in SOURCES:
+        lines = "\n".join(f"  {name:<15} {desc}" for name, (_, desc) in SOURCES.items())
+        raise InputError(f"unknown import source {source!r}; choose one of:\n{lines}")
+    if not files:
+        raise InputError(f"data import {source}: give at least one FILE")
+    report = import_files(source, list(files), Path(lake), table=table, mapping=parse_mapping(maps) or None,
+                          sets=_pairs(sets, "--set") or None)
+    _echo_report(report, quiet)
+
+
+# ------------------------------------------------------------------------------------------------ derive
+@data.group("derive")
+def data_derive():
+    """Series derived from what the lake holds."""
+
+
+@data_derive.command("ratio")
+@click.argument("base")
+@click.argument("quote")
+@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--via", default="USD", show_default=True, help="the common quote of the two series")
+@click.option("--bucket", default=3600, show_default=True, type=int, help="seconds to floor both series to")
+@click.option("--source-base", default=None, help="source of BASE/VIA when the lake has several")
+@click.option("--source-quote", default=None, help="source of QUOTE/VIA when the lake has several")
+@click.option("--median-of", default=1, show_default=True, type=int,
+              help="trailing median over this many buckets (removes one-sample glitches)")
+@click.option("--rebase-apr", type=float, default=None,
+              help="BASE rebases (stETH): write an ASSUMED exchange rate growing at this APR and the price in shares")
+def derive_ratio_cmd(base, quote, lake, via, bucket, source_base, source_quote, median_of, rebase_apr):
+    """prices BASE/QUOTE = (BASE/VIA) / (QUOTE/VIA), floored to the hour and inner-joined."""
+    from backtest.data.importers import derive_ratio
+
+    if bucket <= 0 or median_of < 1:
+        raise InputError("--bucket must be positive and --median-of >= 1")
+    _echo_report(derive_ratio(Path(lake), base, quote, via=via, freq=bucket, source_base=source_base,
+                              source_quote=source_quote, rebase_apr=rebase_apr, median_of=median_of))
+
+
+@data_derive.command("oracle-rate")
+@click.argument("protocol")
+@click.argument("asset")
+@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--quote", default="ETH", show_default=True)
+@click.option("--exchange-rate", is_flag=True, help="also write it as the asset's exchange rate")
+def derive_oracle_cmd(protocol, asset, lake, quote, exchange_rate):
+    """oracle_prices PROTOCOL ASSET/QUOTE = ASSET/USD ÷ QUOTE/USD of the protocol's oracle."""
+    from backtest.data.importers import derive_oracle_rate
+
+    _echo_report(derive_oracle_rate(Path(lake), protocol, asset, quote=quote, exchange_rate=exchange_rate))
+
+
+# ------------------------------------------------------------------------------------------------ fetch
+@data.group("fetch")
+def data_fetch():
+    """Download history from CoinGecko, DefiLlama or an Ethereum node (resumable)."""
+
+
+@data_fetch.command("coingecko")
+@click.argument("coin")
+@click.option("--start", required=True, help="UTC date")
+@click.option("--end", required=True, help="UTC date (exclusive)")
+@click.option("--vs", default="usd", show_default=True)
+@click.option("--symbol", default=None, help="the lake's name for COIN (known ids are mapped: staked-ether -> stETH)")
+@click.option("--api-key-env", default="COINGECKO_API_KEY", show_default=True,
+              help="environment variable holding the API key (optional)")
+@click.option("--pro", is_flag=True, help="the Pro API (pro-api.coingecko.com, x-cg-pro-api-key)")
+@click.option("--base-url", default=None, help="API root (default: CoinGecko's)")
+@_net
+def fetch_coingecko_cmd(coin, start, end, vs, symbol, api_key_env, pro, base_url, lake, timeout, retries):
+    """CoinGecko market_chart/range of COIN (an API id, e.g. staked-ether) -> prices SYMBOL/VS."""
+    from backtest.data.fetch import fetch_coingecko
+
+    rep = fetch_coingecko(coin, Path(lake), _when(start, "--start"), _when(end, "--end"), vs=vs, symbol=symbol,
+                          api_key=_secret(api_key_env, "coingecko"), pro=pro, base_url=base_url,
+                          client=_client(timeout, retries), progress=_progress(f"coingecko {coin}"))
+    _echo_report(rep)
+
+
+@data_fetch.group("defillama")
+def fetch_defillama():
+    """DefiLlama coins chart and pool charts."""
+
+
+@fetch_defillama.command("coins")
+@click.argument("coin")
+@click.option("--start", required=True)
+@click.option("--end", required=True)
+@click.option("--period", default="1h", show_default=True)
+@click.option("--symbol", default=None, help="the lake's name for COIN")
+@click.option("--base-url", default=None, help="API root (default: https://coins.llama.fi)")
+@_net
+def fetch_llama_coins_cmd(coin, start, end, period, symbol, base_url, lake, timeout, retries):
+    """Prices of COIN (ethereum:0x... or coingecko:id) every PERIOD -> prices SYMBOL/USD."""
+    from backtest.data.fetch import fetch_defillama_coins
+
+    rep = fetch_defillama_coins(coin, Path(lake), _when(start, "--start"), _when(end, "--end"), period=period,
+                                symbol=symbol, base_url=base_url, client=_client(timeout, retries),
+                                progress=_progress(f"defillama {coin}"))
+    _echo_report(rep)
+
+
+@fetch_defillama.command("lend-borrow")
+@click.argument("pool")
+@click.option("--protocol", required=True, help="e.g. aave-v3")
+@click.option("--asset", required=True, help="e.g. WETH")
+@click.option("--api-key-env", default="DEFILLAMA_API_KEY", show_default=True,
+              help="environment variable holding the Pro API key (chartLendBorrow is a Pro endpoint)")
+@click.option("--base-url", default=None)
+@_net
+def fetch_llama_lb_cmd(pool, protocol, asset, api_key_env, base_url, lake, timeout, retries):
+    """chartLendBorrow of POOL (a DefiLlama pool UUID) -> rates (APY -> APR, utilization from totals)."""
+    from backtest.data.fetch import fetch_defillama_pool
+
+    rep = fetch_defillama_pool(pool, Path(lake), chart="lend-borrow", protocol=protocol, asset=asset,
+                               api_key=_secret(api_key_env, "defillama"), base_url=base_url,
+                               client=_client(timeout, retries))
+    _echo_report(rep)
+
+
+@fetch_defillama.command("yields")
+@click.argument("pool")
+@click.option("--token", required=True, help="the staking token whose exchange rate the APY compounds (stETH)")
+@click.option("--base-url", default=None)
+@_net
+def fetch_llama_yields_cmd(pool, token, base_url, lake, timeout, retries):
+    """chart of POOL -> exchange_rates TOKEN/ETH compounded from the base APY (a derived series)."""
+    from backtest.data.fetch import fetch_defillama_pool
+
+    rep = fetch_defillama_pool(pool, Path(lake), chart="yields", token=token, base_url=base_url,
+                               client=_client(timeout, retries))
+    _echo_report(rep)
+
+
+@data_fetch.command("rpc")
+@click.argument("what", type=click.Choice(["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]))
+@click.option("--blocks", "blocks", multiple=True, metavar="START:END:STEP", help="blocks to read at")
+@click.option("--block", "single", multiple=True, type=int, help="one block (repeatable)")
+@click.option("--rpc-url-env", default="ETH_RPC_URL", show_default=True,
+              help="environment variable holding the JSON-RPC URL (never printed)")
+@click.option("--address", default=None, help="contract: wstETH token, Aave pool, Chainlink feed or Curve pool")
+@click.option("--asset", default=None, help="aave-reserve: the reserve's underlying token address")
+@click.option("--symbol", default=None, help="aave-reserve: the lake's name for the reserve (WETH, wstETH)")
+@click.option("--aave-version", type=int, default=3, show_default=True)
+@click.option("--base", default=None, help="chainlink / curve-dy: base symbol")
+@click.option("--quote", default=None, help="chainlink / curve-dy: quote symbol")
+@click.option("--i", "i", type=int, default=1, show_default=True, help="curve-dy: index sold (stETH pool: 1 = stETH)")
+@click.option("--j", "j", type=int, default=0, show_default=True, help="curve-dy: index bought (0 = ETH)")
+@click.option("--dx", type=float, default=1.0, show_default=True, help="curve-dy: amount sold, token units")
+@_net
+def fetch_rpc_cmd(what, blocks, single, rpc_url_env, address, asset, symbol, aave_version, base, quote, i, j, dx,
+                  lake, timeout, retries):
+    """eth_call WHAT at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks)."""
+    from backtest.data import fetch as F
+
+    url = _secret(rpc_url_env, "rpc", required=True)
+    nums = F.parse_blocks([*blocks, *map(str, single)])
+    if what == "wsteth":
+        reader = F.wsteth_reader(address or F.WSTETH)
+    elif what == "aave-reserve":
+        if not asset or not symbol:
+            raise InputError("rpc aave-reserve needs --asset ADDRESS and --symbol NAME")
+        reader = F.aave_reserve_reader(asset, symbol, pool=address, version=aave_version)
+    elif what == "chainlink":
+        if not address or not base or not quote:
+            raise InputError("rpc chainlink needs --address FEED --base SYMBOL --quote SYMBOL")
+        reader = F.chainlink_reader(address, base, quote)
+    elif what == "curve-dy":
+        reader = F.curve_dy_reader(address or F.CURVE_STETH, i, j, base or "stETH", quote or "ETH", dx)
+    else:
+        reader = F.blocks_reader()
+    rep = F.fetch_rpc(reader, nums, Path(lake), url, client=_client(timeout, retries),
+                      progress=_progress(f"rpc {what}"))
+    _echo_report(rep)
+
+
+# ------------------------------------------------------------------------------------------------ check
+def _duration(text: str) -> float:
+    t = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if t[-1] in units:
+            return float(t[:-1]) * units[t[-1]]
+        return float(t)
+    except (ValueError, IndexError):
+        raise InputError(f"--max-gap {text!r}: a duration such as 3d, 12h or seconds") from None
+
+
+@data.command("check")
+@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--max-gap", default="3d", show_default=True, help="longest gap allowed (and 10x the resolution)")
+@click.option("--max-jump", type=float, default=0.20, show_default=True,
+              help="largest move between consecutive points of a peg ratio / exchange rate")
+@click.option("--quiet", is_flag=True, help="only the problems and the totals")
+def data_check(lake, max_gap, max_jump, quiet):
+    """Check every series: span, resolution, gaps, order, duplicates, values, units. Exit 1 on errors."""
+    from backtest.data.check import check_lake
+
+    if not Path(lake).is_dir():
+        raise InputError(f"{lake}: no such lake folder")
+    rep = check_lake(Path(lake), max_gap=_duration(max_gap), max_jump=max_jump)
+    for line in rep.lines():
+        if quiet and line.rstrip().endswith(" ok"):
+            continue
+        click.echo(line)
+    if rep.errors:
+        raise BacktestError(f"{lake}: {rep.errors} error(s) found")

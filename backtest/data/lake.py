@@ -62,6 +62,15 @@ TABLES: dict[str, pa.Schema] = {
         _f("ts", _I64), _f("block", _I64, True), _f("base_fee_gwei", _F64), _f("priority_fee_gwei", _F64, True),
     ]),
     "blocks": pa.schema([_f("ts", _I64), _f("block", _I64)]),
+    "liquidity": pa.schema([
+        _f("ts", _I64), _f("block", _I64, True), _f("pool", _STR), _f("token0", _STR), _f("token1", _STR),
+        _f("reserve0", _F64), _f("reserve1", _F64), _f("amp", _F64, True),
+    ]),
+    "rewards": pa.schema([
+        _f("ts", _I64), _f("token", _STR), _f("kind", _STR), _f("apr", _F64, True), _f("amount", _F64, True),
+        _f("unit", _STR),
+    ]),
+    "events": pa.schema([_f("ts", _I64), _f("token", _STR), _f("kind", _STR), _f("value", _F64)]),
 }
 
 #: table name -> the columns (besides ``ts``) that identify one series; de-duplication is on these + ``ts``
@@ -73,6 +82,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "market_params": ("protocol", "asset", "emode"),
     "gas": (),
     "blocks": (),
+    "liquidity": ("pool",),
+    "rewards": ("token", "kind"),
+    "events": ("token", "kind"),
 }
 
 # value checks applied on write: column -> (low, high, low_inclusive) over the non-null values
@@ -86,6 +98,10 @@ _RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
                       "liquidation_bonus": (0.0, 1.0, True), "protocol_fee": (0.0, 1.0, True)},
     "gas": {"base_fee_gwei": (0.0, 1e6, True), "priority_fee_gwei": (0.0, 1e6, True)},
     "blocks": {},
+    "liquidity": {"reserve0": (0.0, float("inf"), True), "reserve1": (0.0, float("inf"), True),
+                  "amp": (0.0, float("inf"), False)},
+    "rewards": {"apr": (-1.0, 100.0, True), "amount": (0.0, float("inf"), True)},
+    "events": {},
 }
 
 

@@ -1,0 +1,155 @@
+"""`backtest data check` on hand-made lakes, one kind of problem per series, and on a clean lake."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from backtest.cli import cli
+from backtest.data import lake
+from backtest.data.check import check_lake
+
+H = 3600
+T0 = 1_704_067_200                      # 2024-01-01
+N = 200
+
+
+def raw(root: Path, table: str, name: str, df: pl.DataFrame) -> None:
+    """Write a file as it is (no validation, no sorting): what a hand-made or broken lake can hold."""
+    folder = root / table
+    folder.mkdir(parents=True, exist_ok=True)
+    sch = lake.TABLES[table]
+    cols = [c for c in sch.names if c in df.columns]
+    pq.write_table(df.select(cols).to_arrow().cast(pl.DataFrame(schema={c: df.schema[c] for c in cols})
+                                                   .to_arrow().schema), folder / f"{name}.parquet")
+
+
+def prices(base: str, quote: str, values, ts=None, source: str = "test") -> pl.DataFrame:
+    v = np.asarray(values, dtype=float)
+    t = np.asarray(ts if ts is not None else T0 + np.arange(v.size) * H, dtype=np.int64)
+    return pl.DataFrame({"ts": t, "base": base, "quote": quote, "price": v, "source": source})
+
+
+def calm(n: int = N, level: float = 1.0) -> np.ndarray:
+    return level * (1 + 0.0001 * np.sin(np.arange(n)))
+
+
+@pytest.fixture()
+def clean(tmp_path) -> Path:
+    root = tmp_path / "clean"
+    lake.write_table(root, "prices", prices("wstETH", "WETH", calm(level=1.18)), "wsteth")
+    lake.write_table(root, "prices", prices("WETH", "USD", calm(level=3000.0)), "weth-usd")
+    lake.write_table(root, "exchange_rates", pl.DataFrame({
+        "ts": T0 + np.arange(N) * H, "token": "wstETH", "underlying": "ETH",
+        "rate": 1.18 + 1e-6 * np.arange(N), "source": "test"}), "xr")
+    lake.write_table(root, "rates", pl.DataFrame({
+        "ts": T0 + np.arange(N) * H, "protocol": "aave-v3", "asset": "WETH", "supply_apr": 0.02,
+        "borrow_apr": 0.028, "utilization": 0.8}), "rates")
+    lake.write_table(root, "gas", pl.DataFrame({"ts": T0 + np.arange(N) * H, "base_fee_gwei": 5.0}), "gas")
+    lake.write_table(root, "market_params", pl.DataFrame({
+        "ts": [T0], "protocol": "aave-v3", "asset": "wstETH", "emode": "eth-correlated", "ltv": 0.93,
+        "liquidation_threshold": 0.95, "liquidation_bonus": 0.01}), "params")
+    return root
+
+
+def kinds(rep, table: str, key: str, severity: str = "error") -> set[str]:
+    return {i.kind for i in rep.find(table, key).issues if i.severity == severity}
+
+
+def test_a_clean_lake_has_no_issue_and_reports_span_and_resolution(clean):
+    rep = check_lake(clean)
+    assert rep.errors == 0 and rep.warnings == 0 and len(rep.series) == 6
+    s = rep.find("prices", "wstETH/WETH")
+    assert (s.rows, s.first_ts, s.last_ts, s.resolution_s) == (N, T0, T0 + (N - 1) * H, 3600.0)
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean)])
+    assert r.exit_code == 0, r.output
+    assert "wstETH/WETH [test]" in r.output and "every     1h  ok" in r.output and "0 error(s)" in r.output
+
+
+def test_each_kind_of_problem_is_found_in_its_series(clean):
+    root = clean
+    # a gap of 5 days in an hourly series
+    ts = np.concatenate([T0 + np.arange(100) * H, T0 + 99 * H + 5 * 86400 + np.arange(100) * H])
+    raw(root, "prices", "gap", prices("rETH", "WETH", calm(level=1.1), ts))
+    # a time that goes back inside the file, and a repeated time with two values
+    ts = T0 + np.arange(N) * H
+    ts[50], ts[51] = ts[51], ts[50]
+    raw(root, "prices", "order", prices("cbETH", "WETH", calm(level=1.09), ts))
+    ts = T0 + np.arange(N) * H
+    ts[10] = ts[9]
+    raw(root, "prices", "dup", prices("osETH", "WETH", calm(level=1.03), ts))
+    # a non-positive price and an absurd one-hour jump
+    v = calm(level=1.05)
+    v[30] = 0.0
+    raw(root, "prices", "zero", prices("ezETH", "WETH", v))
+    v = calm(level=1.07)
+    v[80] = 0.55
+    raw(root, "prices", "jump", prices("weETH", "WETH", v))
+    # unit suspicions: a rate in percent, an LST/ETH price that is a USD price, ms timestamps, gas in wei,
+    # an exchange rate in wei, a bonus given as 1.05
+    raw(root, "rates", "pct", pl.DataFrame({"ts": T0 + np.arange(N) * H, "protocol": "spark", "asset": "WETH",
+                                            "supply_apr": 2.1, "borrow_apr": 3.2}))
+    raw(root, "prices", "usd-as-eth", prices("rsETH", "ETH", calm(level=3100.0)))
+    raw(root, "prices", "ms", prices("ETHx", "WETH", calm(level=1.04), (T0 + np.arange(N) * H) * 1000))
+    raw(root, "gas", "wei", pl.DataFrame({"ts": T0 + 10**6 + np.arange(N) * H, "base_fee_gwei": 5e9}))
+    raw(root, "exchange_rates", "xr-wei", pl.DataFrame({"ts": T0 + np.arange(N) * H, "token": "rETH",
+                                                        "underlying": "ETH", "rate": 1.1e18, "source": "t"}))
+    raw(root, "market_params", "lb", pl.DataFrame({"ts": [T0], "protocol": "spark", "asset": "wstETH",
+                                                   "emode": None, "ltv": 0.9, "liquidation_threshold": 0.93,
+                                                   "liquidation_bonus": 1.05}, schema_overrides={"emode": pl.String}))
+    rep = check_lake(root)
+    assert kinds(rep, "prices", "rETH/WETH") == {"gap"}
+    gap = rep.find("prices", "rETH/WETH").errors[0].message
+    assert "1 gap(s) longer than 3d" in gap and "longest 5d" in gap
+    assert kinds(rep, "prices", "cbETH/WETH") == {"non-monotonic"}
+    assert "order.parquet: time goes back at row 52" in rep.find("prices", "cbETH/WETH").errors[0].message
+    assert kinds(rep, "prices", "osETH/WETH") == {"duplicate"}
+    assert kinds(rep, "prices", "ezETH/WETH") == {"non-positive"}
+    assert kinds(rep, "prices", "weETH/WETH") == {"jump"}
+    assert "largest -48.6%" in rep.find("prices", "weETH/WETH").errors[0].message
+    assert kinds(rep, "rates", "spark:WETH") == {"unit"}
+    assert "3.2 should be 0.032" in " ".join(i.message for i in rep.find("rates", "spark:WETH").errors)
+    assert kinds(rep, "prices", "rsETH/ETH") == {"unit"}
+    assert "unit" in kinds(rep, "prices", "ETHx/WETH")
+    assert "look like milliseconds" in " ".join(i.message for i in rep.find("prices", "ETHx/WETH").errors)
+    assert "unit" in kinds(rep, "gas", "gas")
+    assert kinds(rep, "exchange_rates", "rETH/ETH") == {"unit"}
+    assert kinds(rep, "market_params", "spark:wstETH:-") == {"unit"}
+    # the clean series stay clean, except the gas series that now shares its key with the wei file
+    for table, key in (("prices", "wstETH/WETH"), ("exchange_rates", "wstETH/ETH"), ("rates", "aave-v3:WETH")):
+        assert rep.find(table, key).issues == []
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(root), "--quiet"])
+    assert r.exit_code == 1
+    assert f"{rep.errors} error(s) found" in r.output and "wstETH/WETH" not in r.output
+
+
+def test_warnings_do_not_fail_the_check(clean):
+    # an exchange rate that falls once (a slashing?) and the same points imported under two names
+    rate = 1.18 + 1e-6 * np.arange(N)
+    rate[120:] -= 0.001
+    lake.write_table(clean, "exchange_rates", pl.DataFrame({"ts": T0 + np.arange(N) * H, "token": "weETH",
+                                                            "underlying": "ETH", "rate": rate, "source": "t"}), "we")
+    lake.write_table(clean, "prices", prices("wstETH", "WETH", calm(level=1.18)), "wsteth-again")
+    (clean / "stray").mkdir()
+    (clean / "prices" / ".x.parquet.tmp-123").write_bytes(b"")
+    rep = check_lake(clean)
+    assert rep.errors == 0 and rep.warnings == 5
+    assert kinds(rep, "exchange_rates", "weETH/ETH", "warning") == {"decrease"}
+    assert kinds(rep, "prices", "wstETH/WETH", "warning") == {"duplicate", "overlap"}
+    assert {i.kind for _, i in rep.issues} == {"unknown", "temporary"}
+    assert CliRunner().invoke(cli, ["data", "check", "--lake", str(clean)]).exit_code == 0
+
+
+def test_unreadable_or_wrong_schema_files_are_errors(clean):
+    (clean / "gas" / "broken.parquet").write_bytes(b"PAR1 not really")
+    raw(clean, "prices", "noquote", prices("X", "WETH", [1.0]).drop("quote"))
+    rep = check_lake(clean)
+    found = {(where, i.kind) for where, i in rep.issues}
+    assert ("gas/broken.parquet", "unreadable") in found and ("prices/noquote.parquet", "schema") in found
+    assert rep.errors == 2
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean / "nope")])
+    assert r.exit_code == 2 and "no such lake folder" in r.output
