@@ -80,6 +80,7 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     if not write:
         tmp = tempfile.TemporaryDirectory(prefix="backtest-")
         dest = Path(tmp.name) / cfg.run.name
+    work = None
     try:
         work = WorkDir(dest, sweep_hash, resume)
         done = work.done_ids() if work.resumed else set()
@@ -117,6 +118,8 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         lap("write")
         manifest["timings"] = timings
     finally:
+        if work is not None:
+            work.close()
         if tmp is not None:
             tmp.cleanup()
     return {"summary": summary, "events": events, "path": path if write else None, "manifest": manifest}

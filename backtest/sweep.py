@@ -13,6 +13,7 @@ write their time series straight into the work folder and return summaries and e
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from backtest.engine import (
     run_core,
     run_reference_batch,
 )
-from backtest.errors import BacktestError, ConfigError
+from backtest.errors import BacktestError, ConfigError, InputError
 from backtest.results import events_frame, summary_frame, timeseries_frame
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
@@ -70,6 +71,15 @@ class WorkDir:
         self.dest = Path(dest)
         self.path = self.dest.with_name(f".{self.dest.name}.work")
         self.resumed = False
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        # one writer per result set: a second run of the same name waits for nobody, it stops
+        self._lock = open(self.dest.with_name(f".{self.dest.name}.lock"), "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise InputError(f"{self.dest}: another run is writing this result set; wait for it or rename "
+                             f"run.name") from None
         state = self.path / "state.json"
         if self.path.exists():
             old = None
@@ -83,6 +93,12 @@ class WorkDir:
                 shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(state, lambda p: p.write_text(json.dumps({"sweep_hash": sweep_hash}) + "\n"))
+
+    def close(self) -> None:
+        """Release the writer lock (the work folder, if any, stays for --resume)."""
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
 
     def done_ids(self) -> set[int]:
         done: set[int] = set()

@@ -103,3 +103,14 @@ def test_summary_only_sweep_writes_no_timeseries(tmp_path):
     res = backtest.run(LOOP, overrides={**overrides(tmp_path), "run.record": "none"}, grids=GRIDS)
     assert res["summary"].height == 16
     assert not (res["path"] / "timeseries").exists()
+
+
+def test_a_second_writer_of_the_same_result_set_is_refused(tmp_path):
+    from backtest.errors import InputError
+    from backtest.sweep import WorkDir
+
+    first = WorkDir(tmp_path / "x", "h", resume=False)
+    with pytest.raises(InputError, match="another run is writing"):
+        WorkDir(tmp_path / "x", "h", resume=False)
+    first.close()
+    WorkDir(tmp_path / "x", "h", resume=True).close()
