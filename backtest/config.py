@@ -59,14 +59,15 @@ __all__ = [
 ]
 
 # --- value domains ------------------------------------------------------------------------------------
-PROTOCOLS = ("aave-v3", "aave-v2", "spark")
-UNSUPPORTED_PROTOCOLS = ("morpho-blue", "compound-v3", "generic")
+PROTOCOLS = ("aave-v3", "aave-v2", "spark", "morpho-blue", "compound-v3", "generic")
+AAVE_FAMILY = ("aave-v3", "aave-v2", "spark")
+IRMS = ("data", "adaptive-curve")
 ORACLES = ("exchange-rate", "market", "capo", "chainlink")
 STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
 ENTRIES = ("swap", "stake")
 SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
-SCENARIO_KINDS = ("depeg", "rate_spike")
+SCENARIO_KINDS = ("depeg", "rate_spike", "utilization")
 SCENARIO_SHAPES = ("v", "step")
 CHAINS = {"ethereum": 12}                       # chain -> seconds per block
 GAS_UNIT_KEYS = ("open", "loop_step", "rebalance", "close")
@@ -584,9 +585,6 @@ def _gas_units(ctx: _Ctx, path: tuple, v: Any) -> dict[str, float]:
     return out
 
 
-_UNSUPPORTED_VENUE = {p: f"{p} is not supported yet (supported: {', '.join(PROTOCOLS)})"
-                      for p in UNSUPPORTED_PROTOCOLS}
-
 # section -> key -> parser; the order is the order of checks
 _SPEC: dict[str, dict[str, Parser]] = {
     "run": {
@@ -600,7 +598,7 @@ _SPEC: dict[str, dict[str, Parser]] = {
         "unwind_at_end": _boolean,
     },
     "market": {
-        "protocol": _choice(PROTOCOLS, _UNSUPPORTED_VENUE),
+        "protocol": _choice(PROTOCOLS),
         "collateral": _string,
         "debt": _string,
         "emode": _emode,
@@ -615,6 +613,12 @@ _SPEC: dict[str, dict[str, Parser]] = {
         "capo_growth": _number(0, 1),
         "capo_snapshot_age": _duration(),
         "v33_from": _date,
+        "lltv": _number(0, 1, lo_open=True, hi_open=True),
+        "liquidation_factor": _number(0, 1, lo_open=True),
+        "irm": _choice(IRMS),
+        "utilization": _number(0, 1),
+        "rate_at_target": _number(0.001, 2.0),
+        "rates_from": _string,
     },
     "strategy": {
         "kind": _choice(STRATEGY_KINDS),
@@ -665,9 +669,6 @@ _SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
         "start_block": "block-number windows are not supported yet; use dates (run.start / run.end)",
         "end_block": "block-number windows are not supported yet; use dates (run.start / run.end)",
         "block_time": "the block time follows run.chain (ethereum: 12 s) and cannot be set",
-    },
-    "market": {
-        "lltv": "lltv is a morpho-blue parameter and morpho-blue is not supported yet",
     },
 }
 _SUBTABLES = {"strategy": ("rebalance", "exit")}
@@ -759,6 +760,7 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
         if m.get("emode") is not None:
             raise ctx.fail(("market", "emode"), 'aave-v2 has no E-mode; use emode = "none"', market_t["emode"])
         m["emode"] = None
+    _venue_rules(ctx, protocol, m, market_t)
     ltv, lt, bonus = m.get("ltv"), m.get("liquidation_threshold"), m.get("liquidation_bonus")
     if ltv is not None and lt is not None and ltv > lt:
         raise ctx.fail(("market", "ltv"), f"must not exceed market.liquidation_threshold ({lt:g})",
@@ -780,6 +782,11 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
                        strat_t.get("target_ltv", target))
     if ltv is not None and target > ltv:
         raise ctx.fail(("strategy", "target_ltv"), f"must not exceed market.ltv ({ltv:g}), the borrow limit",
+                       strat_t.get("target_ltv", target))
+    lltv = m.get("lltv")
+    if lltv is not None and target >= lltv:
+        raise ctx.fail(("strategy", "target_ltv"),
+                       f"must be below market.lltv ({lltv:g}): the position would open liquidatable",
                        strat_t.get("target_ltv", target))
     rebalance = exit_ = None
     if "rebalance" in strat_t:
@@ -824,6 +831,17 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
             if sc["asset"] != market.collateral:
                 raise ctx.fail(path + ("asset",), f"a depeg applies to the collateral: must be market.collateral "
                                                   f"({market.collateral!r})", sc_t["asset"])
+        elif sc["kind"] == "utilization":
+            if market.irm != "adaptive-curve":
+                raise ctx.fail(path + ("kind",), 'a utilization overlay drives Morpho\'s AdaptiveCurveIRM: it needs '
+                                                 'market.protocol = "morpho-blue" and market.irm = "adaptive-curve"',
+                               sc_t["kind"])
+            if not sc["depth"] <= 1:
+                raise ctx.fail(path + ("depth",), "a utilization overlay adds a utilisation: must be in (0, 1]",
+                               sc_t["depth"])
+            if sc["asset"] != market.debt:
+                raise ctx.fail(path + ("asset",), f"a utilization overlay applies to the borrowed asset: must be "
+                                                  f"market.debt ({market.debt!r})", sc_t["asset"])
         elif sc["asset"] not in (market.collateral, market.debt):
             raise ctx.fail(path + ("asset",), f"must be market.collateral ({market.collateral!r}) or market.debt "
                                               f"({market.debt!r})", sc_t["asset"])
@@ -834,6 +852,85 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
 
     return Config(run=run, market=market, strategy=strategy, costs=costs, scenarios=tuple(scenarios),
                   sweep=dict(sweep), source=source, raw=dict(data))
+
+
+# ======================================================================================================
+# venue rules: which [market] keys each protocol takes
+# ======================================================================================================
+_VENUE_KEYS = {
+    "aave-v3": ("emode", "ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee",
+                "close_factor", "supply_rate", "v33_from"),
+    "morpho-blue": ("lltv", "irm", "utilization", "rate_at_target"),
+    "compound-v3": ("ltv", "liquidation_threshold", "liquidation_factor"),
+    "generic": ("ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee", "close_factor",
+                "supply_rate"),
+}
+_VENUE_KEYS["aave-v2"] = _VENUE_KEYS["spark"] = _VENUE_KEYS["aave-v3"]
+_GENERIC_REQUIRED = ("ltv", "liquidation_threshold", "liquidation_bonus", "close_factor", "liquidation_protocol_fee")
+
+
+def _not_for(protocol: str, key: str) -> str:
+    """Why [market] `key` does not apply to `protocol`, and what to use instead."""
+    p = f'market.protocol = "{protocol}"'
+    if key == "emode":
+        return f"{protocol} has no E-mode; remove market.emode"
+    if key in ("ltv", "liquidation_threshold") and protocol == "morpho-blue":
+        return "a morpho-blue market has one LLTV for borrowing and liquidation: set market.lltv"
+    if key == "liquidation_bonus" and protocol == "morpho-blue":
+        return ("morpho-blue's liquidation incentive follows from the LLTV (LIF = min(1.15, 1 / (0.3 LLTV + 0.7)));"
+                " remove it")
+    if key == "liquidation_bonus" and protocol == "compound-v3":
+        return ("compound-v3 has no liquidation bonus: absorb() credits the collateral's value x "
+                "market.liquidation_factor")
+    if key == "liquidation_protocol_fee":
+        return f"{protocol} takes no liquidation protocol fee; remove it"
+    if key == "close_factor" and protocol == "morpho-blue":
+        return "morpho-blue has no close factor: a liquidator may repay all the debt"
+    if key == "close_factor" and protocol == "compound-v3":
+        return "compound-v3 has no close factor: absorb() takes the whole position"
+    if key == "supply_rate":
+        return f"collateral on {protocol} is not lent out and earns no interest; remove it"
+    if key == "v33_from":
+        return f"v33_from dates the Aave v3.3 liquidation rules, which {protocol} does not follow"
+    if key == "lltv":
+        return (f"lltv is the liquidation LTV of a morpho-blue market; with {p} set market.ltv and "
+                "market.liquidation_threshold")
+    if key == "liquidation_factor":
+        return (f"liquidation_factor is a compound-v3 parameter (the share of the collateral's value absorb() "
+                f"credits); with {p} use market.liquidation_bonus")
+    return (f"{key} belongs to Morpho Blue's AdaptiveCurveIRM (market.protocol = \"morpho-blue\", "
+            f"market.irm = \"adaptive-curve\"); {protocol} reads its borrow rate from the lake or market.borrow_rate")
+
+
+def _venue_rules(ctx: _Ctx, protocol: str, m: dict, table: Mapping) -> None:
+    """Reject [market] keys that do not apply to the protocol, require the generic venue's parameters, and
+    settle the E-mode (None outside the Aave family)."""
+    allowed = set(_VENUE_KEYS[protocol])
+    for key in ("emode", "ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee",
+                "close_factor", "supply_rate", "v33_from", "lltv", "liquidation_factor", "irm", "utilization",
+                "rate_at_target"):
+        if key in table and key not in allowed:
+            if key == "emode" and m.get("emode") is None:
+                continue                       # emode = "none" is harmless anywhere
+            raise ctx.fail(("market", key), _not_for(protocol, key), table[key])
+    if protocol not in AAVE_FAMILY:
+        m["emode"] = None
+    if protocol == "generic":
+        for key in _GENERIC_REQUIRED:
+            if key not in table:
+                raise ctx.fail(("market", key), "missing required key in [market]: a generic venue takes ltv, "
+                                                "liquidation_threshold, liquidation_bonus, close_factor and "
+                                                "liquidation_protocol_fee from the config")
+    if protocol == "morpho-blue":
+        irm = m.get("irm", "data")
+        if irm == "adaptive-curve" and "borrow_rate" in table:
+            raise ctx.fail(("market", "borrow_rate"), 'conflicts with market.irm = "adaptive-curve", which computes '
+                                                      "the borrow rate from the utilisation: remove one",
+                           table["borrow_rate"])
+        if irm == "data":
+            for key in ("utilization", "rate_at_target"):
+                if key in table:
+                    raise ctx.fail(("market", key), 'only used with market.irm = "adaptive-curve"', table[key])
 
 
 # ======================================================================================================

@@ -25,21 +25,27 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class MarketConfig:
-    protocol: str = "aave-v3"      # aave-v3 | aave-v2 | spark
+    protocol: str = "aave-v3"      # aave-v3 | aave-v2 | spark | morpho-blue | compound-v3 | generic
     collateral: str = "wstETH"
     debt: str = "WETH"
-    emode: str | None = "eth-correlated"
+    emode: str | None = "eth-correlated"          # Aave family only; None elsewhere
     oracle: str = "exchange-rate"  # exchange-rate | market | capo | chainlink
-    ltv: float | None = None
-    liquidation_threshold: float | None = None
-    liquidation_bonus: float | None = None        # fraction, 0.01 = 1 %
+    ltv: float | None = None                      # compound-v3: the borrow collateral factor
+    liquidation_threshold: float | None = None    # compound-v3: the liquidate collateral factor
+    liquidation_bonus: float | None = None        # fraction, 0.01 = 1 % (Aave family, generic)
     liquidation_protocol_fee: float | None = None
-    close_factor: float | None = None
+    close_factor: float | None = None             # generic: required; Aave: a fixed override
     borrow_rate: float | None = None              # APR override of the debt asset
     supply_rate: float | None = None              # APR override of the collateral's supply rate
     capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
     capo_snapshot_age: int = 7 * 86400
     v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum
+    lltv: float | None = None                     # morpho-blue: the market's LLTV (max LTV = liquidation LTV)
+    liquidation_factor: float | None = None       # compound-v3: share of the collateral value credited at absorb
+    irm: str = "data"                             # morpho-blue: "data" (lake borrow APR) | "adaptive-curve"
+    utilization: float | None = None              # adaptive-curve: a constant utilisation instead of the lake's
+    rate_at_target: float | None = None           # adaptive-curve: r_T at the start; None = the IRM's 4 %
+    rates_from: str | None = None                 # the lake's protocol label for this venue's rates; None = protocol
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,11 @@ class CostsConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    kind: str                      # depeg | rate_spike
+    kind: str                      # depeg | rate_spike | utilization
     asset: str
     at: int                        # epoch seconds
-    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added
+    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added;
+                                   # utilization: utilisation added (clipped to 1), for the AdaptiveCurveIRM
     duration: int                  # seconds
     shape: str = "v"               # v | step
 

@@ -34,9 +34,12 @@ DEFAULT_EVENT_CAP = 256     # events per configuration before the buffer is regr
 
 @dataclass(frozen=True)
 class Lane:
+    """One market lane: the oracle mode (and CAPO parameters) of a group of configurations, and the protocol
+    whose index math the market-level indices follow (every lane of one replay has the same protocol)."""
     oracle: str
     capo_growth: float
     capo_age: int
+    protocol: str = "aave-v3"
 
 
 @dataclass
@@ -56,7 +59,7 @@ def lane_of(cfg: Config) -> Lane:
             raise ConfigError(
                 f"market.capo_growth: no default CAPO growth for {mk.collateral}; set market.capo_growth"
             )
-    return Lane(mk.oracle, float(growth), int(mk.capo_snapshot_age))
+    return Lane(mk.oracle, float(growth), int(mk.capo_snapshot_age), mk.protocol)
 
 
 def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
@@ -99,6 +102,8 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         row["amp"] = co.amp
         row["flash_fee"] = co.flash_fee
         row["cf_ovr"] = mk.close_factor if mk.close_factor is not None else math.nan
+        if mk.protocol == "generic" and mk.close_factor is None:
+            raise ConfigError("market.close_factor: missing; a generic venue takes its close factor from the config")
     return out
 
 
@@ -107,16 +112,27 @@ def check_against_market(cfg: Config, market: Market) -> None:
     st, mk = cfg.strategy, cfg.market
     if st.kind in ("loop", "flash-loan"):
         ltv0 = float(market.ltv[0])
-        if st.target_ltv > ltv0:
-            raise ConfigError(
-                f"strategy.target_ltv = {st.target_ltv} is above the max LTV {ltv0:g} in force at the start "
-                f"for {mk.protocol} {mk.collateral}/{mk.debt} (emode {mk.emode}); lower it or set market.ltv"
-            )
         lt0 = float(market.lt[0])
-        if st.target_ltv >= lt0:
-            raise ConfigError(
-                f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
-            )
+        if mk.protocol == "morpho-blue":
+            # one LLTV: the borrow limit and the liquidation line are the same number
+            if st.target_ltv >= lt0:
+                raise ConfigError(
+                    f"strategy.target_ltv = {st.target_ltv} is at or above the LLTV {lt0:g} of the morpho-blue "
+                    f"{mk.collateral}/{mk.debt} market: the position would open liquidatable; lower it or pick "
+                    f"another market (market.lltv)"
+                )
+        else:
+            what = "borrow collateral factor" if mk.protocol == "compound-v3" else "max LTV"
+            where = f" (emode {mk.emode})" if mk.emode is not None else ""
+            if st.target_ltv > ltv0:
+                raise ConfigError(
+                    f"strategy.target_ltv = {st.target_ltv} is above the {what} {ltv0:g} in force at the start "
+                    f"for {mk.protocol} {mk.collateral}/{mk.debt}{where}; lower it or set market.ltv"
+                )
+            if st.target_ltv >= lt0:
+                raise ConfigError(
+                    f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
+                )
     _check_market(market, mk.protocol, mk.v33_from, mk.debt, cfg.market.oracle == "chainlink")
 
 
@@ -126,7 +142,7 @@ def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed:
     key = (protocol, v33_from, feed)
     if key in done:
         return
-    if protocol != "aave-v2":
+    if protocol in ("aave-v3", "spark"):         # the v3.3 rules (USD thresholds) apply to these only
         late = market.ts >= v33_from
         if late.any() and np.isnan(market.eth_usd[late]).any():
             raise DataError(
@@ -139,6 +155,9 @@ def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed:
             raise DataError(f"market series {name} has missing or non-positive values in the window")
     if feed and not np.all(np.isfinite(market.oracle_feed)):
         raise DataError("oracle_prices: the chainlink oracle mode needs an oracle price at every block")
+    if protocol == "compound-v3" and not np.all((market.bonus >= 0) & (market.bonus < 1)):
+        raise DataError("market_params: the compound-v3 liquidation factor (1 - liquidation_bonus) must be in "
+                        "(0, 1] at every block")
     done.add(key)
 
 
@@ -169,7 +188,11 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
 
     n, nl = len(market), len(lanes)
     nch = (n + chunk - 1) // chunk
-    out = _core.build_indices(market.ts, market.xrate, market.supply_apr, market.borrow_apr)
+    protocols = {ln.protocol for ln in lanes}
+    if len(protocols) != 1:
+        raise ValueError(f"build_lanes: one replay follows one protocol's index math, got {sorted(protocols)}")
+    out = _core.build_indices(market.ts, market.xrate, market.supply_apr, market.borrow_apr,
+                              PROTOCOLS[protocols.pop()])
     out["por"] = np.empty((nl, n))
     out["a"] = np.empty((nl, n))
     out["amin"] = np.empty((nl, nch))
@@ -190,6 +213,14 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
     from backtest import _core
 
     n = len(params)
+    codes = np.array([PROTOCOLS[ln.protocol] for ln in lanes], dtype=np.int64)
+    lane = params["lane"]
+    if n and np.all((lane >= 0) & (lane < len(lanes))):
+        wrong = np.flatnonzero(codes[lane] != params["protocol"])
+        if len(wrong):
+            i = int(wrong[0])
+            raise ValueError(f"configuration {i}: protocol code {int(params[i]['protocol'])} but its lane follows "
+                             f"{lanes[int(lane[i])].protocol}")
     if lane_arrays is None or lane_arrays["chunk"] != chunk:
         lane_arrays = build_lanes(market, lanes, chunk)
     qmin = lane_arrays["qmin"]

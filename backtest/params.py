@@ -28,6 +28,16 @@ Sources:
   Spark admitted WETH, wstETH and rETH to that category (weETH, ezETH, rsETH were listed outside it).
   Spark's liquidation protocol fee for these reserves is not confirmed; 10 % is used as for Aave v3 (Spark's
   newer listings set 10 %).
+- Morpho Blue (no E-mode; a market is collateral/loan/oracle/IRM/LLTV and its LLTV never changes): the WETH
+  markets PROTOCOLS.md lists, wstETH/WETH at LLTV 94.5 % and ezETH/WETH at 86 % (the 96.5 % wstETH and 77 %
+  ezETH markets are picked with ``market.lltv``). The entry is (0, LLTV, LLTV, LIF - 1, 0): borrowing stops at
+  the LLTV, the bonus column carries the liquidation incentive LIF - 1 = min(1.15, 1 / (0.3 LLTV + 0.7)) - 1
+  for information (the engines compute the LIF from the LLTV), and there is no fee. Defaults only for a WETH
+  (or ETH) loan asset.
+- Compound III WETH market (cWETHv3) at launch (PROTOCOLS.md): wstETH and cbETH borrow CF 0.90, liquidate CF
+  0.93, liquidation factor 0.95; weETH 0.82 / 0.87 / 0.92. The entry is (0, borrow CF, liquidate CF,
+  1 - liquidation factor, 0): the bonus column holds the absorb penalty (the share of the collateral's value
+  the borrower is not credited). Defaults only for the WETH base market.
 """
 from __future__ import annotations
 
@@ -73,8 +83,35 @@ _SPARK_ETH: list[Entry] = [
 ]
 
 
-def _lookup(protocol: str, asset: str, emode: str | None) -> list[Entry] | None:
+def morpho_lif(lltv: float) -> float:
+    """Morpho Blue's liquidation incentive factor min(1.15, 1 / (0.3 LLTV + 0.7))."""
+    return min(1.15, 1.0 / (1.0 - 0.3 * (1.0 - lltv)))
+
+
+def morpho_entry(lltv: float) -> Entry:
+    """A Morpho Blue market's parameters as an entry: ltv = lt = LLTV, bonus = LIF - 1, no fee."""
+    return (0, lltv, lltv, morpho_lif(lltv) - 1.0, 0.0)
+
+
+MORPHO_WETH_LLTV = {"wstETH": 0.945, "ezETH": 0.86}
+COMET_WETH: dict[str, tuple[float, float, float]] = {     # asset -> (borrow CF, liquidate CF, liquidation factor)
+    "wstETH": (0.90, 0.93, 0.95),
+    "cbETH": (0.90, 0.93, 0.95),
+    "weETH": (0.82, 0.87, 0.92),
+}
+
+
+def _lookup(protocol: str, asset: str, emode: str | None, debt: str) -> list[Entry] | None:
     em = emode.lower() if isinstance(emode, str) else None
+    if protocol == "morpho-blue":
+        if em is None and debt in ("WETH", "ETH") and asset in MORPHO_WETH_LLTV:
+            return [morpho_entry(MORPHO_WETH_LLTV[asset])]
+        return None
+    if protocol == "compound-v3":
+        if em is None and debt in ("WETH", "ETH") and asset in COMET_WETH:
+            bcf, lcf, lf = COMET_WETH[asset]
+            return [(0, bcf, lcf, 1.0 - lf, 0.0)]
+        return None
     if protocol == "aave-v3":
         if em == "eth-correlated" and asset in ETH_ASSETS:
             return _AAVE_V3_ETH_CORRELATED
@@ -91,26 +128,30 @@ def _lookup(protocol: str, asset: str, emode: str | None) -> list[Entry] | None:
     return None
 
 
-def default_params(protocol: str, asset: str, emode: str | None) -> list[Entry]:
-    """The dated default parameters of ``asset`` as collateral on ``protocol`` in E-mode ``emode``.
+def default_params(protocol: str, asset: str, emode: str | None, debt: str = "WETH") -> list[Entry]:
+    """The dated default parameters of ``asset`` as collateral on ``protocol`` in E-mode ``emode`` (against
+    the loan asset ``debt``, which picks the Morpho Blue / Compound III market).
 
     Returns a list of ``(ts, ltv, lt, bonus, protocol_fee)`` sorted by ts. Raises DataError naming the
     protocol, asset and E-mode when no defaults are known (the lake must then hold ``market_params`` or the
     config must override them).
     """
-    entries = _lookup(protocol, asset, emode)
+    entries = _lookup(protocol, asset, emode, debt)
     if entries is None:
+        keys = {"morpho-blue": "market.lltv", "compound-v3": "market.ltv / liquidation_threshold / "
+                "liquidation_factor"}.get(protocol, "market.ltv / liquidation_threshold / liquidation_bonus / "
+                                                    "liquidation_protocol_fee")
+        market = f" debt={debt!r}" if protocol in ("morpho-blue", "compound-v3") else ""
         raise DataError(
-            f"no default market parameters for protocol={protocol!r} asset={asset!r} emode={emode!r}: "
-            "add market_params rows to the lake or set market.ltv / liquidation_threshold / "
-            "liquidation_bonus / liquidation_protocol_fee in the config"
+            f"no default market parameters for protocol={protocol!r} asset={asset!r} emode={emode!r}{market}: "
+            f"add market_params rows to the lake or set {keys} in the config"
         )
     return list(entries)
 
 
-def params_at(protocol: str, asset: str, emode: str | None, ts: int) -> Entry:
+def params_at(protocol: str, asset: str, emode: str | None, ts: int, debt: str = "WETH") -> Entry:
     """The default entry in force at ``ts``; DataError if the defaults start after ``ts``."""
-    entries = default_params(protocol, asset, emode)
+    entries = default_params(protocol, asset, emode, debt)
     current = None
     for e in entries:
         if e[0] <= ts:

@@ -2,10 +2,14 @@
 
 One configuration, one block at a time, in the order of DESIGN.md section 5:
   1. read the aligned market state at block b;
-  2. accrue interest since b-1 (Aave: per-second 3-term binomial on the variable borrow index,
-     linear supply index between updates, applied every block as the reserve is touched every block);
+  2. accrue interest since b-1 with the protocol's own index math, applied every block as the reserve is
+     touched every block: Aave family and generic: per-second 3-term binomial on the variable borrow index,
+     linear supply index; Morpho Blue: wTaylorCompounded x + x^2/2 + x^3/6 on the debt, collateral earns
+     nothing; Compound III: linear borrow index per accrual, collateral earns nothing;
   3. price the collateral with the market's oracle mode;
-  4. liquidation while HF < 1 (close factor, bonus, protocol fee, v3.3 dust and deficit rules);
+  4. liquidation while HF < 1, per venue: Aave (close factor, bonus, protocol fee, v3.3 dust and deficit
+     rules), generic (Aave v2 with the configured close factor and fee), Morpho Blue (no close factor, LIF from
+     the LLTV, bad debt written off), Compound III (absorb with the liquidation factor);
   5. the strategy acts (open at the first block, queue release, de-peg exit, rebalance), paying gas,
      swap fee, slippage and flash-loan fees;
   6. record (time-series samples at the record blocks; metric samples every ``metric_every`` blocks).
@@ -59,6 +63,89 @@ def aave_supply_growth(rate: float, dt: float) -> float:
     if dt <= 0:
         return 1.0
     return 1.0 + rate * dt / Y
+
+
+def morpho_borrow_growth(rate: float, dt: float) -> float:
+    """Morpho Blue MathLib.wTaylorCompounded: 1 + x + x^2/2 + x^3/6, x = rate * dt / Y (e^x to 3 terms)."""
+    if dt <= 0:
+        return 1.0
+    x = rate * dt / Y
+    return 1.0 + x + x * x / 2.0 + x * x * x / 6.0
+
+
+def linear_growth(rate: float, dt: float) -> float:
+    """Compound III accruedInterestIndices: index += index * rate * dt (simple interest per accrual)."""
+    if dt <= 0:
+        return 1.0
+    return 1.0 + rate * dt / Y
+
+
+def index_growth(protocol: int, supply_apr: float, borrow_apr: float, dt: float) -> tuple[float, float]:
+    """(supply index growth of the collateral, borrow index growth of the debt) over dt seconds."""
+    if protocol == PROTOCOLS["morpho-blue"]:
+        return 1.0, morpho_borrow_growth(borrow_apr, dt)
+    if protocol == PROTOCOLS["compound-v3"]:
+        return 1.0, linear_growth(borrow_apr, dt)
+    return aave_supply_growth(supply_apr, dt), aave_borrow_growth(borrow_apr, dt)
+
+
+def morpho_lif(lltv: float) -> float:
+    """Morpho Blue liquidation incentive factor: min(1.15, 1 / (1 - 0.3 (1 - LLTV)))."""
+    return min(1.15, 1.0 / (1.0 - 0.3 * (1.0 - lltv)))
+
+
+# AdaptiveCurveIRM (morpho-org/morpho-blue-irm, ConstantsLib): per-year rates
+IRM_TARGET_U = 0.9
+IRM_STEEPNESS = 4.0
+IRM_SPEED = 50.0
+IRM_INITIAL_RT = 0.04
+IRM_MIN_RT = 0.001
+IRM_MAX_RT = 2.0
+
+
+def irm_err(u: float) -> float:
+    """(U - 0.9) / 0.9 below the target, (U - 0.9) / 0.1 above; U clamped to [0, 1]."""
+    u = min(max(u, 0.0), 1.0)
+    if u > IRM_TARGET_U:
+        return (u - IRM_TARGET_U) / (1.0 - IRM_TARGET_U)
+    return (u - IRM_TARGET_U) / IRM_TARGET_U
+
+
+def irm_curve(rate_at_target: float, err: float) -> float:
+    """(0.75 err + 1) r_T below the target, (3 err + 1) r_T at or above it (steepness 4)."""
+    if err < 0:
+        return ((1.0 - 1.0 / IRM_STEEPNESS) * err + 1.0) * rate_at_target
+    return ((IRM_STEEPNESS - 1.0) * err + 1.0) * rate_at_target
+
+
+def irm_new_rate_at_target(start: float, linear_adaptation: float) -> float:
+    return min(max(start * math.exp(linear_adaptation), IRM_MIN_RT), IRM_MAX_RT)
+
+
+def irm_step(start_rt: float, u: float, dt: float) -> tuple[float, float]:
+    """(average borrow rate over the interval, rate at target at its end): AdaptiveCurveIrm._borrowRate with
+    r_T(t) = r_T exp(50 err t) bounded to [0.1 %, 200 %] and the trapezoid (start + end + 2 mid) / 4."""
+    err = irm_err(u)
+    lin = IRM_SPEED * err * dt / Y
+    if lin == 0.0:
+        return irm_curve(start_rt, err), start_rt
+    end = irm_new_rate_at_target(start_rt, lin)
+    mid = irm_new_rate_at_target(start_rt, lin / 2.0)
+    return irm_curve((start_rt + end + 2.0 * mid) / 4.0, err), end
+
+
+def adaptive_curve_rates(ts, utilization, rate_at_target0: float = IRM_INITIAL_RT) -> tuple[np.ndarray, np.ndarray]:
+    """The IRM along a utilisation path, one value per block: borrow[b] is the rate charged from b to b+1
+    (utilisation of block b), rate_at_target[b] is r_T at b (r_T[0] = rate_at_target0); the last borrow rate
+    is the curve at the last r_T (never charged)."""
+    n = len(ts)
+    rate = np.empty(n)
+    rt = np.empty(n)
+    rt[0] = rate_at_target0
+    for b in range(n - 1):
+        rate[b], rt[b + 1] = irm_step(float(rt[b]), float(utilization[b]), float(ts[b + 1] - ts[b]))
+    rate[n - 1] = irm_curve(float(rt[n - 1]), irm_err(float(utilization[n - 1])))
+    return rate, rt
 
 
 def stableswap_out(dx: float, depth: float, amp: float) -> float:
@@ -227,8 +314,7 @@ class Replay:
         dt = float(m.ts[b] - m.ts[b - 1])
         dr = float(m.xrate[b] - m.xrate[b - 1])
         sm["staking_yield"] += (pos.coll + pos.wallet) * dr
-        gs = aave_supply_growth(float(m.supply_apr[b - 1]), dt)
-        gb = aave_borrow_growth(float(m.borrow_apr[b - 1]), dt)
+        gs, gb = index_growth(self.protocol, float(m.supply_apr[b - 1]), float(m.borrow_apr[b - 1]), dt)
         supplied = pos.coll * (gs - 1.0)
         sm["supply_yield"] += supplied * float(m.xrate[b])
         sm["interest_paid"] += pos.debt * (gb - 1.0)
@@ -237,7 +323,83 @@ class Replay:
 
     # --- step 4: liquidation ----------------------------------------------------------------------
     def liquidate(self, b: int) -> None:
-        m, pos, sm, p = self.m, self.pos, self.sm, self.p
+        if self.protocol == PROTOCOLS["morpho-blue"]:
+            self.liquidate_morpho(b)
+        elif self.protocol == PROTOCOLS["compound-v3"]:
+            self.absorb_comet(b)
+        else:
+            self.liquidate_aave(b)
+
+    def book_liquidation(self, seized: float, pc: float, repay: float, fee_value: float,
+                         penalty: float | None = None) -> float:
+        """Book one liquidation; the penalty is seized value - repaid unless given (Comet: value - credit)."""
+        sm = self.sm
+        if penalty is None:
+            penalty = seized * pc - repay
+        sm["liq_count"] += 1
+        sm["liq_debt_repaid"] += repay
+        sm["liq_coll_seized"] += seized
+        sm["liq_coll_seized_value"] += seized * pc
+        sm["liq_penalty"] += penalty
+        sm["liq_protocol_fee"] += fee_value
+        return penalty
+
+    def write_off(self, b: int) -> None:
+        """No collateral left: the remaining debt is bad debt; the borrower walks away from it."""
+        bad = self.pos.debt
+        self.sm["bad_debt"] += bad
+        self.pos.debt = 0.0
+        self.event(b, "bad_debt", 0.0, -bad, bad)
+
+    def liquidate_morpho(self, b: int) -> None:
+        """Morpho Blue (Morpho.sol liquidate): unhealthy iff coll x price x LLTV < debt. No close factor: the
+        liquidator repays everything, seizing repaid x LIF / price, capped at the collateral (then repaid =
+        collateral x price / LIF). No fee. Collateral at zero: the rest of the debt is written off."""
+        pos = self.pos
+        if pos.debt <= DUST or pos.coll <= DUST or not self.hf(b) < 1.0:
+            return
+        pc = self.oracle_price(b)
+        lif = morpho_lif(self.lt(b))
+        repay = pos.debt
+        seized = repay * lif / pc
+        if seized >= pos.coll:
+            seized = pos.coll
+            repay = seized * pc / lif
+        pos.coll -= seized
+        pos.debt -= repay
+        self.tidy()
+        penalty = self.book_liquidation(seized, pc, repay, 0.0)
+        self.event(b, "liquidation", -seized, -repay, penalty)
+        if pos.coll == 0.0 and pos.debt > DUST:
+            self.write_off(b)
+
+    def absorb_comet(self, b: int) -> None:
+        """Compound III (Comet.sol absorbInternal): when coll x price x liquidate CF < debt, the protocol takes
+        all the collateral and credits value x liquidation factor (LF = 1 - bonus). Shortfall: reserves cover
+        it (bad debt, debt to 0). Excess: the borrower's supplied base asset, held here as cash. The protocol
+        keeps value x (1 - LF), which is also the borrower's penalty."""
+        pos = self.pos
+        if pos.debt <= DUST or pos.coll <= DUST or not self.hf(b) < 1.0:
+            return
+        pc = self.oracle_price(b)
+        coll, debt = pos.coll, pos.debt
+        value = coll * pc
+        credit = value * (1.0 - float(self.m.bonus[b]))
+        repay = min(credit, debt)
+        pos.coll = 0.0
+        pos.debt = 0.0
+        pos.cash += credit - repay
+        penalty = value - credit
+        self.book_liquidation(coll, pc, repay, penalty, penalty)
+        self.event(b, "liquidation", -coll, -repay, penalty)
+        shortfall = debt - repay
+        if shortfall > DUST:
+            self.sm["bad_debt"] += shortfall
+            self.event(b, "bad_debt", 0.0, -shortfall, shortfall)
+
+    def liquidate_aave(self, b: int) -> None:
+        """Aave v3 / v2, Spark and the generic venue (Aave v2 rules with the configured close factor)."""
+        m, pos, p = self.m, self.pos, self.p
         for _ in range(MAX_LIQUIDATIONS_PER_BLOCK):
             if pos.debt <= DUST or pos.coll <= DUST:
                 return
@@ -248,7 +410,8 @@ class Replay:
             lb = 1.0 + float(m.bonus[b])
             pf = 0.0 if self.protocol == PROTOCOLS["aave-v2"] else float(m.pfee[b])
             usd = float(m.eth_usd[b])
-            v33 = self.protocol != PROTOCOLS["aave-v2"] and int(m.ts[b]) >= int(p["v33_from"])
+            v33 = (self.protocol in (PROTOCOLS["aave-v3"], PROTOCOLS["spark"])
+                   and int(m.ts[b]) >= int(p["v33_from"]))
             if not math.isnan(p["cf_ovr"]):
                 max_repay = p["cf_ovr"] * pos.debt
             elif self.protocol == PROTOCOLS["aave-v2"]:
@@ -278,21 +441,12 @@ class Replay:
             pos.coll -= seized
             pos.debt -= repay
             self.tidy()
-            penalty = seized * pc - repay
-            sm["liq_count"] += 1
-            sm["liq_debt_repaid"] += repay
-            sm["liq_coll_seized"] += seized
-            sm["liq_coll_seized_value"] += seized * pc
-            sm["liq_penalty"] += penalty
-            sm["liq_protocol_fee"] += fee_tokens * pc
+            penalty = self.book_liquidation(seized, pc, repay, fee_tokens * pc)
             self.event(b, "liquidation", -seized, -repay, penalty)
             if pos.coll == 0.0 and pos.debt > DUST:
                 # no collateral left: the remaining debt is bad debt (v3.3 burns it into the reserve's
                 # deficit; before, it lingers on an abandoned account). Either way the borrower walks away.
-                bad = pos.debt
-                sm["bad_debt"] += bad
-                pos.debt = 0.0
-                self.event(b, "bad_debt", 0.0, -bad, bad)
+                self.write_off(b)
                 return
 
     # --- step 5: strategy -------------------------------------------------------------------------
@@ -305,10 +459,15 @@ class Replay:
             x = float(p["target_ltv"])
             ff = float(p["flash_fee"])
             # F (1 + ff) = x * pc * q * (C + F), q = tokens per unit bought (depends on F via slippage)
+            # no finite F reaches x when a unit bought is worth more than (1 + ff) / x at the oracle (a deep
+            # DEX discount): the loan is then sized at cost, C x / (1 - x)
             f = cap * x / (1.0 - x)
             for _ in range(FIXED_POINT_ITERS):
                 tokens, _, _ = self.buy_quote(b, cap + f)
                 q = tokens / (cap + f)
+                if not (1.0 + ff) - x * pc * q > 0:
+                    f = cap * x / (1.0 - x)
+                    break
                 f = x * pc * q * cap / ((1.0 + ff) - x * pc * q)
             tokens, fee, slip = self.buy_quote(b, cap + f)
             self.book_swap(fee, slip)

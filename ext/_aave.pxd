@@ -1,6 +1,8 @@
-# Aave liquidation (v2, v3.0-3.2, v3.3), inline and nogil. PROTOCOLS.md, LiquidationLogic.sol.
+# Aave liquidation (v2, v3.0-3.2, v3.3; Spark) and the generic venue, inline and nogil. PROTOCOLS.md,
+# LiquidationLogic.sol. The generic venue follows Aave v2 with its close factor from the config (cf_ovr).
 from libc.math cimport isnan
-from _types cimport Params, Mkt, State, Out, PROTO_AAVE_V2, EV_LIQUIDATION, EV_BAD_DEBT
+from _types cimport (Params, Mkt, State, Out, PROTO_AAVE_V2, PROTO_AAVE_V3, PROTO_SPARK, EV_LIQUIDATION,
+                     EV_BAD_DEBT)
 from _position cimport DUST, coll_of, debt_of, hf_of, settle, set_balances, push_event
 
 cdef extern from *:
@@ -17,10 +19,10 @@ cdef enum:
     MAX_LIQUIDATIONS_PER_BLOCK = 64
 
 
-cdef inline void liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
+cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
     # Liquidators act while HF < 1: repay up to the close factor, seize repay * LB / price (capped at the
     # balance), protocol fee = (seized - seized / LB) * fee out of the liquidator's share; v3.3 adds the
-    # $2,000 full-close rule, the $1,000 leftover rule and the deficit write-off.
+    # $2,000 full-close rule, the $1,000 leftover rule and the deficit write-off (Aave v3 and Spark only).
     cdef double coll, debt, hf, pc, lb, pf, usd, max_repay, repay, seized, fee_tokens, penalty, r1, r2, bad
     cdef bint v33, big
     cdef int i
@@ -37,7 +39,7 @@ cdef inline void liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_
         lb = 1.0 + m.bonus[b]
         pf = 0.0 if p.protocol == PROTO_AAVE_V2 else m.pfee[b]
         usd = m.eth_usd[b]
-        v33 = p.protocol != PROTO_AAVE_V2 and m.ts[b] >= p.v33_from
+        v33 = (p.protocol == PROTO_AAVE_V3 or p.protocol == PROTO_SPARK) and m.ts[b] >= p.v33_from
         if not isnan(p.cf_ovr):
             max_repay = p.cf_ovr * debt
         elif p.protocol == PROTO_AAVE_V2:

@@ -6,39 +6,48 @@ A chunk of blocks whose bounds prove that nothing can happen in it for a configu
 no HF below 1.05, no rebalance outside the bands, no de-peg exit, no queue release) is advanced in O(1):
 its minimum HF comes from the chunk's precomputed minimum of `a`, its records and metric samples are
 written from the (unchanged) scaled state. Everything else is replayed block by block. `dense=True`
-turns the shortcut off; results are identical either way (tests/unit/test_core.py).
+turns the shortcut off; results are identical either way (tests/unit/test_differential.py).
+
+Venues: the market-level indices grow by the protocol's own formula (ext/_rates.pxd), and liquidation goes
+through one dispatch (ext/_venues.pxd: Aave / Spark / generic, Morpho Blue, Compound III). Every venue keeps
+HF = (s / d) * a[b] with a = oracle * LT * sidx / bidx (LT is the LLTV on Morpho, the liquidate collateral
+factor on Comet; sidx stays 1 where collateral earns nothing), so the chunk skip stays exact for all of them.
 """
 from cython.parallel cimport prange, parallel
-from libc.math cimport INFINITY, pow
+from libc.math cimport INFINITY, pow, isnan
 from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
 from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOOP, KIND_FLASH,
-                     ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED)
-from _math cimport aave_borrow_growth, aave_supply_growth, SECONDS_PER_YEAR
+                     ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3, PROTO_AAVE_V2,
+                     PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC)
+from _math cimport SECONDS_PER_YEAR, morpho_lif
+from _rates cimport index_growth, irm_step, irm_curve, irm_err
 from _position cimport coll_of, debt_of, hf_of, settle, equity, buy_quote
-from _aave cimport liquidate
+from _venues cimport liquidate
 from _strategies cimport strategy_step
 
 cnp.import_array()
 
 
 # ----------------------------------------------------------------------------------------------- lanes
-cdef void _build_indices(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* supply_apr,
-                         const double* borrow_apr, double* sidx, double* bidx, double* K,
-                         double* K2) noexcept nogil:
-    # step 2 for the whole market at once: the reserve indices are the same for every configuration
+cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const double* xrate,
+                         const double* supply_apr, const double* borrow_apr, double* sidx, double* bidx,
+                         double* K, double* K2) noexcept nogil:
+    # step 2 for the whole market at once: the reserve indices are the same for every configuration of a
+    # protocol; the protocol decides the growth formula (ext/_rates.pxd)
     cdef Py_ssize_t b
-    cdef double dt
+    cdef double dt, gs, gb
     sidx[0] = 1.0
     bidx[0] = 1.0
     K[0] = 0.0
     K2[0] = 0.0
     for b in range(1, n):
         dt = <double>(ts[b] - ts[b - 1])
-        sidx[b] = sidx[b - 1] * aave_supply_growth(supply_apr[b - 1], dt)
-        bidx[b] = bidx[b - 1] * aave_borrow_growth(borrow_apr[b - 1], dt)
+        index_growth(protocol, supply_apr[b - 1], borrow_apr[b - 1], dt, &gs, &gb)
+        sidx[b] = sidx[b - 1] * gs
+        bidx[b] = bidx[b - 1] * gb
         K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1])
         K2[b] = K2[b - 1] + (sidx[b] - sidx[b - 1]) * xrate[b]
 
@@ -88,17 +97,56 @@ cdef void _chunk_bounds(Py_ssize_t n, Py_ssize_t chunk, const double* a, double*
 
 
 def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[::1] supply_apr,
-                  const double[::1] borrow_apr):
-    """Supply index, borrow index (Aave linear / 3-term binomial per block, 1 at block 0) and the yield
-    integrals K (staking yield per scaled token) and K2 (supply yield per scaled token)."""
+                  const double[::1] borrow_apr, int protocol=PROTO_AAVE_V3):
+    """Supply index, borrow index (1 at block 0, grown per block by the protocol's own formula: Aave family
+    and generic linear / 3-term binomial, Morpho 1 / Taylor, Comet 1 / linear) and the yield integrals K
+    (staking yield per scaled token) and K2 (supply yield per scaled token)."""
     cdef Py_ssize_t n = ts.shape[0]
     if n == 0:
         raise ValueError("build_indices needs blocks")
+    if protocol < PROTO_AAVE_V3 or protocol > PROTO_GENERIC:
+        raise ValueError(f"build_indices: unknown protocol code {protocol}")
     out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2")}
     cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"]
     with nogil:
-        _build_indices(n, &ts[0], &xrate[0], &supply_apr[0], &borrow_apr[0], &sidx[0], &bidx[0], &K[0], &K2[0])
+        _build_indices(n, protocol, &ts[0], &xrate[0], &supply_apr[0], &borrow_apr[0], &sidx[0], &bidx[0],
+                       &K[0], &K2[0])
     return out
+
+
+def adaptive_curve_rates(const int64_t[::1] ts, const double[::1] utilization, double rate_at_target0):
+    """Morpho's AdaptiveCurveIRM along a utilisation path: (borrow APR, rate at target), one per block.
+
+    borrow[b] is the average rate charged from block b to block b+1 (the trapezoid of AdaptiveCurveIrm with
+    the utilisation of block b); rate_at_target[b] is r_T at block b, starting at rate_at_target0. The last
+    block's borrow rate is the curve at its own r_T (it is never charged: accrual at b uses borrow[b-1])."""
+    cdef Py_ssize_t n = ts.shape[0], b
+    cdef double end_rt
+    if n == 0 or utilization.shape[0] != n:
+        raise ValueError("adaptive_curve_rates needs blocks and one utilisation per block")
+    if not (rate_at_target0 > 0):
+        raise ValueError("adaptive_curve_rates: the initial rate at target must be > 0")
+    rate = np.empty(n)
+    rt = np.empty(n)
+    cdef double[::1] r = rate, t = rt
+    with nogil:
+        t[0] = rate_at_target0
+        for b in range(n - 1):
+            r[b] = irm_step(t[b], utilization[b], <double>(ts[b + 1] - ts[b]), &end_rt)
+            t[b + 1] = end_rt
+        r[n - 1] = irm_curve(t[n - 1], irm_err(utilization[n - 1]))
+    return rate, rt
+
+
+def liquidation_incentive_factor(double lltv):
+    """Morpho Blue's LIF = min(1.15, 1 / (0.3 LLTV + 0.7)) as the core computes it."""
+    return morpho_lif(lltv)
+
+
+def protocol_codes():
+    """The PROTO_* enum values, for the schema test against backtest/schema.py."""
+    return {"aave-v3": PROTO_AAVE_V3, "aave-v2": PROTO_AAVE_V2, "spark": PROTO_SPARK,
+            "morpho-blue": PROTO_MORPHO, "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC}
 
 
 def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1] price,
@@ -365,6 +413,10 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     for i in range(nconf):
         if params[i].lane < 0 or params[i].lane >= nlanes or params[i].check_every <= 0:
             raise ValueError(f"configuration {i}: bad lane or check_every")
+        if params[i].protocol < PROTO_AAVE_V3 or params[i].protocol > PROTO_GENERIC:
+            raise ValueError(f"configuration {i}: unknown protocol code {params[i].protocol}")
+        if params[i].protocol == PROTO_GENERIC and isnan(params[i].cf_ovr):
+            raise ValueError(f"configuration {i}: the generic venue needs a close factor (cf_ovr)")
     base.n = n
     base.ts = &ts[0]
     base.price = &price[0]

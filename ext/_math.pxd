@@ -60,3 +60,25 @@ cdef inline double slippage_fraction(long model, double notional, double slip_pa
     if model == 3:
         return notional / (depth + notional)
     return 1.0 - stableswap_out(notional, depth, amp) / notional
+
+
+cdef inline double morpho_borrow_growth(double rate, double dt) noexcept nogil:
+    # Morpho Blue MathLib.wTaylorCompounded: 1 + x + x^2/2 + x^3/6 with x = rate * dt / Y (e^x to 3 terms)
+    cdef double x
+    if dt <= 0:
+        return 1.0
+    x = rate * dt / SECONDS_PER_YEAR
+    return 1.0 + x + x * x / 2.0 + x * x * x / 6.0
+
+
+cdef inline double linear_growth(double rate, double dt) noexcept nogil:
+    # Compound III accruedInterestIndices: index += index * rate * dt (simple interest between accruals)
+    if dt <= 0:
+        return 1.0
+    return 1.0 + rate * dt / SECONDS_PER_YEAR
+
+
+cdef inline double morpho_lif(double lltv) noexcept nogil:
+    # Morpho.sol liquidate(): LIF = min(1.15, 1 / (1 - 0.3 * (1 - LLTV))) = min(1.15, 1 / (0.3 LLTV + 0.7))
+    cdef double f = 1.0 / (1.0 - 0.3 * (1.0 - lltv))
+    return f if f < 1.15 else 1.15

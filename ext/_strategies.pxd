@@ -18,11 +18,16 @@ cdef inline void open_position(State* st, const Params* p, const Mkt* m, Out* o,
     cdef int i
     settle(st, m, o, b)
     if p.kind == KIND_FLASH:
-        # F (1 + ff) = x * pc * q * (C + F), q = tokens per unit bought (depends on F via slippage)
+        # F (1 + ff) = x * pc * q * (C + F), q = tokens per unit bought (depends on F via slippage). When the
+        # oracle values a unit bought above (1 + ff) / x (a deep DEX discount) no finite F reaches x: the loan is
+        # then sized at cost, F = C x / (1 - x), and the position opens below the target LTV.
         f = cap * x / (1.0 - x)
         for i in range(FIXED_POINT_ITERS):
             tokens = buy_quote(p, m, b, cap + f, &fee, &slip)
             q = tokens / (cap + f)
+            if not ((1.0 + ff) - x * pc * q > 0):
+                f = cap * x / (1.0 - x)
+                break
             f = x * pc * q * cap / ((1.0 + ff) - x * pc * q)
         tokens = buy_quote(p, m, b, cap + f, &fee, &slip)
         book_swap(o, fee, slip)

@@ -3,9 +3,12 @@
 from libc.stdint cimport int64_t
 
 cdef enum:
-    PROTO_AAVE_V3 = 0
-    PROTO_AAVE_V2 = 1
-    PROTO_SPARK = 2
+    PROTO_AAVE_V3 = 0       # Aave v3 (v3.0-3.2 rules; v3.3 from Params.v33_from)
+    PROTO_AAVE_V2 = 1       # Aave v2: 50 % close factor, no protocol fee
+    PROTO_SPARK = 2         # SparkLend: Aave v3 rules, its own parameters
+    PROTO_MORPHO = 3        # Morpho Blue: LLTV (= lt), LIF from the LLTV, no close factor, Taylor interest
+    PROTO_COMET = 4         # Compound III: liquidate CF (= lt), absorb() with the liquidation factor (1 - bonus)
+    PROTO_GENERIC = 5       # a venue configured by hand: Aave-v2-like with a fixed close factor (cf_ovr)
 
 cdef enum:
     KIND_HOLD = 0
@@ -76,7 +79,7 @@ ctypedef packed struct Params:
     double pool_depth       # pool balance per side (debt-asset units)
     double amp              # StableSwap A
     double flash_fee        # fraction of the flash-loaned amount
-    double cf_ovr           # fixed close factor, NaN = protocol rule
+    double cf_ovr           # fixed close factor, NaN = protocol rule (generic: required; Morpho/Comet: unused)
 
 ctypedef packed struct Summary:
     double end_equity
@@ -128,14 +131,15 @@ cdef struct Mkt:
     const double* price     # DEX price of collateral in debt asset
     const double* xrate     # exchange rate (underlying per token)
     const double* eth_usd   # USD per debt-asset unit (NaN unknown)
-    const double* ltv       # max LTV in force
-    const double* lt        # liquidation threshold in force
-    const double* bonus     # liquidation bonus fraction
+    const double* ltv       # max LTV in force (Comet: borrow CF; Morpho: the LLTV)
+    const double* lt        # liquidation threshold in force (Comet: liquidate CF; Morpho: the LLTV)
+    const double* bonus     # Aave/Spark/generic: liquidation bonus (LB - 1); Comet: 1 - liquidation factor
+                            # (the absorb penalty); Morpho: unused (the LIF follows from the LLTV in lt)
     const double* pfee      # liquidation protocol fee fraction
     const double* gas       # gas price, gwei
     const double* por       # lane: oracle price of collateral in debt asset
-    const double* sidx      # collateral supply (liquidity) index, 1 at block 0
-    const double* bidx      # debt variable borrow index, 1 at block 0
+    const double* sidx      # collateral supply (liquidity) index, 1 at block 0 (stays 1 on Morpho and Comet)
+    const double* bidx      # debt borrow index, 1 at block 0 (growth formula per protocol, ext/_rates.pxd)
     const double* a         # lane: por * lt * sidx / bidx, so HF = (s / d) * a
     const double* K         # cumsum sidx[j-1] * (xrate[j] - xrate[j-1])  (staking yield per scaled token)
     const double* K2        # cumsum (sidx[j] - sidx[j-1]) * xrate[j]      (supply yield per scaled token)

@@ -7,7 +7,7 @@ import numpy as np
 
 from backtest.data.market import Market
 from backtest.engine import Lane, record_indices, run_core, run_reference_batch
-from backtest.schema import PARAMS_DTYPE, PROTOCOLS, SLIPPAGE, STRATEGIES, ENTRIES
+from backtest.schema import PARAMS_DTYPE, PROTOCOL_NAMES, PROTOCOLS, SLIPPAGE, STRATEGIES, ENTRIES
 
 FAR_FUTURE = 4_000_000_000
 
@@ -41,7 +41,7 @@ def params(**kw) -> np.ndarray:
 def both(m: Market, p: np.ndarray, oracle: str = "market", record: int = 0, metric_every: int = 300,
          chunk: int = 256, capo=(0.0968, 7 * 86400)):
     """Run the core and the reference on the same inputs; return (core, reference) Outputs."""
-    lanes = [Lane(oracle, capo[0], capo[1])]
+    lanes = [Lane(oracle, capo[0], capo[1], PROTOCOL_NAMES[int(p[0]["protocol"])])]
     rec = record_indices(m, record)
     core = run_core(m, p, lanes, rec, metric_every, chunk)
     ref = run_reference_batch(m, p, lanes, rec, metric_every)

@@ -13,9 +13,13 @@ Market array       lake rows                                                   r
 price              prices base=collateral, quote=debt                          yes
 xrate              exchange_rates token=collateral                             yes
 eth_usd            prices base in (debt, ETH), quote=USD (debt's own first)    no: NaN
-borrow_apr         rates protocol, asset=debt: borrow_apr                      unless market.borrow_rate
-supply_apr         rates protocol, asset=collateral: supply_apr                unless market.supply_rate
-ltv/lt/bonus/pfee  market_params protocol, asset=collateral, emode; defaults   unless all four overridden
+borrow_apr         rates protocol, asset=debt: borrow_apr                      unless market.borrow_rate or
+                                                                               market.irm = "adaptive-curve"
+utilization        rates protocol, asset=debt: utilization                     if market.irm = "adaptive-curve"
+                                                                               unless market.utilization
+supply_apr         rates protocol, asset=collateral: supply_apr                unless market.supply_rate; never
+                                                                               on morpho-blue / compound-v3
+ltv/lt/bonus/pfee  market_params protocol, asset=collateral, emode; defaults   unless the config fixes them
 gas_gwei           gas: base_fee_gwei + coalesce(priority_fee_gwei, 0)         unless costs.gas is a number
 oracle_feed        oracle_prices protocol, asset=collateral, quote=debt        if market.oracle = "chainlink"
 =================  ==========================================================  ==============================
@@ -29,6 +33,21 @@ them). The optional ``eth_usd`` is NaN wherever its last point is more than 3 da
 
 Market parameters come from the lake where it has rows for the key; defaults from :mod:`backtest.params`
 fill the time before the lake's first row and any null ``protocol_fee``.
+
+Per venue ("protocol" in the rates keys is ``market.rates_from`` when set, e.g. another venue's WETH rates as
+a documented stand-in, else ``market.protocol``):
+
+- Aave v3 / v2, Spark: as above; E-mode picks the market_params key.
+- generic: ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee all from the config
+  (required there); rates from the lake under the ``rates_from`` label (default "generic") or the overrides.
+- Morpho Blue: no E-mode; ``market.lltv`` (or the market_params row's liquidation_threshold, or the
+  defaults) is both ``ltv`` and ``lt``; ``bonus`` carries LIF - 1 for information and ``pfee`` is 0. The
+  collateral earns nothing, so no supply series is read (``supply_apr`` = 0). With ``market.irm =
+  "adaptive-curve"`` the borrow APR is Morpho's AdaptiveCurveIRM run along the utilisation path (the lake's
+  ``rates.utilization`` or ``market.utilization``, after ``utilization`` overlays), see :func:`apply_irm`.
+- Compound III: no E-mode; ``ltv`` = borrow collateral factor, ``lt`` = liquidate collateral factor,
+  ``bonus`` = 1 - liquidation factor (the lake's ``liquidation_bonus`` column holds that for compound-v3
+  rows), ``pfee`` = 0; no supply series (collateral earns nothing).
 """
 from __future__ import annotations
 
@@ -48,6 +67,7 @@ from backtest.config_types import Config, ScenarioConfig
 from backtest.data import lake as _lake
 from backtest.data.market import Market, SeriesInfo
 from backtest.errors import DataError
+from backtest.schema import NO_SUPPLY_YIELD
 
 MAX_GAP = 3 * 86400                 # seconds a required series may go without a new point
 MERGE_BLOCK = 15537394              # first proof-of-stake block
@@ -346,27 +366,40 @@ def align(config: Config) -> Market:
                 al.add("eth_usd", pts, max_age=MAX_GAP)
                 break
 
-        # borrow APR of the debt asset
-        if mk.borrow_rate is None:
-            key = f"{proto}:{debt}:borrow_apr"
-            pts = al.require(al.points("rates", key, {"protocol": proto, "asset": _aliases(debt)},
+        # borrow APR of the debt asset (or, for the AdaptiveCurveIRM, the utilisation it is computed from)
+        src = mk.rates_from or proto
+        adaptive = mk.irm == "adaptive-curve"
+        if adaptive and mk.utilization is None:
+            key = f"{src}:{debt}:utilization"
+            pts = al.require(al.points("rates", key, {"protocol": src, "asset": _aliases(debt)},
+                                       [("v", "utilization")], source=False), "rates", key)
+            nulls = np.isnan(pts.values["v"])
+            if nulls.any():
+                raise DataError(f"rates {key}: no utilization at {_iso(pts.ts[nulls][0])} (the AdaptiveCurveIRM "
+                                f"needs one at every point; set market.utilization for a constant)")
+            al.use(pts)
+            al.add("util", pts)
+        elif not adaptive and mk.borrow_rate is None:
+            key = f"{src}:{debt}:borrow_apr"
+            pts = al.require(al.points("rates", key, {"protocol": src, "asset": _aliases(debt)},
                                        [("v", "borrow_apr")], source=False), "rates", key)
             al.use(pts)
             al.add("borrow", pts)
 
-        # supply APR of the collateral
-        if mk.supply_rate is None:
-            key = f"{proto}:{coll}:supply_apr"
-            pts = al.require(al.points("rates", key, {"protocol": proto, "asset": _aliases(coll)},
+        # supply APR of the collateral (none where collateral is not lent out: Morpho Blue, Compound III)
+        no_supply = proto in NO_SUPPLY_YIELD
+        if mk.supply_rate is None and not no_supply:
+            key = f"{src}:{coll}:supply_apr"
+            pts = al.require(al.points("rates", key, {"protocol": src, "asset": _aliases(coll)},
                                        [("v", "supply_apr")], source=False), "rates", key)
             al.use(pts)
             al.add("supply", pts)
 
-        # risk parameters
-        overrides = {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": mk.liquidation_bonus,
-                     "pfee": mk.liquidation_protocol_fee}
+        # risk parameters (per venue: see _param_overrides)
+        overrides = _param_overrides(mk)
         if any(v is None for v in overrides.values()):
-            al.add("par", _market_params(al, proto, coll, mk.emode))
+            emode = mk.emode if proto not in ("morpho-blue", "compound-v3", "generic") else None
+            al.add("par", _market_params(al, proto, coll, emode, debt))
 
         # gas price
         gas_fixed = isinstance(config.costs.gas, (int, float)) and not isinstance(config.costs.gas, bool)
@@ -394,23 +427,78 @@ def align(config: Config) -> Market:
             return np.full(n, float(v))
 
         par = {name: (const(v) if v is not None else arr[f"par.{name}"]) for name, v in overrides.items()}
+        if proto == "morpho-blue":
+            # one LLTV (the lake's / default liquidation_threshold): borrowing stops where liquidation starts
+            par["ltv"] = par["lt"].copy()
+            par["bonus"] = np.minimum(1.15, 1.0 / (1.0 - 0.3 * (1.0 - par["lt"]))) - 1.0
+            par["pfee"] = np.zeros(n)
+        if adaptive:
+            util = const(mk.utilization) if mk.utilization is not None else arr["util.v"]
+            borrow = np.zeros(n)            # the IRM's rate is computed after the overlays (apply_irm)
+        else:
+            util = nan.copy()
+            borrow = const(mk.borrow_rate) if mk.borrow_rate is not None else arr["borrow.v"]
+        if no_supply:
+            supply = np.zeros(n)
+        else:
+            supply = const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"]
         block = al.blocks()
         market = Market(
             ts=al.ts, block=block, price=arr["price.v"], xrate=arr["xrate.v"],
-            eth_usd=arr.get("eth_usd.v", nan),
-            borrow_apr=const(mk.borrow_rate) if mk.borrow_rate is not None else arr["borrow.v"],
-            supply_apr=const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"],
+            eth_usd=arr.get("eth_usd.v", nan), borrow_apr=borrow, supply_apr=supply,
             oracle_feed=arr.get("oracle.v", nan.copy()),
             ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
-            gas_gwei=const(config.costs.gas) if gas_fixed else arr["gas.v"], series=al.series,
+            gas_gwei=const(config.costs.gas) if gas_fixed else arr["gas.v"], utilization=util, series=al.series,
             data_hash=_lake.data_hash(sorted(al.files), root=lake) if al.files else "",
         )
     finally:
         al.close()
-    return apply_scenarios(market, config.scenarios, collateral=mk.collateral, debt=mk.debt)
+    market = apply_scenarios(market, config.scenarios, collateral=mk.collateral, debt=mk.debt)
+    if adaptive:
+        market = apply_irm(market, mk.rate_at_target if mk.rate_at_target is not None else IRM_INITIAL_RATE)
+    return market
 
 
-def _market_params(al: _Aligner, protocol: str, asset: str, emode: str | None) -> _Points:
+IRM_INITIAL_RATE = 0.04     # AdaptiveCurveIrm ConstantsLib.INITIAL_RATE_AT_TARGET (4 %/yr)
+
+
+def apply_irm(market: Market, rate_at_target0: float = IRM_INITIAL_RATE) -> Market:
+    """Morpho's AdaptiveCurveIRM as a market-level precomputation: the borrow APR charged from each block to
+    the next, from the utilisation path (after the overlays), added to what ``borrow_apr`` already holds (0,
+    or a ``rate_spike`` overlay on top of the IRM). The rate at target starts at ``rate_at_target0``.
+    Runs in the core (``backtest._core.adaptive_curve_rates``); ``backtest.reference.adaptive_curve_rates`` is
+    the same model in plain Python, and tests/unit/test_venues.py keeps the two equal."""
+    from backtest import _core
+
+    u = np.ascontiguousarray(market.utilization, dtype=np.float64)
+    if not np.all(np.isfinite(u)):
+        raise DataError("utilization: missing values in the window (the AdaptiveCurveIRM needs one per block)")
+    rate, _ = _core.adaptive_curve_rates(market.ts, u, float(rate_at_target0))
+    kw = {name: getattr(market, name) for name in Market.ARRAYS}
+    kw["borrow_apr"] = market.borrow_apr + rate
+    return Market(**kw, series=list(market.series), data_hash=market.data_hash)
+
+
+def _param_overrides(mk) -> dict[str, float | None]:
+    """The risk-parameter arrays the config fixes, per venue (None = read market_params / the defaults).
+
+    Aave family: ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, each optional.
+    generic: all four from the config (required there). Morpho Blue: market.lltv fixes ltv = lt = LLTV (the
+    bonus is then LIF - 1, no fee). Compound III: ltv = borrow CF, lt = liquidate CF, bonus = 1 -
+    liquidation_factor (the absorb penalty), no fee."""
+    if mk.protocol == "morpho-blue":
+        v = mk.lltv
+        return {"ltv": v, "lt": v, "bonus": None if v is None else _params.morpho_lif(v) - 1.0,
+                "pfee": None if v is None else 0.0}
+    if mk.protocol == "compound-v3":
+        lf = mk.liquidation_factor
+        return {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": None if lf is None else 1.0 - lf,
+                "pfee": 0.0}
+    return {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": mk.liquidation_bonus,
+            "pfee": mk.liquidation_protocol_fee}
+
+
+def _market_params(al: _Aligner, protocol: str, asset: str, emode: str | None, debt: str = "WETH") -> _Points:
     """Lake market_params for the key, with defaults before the lake's first row and for null fees."""
     key = f"{protocol}:{asset}:{emode if emode is not None else '-'}"
     cols = [("ltv", "ltv"), ("lt", "liquidation_threshold"), ("bonus", "liquidation_bonus"),
@@ -418,7 +506,7 @@ def _market_params(al: _Aligner, protocol: str, asset: str, emode: str | None) -
     lake_pts = al.points("market_params", key, {"protocol": protocol, "asset": asset, "emode": emode},
                          cols, source=False)
     try:
-        defaults = _params.default_params(protocol, asset, emode)
+        defaults = _params.default_params(protocol, asset, emode, debt)
         default_err = None
     except DataError as exc:
         defaults, default_err = [], exc
@@ -490,7 +578,8 @@ def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collate
     """Apply ``[[scenario]]`` overlays; returns a new Market (the input's arrays are not modified).
 
     ``depeg`` multiplies the market price by ``1 - depth * s(t)``; ``rate_spike`` adds ``depth`` to the
-    borrow APR during ``[at, at + duration)`` (its ``shape`` is ignored). When ``collateral`` / ``debt`` are
+    borrow APR during ``[at, at + duration)`` (its ``shape`` is ignored); ``utilization`` adds
+    ``depth * s(t)`` to the utilisation (capped at 1), the input of Morpho's AdaptiveCurveIRM. When ``collateral`` / ``debt`` are
     given, a depeg applies only to the collateral and a rate spike only to the debt asset (ETH = WETH);
     others are skipped. Only ``Market.price`` moves under a depeg (not ``oracle_feed``).
     """
@@ -498,6 +587,7 @@ def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collate
         return market
     price = market.price.copy()
     borrow = market.borrow_apr.copy()
+    util = market.utilization.copy()
     for sc in scenarios:
         if sc.kind == "depeg":
             if collateral is not None and not _same_asset(sc.asset, collateral):
@@ -511,11 +601,19 @@ def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collate
                 continue
             lo, hi = np.searchsorted(market.ts, [sc.at, sc.at + sc.duration], side="left")
             borrow[lo:hi] += sc.depth
+        elif sc.kind == "utilization":
+            if debt is not None and not _same_asset(sc.asset, debt):
+                continue
+            lo, hi = np.searchsorted(market.ts, [sc.at, sc.at + sc.duration], side="left")
+            if hi > lo:
+                s = scenario_shape(market.ts[lo:hi], sc.at, sc.duration, sc.shape)
+                util[lo:hi] = np.minimum(util[lo:hi] + sc.depth * s, 1.0)
         else:
-            raise DataError(f"unknown scenario kind {sc.kind!r} (depeg | rate_spike)")
+            raise DataError(f"unknown scenario kind {sc.kind!r} (depeg | rate_spike | utilization)")
     kw = {name: getattr(market, name) for name in Market.ARRAYS}
     kw["price"] = price
     kw["borrow_apr"] = borrow
+    kw["utilization"] = util
     return Market(**kw, series=list(market.series), data_hash=market.data_hash)
 
 
@@ -526,5 +624,5 @@ def timed_align(config: Config) -> tuple[Market, float]:
     return m, time.perf_counter() - t0
 
 
-__all__ = ["align", "apply_scenarios", "block_clock", "check_coverage", "estimate_blocks", "scenario_shape",
+__all__ = ["align", "apply_irm", "apply_scenarios", "block_clock", "check_coverage", "estimate_blocks", "scenario_shape",
            "timed_align", "MAX_GAP", "MERGE_BLOCK", "MERGE_TS"]

@@ -28,18 +28,27 @@ class Market:
     xrate: np.ndarray       # f8, exchange rate: underlying (ETH) per collateral token (e.g. stEthPerToken)
     eth_usd: np.ndarray     # f8, USD per unit of debt asset; NaN where unknown
     borrow_apr: np.ndarray  # f8, variable borrow APR of the debt asset
-    supply_apr: np.ndarray  # f8, supply APR of the collateral asset (aToken interest)
+    supply_apr: np.ndarray  # f8, supply APR of the collateral asset (aToken interest; 0 where collateral
+                            # earns nothing: Morpho Blue, Compound III)
     oracle_feed: np.ndarray # f8, the protocol oracle's collateral/debt ratio where the lake has it; NaN else
-    ltv: np.ndarray         # f8, max LTV in force (E-mode resolved)
-    lt: np.ndarray          # f8, liquidation threshold in force
-    bonus: np.ndarray       # f8, liquidation bonus as a fraction (0.01 = LB 1.01)
-    pfee: np.ndarray        # f8, liquidation protocol fee fraction
+    ltv: np.ndarray         # f8, max LTV in force (E-mode resolved; Comet: borrow CF; Morpho: the LLTV)
+    lt: np.ndarray          # f8, liquidation threshold in force (Comet: liquidate CF; Morpho: the LLTV)
+    bonus: np.ndarray       # f8, liquidation bonus as a fraction (0.01 = LB 1.01); Comet: 1 - liquidation
+                            # factor (the absorb penalty); Morpho: LIF - 1, for information (the engines
+                            # derive the LIF from the LLTV)
+    pfee: np.ndarray        # f8, liquidation protocol fee fraction (0 on Morpho and Comet)
     gas_gwei: np.ndarray    # f8, gas price (base + priority) in gwei
+    utilization: np.ndarray | None = None   # f8, utilisation of the debt asset's market where read (the
+                                            # AdaptiveCurveIRM's input); NaN where unknown
     series: list[SeriesInfo] = field(default_factory=list)
     data_hash: str = ""
 
     ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
-              "ltv", "lt", "bonus", "pfee", "gas_gwei")
+              "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization")
+
+    def __post_init__(self) -> None:
+        if self.utilization is None:
+            self.utilization = np.full(self.ts.shape[0], np.nan)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -60,7 +69,7 @@ class Market:
                     v = np.arange(n, dtype=np.int64) * 12
                 elif name == "block":
                     v = np.arange(n, dtype=np.int64)
-                elif name in ("eth_usd", "oracle_feed"):
+                elif name in ("eth_usd", "oracle_feed", "utilization"):
                     v = np.nan
                 else:
                     raise TypeError(f"missing market array {name}")

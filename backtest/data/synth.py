@@ -19,7 +19,17 @@ Calibration (PROTOCOLS.md, and the real series under ../shared/data where noted)
 - gas: hourly base fee lognormal with median 8 gwei (AR(1) in log space), priority fee lognormal (median
   0.3 gwei);
 - market_params: the dated defaults of :mod:`backtest.params` for the scenario's protocol/asset/E-mode (the
-  entry in force at the window start, dated at the start, plus changes inside the window).
+  entry in force at the window start, dated at the start, plus changes inside the window);
+- Morpho Blue wstETH/WETH (``calm`` and ``steth-depeg``): the WETH borrow rate is Morpho's AdaptiveCurveIRM
+  (``backtest.reference.irm_step``, hourly) along a utilisation path with a feedback: U = 0.9 - 0.05 ln(r_T /
+  2.2 %) + an OU noise (sd ~0.9 pt), so borrowers leave when the market's rate at target is above 2.2 % and
+  come back below it; r_T starts at 2.2 %. Borrow median ~2.8 %, 95th percentile ~3.8 %, max ~5.8 %. The
+  rows carry the utilisation, so ``market.irm = "adaptive-curve"`` (with ``market.rate_at_target = 0.022``)
+  recomputes the same path block by block. Supply APR = borrow x U (no fee). market_params rows: LLTV 94.5 %;
+- Compound III WETH market (``calm`` and ``steth-depeg``): utilisation OU around 85 % through a synthetic
+  two-slope model (base 1 %, +2.25 % up to the 90 % kink, +80 % above it; not Comet's governance values);
+  market_params rows: wstETH borrow CF 0.90, liquidate CF 0.93, liquidation factor 0.95 (the
+  ``liquidation_bonus`` column holds 1 - 0.95).
 
 Scenarios (:data:`SCENARIOS`):
 
@@ -57,9 +67,10 @@ LIDO_DAILY_CAP = 0.00075          # max positive rebase per report (0.075 %)
 
 SCENARIOS: dict[str, str] = {
     "calm": "2024-06-01 to 2025-06-01: a year of wstETH/WETH carry on Aave v3 E-mode, peg within 0.1 %, "
-            "WETH borrow ~2-3 %",
+            "WETH borrow ~2-3 %; Morpho Blue (94.5 % LLTV, AdaptiveCurveIRM) and Compound III WETH markets",
     "steth-depeg": "2022-05-01 to 2022-09-30: June-2022-style stETH de-peg to ~0.935 (May-12 wobble to ~0.95), "
-                   "recovery by September; wstETH on Aave v3 and stETH on Aave v2, WETH borrow up to ~5-6 %",
+                   "recovery by September; wstETH on Aave v3 and stETH on Aave v2, WETH borrow up to ~5-6 %; "
+                   "counterfactual Morpho Blue and Compound III WETH markets",
     "rate-spike": "2025-06-01 to 2025-10-01: WETH borrow ~2.5 % with a day above 20 % and a week above 10 %",
 }
 
@@ -81,6 +92,9 @@ _SEEDS = {"calm": 20240601, "steth-depeg": 20220501, "rate-spike": 20250601}
 MODEL_2022 = (0.01, 0.038, 0.80, 0.80)       # PROTOCOLS.md, WETH Feb 2023 (earliest given)
 MODEL_2024 = (0.0, 0.027, 0.80, 0.90)        # WETH from Jun 2024 (base 0 as in the aavescan export)
 MODEL_WSTETH = (0.0025, 0.045, 0.80, 0.45)   # wstETH reserve on Aave v3 (matches the aavescan wstETH export)
+MODEL_COMET = (0.01, 0.0225, 0.80, 0.90)     # synthetic Compound III WETH model (not governance values)
+MORPHO_RT0 = 0.022                           # Morpho rate at target at the start of each window
+MORPHO_FEEDBACK = 0.05                       # U = 0.9 - 0.05 ln(r_T / 2.2 %) + noise
 
 
 # --------------------------------------------------------------------------------------------- pieces
@@ -191,6 +205,34 @@ def _market_params(protocol: str, asset: str, emode: str | None, start: int, end
     )
 
 
+def morpho_rates(rng: np.random.Generator, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(utilisation, borrow APR) of a Morpho Blue WETH market: the AdaptiveCurveIRM (hourly steps) along a
+    utilisation that leans against the rate at target (see the module docstring)."""
+    from backtest.reference import irm_step
+
+    n = ts.shape[0]
+    noise = _ar1(rng, n, 0.0, 0.05, 0.004)
+    u = np.empty(n)
+    rate = np.empty(n)
+    rt = MORPHO_RT0
+    for i in range(n):
+        u[i] = min(max(0.9 - MORPHO_FEEDBACK * np.log(rt / MORPHO_RT0) + noise[i], 0.75), 0.99)
+        dt = float(ts[i + 1] - ts[i]) if i + 1 < n else float(HOUR)
+        rate[i], rt = irm_step(rt, float(u[i]), dt)
+    return u, rate
+
+
+def _venues(out: _Out, ts: np.ndarray, rngs: list[np.random.Generator], start: int, end: int) -> None:
+    """Morpho Blue and Compound III WETH markets with wstETH collateral."""
+    u, b = morpho_rates(rngs[8], ts)
+    out.add("rates", _rates(ts, "morpho-blue", "WETH", u, b, b * u))
+    out.add("market_params", _market_params("morpho-blue", "wstETH", None, start, end))
+    u = np.clip(_ar1(rngs[9], ts.shape[0], 0.85, 0.02, 0.004), 0.60, 0.95)
+    b, s = rate_model(u, MODEL_COMET)
+    out.add("rates", _rates(ts, "compound-v3", "WETH", u, b, s))
+    out.add("market_params", _market_params("compound-v3", "wstETH", None, start, end))
+
+
 class _Out:
     """Collects the frames of one scenario per table, then writes them (one file per table)."""
 
@@ -243,6 +285,7 @@ def _calm(out: _Out) -> None:
     out.add("rates", _rates(ts, "aave-v3", "WETH", u, b, s))
     _wsteth_collateral_rates(out, ts, rngs[5], "aave-v3")
     out.add("market_params", _market_params("aave-v3", "wstETH", "eth-correlated", start, end))
+    _venues(out, ts, rngs, start, end)
     _common(out, ts, rngs, src)
 
 
@@ -290,6 +333,7 @@ def _steth_depeg(out: _Out) -> None:
     out.add("rates", _rates(ts, "aave-v2", "stETH", zero, zero, zero))   # stETH was not borrowable on v2
     out.add("market_params", _market_params("aave-v3", "wstETH", "eth-correlated", start, end))
     out.add("market_params", _market_params("aave-v2", "stETH", None, start, end))
+    _venues(out, ts, rngs, start, end)
     _common(out, ts, rngs, src)
 
 

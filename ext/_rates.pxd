@@ -1,0 +1,75 @@
+# Index accrual per protocol and Morpho's AdaptiveCurveIRM, inline and nogil (PROTOCOLS.md).
+from libc.math cimport exp
+from _types cimport PROTO_MORPHO, PROTO_COMET
+from _math cimport (SECONDS_PER_YEAR, aave_borrow_growth, aave_supply_growth, morpho_borrow_growth,
+                    linear_growth)
+
+cdef extern from *:
+    """
+    #define BT_IRM_TARGET_U 0.9
+    #define BT_IRM_STEEPNESS 4.0
+    #define BT_IRM_SPEED 50.0
+    #define BT_IRM_MIN_RT 0.001
+    #define BT_IRM_MAX_RT 2.0
+    """
+    const double IRM_TARGET_U "BT_IRM_TARGET_U"        # ConstantsLib.TARGET_UTILIZATION = 0.9
+    const double IRM_STEEPNESS "BT_IRM_STEEPNESS"      # CURVE_STEEPNESS = 4
+    const double IRM_SPEED "BT_IRM_SPEED"              # ADJUSTMENT_SPEED = 50 / year
+    const double IRM_MIN_RT "BT_IRM_MIN_RT"            # MIN_RATE_AT_TARGET = 0.1 % / year
+    const double IRM_MAX_RT "BT_IRM_MAX_RT"            # MAX_RATE_AT_TARGET = 200 % / year
+
+
+cdef inline void index_growth(long protocol, double supply_apr, double borrow_apr, double dt,
+                              double* gs, double* gb) noexcept nogil:
+    # growth of the collateral's supply index (gs) and of the debt's borrow index (gb) over dt seconds
+    if protocol == PROTO_MORPHO:
+        gs[0] = 1.0                                     # collateral is not lent out: it earns nothing
+        gb[0] = morpho_borrow_growth(borrow_apr, dt)    # wTaylorCompounded
+    elif protocol == PROTO_COMET:
+        gs[0] = 1.0                                     # Comet collateral earns nothing
+        gb[0] = linear_growth(borrow_apr, dt)           # baseBorrowIndex grows linearly per accrual
+    else:
+        gs[0] = aave_supply_growth(supply_apr, dt)      # Aave family and generic: linear liquidity index,
+        gb[0] = aave_borrow_growth(borrow_apr, dt)      # binomial variable borrow index
+
+
+cdef inline double irm_err(double u) noexcept nogil:
+    # normalised distance to the target utilisation, in [-1, 1] (u is clamped to [0, 1] first)
+    if u < 0.0:
+        u = 0.0
+    elif u > 1.0:
+        u = 1.0
+    if u > IRM_TARGET_U:
+        return (u - IRM_TARGET_U) / (1.0 - IRM_TARGET_U)
+    return (u - IRM_TARGET_U) / IRM_TARGET_U
+
+
+cdef inline double irm_curve(double rate_at_target, double err) noexcept nogil:
+    # ((1 - 1/C) err + 1) r_T below target, ((C - 1) err + 1) r_T above
+    if err < 0:
+        return ((1.0 - 1.0 / IRM_STEEPNESS) * err + 1.0) * rate_at_target
+    return ((IRM_STEEPNESS - 1.0) * err + 1.0) * rate_at_target
+
+
+cdef inline double irm_new_rate_at_target(double start, double linear_adaptation) noexcept nogil:
+    # r_T exp(adaptation), bounded to [MIN, MAX]
+    cdef double r = start * exp(linear_adaptation)
+    if r < IRM_MIN_RT:
+        return IRM_MIN_RT
+    if r > IRM_MAX_RT:
+        return IRM_MAX_RT
+    return r
+
+
+cdef inline double irm_step(double start_rt, double u, double dt, double* end_rt) noexcept nogil:
+    # the average borrow rate charged over an interval of dt seconds that starts at utilisation u with rate
+    # at target start_rt; end_rt receives the rate at target at its end (AdaptiveCurveIrm._borrowRate)
+    cdef double err = irm_err(u), lin, mid, avg
+    lin = IRM_SPEED * err * dt / SECONDS_PER_YEAR
+    if lin == 0.0:
+        end_rt[0] = start_rt
+        return irm_curve(start_rt, err)
+    end_rt[0] = irm_new_rate_at_target(start_rt, lin)
+    mid = irm_new_rate_at_target(start_rt, lin / 2.0)
+    avg = (start_rt + end_rt[0] + 2.0 * mid) / 4.0        # trapezoid with N = 2
+    return irm_curve(avg, err)

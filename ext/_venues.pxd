@@ -1,0 +1,14 @@
+# One liquidation entry point for every venue (step 4 of a block), inline and nogil.
+from _types cimport Params, Mkt, State, Out, PROTO_MORPHO, PROTO_COMET
+from _aave cimport aave_liquidate
+from _morpho cimport morpho_liquidate
+from _comet cimport comet_absorb
+
+
+cdef inline void liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
+    if p.protocol == PROTO_MORPHO:
+        morpho_liquidate(st, p, m, o, b)
+    elif p.protocol == PROTO_COMET:
+        comet_absorb(st, p, m, o, b)
+    else:
+        aave_liquidate(st, p, m, o, b)      # Aave v3 / v2, Spark, generic
