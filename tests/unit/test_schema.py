@@ -1,5 +1,4 @@
 """The numpy dtypes of backtest/schema.py mirror the packed C structs of ext/_types.pxd."""
-import numpy as np
 import pytest
 
 from backtest import _core
