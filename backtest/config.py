@@ -38,6 +38,7 @@ from backtest.config_types import (
     ExitConfig,
     MarketConfig,
     RebalanceConfig,
+    RewardsConfig,
     RunConfig,
     ScenarioConfig,
     StrategyConfig,
@@ -69,12 +70,25 @@ SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
 SCENARIO_KINDS = ("depeg", "rate_spike", "utilization")
 SCENARIO_SHAPES = ("v", "step")
-CHAINS = {"ethereum": 12}                       # chain -> seconds per block
+# chain -> (milliseconds per block or slot, default replay step in whole seconds, genesis UTC epoch seconds)
+#   ethereum: 12 s slots since the Merge; genesis 2015-07-30 15:26:13
+#   cosmos:   the Cosmos Hub, ~6 s blocks; cosmoshub-1 genesis 2019-03-13 23:00:00
+#   solana:   400 ms slots; mainnet-beta genesis 2020-03-16 14:29:00. A year is ~79 M slots, too many for
+#             per-block arrays: the default step is 60 s (150 slots, 525,600 steps a year); run.step may be
+#             any even number of seconds (a whole number of slots)
+CHAINS = {"ethereum": (12000, 12, 1438269973), "cosmos": (6000, 6, 1552518000), "solana": (400, 60, 1584368940)}
 GAS_UNIT_KEYS = ("open", "loop_step", "rebalance", "close")
 ETHEREUM_GENESIS = 1438269973                   # 2015-07-30 15:26:13 UTC
+#: venues that run on each chain (the Aave family, Morpho Blue and Compound III are Ethereum contracts; the
+#: generic venue, configured by hand, stands for a lending market on any chain)
+CHAIN_PROTOCOLS = {"cosmos": ("generic",), "solana": ("generic",)}
 MAX_LOOPS = 100
 MAX_RANGE_VALUES = 100_000
 _SWEEP_FORBIDDEN = ("run.name", "run.data", "run.output")   # they name the result set, not a configuration
+# they select the aligned market (the held token's series, the reward values), which a sweep shares
+_SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.price_per_point",
+                 "strategy.rewards.token")
+REWARD_VALUES = ("zero", "points", "token")
 
 _SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -567,8 +581,8 @@ def _chain(ctx: _Ctx, path: tuple, v: Any) -> str:
 
 def _restake(ctx: _Ctx, path: tuple, v: Any) -> str:
     _string(ctx, path, v)
-    if v != "none":
-        raise ctx.fail(path, 'restaking is not supported yet (strategy.restake); use "none"', v)
+    if not v.strip() or v != v.strip():
+        raise ctx.fail(path, 'must be "none" or an LRT symbol such as "weETH"', v)
     return v
 
 
@@ -596,6 +610,7 @@ _SPEC: dict[str, dict[str, Parser]] = {
         "output": _path_value,
         "record": _record,
         "unwind_at_end": _boolean,
+        "step": _duration(),
     },
     "market": {
         "protocol": _choice(PROTOCOLS),
@@ -639,6 +654,11 @@ _SPEC: dict[str, dict[str, Parser]] = {
         "route": _choice(EXIT_ROUTES),
         "queue_delay": _duration(allow_zero=True),
     },
+    "strategy.rewards": {
+        "value": _choice(REWARD_VALUES),
+        "price_per_point": _number(0),
+        "token": _string,
+    },
     "costs": {
         "gas": _gas,
         "gas_units": _gas_units,
@@ -668,10 +688,11 @@ _SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
     "run": {
         "start_block": "block-number windows are not supported yet; use dates (run.start / run.end)",
         "end_block": "block-number windows are not supported yet; use dates (run.start / run.end)",
-        "block_time": "the block time follows run.chain (ethereum: 12 s) and cannot be set",
+        "block_time": "the block time follows run.chain (ethereum: 12 s, cosmos: 6 s, solana: 0.4 s) and cannot be "
+                      "set; run.step sets the seconds per replayed step",
     },
 }
-_SUBTABLES = {"strategy": ("rebalance", "exit")}
+_SUBTABLES = {"strategy": ("rebalance", "exit", "rewards")}
 
 # every scalar dotted path that overrides and sweeps may set -> its parser
 _FIELDS: dict[str, Parser] = {}
@@ -689,7 +710,7 @@ del _sec, _spec, _key, _parser
 
 def sweep_keys() -> list[str]:
     """The dotted config paths a ``[sweep]`` or ``--grid`` may vary."""
-    return [k for k in _FIELDS if k not in _SWEEP_FORBIDDEN]
+    return [k for k in _FIELDS if k not in _SWEEP_FORBIDDEN and k not in _SWEEP_MARKET]
 
 
 # ======================================================================================================
@@ -720,7 +741,7 @@ def _fields(ctx: _Ctx, table: Mapping, path: tuple, section: str) -> dict[str, A
 
 
 def _check_top_level(ctx: _Ctx, data: Mapping) -> None:
-    section_names = list(_SECTIONS) + ["strategy.rebalance", "strategy.exit"]
+    section_names = list(_SECTIONS) + ["strategy.rebalance", "strategy.exit", "strategy.rewards"]
     for k, v in data.items():
         if k in _SECTIONS:
             continue
@@ -748,9 +769,14 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
     if r["end"] <= r["start"]:
         raise ctx.fail(("run", "end"), f"must be after run.start ({_fmt_date(r['start'])})", run_t["end"])
     chain = r.get("chain", "ethereum")
-    if chain == "ethereum" and r["start"] < ETHEREUM_GENESIS:
-        raise ctx.fail(("run", "start"), "is before Ethereum's genesis block (2015-07-30)", run_t["start"])
-    run = RunConfig(block_time=CHAINS[chain], **r)
+    block_ms, default_step, genesis = CHAINS[chain]
+    if r["start"] < genesis:
+        raise ctx.fail(("run", "start"), f"is before {chain}'s genesis ({_fmt_date(genesis)})", run_t["start"])
+    step = r.pop("step", default_step)
+    if (step * 1000) % block_ms:
+        raise ctx.fail(("run", "step"), f"must be a whole number of {chain} blocks of {block_ms / 1000:g} s "
+                                        f"(a multiple of {block_ms // math.gcd(block_ms, 1000)} s)", run_t["step"])
+    run = RunConfig(block_time=step, **r)
 
     # -- [market]
     market_t = _table(ctx, data, ("market",))
@@ -771,6 +797,10 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
                        "(a liquidation at the threshold would seize more than all the collateral)",
                        market_t["liquidation_bonus"])
     market = MarketConfig(**m)
+    if chain in CHAIN_PROTOCOLS and protocol not in CHAIN_PROTOCOLS[chain]:
+        raise ctx.fail(("market", "protocol"), f"{protocol} does not run on {chain}; use "
+                                               f"{' or '.join(repr(p) for p in CHAIN_PROTOCOLS[chain])} with the "
+                                               f"venue's parameters in [market]", market_t.get("protocol", protocol))
 
     # -- [strategy], [strategy.rebalance], [strategy.exit]
     strat_t = _table(ctx, data, ("strategy",))
@@ -806,7 +836,24 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
         path = ("strategy", "exit")
         ex_t = _table(ctx, strat_t, path)
         exit_ = ExitConfig(**_fields(ctx, ex_t, path, "strategy.exit"))
-    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, **s)
+    restake = s.get("restake", "none")
+    if restake != "none" and restake == market.collateral:
+        raise ctx.fail(("strategy", "restake"), f"is the LRT the base LST is restaked into; it must differ from "
+                                                f"market.collateral ({market.collateral!r})", strat_t["restake"])
+    rewards = None
+    if "rewards" in strat_t:
+        path = ("strategy", "rewards")
+        rw_t = _table(ctx, strat_t, path)
+        rw = _fields(ctx, rw_t, path, "strategy.rewards")
+        value = rw.get("value", "zero")
+        if value == "points" and "price_per_point" not in rw:
+            raise ctx.fail(path + ("value",), 'points are valued with strategy.rewards.price_per_point (debt-asset '
+                                              'units per point); set it', rw_t.get("value"))
+        if value == "token" and "token" not in rw:
+            raise ctx.fail(path + ("value",), 'token rewards need strategy.rewards.token (e.g. "EIGEN"), the '
+                                              'reward token whose price the lake holds', rw_t.get("value"))
+        rewards = RewardsConfig(**rw)
+    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, **s)
 
     # -- [costs]
     costs_t = _table(ctx, data, ("costs",))
@@ -828,9 +875,10 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
             if not sc["depth"] < 1:
                 raise ctx.fail(path + ("depth",), "a depeg depth is a fractional price drop: must be in (0, 1)",
                                sc_t["depth"])
-            if sc["asset"] != market.collateral:
+            if sc["asset"] != market.collateral and sc["asset"] != strategy.restake:
+                lrt = f" or strategy.restake ({strategy.restake!r})" if strategy.restake != "none" else ""
                 raise ctx.fail(path + ("asset",), f"a depeg applies to the collateral: must be market.collateral "
-                                                  f"({market.collateral!r})", sc_t["asset"])
+                                                  f"({market.collateral!r}){lrt}", sc_t["asset"])
         elif sc["kind"] == "utilization":
             if market.irm != "adaptive-curve":
                 raise ctx.fail(path + ("kind",), 'a utilization overlay drives Morpho\'s AdaptiveCurveIRM: it needs '
@@ -940,12 +988,15 @@ def _check_key(ctx: _Ctx, key: Any, err_path: tuple, *, sweep: bool) -> None:
     """`key` must be a settable scalar dotted path (sweeps also exclude run.name / run.data / run.output)."""
     if not isinstance(key, str):
         raise ctx.fail(err_path, "a config path must be a string such as 'strategy.target_ltv'")
-    if key in _FIELDS and not (sweep and key in _SWEEP_FORBIDDEN):
+    if key in _FIELDS and not (sweep and (key in _SWEEP_FORBIDDEN or key in _SWEEP_MARKET)):
         return
     if sweep and key in _SWEEP_FORBIDDEN:
         raise ctx.fail(err_path, f"{key} names the result set and cannot be swept")
+    if sweep and key in _SWEEP_MARKET:
+        raise ctx.fail(err_path, f"{key} selects the aligned market (the held token's series and reward values) "
+                                 f"and cannot be swept; run one config per value")
     valid = sweep_keys() if sweep else list(_FIELDS)
-    if key in ("costs.gas_units", "strategy.rebalance", "strategy.exit") or key.startswith("scenario"):
+    if key in ("costs.gas_units", "strategy.rebalance", "strategy.exit", "strategy.rewards") or key.startswith("scenario"):
         raise ctx.fail(err_path, f"{key} is not a single value; "
                                  f"{'sweep' if sweep else 'override'} one of its keys instead")
     raise ctx.fail(err_path, f"unknown config key{_did_you_mean(key, valid)}")

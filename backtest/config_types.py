@@ -20,7 +20,8 @@ class RunConfig:
     output: Path = Path("results")
     record: int = 3600             # seconds between time-series samples; 0 = every block; -1 = none
     unwind_at_end: bool = False
-    block_time: int = 12           # seconds per block of the chain clock
+    block_time: int = 12           # seconds per replayed step (run.step): the chain's block time, or a multiple
+                                   # of it (ethereum 12, cosmos 6, solana 60 by default: 150 slots of 0.4 s)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,19 @@ class RebalanceConfig:
 class ExitConfig:
     depeg_below: float
     route: str = "dex"             # dex | queue
-    queue_delay: int = 5 * 86400
+    queue_delay: int | None = None  # seconds; None = the token's default (engine.py: an LRT waits EigenLayer's
+                                    # withdrawal delay in force, 7 d through 2024 then 14 d; other tokens 5 d)
+
+
+@dataclass(frozen=True)
+class RewardsConfig:
+    """How restaking rewards / points accrued on the collateral tokens are valued (lake table ``rewards``,
+    token = the collateral token): "zero" (not valued), "points" (kind = "points" rows, points per token per
+    day/week/year, times ``price_per_point`` in debt-asset units) or "token" (kind = ``token`` rows, reward
+    tokens per collateral token per period, valued with the lake's TOKEN/ETH price or TOKEN/USD / ETH/USD)."""
+    value: str = "zero"            # zero | points | token
+    price_per_point: float | None = None
+    token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,10 @@ class StrategyConfig:
     entry: str = "swap"            # swap | stake
     target_ltv: float = 0.8
     loops: int = 5
-    restake: str = "none"
+    restake: str = "none"          # or an LRT symbol: the position holds that token (DESIGN.md, README)
     rebalance: RebalanceConfig | None = None
     exit: ExitConfig | None = None
+    rewards: RewardsConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ from backtest.schema import (
 ORACLE_CODES = {"exchange-rate": 0, "market": 1, "capo": 2, "chainlink": 3}
 # CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH)
 CAPO_GROWTH = {"wstETH": 0.0968, "rETH": 0.093}
+# EigenLayer withdrawal delay (the queue exit of a restaked LRT, unless strategy.exit.queue_delay is set):
+# 7 days (MIN_WITHDRAWAL_DELAY_BLOCKS 50,400) through 2024, 14 days (100,800 blocks) from 2025-01-01
+EIGEN_DELAY = 7 * 86400
+EIGEN_DELAY_LATE = 14 * 86400
+EIGEN_DELAY_LATE_FROM = 1735689600          # 2025-01-01 00:00 UTC
+DEFAULT_QUEUE_DELAY = 5 * 86400             # any other token's withdrawal queue
 CHUNK = 256                 # blocks per chunk of the core's skip test
 DEFAULT_EVENT_CAP = 256     # events per configuration before the buffer is regrown
 
@@ -50,14 +56,21 @@ class Outputs:
     rec_idx: np.ndarray             # block indices of the records
 
 
+def collateral_token(cfg: Config) -> str:
+    """The token the position holds: the LRT of strategy.restake, else market.collateral."""
+    r = cfg.strategy.restake
+    return cfg.market.collateral if r in (None, "none") else r
+
+
 def lane_of(cfg: Config) -> Lane:
     mk = cfg.market
     growth = 0.0
     if mk.oracle == "capo":
-        growth = mk.capo_growth if mk.capo_growth is not None else CAPO_GROWTH.get(mk.collateral, math.nan)
+        token = collateral_token(cfg)
+        growth = mk.capo_growth if mk.capo_growth is not None else CAPO_GROWTH.get(token, math.nan)
         if math.isnan(growth):
             raise ConfigError(
-                f"market.capo_growth: no default CAPO growth for {mk.collateral}; set market.capo_growth"
+                f"market.capo_growth: no default CAPO growth for {token}; set market.capo_growth"
             )
     return Lane(mk.oracle, float(growth), int(mk.capo_snapshot_age), mk.protocol)
 
@@ -84,7 +97,15 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         ex = st.exit
         row["exit_on"] = 1 if ex is not None else 0
         row["exit_route"] = EXIT_ROUTES[ex.route] if ex is not None else 0
-        row["queue_delay"] = ex.queue_delay if ex is not None else 0
+        restaked = st.restake not in (None, "none")
+        if ex is not None and ex.queue_delay is not None:
+            row["queue_delay"] = ex.queue_delay
+        elif ex is not None and restaked:
+            row["queue_delay"] = EIGEN_DELAY
+            row["queue_delay_late"] = EIGEN_DELAY_LATE
+            row["queue_late_from"] = EIGEN_DELAY_LATE_FROM
+        elif ex is not None:
+            row["queue_delay"] = DEFAULT_QUEUE_DELAY
         row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
         row["v33_from"] = mk.v33_from
         row["unwind_at_end"] = 1 if cfg.run.unwind_at_end else 0
@@ -110,6 +131,7 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
 def check_against_market(cfg: Config, market: Market) -> None:
     """Checks that need the data: reject before any work (exit code 2)."""
     st, mk = cfg.strategy, cfg.market
+    coll = collateral_token(cfg)
     if st.kind in ("loop", "flash-loan"):
         ltv0 = float(market.ltv[0])
         lt0 = float(market.lt[0])
@@ -118,7 +140,7 @@ def check_against_market(cfg: Config, market: Market) -> None:
             if st.target_ltv >= lt0:
                 raise ConfigError(
                     f"strategy.target_ltv = {st.target_ltv} is at or above the LLTV {lt0:g} of the morpho-blue "
-                    f"{mk.collateral}/{mk.debt} market: the position would open liquidatable; lower it or pick "
+                    f"{coll}/{mk.debt} market: the position would open liquidatable; lower it or pick "
                     f"another market (market.lltv)"
                 )
         else:
@@ -127,7 +149,7 @@ def check_against_market(cfg: Config, market: Market) -> None:
             if st.target_ltv > ltv0:
                 raise ConfigError(
                     f"strategy.target_ltv = {st.target_ltv} is above the {what} {ltv0:g} in force at the start "
-                    f"for {mk.protocol} {mk.collateral}/{mk.debt}{where}; lower it or set market.ltv"
+                    f"for {mk.protocol} {coll}/{mk.debt}{where}; lower it or set market.ltv"
                 )
             if st.target_ltv >= lt0:
                 raise ConfigError(
@@ -149,7 +171,7 @@ def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed:
                 f"prices {debt}/USD: missing for blocks after {v33_from} (Aave v3.3 liquidation rules "
                 f"use USD thresholds); add an ETH/USD price series to the lake"
             )
-    for name in ("price", "xrate", "lt", "ltv"):
+    for name in ("price", "xrate", "lt", "ltv", "hold_price", "hold_xrate"):
         arr = getattr(market, name)
         if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
             raise DataError(f"market series {name} has missing or non-positive values in the window")
@@ -203,6 +225,13 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
                          out["bidx"], ORACLE_CODES[ln.oracle], ln.capo_growth, ln.capo_age, chunk,
                          out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i])
     out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk)
+    # rewards per scaled token (as K for the staking yield): KR[b] = sum_j sidx[j-1] (reward[j] - reward[j-1])
+    kr = np.zeros(n)
+    if n > 1:
+        kr[1:] = np.cumsum(out["sidx"][:-1] * np.diff(market.reward))
+    out["KR"] = kr
+    starts = np.arange(0, n, chunk)
+    out["schunk"] = np.ascontiguousarray(np.maximum.reduceat(market.slash, starts), dtype=np.float64)
     out["chunk"] = chunk
     return out
 
@@ -225,7 +254,8 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
         lane_arrays = build_lanes(market, lanes, chunk)
     qmin = lane_arrays["qmin"]
     mk = {name: getattr(market, name) for name in
-          ("ts", "price", "xrate", "eth_usd", "ltv", "lt", "bonus", "pfee", "gas_gwei")}
+          ("ts", "price", "xrate", "eth_usd", "ltv", "lt", "bonus", "pfee", "gas_gwei", "reward", "slash",
+           "hold_price", "hold_xrate")}
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
     events = np.zeros((n, event_cap), dtype=EVENT_DTYPE)
     records = np.zeros((n, len(rec_idx), N_RECORD))

@@ -14,6 +14,13 @@ One configuration, one block at a time, in the order of DESIGN.md section 5:
      swap fee, slippage and flash-loan fees;
   6. record (time-series samples at the record blocks; metric samples every ``metric_every`` blocks).
 
+Restaking (market-level, prepared by align): ``Market.reward`` is the cumulative reward value per collateral
+token held, accrued in step 2 on the tokens held over (b-1, b] into ``restaking_rewards`` (not into equity);
+``Market.slash[b]`` is the fraction the exchange rate was cut at b (already in ``xrate``): after step 2 a
+configuration holding tokens records a ``slash`` event; the hold benchmark is bought and marked with
+``Market.hold_price`` / ``hold_xrate`` (the base LST); a queued withdrawal requested at or after
+``queue_late_from`` (when > 0) waits ``queue_delay_late`` instead of ``queue_delay``.
+
 Unlike the core, this engine keeps *actual* balances and multiplies them by each block's growth factor,
 computes every oracle price itself and evaluates the health factor from balances, so the differential test
 compares two independent implementations of one semantics. All amounts are in units of the debt asset
@@ -318,6 +325,8 @@ class Replay:
         supplied = pos.coll * (gs - 1.0)
         sm["supply_yield"] += supplied * float(m.xrate[b])
         sm["interest_paid"] += pos.debt * (gb - 1.0)
+        # restaking rewards accrue on the collateral tokens held over (b-1, b], like the staking yield
+        sm["restaking_rewards"] += (pos.coll + pos.wallet) * float(m.reward[b] - m.reward[b - 1])
         pos.coll *= gs
         pos.debt *= gb
 
@@ -535,7 +544,8 @@ class Replay:
         rest = tokens - sold
         if rest > DUST:
             pos.queued += rest * float(self.m.xrate[b])
-            pos.release_ts = int(self.m.ts[b]) + int(p["queue_delay"])
+            late = int(p["queue_late_from"]) > 0 and int(self.m.ts[b]) >= int(p["queue_late_from"])
+            pos.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
         pos.coll = 0.0
         pos.wallet = 0.0
         pos.debt = 0.0
@@ -680,6 +690,12 @@ class Replay:
         for b in range(n):
             if b > 0:
                 self.accrue(b)
+            f = float(m.slash[b])
+            if f > 0 and pos.coll + pos.wallet > 0:
+                # a slash cut the exchange rate at this block (already in m.xrate): the value lost by the
+                # tokens held, at the rate before the cut, xrate / (1 - f) - xrate = xrate f / (1 - f)
+                tokens = pos.coll + pos.wallet
+                self.event(b, "slash", 0.0, 0.0, tokens * float(m.xrate[b]) * f / (1.0 - f))
             if pos.debt > DUST:
                 hf = self.hf(b)
                 if hf < sm["min_hf"]:
@@ -710,9 +726,16 @@ class Replay:
         years = float(m.ts[b] - m.ts[0]) / Y
         sm["net_apy"] = annualise(sm["end_equity"], cap, years)
         sm["net_apy_rate"] = annualise(sm["end_equity_rate"], cap, years)
-        # benchmark: the same capital bought through the same entry at the first block and held
-        tokens, _, _ = self.buy_quote(0, cap)
-        sm["hold_end_equity"] = tokens * px
+        # benchmark: the same capital bought through the same entry at the first block and held, in the hold
+        # token (the base LST when restaking: Market.hold_price / hold_xrate)
+        if int(p["entry"]) == ENTRIES["stake"]:
+            tokens = cap / float(m.hold_xrate[0])
+        else:
+            fee = cap * float(p["swap_fee"])
+            net = cap - fee
+            slip = net * slippage_fraction(int(p["slip_model"]), net, p)
+            tokens = (net - slip) / float(m.hold_price[0])
+        sm["hold_end_equity"] = tokens * float(m.hold_price[b])
         sm["hold_apy"] = annualise(sm["hold_end_equity"], cap, years)
         sm["n_events"] = len(self.events)
 

@@ -39,9 +39,8 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
     usd_end = float(market.eth_usd[-1])
     derived = {
         "excess_apy": s["net_apy"] - s["hold_apy"],
-        # restaking rewards: the restaking leg is not modelled yet (strategy.restake must be "none"),
-        # so no rewards are earned; the column is kept so result schemas stay stable.
-        "restaking_rewards": np.zeros(n),
+        # restaking_rewards comes from the engines (SUMMARY_DTYPE): reward value accrued on the collateral
+        # tokens held, valued per [strategy.rewards]; it is reported beside equity, not inside it.
         "total_costs": s["gas_cost"] + s["swap_fee_cost"] + s["slippage_cost"] + s["flash_fee_cost"],
         "min_hf": np.where(min_idx >= 0, s["min_hf"], np.nan),
         "min_hf_block": np.where(min_idx >= 0, blocks[np.maximum(min_idx, 0)], -1),

@@ -29,6 +29,7 @@ EVENT_KINDS = {
     "exit": 5,
     "queue_release": 6,
     "unwind": 7,
+    "slash": 8,             # the collateral token's exchange rate was cut (restaking slash), cost = value lost
 }
 EVENT_NAMES = {v: k for k, v in EVENT_KINDS.items()}
 
@@ -49,6 +50,8 @@ PARAMS_DTYPE = np.dtype(
         ("queue_delay", "i8"),     # seconds a queued withdrawal waits
         ("v33_from", "i8"),        # unix ts from which Aave v3.3 liquidation rules apply
         ("unwind_at_end", "i8"),   # 1: close the position through the DEX at the last block
+        ("queue_delay_late", "i8"),  # seconds a queued withdrawal waits when requested at or after queue_late_from
+        ("queue_late_from", "i8"),   # unix ts from which queue_delay_late applies; 0 = never (queue_delay only)
         ("capital", "f8"),         # debt-asset units put in at the start
         ("target_ltv", "f8"),      # LTV aimed at by loop / flash-loan
         ("delev_below", "f8"),     # deleverage when HF < this (inf-safe: 0 disables)
@@ -80,6 +83,8 @@ SUMMARY_DTYPE = np.dtype(
         ("staking_yield", "f8"),         # exchange-rate growth on collateral held, debt-asset units
         ("supply_yield", "f8"),          # aToken interest on the collateral, valued at the exchange rate
         ("interest_paid", "f8"),
+        ("restaking_rewards", "f8"),     # reward value accrued on collateral tokens held (Market.reward), debt-asset
+                                         # units; NOT in equity / net APY (reported beside them)
         ("gas_cost", "f8"),
         ("swap_fee_cost", "f8"),
         ("slippage_cost", "f8"),

@@ -3,10 +3,15 @@
 a loop over blocks per configuration), all without the GIL and without Python objects in the loops.
 
 A chunk of blocks whose bounds prove that nothing can happen in it for a configuration (no liquidation,
-no HF below 1.05, no rebalance outside the bands, no de-peg exit, no queue release) is advanced in O(1):
+no HF below 1.05, no rebalance outside the bands, no de-peg exit, no queue release, no slash) is advanced in O(1):
 its minimum HF comes from the chunk's precomputed minimum of `a`, its records and metric samples are
 written from the (unchanged) scaled state. Everything else is replayed block by block. `dense=True`
 turns the shortcut off; results are identical either way (tests/unit/test_differential.py).
+
+Restaking: rewards accrue through the segment integral KR (like the staking yield through K, ext/_position.pxd
+settle), so they need no block-by-block work; a slash (Market.slash, already cut into xrate and so into a)
+is an event, so a chunk holding one (schunk > 0) is never skipped; the hold benchmark is bought and marked
+with hprice / hxrate (the base LST of a restaked position).
 
 Venues: the market-level indices grow by the protocol's own formula (ext/_rates.pxd), and liquidation goes
 through one dispatch (ext/_venues.pxd: Aave / Spark / generic, Morpho Blue, Compound III). Every venue keeps
@@ -21,10 +26,10 @@ import numpy as np
 
 from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOOP, KIND_FLASH,
                      ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3, PROTO_AAVE_V2,
-                     PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC)
+                     PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_SLASH)
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, irm_step, irm_curve, irm_err
-from _position cimport coll_of, debt_of, hf_of, settle, equity, buy_quote
+from _position cimport coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event
 from _venues cimport liquidate
 from _strategies cimport strategy_step
 
@@ -231,6 +236,8 @@ cdef inline bint can_skip(const State* st, const Params* p, const Mkt* m, Py_ssi
     cdef double r
     if lo == 0 or hi == m.n:
         return False
+    if m.schunk[c] > 0:         # a slash inside: its event (and the cut) is replayed block by block
+        return False
     if st.queued > 0 and m.ts[hi - 1] >= st.release_ts:
         return False
     if st.d > 0:
@@ -301,6 +308,13 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
                 nm += me
             continue
         for b in range(lo, hi):
+            if m.slash[b] > 0:
+                # the exchange rate was cut at this block (already in xrate, a and the yield integrals):
+                # record what the collateral held lost, tokens x rate x f / (1 - f) (rate before the cut)
+                tokens = coll_of(&st, m, b) + st.w
+                if tokens > 0:
+                    push_event(&st, m, o, b, EV_SLASH, 0.0, 0.0,
+                               tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]))
             if st.d > 0:
                 hf = r * m.a[b]
                 if hf < sm.min_hf:
@@ -333,8 +347,13 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     cdef double years = <double>(m.ts[b] - m.ts[0]) / SECONDS_PER_YEAR, fee, slip
     sm.net_apy = annualise(sm.end_equity, p.capital, years)
     sm.net_apy_rate = annualise(sm.end_equity_rate, p.capital, years)
-    tokens = buy_quote(p, m, 0, p.capital, &fee, &slip)
-    sm.hold_end_equity = tokens * m.price[b]
+    # benchmark: the capital bought at block 0 through the same entry and held, in the hold token (the base
+    # LST of a restaked position; the collateral token otherwise, when hprice / hxrate are price / xrate)
+    cdef Mkt hm = m[0]
+    hm.price = m.hprice
+    hm.xrate = m.hxrate
+    tokens = buy_quote(p, &hm, 0, p.capital, &fee, &slip)
+    sm.hold_end_equity = tokens * m.hprice[b]
     sm.hold_apy = annualise(sm.hold_end_equity, p.capital, years)
 
 
@@ -384,14 +403,19 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
               bint dense=False, int threads=0):
     """Replay every configuration of `params` over one market.
 
-    market: dict of the Market arrays (ts, price, xrate, eth_usd, ltv, lt, bonus, pfee, gas_gwei);
-    lanes: 1-D market-level arrays (sidx, bidx, K, K2 from build_indices), 2-D [lane, block] (por, a) and
+    market: dict of the Market arrays (ts, price, xrate, eth_usd, ltv, lt, bonus, pfee, gas_gwei, reward, slash,
+    hold_price, hold_xrate);
+    lanes: 1-D market-level arrays (sidx, bidx, K, K2 from build_indices, KR and the per-chunk schunk from
+    engine.build_lanes), 2-D [lane, block] (por, a) and
     [lane, chunk] (amin, amax, aarg) filled by build_lane; outputs are preallocated by the caller (backtest/engine.py)."""
     cdef Py_ssize_t nconf = params.shape[0], n, nch, i, ncap = events.shape[1], nrec = rec_idx.shape[0]
     cdef const int64_t[::1] ts = market["ts"]
     cdef const double[::1] price = market["price"], xrate = market["xrate"], eth_usd = market["eth_usd"]
     cdef const double[::1] ltv = market["ltv"], lt = market["lt"], bonus = market["bonus"]
     cdef const double[::1] pfee = market["pfee"], gas = market["gas_gwei"]
+    cdef const double[::1] rwd = market["reward"], slash = market["slash"]
+    cdef const double[::1] hprice = market["hold_price"], hxrate = market["hold_xrate"]
+    cdef const double[::1] KR = lanes["KR"], schunk = lanes["schunk"]
     cdef const double[:, ::1] por = lanes["por"], a = lanes["a"]
     cdef const double[::1] sidx = lanes["sidx"], bidx = lanes["bidx"], K = lanes["K"], K2 = lanes["K2"]
     cdef const double[:, ::1] amin = lanes["amin"], amax = lanes["amax"]
@@ -404,7 +428,9 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     if n == 0 or chunk <= 0 or metric_every <= 0 or ncap <= 0:
         raise ValueError("run_batch needs blocks, chunk > 0, metric_every > 0 and event capacity > 0")
     if (qmin.shape[0] != nch or amin.shape[1] != nch or por.shape[1] != n or a.shape[1] != n
-            or sidx.shape[0] != n or bidx.shape[0] != n or K.shape[0] != n or K2.shape[0] != n):
+            or sidx.shape[0] != n or bidx.shape[0] != n or K.shape[0] != n or K2.shape[0] != n
+            or rwd.shape[0] != n or slash.shape[0] != n or hprice.shape[0] != n or hxrate.shape[0] != n
+            or KR.shape[0] != n or schunk.shape[0] != nch):
         raise ValueError("lane / chunk arrays do not match the market")
     if summaries.shape[0] != nconf or events.shape[0] != nconf:
         raise ValueError("output arrays do not match the number of configurations")
@@ -428,6 +454,12 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     base.pfee = &pfee[0]
     base.gas = &gas[0]
     base.qmin = &qmin[0]
+    base.rwd = &rwd[0]
+    base.KR = &KR[0]
+    base.slash = &slash[0]
+    base.schunk = &schunk[0]
+    base.hprice = &hprice[0]
+    base.hxrate = &hxrate[0]
     base.chunk = chunk
     base.nchunks = nch
     base.rec_idx = &rec_idx[0] if nrec > 0 else NULL

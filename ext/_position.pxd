@@ -34,6 +34,7 @@ cdef inline void settle(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept 
         o.sm.staking_yield += st.s * (m.K[b] - m.K[b0]) + st.w * (m.xrate[b] - m.xrate[b0])
         o.sm.supply_yield += st.s * (m.K2[b] - m.K2[b0])
         o.sm.interest_paid += st.d * (m.bidx[b] - m.bidx[b0])
+        o.sm.restaking_rewards += st.s * (m.KR[b] - m.KR[b0]) + st.w * (m.rwd[b] - m.rwd[b0])
     st.seg0 = b
 
 

@@ -94,7 +94,10 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
     rest = tokens - sold
     if rest > DUST:
         st.queued += rest * m.xrate[b]
-        st.release_ts = m.ts[b] + p.queue_delay
+        if p.queue_late_from > 0 and m.ts[b] >= p.queue_late_from:
+            st.release_ts = m.ts[b] + p.queue_delay_late
+        else:
+            st.release_ts = m.ts[b] + p.queue_delay
     st.s = 0.0
     st.d = 0.0
     st.w = 0.0

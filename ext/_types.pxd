@@ -45,6 +45,7 @@ cdef enum:
     EV_EXIT = 5
     EV_QUEUE_RELEASE = 6
     EV_UNWIND = 7
+    EV_SLASH = 8
 
 cdef enum:
     N_RECORD = 11
@@ -63,6 +64,8 @@ ctypedef packed struct Params:
     int64_t queue_delay     # seconds a queued withdrawal waits
     int64_t v33_from        # Aave v3.3 liquidation rules apply from this unix time
     int64_t unwind_at_end   # close through the DEX at the last block
+    int64_t queue_delay_late  # seconds a queued withdrawal waits when requested at or after queue_late_from
+    int64_t queue_late_from   # unix time from which queue_delay_late applies; 0 = never
     double capital          # debt-asset units invested (> 0)
     double target_ltv       # in (0, 1), <= max LTV at the first block
     double delev_below      # deleverage when HF < this
@@ -91,6 +94,7 @@ ctypedef packed struct Summary:
     double staking_yield
     double supply_yield
     double interest_paid
+    double restaking_rewards
     double gas_cost
     double swap_fee_cost
     double slippage_cost
@@ -143,6 +147,12 @@ cdef struct Mkt:
     const double* a         # lane: por * lt * sidx / bidx, so HF = (s / d) * a
     const double* K         # cumsum sidx[j-1] * (xrate[j] - xrate[j-1])  (staking yield per scaled token)
     const double* K2        # cumsum (sidx[j] - sidx[j-1]) * xrate[j]      (supply yield per scaled token)
+    const double* rwd       # cumulative reward value per collateral token held (debt asset), 0 at block 0
+    const double* KR        # cumsum sidx[j-1] * (rwd[j] - rwd[j-1])       (rewards per scaled token)
+    const double* slash     # fraction of the exchange rate cut at this block (0 = none)
+    const double* schunk    # per chunk: max of slash (a chunk with a slash is never skipped)
+    const double* hprice    # hold benchmark token (the base LST when restaking): DEX price
+    const double* hxrate    # hold benchmark token: exchange rate
     const double* amin      # lane, per chunk: min of a
     const double* amax      # lane, per chunk: max of a
     const int64_t* aarg     # lane, per chunk: first block index of the min

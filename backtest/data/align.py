@@ -22,7 +22,16 @@ supply_apr         rates protocol, asset=collateral: supply_apr                u
 ltv/lt/bonus/pfee  market_params protocol, asset=collateral, emode; defaults   unless the config fixes them
 gas_gwei           gas: base_fee_gwei + coalesce(priority_fee_gwei, 0)         unless costs.gas is a number
 oracle_feed        oracle_prices protocol, asset=collateral, quote=debt        if market.oracle = "chainlink"
+hold_price/xrate   prices / exchange_rates of market.collateral                when strategy.restake is set
+reward             rewards token=collateral, kind=points|<token> (amount per   if [strategy.rewards] values
+                   token per day/week/year); prices TOKEN/ETH or TOKEN/USD     them (no coverage rule: 0 before
+                                                                               the first row)
+slash              events token=collateral, kind=slash (value = fraction)      no: none
 =================  ==========================================================  ==============================
+
+With ``strategy.restake`` set, "collateral" above is the LRT (the held token); ``market.collateral`` is the
+base LST whose price and exchange rate feed only the hold benchmark. Slashes multiply the exchange rate by
+``1 - value`` from the first block at or after their time (the lake's rate is taken as un-slashed).
 
 Coverage of a required time series (not of market_params, which is a step function that holds until the
 next change): it must have a point at or before ``run.start``; no point may be followed by more than
@@ -303,7 +312,11 @@ class _Aligner:
     def blocks(self) -> np.ndarray:
         """Block numbers of the clock: interpolated from the lake's ``blocks`` table where it has one,
         else the Merge-anchor estimate on Ethereum, else the block index (other chains)."""
-        slot = SLOT if self.chain == "ethereum" else self.block_time
+        from backtest.config import CHAINS
+
+        # the chain's own block (slot) time, not the replay step, extrapolates beyond the known blocks
+        slot = SLOT if self.chain == "ethereum" else (CHAINS[self.chain][0] / 1000 if self.chain in CHAINS
+                                                      else self.block_time)
         if _lake.has_table(self.con, "blocks"):
             # the points bracketing the window (plus everything inside it)
             last = int(self.ts[-1])
@@ -321,7 +334,7 @@ class _Aligner:
                 return estimate_blocks(self.ts, kt, tab.column("block").to_numpy(), slot=slot)
         if self.chain == "ethereum":
             return estimate_blocks(self.ts)
-        return np.arange(self.n, dtype=np.int64)
+        return np.arange(self.n, dtype=np.int64)       # other chains: the step index (no anchor known)
 
 
 # ------------------------------------------------------------------------------------------- align
@@ -341,7 +354,11 @@ def align(config: Config) -> Market:
     al = _Aligner(lake, run.start, run.end, run.block_time, run.chain)
     try:
         n = al.n
-        coll, debt, proto = mk.collateral, mk.debt, mk.protocol
+        debt, proto = mk.debt, mk.protocol
+        # the token the position holds: the LRT of strategy.restake (its price, exchange rate, venue
+        # parameters, rewards and slashes), else market.collateral; the hold benchmark stays market.collateral
+        coll = config.strategy.restake if config.strategy.restake != "none" else mk.collateral
+        restaked = coll != mk.collateral
 
         # market price of the collateral in the debt asset
         key = f"{coll}/{debt}"
@@ -356,6 +373,24 @@ def align(config: Config) -> Market:
                          "exchange_rates", key)
         al.use(pts)
         al.add("xrate", pts)
+
+        # the hold benchmark's token when restaking: the base LST's price and exchange rate
+        if restaked:
+            key = f"{mk.collateral}/{debt}"
+            pts = al.require(al.points("prices", key, {"base": mk.collateral, "quote": _aliases(debt)},
+                                       [("v", "price")], source=True), "prices", key)
+            al.use(pts)
+            al.add("hprice", pts)
+            pts = al.require(al.points("exchange_rates", mk.collateral, {"token": mk.collateral}, [("v", "rate")],
+                                       source=True), "exchange_rates", mk.collateral)
+            al.use(pts)
+            al.add("hxrate", pts)
+
+        # restaking rewards / points per collateral token, and what one unit is worth (_reward_series)
+        rw = config.strategy.rewards
+        reward_value = rw.value if rw is not None else "zero"
+        if reward_value != "zero":
+            _queue_rewards(al, rw, coll, debt)
 
         # ETH/USD (optional): the debt asset's own USD series, else ETH's
         for base in dict.fromkeys([debt, *(_aliases(debt) if debt in ETH_LIKE else [])]):
@@ -443,8 +478,13 @@ def align(config: Config) -> Market:
         else:
             supply = const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"]
         block = al.blocks()
+        xrate, slash = _slashes(al, coll, arr["xrate.v"])
+        reward = None
+        if reward_value != "zero":
+            reward = _reward_series(al, rw, coll, arr)
         market = Market(
-            ts=al.ts, block=block, price=arr["price.v"], xrate=arr["xrate.v"],
+            ts=al.ts, block=block, price=arr["price.v"], xrate=xrate, reward=reward, slash=slash,
+            hold_price=arr["hprice.v"] if restaked else None, hold_xrate=arr["hxrate.v"] if restaked else None,
             eth_usd=arr.get("eth_usd.v", nan), borrow_apr=borrow, supply_apr=supply,
             oracle_feed=arr.get("oracle.v", nan.copy()),
             ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
@@ -453,10 +493,102 @@ def align(config: Config) -> Market:
         )
     finally:
         al.close()
-    market = apply_scenarios(market, config.scenarios, collateral=mk.collateral, debt=mk.debt)
+    market = apply_scenarios(market, config.scenarios, collateral=coll, debt=mk.debt, hold=mk.collateral)
     if adaptive:
         market = apply_irm(market, mk.rate_at_target if mk.rate_at_target is not None else IRM_INITIAL_RATE)
     return market
+
+
+_PER_SECOND = ("amount / CASE WHEN lower(unit) LIKE '%year%' THEN 31536000.0 "
+               "WHEN lower(unit) LIKE '%week%' THEN 604800.0 ELSE 86400.0 END")
+
+
+def _queue_rewards(al: _Aligner, rw, token: str, debt: str) -> None:
+    """Queue the reward series of ``token`` (rows kind = "points" or kind = the reward token; ``amount`` per
+    collateral token per day, or per week / year when ``unit`` says so) and, for token rewards, the reward
+    token's price: TOKEN/ETH (or the debt asset) if the lake has it, else TOKEN/USD (divided by ETH/USD)."""
+    kind = "points" if rw.value == "points" else rw.token
+    key = f"{token}:{kind}"
+    pts = al.points("rewards", key, {"token": token, "kind": kind}, [("v", f"coalesce({_PER_SECOND}, 0.0)")],
+                    source=False)
+    if pts is None:
+        raise DataError(f"rewards {key}: no rows in the lake at {al.lake} (strategy.rewards.value = "
+                        f"{rw.value!r}); import them or set strategy.rewards.value = \"zero\"")
+    al.use(pts)
+    al.add("rwd", pts)
+    if rw.value == "token":
+        key = f"{rw.token}/{debt}"
+        pts = al.points("prices", key, {"base": rw.token, "quote": _aliases(debt)}, [("v", "price")], source=True)
+        name = "rtok"
+        if pts is None:
+            key = f"{rw.token}/USD"
+            pts = al.points("prices", key, {"base": rw.token, "quote": "USD"}, [("v", "price")], source=True)
+            name = "rtok_usd"
+        if pts is None:
+            raise DataError(f"prices {key}: no price of the reward token {rw.token} in the lake at {al.lake} "
+                            f"(a {rw.token}/ETH or {rw.token}/USD series)")
+        # no coverage rule: the price is needed only where a reward accrues (checked in _reward_series)
+        al.use(pts)
+        al.add(name, pts)
+
+
+def _reward_series(al: _Aligner, rw, token: str, arr: dict[str, np.ndarray]) -> np.ndarray:
+    """Market.reward: the cumulative value (debt asset) of the rewards accrued by one collateral token held
+    from block 0, R[0] = 0, R[b] = R[b-1] + units per second at b-1 x value of a unit at b-1 x (ts[b] - ts[b-1]).
+    Before the first reward row the rate is 0 (the series is a step function, like market_params)."""
+    rate = np.nan_to_num(arr["rwd.v"], nan=0.0)
+    if rw.value == "points":
+        unit = np.full(al.n, float(rw.price_per_point))
+    elif "rtok.v" in arr:
+        unit = arr["rtok.v"]
+    else:
+        eth_usd = arr.get("eth_usd.v")
+        if eth_usd is None:
+            raise DataError(f"prices ETH/USD: needed to value {rw.token} rewards priced in USD ({rw.token}/USD); "
+                            f"add it, or a {rw.token}/ETH price")
+        unit = arr["rtok_usd.v"] / eth_usd
+    v = rate * unit
+    bad = (rate != 0) & ~np.isfinite(v)
+    if bad.any():
+        raise DataError(f"rewards {token}: no value for the reward unit at {_iso(al.ts[np.flatnonzero(bad)[0]])} "
+                        f"(missing price)")
+    v = np.where(rate != 0, v, 0.0)
+    out = np.zeros(al.n)
+    if al.n > 1:
+        out[1:] = np.cumsum(v[:-1] * np.diff(al.ts).astype(np.float64))
+    return out
+
+
+def _slashes(al: _Aligner, token: str, xrate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the lake's slashing events (``events`` token, kind = "slash", value = fraction of the exchange
+    rate lost) to the exchange rate from the first block at or after each event on (market-level), and return
+    (xrate, slash) with slash[b] the combined fraction cut at block b (0 at block 0: a slash before the run
+    only lowers the rate the position opens at)."""
+    slash = np.zeros(al.n)
+    if not _lake.has_table(al.con, "events"):
+        return xrate, slash
+    tab = al.con.sql("SELECT ts, value, filename FROM events WHERE token = ? AND kind = 'slash' AND ts < ? "
+                     "ORDER BY ts, filename", params=[token, al.end]).to_arrow_table()
+    if tab.num_rows == 0:
+        return xrate, slash
+    ts = tab.column("ts").to_numpy()
+    val = tab.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = ~((val > 0) & (val < 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"events {token}:slash at {_iso(ts[i])}: value {val[i]!r} must be a fraction in (0, 1)")
+    xrate = xrate.copy()
+    for t, f in zip(ts, val):
+        i = int(np.searchsorted(al.ts, t, side="left"))
+        if i >= al.n:
+            continue
+        xrate[i:] *= 1.0 - f
+        if i > 0:
+            slash[i] = 1.0 - (1.0 - slash[i]) * (1.0 - f)
+    al.files.update(tab.column("filename").to_pylist())
+    al.series.append(SeriesInfo("events", f"{token}:slash", int(tab.num_rows), int(ts[0]), int(ts[-1]),
+                                int(np.diff(ts).max()) if ts.size > 1 else 0))
+    return xrate, slash
 
 
 IRM_INITIAL_RATE = 0.04     # AdaptiveCurveIrm ConstantsLib.INITIAL_RATE_AT_TARGET (4 %/yr)
@@ -574,28 +706,37 @@ def scenario_shape(ts: np.ndarray, at: int, duration: int, shape: str) -> np.nda
 
 
 def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collateral: str | None = None,
-                    debt: str | None = None) -> Market:
+                    debt: str | None = None, hold: str | None = None) -> Market:
     """Apply ``[[scenario]]`` overlays; returns a new Market (the input's arrays are not modified).
 
     ``depeg`` multiplies the market price by ``1 - depth * s(t)``; ``rate_spike`` adds ``depth`` to the
     borrow APR during ``[at, at + duration)`` (its ``shape`` is ignored); ``utilization`` adds
     ``depth * s(t)`` to the utilisation (capped at 1), the input of Morpho's AdaptiveCurveIRM. When ``collateral`` / ``debt`` are
     given, a depeg applies only to the collateral and a rate spike only to the debt asset (ETH = WETH);
-    others are skipped. Only ``Market.price`` moves under a depeg (not ``oracle_feed``).
+    others are skipped. Only ``Market.price`` moves under a depeg (not ``oracle_feed``), and
+    ``Market.hold_price`` when the depeg's asset is the hold benchmark's token ``hold`` (default: the
+    collateral; with a restaked LRT it is the base LST, so a depeg of the LRT leaves the benchmark alone).
     """
     if not scenarios:
         return market
     price = market.price.copy()
+    hold_price = market.hold_price.copy()
+    hold = hold if hold is not None else collateral
     borrow = market.borrow_apr.copy()
     util = market.utilization.copy()
     for sc in scenarios:
         if sc.kind == "depeg":
-            if collateral is not None and not _same_asset(sc.asset, collateral):
+            on_price = collateral is None or _same_asset(sc.asset, collateral)
+            on_hold = hold is None or _same_asset(sc.asset, hold)
+            if not (on_price or on_hold):
                 continue
             lo, hi = np.searchsorted(market.ts, [sc.at, sc.at + sc.duration], side="left")
             if hi > lo:
                 s = scenario_shape(market.ts[lo:hi], sc.at, sc.duration, sc.shape)
-                price[lo:hi] *= 1.0 - sc.depth * s
+                if on_price:
+                    price[lo:hi] *= 1.0 - sc.depth * s
+                if on_hold:
+                    hold_price[lo:hi] *= 1.0 - sc.depth * s
         elif sc.kind == "rate_spike":
             if debt is not None and not _same_asset(sc.asset, debt):
                 continue
@@ -612,6 +753,7 @@ def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collate
             raise DataError(f"unknown scenario kind {sc.kind!r} (depeg | rate_spike | utilization)")
     kw = {name: getattr(market, name) for name in Market.ARRAYS}
     kw["price"] = price
+    kw["hold_price"] = hold_price
     kw["borrow_apr"] = borrow
     kw["utilization"] = util
     return Market(**kw, series=list(market.series), data_hash=market.data_hash)

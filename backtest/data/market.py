@@ -40,15 +40,31 @@ class Market:
     gas_gwei: np.ndarray    # f8, gas price (base + priority) in gwei
     utilization: np.ndarray | None = None   # f8, utilisation of the debt asset's market where read (the
                                             # AdaptiveCurveIRM's input); NaN where unknown
+    reward: np.ndarray | None = None        # f8, cumulative reward value (debt asset) per collateral token held
+                                            # since block 0 (0 at block 0; zeros = no rewards valued)
+    slash: np.ndarray | None = None         # f8, fraction of the exchange rate cut at this block by a slash
+                                            # (already applied to xrate; 0 = none)
+    hold_price: np.ndarray | None = None    # f8, DEX price of the hold benchmark's token (the base LST when
+                                            # restaking; = price otherwise)
+    hold_xrate: np.ndarray | None = None    # f8, exchange rate of the hold benchmark's token (= xrate otherwise)
     series: list[SeriesInfo] = field(default_factory=list)
     data_hash: str = ""
 
     ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
-              "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization")
+              "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization", "reward", "slash", "hold_price", "hold_xrate")
 
     def __post_init__(self) -> None:
+        n = self.ts.shape[0]
         if self.utilization is None:
-            self.utilization = np.full(self.ts.shape[0], np.nan)
+            self.utilization = np.full(n, np.nan)
+        if self.reward is None:
+            self.reward = np.zeros(n)
+        if self.slash is None:
+            self.slash = np.zeros(n)
+        if self.hold_price is None:
+            self.hold_price = self.price.copy()
+        if self.hold_xrate is None:
+            self.hold_xrate = self.xrate.copy()
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -71,6 +87,12 @@ class Market:
                     v = np.arange(n, dtype=np.int64)
                 elif name in ("eth_usd", "oracle_feed", "utilization"):
                     v = np.nan
+                elif name in ("reward", "slash"):
+                    v = 0.0
+                elif name == "hold_price":
+                    v = out["price"]
+                elif name == "hold_xrate":
+                    v = out["xrate"]
                 else:
                     raise TypeError(f"missing market array {name}")
             out[name] = np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype), (n,)).copy())

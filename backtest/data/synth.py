@@ -34,7 +34,10 @@ Calibration (PROTOCOLS.md, and the real series under ../shared/data where noted)
 Scenarios (:data:`SCENARIOS`):
 
 - ``calm`` (2024-06-01 -> 2025-06-01): a year of carry on Aave v3 wstETH/WETH E-mode "eth-correlated";
-  peg within +-0.1 %, WETH borrow ~2-3 %.
+  peg within +-0.1 %, WETH borrow ~2-3 %. Also a weETH restaking leg (its own seed stream, see ``_weeth``):
+  weETH rate and price, Aave v3 weETH rates and params, a synthetic 0.5 % slash (``events``), ether.fi points
+  and EIGEN rows (``rewards``) and an EIGEN/USD price; and daily mSOL / stATOM series for the Solana and
+  Cosmos clocks (``_other_chains``).
 - ``steth-depeg`` (2022-05-01 -> 2022-09-30): the June 2022 stETH de-peg. stETH/ETH wobbles to ~0.95 on
   May 12, falls ~7 % (to ~0.935) between 2022-06-10 and 2022-06-18, recovers to ~0.97 by the end of July and
   ~0.99 by September while the exchange rate keeps accruing. Both wstETH/WETH (Aave v3, E-mode
@@ -287,6 +290,77 @@ def _calm(out: _Out) -> None:
     out.add("market_params", _market_params("aave-v3", "wstETH", "eth-correlated", start, end))
     _venues(out, ts, rngs, start, end)
     _common(out, ts, rngs, src)
+    _weeth(out, ts, start, end, src)
+    _other_chains(out, start, end, src)
+
+
+WEETH_SLASH_AT = "2025-02-10 12:00"    # synthetic: no weETH slash has happened on mainnet
+WEETH_SLASH = 0.005                    # fraction of the exchange rate lost
+EIGEN_FROM = "2024-10-01"              # EIGEN became transferable on 2024-09-30
+EIGEN_PER_WEEK = 0.09                  # EIGEN per weETH per week (~0.5 %/yr of the value at ~3.5 USD)
+POINTS_PER_DAY = 1.0                   # ether.fi loyalty points per weETH per day
+
+
+def _weeth(out: _Out, ts: np.ndarray, start: int, end: int, src: str) -> None:
+    """A weETH restaking leg for ``calm`` (its own seed stream, so the wstETH series are unchanged): weETH->eETH
+    exchange rate (daily steps ~2.8 %/yr from 1.045; the lake's rate is the un-slashed one), weETH/WETH price =
+    rate x peg (OU around -0.1 %, within +-0.3 %), cut by the slash at ``WEETH_SLASH_AT`` (the ``events`` row that
+    align applies to the exchange rate), Aave v3 weETH supply rates and E-mode params, ether.fi points (1 per
+    weETH per day from the start) and EIGEN (0.09 per weETH per week, weekly rows from 2024-10-01) with an
+    EIGEN/USD price (OU around 3.5 USD from 2024-10-01)."""
+    rngs = [np.random.Generator(np.random.PCG64(x)) for x in np.random.SeedSequence(_SEEDS["calm"] + 1).spawn(4)]
+    n = ts.shape[0]
+    x_ts, x_val = lido_steps(rngs[0], start, end, 1.0450, 0.028, 0.002)
+    out.add("exchange_rates", pl.DataFrame({"ts": x_ts, "token": "weETH", "underlying": "eETH", "rate": x_val,
+                                            "source": src}))
+    cut = np.where(ts >= _ts(WEETH_SLASH_AT), 1.0 - WEETH_SLASH, 1.0)
+    peg = 1.0 + np.clip(_ar1(rngs[1], n, -0.001, 0.05, 0.0002), -0.003, 0.003)
+    out.add("prices", _prices(ts, "weETH", "WETH", _step_value(x_ts, x_val, ts) * peg * cut, src))
+    u = _collateral_util(rngs[2], n)
+    b, s_ = rate_model(u, MODEL_WSTETH)
+    out.add("rates", _rates(ts, "aave-v3", "weETH", u, b, s_))
+    out.add("market_params", _market_params("aave-v3", "weETH", "eth-correlated", start, end))
+    out.add("events", pl.DataFrame({"ts": [_ts(WEETH_SLASH_AT)], "token": "weETH", "kind": "slash",
+                                    "value": [WEETH_SLASH]}))
+    weeks = np.arange(_ts(EIGEN_FROM), end, 7 * DAY, dtype=np.int64)
+    out.add("rewards", pl.concat([
+        pl.DataFrame({"ts": [start], "token": "weETH", "kind": "points", "apr": [None], "amount": [POINTS_PER_DAY],
+                      "unit": "points per weETH per day"}, schema_overrides={"apr": pl.Float64}),
+        pl.DataFrame({"ts": weeks, "token": "weETH", "kind": "EIGEN", "apr": None,
+                      "amount": np.full(weeks.shape[0], EIGEN_PER_WEEK), "unit": "EIGEN per weETH per week"},
+                     schema_overrides={"apr": pl.Float64}),
+    ]))
+    e_ts = ts[ts >= _ts(EIGEN_FROM)]
+    out.add("prices", _prices(e_ts, "EIGEN", "USD", np.exp(_ar1(rngs[3], e_ts.shape[0], np.log(3.5), 0.01, 0.01)),
+                              src))
+
+
+# (token, underlying, debt, rate at start, staking APR, USD price of the debt asset, lending label, borrow APR)
+OTHER_CHAIN_LSTS = (
+    ("mSOL", "SOL", "SOL", 1.2400, 0.075, 150.0, "kamino", 0.065),     # Marinade on Solana
+    ("stATOM", "ATOM", "ATOM", 1.4500, 0.165, 6.0, "mars", 0.12),      # Stride on the Cosmos Hub
+)
+
+
+def _other_chains(out: _Out, start: int, end: int, src: str) -> None:
+    """Daily series (their own seed stream) for the LSTs of the other chain clocks: the exchange rate (daily
+    steps at the staking APR, sd 0.5 %), the DEX price = rate x peg (OU around -0.3 %, within +-1 %), the debt
+    asset's USD price (OU in log space) and the borrow APR of a synthetic lending market (labelled ``kamino`` /
+    ``mars``: not those protocols' real rates), all daily from the window start."""
+    rngs = [np.random.Generator(np.random.PCG64(x)) for x in np.random.SeedSequence(_SEEDS["calm"] + 2).spawn(8)]
+    ts = np.arange(start, end, DAY, dtype=np.int64)
+    n = ts.shape[0]
+    for i, (tok, und, debt, r0, apr, usd, label, borrow) in enumerate(OTHER_CHAIN_LSTS):
+        g = np.clip(rngs[4 * i].normal(apr, 0.005, n - 1) / 365.0, 0.0, None)
+        rate = r0 * np.concatenate([[1.0], np.cumprod(1.0 + g)])
+        out.add("exchange_rates", pl.DataFrame({"ts": ts, "token": tok, "underlying": und, "rate": rate,
+                                                "source": src}))
+        peg = 1.0 + np.clip(_ar1(rngs[4 * i + 1], n, -0.003, 0.2, 0.001), -0.01, 0.01)
+        out.add("prices", _prices(ts, tok, debt, rate * peg, src))
+        out.add("prices", _prices(ts, debt, "USD", np.exp(_ar1(rngs[4 * i + 2], n, np.log(usd), 0.05, 0.04)), src))
+        b = np.clip(_ar1(rngs[4 * i + 3], n, borrow, 0.1, 0.004), 0.0, None)
+        out.add("rates", pl.DataFrame({"ts": ts, "protocol": label, "asset": debt, "supply_apr": b * 0.7,
+                                       "borrow_apr": b}))
 
 
 DEPEG_PEG_ANCHORS = [

@@ -358,9 +358,13 @@ def test_misspelled_chain_suggested(tmp_path):
     assert_error(tmp_path, {"run": {"chain": '"etherium"'}}, "chain", "run.chain", "did you mean 'ethereum'?")
 
 
-def test_restake_not_supported(tmp_path):
-    assert_error(tmp_path, {"strategy": {"restake": '"ezETH"'}}, "restake", "strategy.restake",
-                 "restaking is not supported yet (strategy.restake)")
+def test_restake_lrt_accepted(tmp_path):
+    assert load(tmp_path, {"strategy": {"restake": '"ezETH"'}}).strategy.restake == "ezETH"
+
+
+def test_restake_same_as_collateral_rejected(tmp_path):
+    assert_error(tmp_path, {"market": {"collateral": '"weETH"'}, "strategy": {"restake": '"weETH"'}}, "restake",
+                 "strategy.restake", "must differ from market.collateral")
 
 
 def test_restake_none_ok(tmp_path):

@@ -5,6 +5,9 @@ chunk size) and a seed; numpy turns the seed into the market's paths (random-wal
 spikes, parameter changes, USD prices small enough to hit the Aave v3.3 $2,000 / $1,000 rules). Every venue is
 drawn: Aave v3 / v2, Spark, Morpho Blue (LTV = LLTV, Taylor interest, no close factor), Compound III (absorb
 with a liquidation factor of 1 - bonus, linear index) and the generic venue (a fixed close factor always set).
+With ``restake`` drawn, the market carries a restaking leg (:func:`restake_leg`): a reward series accruing on
+the tokens held, slashes cutting the exchange rate (each a ``slash`` event and a chunk that is never skipped), a
+hold benchmark token distinct from the collateral, and a dated two-step queue delay (EigenLayer's 7 d / 14 d).
 
 Tolerance: relative 1e-9 (absolute 1e-9 for values near zero). Both engines evaluate the same formulas in
 double precision, but the core stores scaled balances (actual = scaled * index) and evaluates the health
@@ -58,6 +61,25 @@ def make_market(seed: int, n: int, irregular: bool) -> Market:
     )
 
 
+def restake_leg(m: Market, rng: np.random.Generator) -> Market:
+    """Rewards (per-block value rate per token, piecewise with zero stretches), 1-3 slashes (fraction in
+    [0.1 %, 20 %], applied to xrate from their block on, recorded in ``slash``) and a hold token priced apart."""
+    n = len(m)
+    rate = rng.uniform(0, 3e-8, n) * (rng.random(n) < 0.7)
+    m.reward = np.concatenate([[0.0], np.cumsum(rate[:-1] * np.diff(m.ts))])
+    m.hold_price = m.price * rng.uniform(0.9, 1.1)
+    m.hold_xrate = m.xrate * rng.uniform(0.9, 1.1)
+    if n > 2:
+        for b in rng.integers(1, n, int(rng.integers(1, 4))):
+            f = rng.uniform(0.001, 0.2)
+            m.xrate[b:] *= 1.0 - f
+            m.oracle_feed[b:] *= 1.0 - f
+            if rng.random() < 0.5:
+                m.price[b:] *= 1.0 - f
+            m.slash[b] = 1.0 - (1.0 - m.slash[b]) * (1.0 - f)
+    return m
+
+
 def make_params(rng: np.random.Generator, m: Market, kind: str, protocol: str) -> np.ndarray:
     n = len(m)
     ltv0 = float(m.ltv[0])
@@ -75,6 +97,8 @@ def make_params(rng: np.random.Generator, m: Market, kind: str, protocol: str) -
         check_every=int(rng.choice([12, 60, 600, 3600])),
         exit_on=int(rng.random() < 0.4), depeg_below=rng.uniform(0.85, 0.99),
         exit_route=int(rng.integers(0, 2)), queue_delay=int(rng.integers(0, 3000)),
+        queue_delay_late=int(rng.integers(0, 6000)),
+        queue_late_from=int(m.ts[rng.integers(0, n)]) if rng.random() < 0.5 else 0,
         v33_from=int(m.ts[rng.integers(0, n)]) if rng.random() < 0.7 else 4_000_000_000,
         unwind_at_end=int(rng.random() < 0.3), capital=float(rng.choice([1.0, 10.0, 100.0, 5000.0])),
         gas_gwei=math.nan if rng.random() < 0.7 else 5.0, gas_open=6e5, gas_loop=2.5e5, gas_reb=4e5,
@@ -170,10 +194,13 @@ def assert_same(a, b, exact=False, years=1.0):
     chunk=st.integers(1, 64),
     record=st.sampled_from([-1, 0, 60, 600]),
     n_configs=st.integers(1, 3),
+    restake=st.booleans(),
 )
-def test_core_equals_reference(seed, n, irregular, oracle, kind, protocol, chunk, record, n_configs):
+def test_core_equals_reference(seed, n, irregular, oracle, kind, protocol, chunk, record, n_configs, restake):
     m = venue_market(make_market(seed, n, irregular), protocol)
     rng = np.random.default_rng(seed + 1)
+    if restake:
+        m = restake_leg(m, np.random.default_rng(seed + 2))
     p = np.concatenate([make_params(rng, m, kind, protocol) for _ in range(n_configs)])
     lanes = [Lane(oracle, 0.0968, int(rng.choice([600, 3600, 7 * 86400])), protocol)]
     rec = record_indices(m, record)
