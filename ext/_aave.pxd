@@ -3,7 +3,7 @@
 from libc.math cimport isnan
 from _types cimport (Params, Mkt, State, Out, PROTO_AAVE_V2, PROTO_AAVE_V3, PROTO_SPARK, EV_LIQUIDATION,
                      EV_BAD_DEBT)
-from _position cimport DUST, coll_of, debt_of, hf_of, settle, set_balances, push_event
+from _position cimport DUST, coll_of, debt_of, hf_of, settle, set_balances, push_event, book_liquidation, write_off_bad_debt
 
 cdef extern from *:
     """
@@ -69,17 +69,7 @@ cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o
         if coll <= DUST:
             coll = 0.0
         set_balances(st, m, b, coll, debt)
-        penalty = seized * pc - repay
-        o.sm.liq_count += 1
-        o.sm.liq_debt_repaid += repay
-        o.sm.liq_coll_seized += seized
-        o.sm.liq_coll_seized_value += seized * pc
-        o.sm.liq_penalty += penalty
-        o.sm.liq_protocol_fee += fee_tokens * pc
-        push_event(st, m, o, b, EV_LIQUIDATION, -seized, -repay, penalty)
+        book_liquidation(st, m, o, b, seized, repay, seized * pc, seized * pc - repay, fee_tokens * pc)
         if coll == 0.0 and debt > DUST:
-            bad = debt
-            o.sm.bad_debt += bad
-            st.d = 0.0
-            push_event(st, m, o, b, EV_BAD_DEBT, 0.0, -bad, bad)
+            write_off_bad_debt(st, m, o, b, debt)
             return

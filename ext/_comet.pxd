@@ -1,7 +1,7 @@
 # Compound III (Comet) absorb, inline and nogil. PROTOCOLS.md; compound-finance/comet contracts/Comet.sol
 # isLiquidatable() and absorbInternal().
 from _types cimport Params, Mkt, State, Out, EV_LIQUIDATION, EV_BAD_DEBT
-from _position cimport DUST, coll_of, debt_of, hf_of, settle, push_event
+from _position cimport DUST, coll_of, debt_of, hf_of, settle, push_event, book_liquidation, write_off_bad_debt
 
 
 cdef inline void comet_absorb(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
@@ -28,13 +28,6 @@ cdef inline void comet_absorb(State* st, const Params* p, const Mkt* m, Out* o, 
     st.s = 0.0
     st.d = 0.0
     st.cash += excess
-    o.sm.liq_count += 1
-    o.sm.liq_debt_repaid += repay
-    o.sm.liq_coll_seized += coll
-    o.sm.liq_coll_seized_value += value
-    o.sm.liq_penalty += penalty
-    o.sm.liq_protocol_fee += penalty
-    push_event(st, m, o, b, EV_LIQUIDATION, -coll, -repay, penalty)
+    book_liquidation(st, m, o, b, coll, repay, value, penalty, penalty)
     if shortfall > DUST:
-        o.sm.bad_debt += shortfall
-        push_event(st, m, o, b, EV_BAD_DEBT, 0.0, -shortfall, shortfall)
+        write_off_bad_debt(st, m, o, b, shortfall)

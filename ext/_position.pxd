@@ -1,7 +1,7 @@
 # Position bookkeeping shared by the protocol and strategy code: balances from scaled amounts, health
 # factor, swaps with fee and slippage, gas, events, and the segment integrals of yield and interest.
 from libc.math cimport INFINITY, isnan
-from _types cimport Params, Summary, Event, Mkt, State, Out, ENTRY_STAKE
+from _types cimport Params, Summary, Event, Mkt, State, Out, ENTRY_STAKE, EV_LIQUIDATION, EV_BAD_DEBT
 from _math cimport slippage_fraction
 
 cdef extern from *:
@@ -108,3 +108,22 @@ cdef inline void push_event(State* st, const Mkt* m, Out* o, Py_ssize_t b, long 
 
 cdef inline double equity(const State* st, const Mkt* m, Py_ssize_t b, double mark) noexcept nogil:
     return (coll_of(st, m, b) + st.w) * mark + st.cash + st.queued - debt_of(st, m, b)
+
+
+cdef inline void book_liquidation(State* st, const Mkt* m, Out* o, Py_ssize_t b, double seized, double repay,
+                                  double seized_value, double penalty, double fee_value) noexcept nogil:
+    # one liquidation call of any venue: the summary's liquidation figures and its event
+    o.sm.liq_count += 1
+    o.sm.liq_debt_repaid += repay
+    o.sm.liq_coll_seized += seized
+    o.sm.liq_coll_seized_value += seized_value
+    o.sm.liq_penalty += penalty
+    o.sm.liq_protocol_fee += fee_value
+    push_event(st, m, o, b, EV_LIQUIDATION, -seized, -repay, penalty)
+
+
+cdef inline void write_off_bad_debt(State* st, const Mkt* m, Out* o, Py_ssize_t b, double bad) noexcept nogil:
+    # debt left with no collateral: recorded as bad debt and gone from the borrower's books
+    o.sm.bad_debt += bad
+    st.d = 0.0
+    push_event(st, m, o, b, EV_BAD_DEBT, 0.0, -bad, bad)
