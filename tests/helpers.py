@@ -7,7 +7,7 @@ import numpy as np
 
 from backtest.data.market import Market
 from backtest.engine import Lane, record_indices, run_core, run_reference_batch
-from backtest.schema import PARAMS_DTYPE, PROTOCOL_NAMES, PROTOCOLS, SLIPPAGE, STRATEGIES, ENTRIES
+from backtest.schema import EVENT_KINDS, PARAMS_DTYPE, PROTOCOL_NAMES, PROTOCOLS, SLIPPAGE, STRATEGIES, ENTRIES
 
 FAR_FUTURE = 4_000_000_000
 
@@ -45,4 +45,18 @@ def both(m: Market, p: np.ndarray, oracle: str = "market", record: int = 0, metr
     rec = record_indices(m, record)
     core = run_core(m, p, lanes, rec, metric_every, chunk)
     ref = run_reference_batch(m, p, lanes, rec, metric_every)
+    return core, ref
+
+
+def liq_events(out, i=0):
+    """The liquidation events of configuration i."""
+    ev = out.events[i]
+    return ev[ev["kind"] == EVENT_KINDS["liquidation"]]
+
+
+def check_both(m, p, fn, **kw):
+    """Run both engines and apply the assertions `fn` to each."""
+    core, ref = both(m, p, **kw)
+    for out in (core, ref):
+        fn(out)
     return core, ref

@@ -13,22 +13,11 @@ import pytest
 
 from backtest.reference import aave_borrow_growth, aave_supply_growth, stableswap_out
 from backtest.schema import EVENT_KINDS
-from tests.helpers import both, market, params
+from tests.helpers import both, check_both, liq_events, market, params
 
 Y = 365 * 86400
 LIQ, BAD = EVENT_KINDS["liquidation"], EVENT_KINDS["bad_debt"]
 
-
-def liq_events(out, i=0):
-    ev = out.events[i]
-    return ev[ev["kind"] == LIQ]
-
-
-def check_both(m, p, fn, **kw):
-    core, ref = both(m, p, **kw)
-    for out in (core, ref):
-        fn(out)
-    return core, ref
 
 
 # --- interest --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from backtest.data.market import Market
 from backtest.engine import Lane, record_indices, run_core, run_reference_batch
-from backtest.schema import EVENT_DTYPE, EVENT_KINDS, RECORD_FIELDS, SUMMARY_DTYPE
+from backtest.schema import RECORD_FIELDS, SUMMARY_DTYPE
 from tests.helpers import params
 
 RTOL, ATOL = 1e-9, 1e-9

@@ -33,23 +33,12 @@ from backtest.reference import (
 )
 from backtest.errors import DataError
 from backtest.schema import EVENT_KINDS, PROTOCOLS
-from tests.helpers import both, market, params
+from tests.helpers import check_both, liq_events, market, params
 
 Y = 365 * 86400
 DAY = 86400
 LIQ, BAD = EVENT_KINDS["liquidation"], EVENT_KINDS["bad_debt"]
 
-
-def liq_events(out, i=0):
-    ev = out.events[i]
-    return ev[ev["kind"] == LIQ]
-
-
-def check_both(m, p, fn, **kw):
-    core, ref = both(m, p, **kw)
-    for out in (core, ref):
-        fn(out)
-    return core, ref
 
 
 def morpho_market(prices, lltv=0.945, **kw):
