@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import tomllib
 from decimal import Decimal
@@ -84,6 +85,22 @@ ETHEREUM_GENESIS = 1438269973                   # 2015-07-30 15:26:13 UTC
 CHAIN_PROTOCOLS = {"cosmos": ("generic",), "solana": ("generic",)}
 MAX_LOOPS = 100
 MAX_RANGE_VALUES = 100_000
+# size and magnitude bounds, checked before any allocation (schema-valid but absurd values are refused)
+#: replayed steps per run: the aligned market costs ~340 bytes a step (README: ~0.9 GB peak for a year of
+#: 2,628,000 Ethereum blocks), so 30 M steps (11.4 years of 12 s blocks) is already ~10 GB
+MAX_STEPS = 30_000_000
+BYTES_PER_STEP = 340
+#: time-series samples per configuration (run.record): 11 float64 fields = 88 bytes a sample in memory, so
+#: 4 M samples (~1.5 years of 12 s blocks at record = "block") is ~350 MB per configuration
+MAX_RECORD_SAMPLES = 4_000_000
+#: time-series samples over all the configurations of a sweep (~8.8 GB written at 88 bytes a sample)
+MAX_SWEEP_SAMPLES = 100_000_000
+BYTES_PER_SAMPLE = 88
+MAX_CAPITAL = 1e12            # debt-asset units: more than all the ETH (~1.2e8) or any stablecoin supply
+MAX_GAS_GWEI = 1e6            # fixed gas price: Ethereum's highest daily averages were ~1e3 gwei
+MAX_GAS_UNITS = 1e8           # gas per transaction: a block holds 30-45 M
+MAX_AMP = 1e6                 # Curve's StableSwap caps A at 1e6
+MAX_POOL_DEPTH = 1e15
 _SWEEP_FORBIDDEN = ("run.name", "run.data", "run.output")   # they name the result set, not a configuration
 # they select the aligned market (the held token's series, the reward values), which a sweep shares
 _SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.price_per_point",
@@ -464,6 +481,16 @@ def _number(lo=None, hi=None, lo_open=False, hi_open=False) -> Parser:
     return parse
 
 
+def _bounded(parser: Parser, bound: float, why: str) -> Parser:
+    """`parser`, then a sanity bound: schema-valid but absurd magnitudes (1e308) overflow the arithmetic."""
+    def parse(ctx: _Ctx, path: tuple, v: Any) -> float:
+        x = parser(ctx, path, v)
+        if x > bound:
+            raise ctx.fail(path, f"{x:g} is beyond the bound of {bound:g} ({why})", v)
+        return x
+    return parse
+
+
 def _integer(lo=None, hi=None) -> Parser:
     def parse(ctx: _Ctx, path: tuple, v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
@@ -548,8 +575,12 @@ def _gas(ctx: _Ctx, path: tuple, v: Any) -> str | float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _not_a_number(ctx, path, v, '"data" or a gas price in gwei')
     x = float(v)
-    if not math.isfinite(x) or x <= 0:
-        raise ctx.fail(path, 'must be a positive gas price in gwei (or "data")', v)
+    # 0 gwei is a price (a private or sponsored transaction), not "missing"
+    if not math.isfinite(x) or x < 0:
+        raise ctx.fail(path, 'must be a gas price >= 0 in gwei (or "data")', v)
+    if x > MAX_GAS_GWEI:
+        raise ctx.fail(path, f"{x:g} gwei is beyond the bound of {MAX_GAS_GWEI:g} gwei (Ethereum's highest daily "
+                             f"averages were ~1,000 gwei); give the price in gwei, not wei", v)
     return x
 
 
@@ -591,13 +622,15 @@ def _gas_units(ctx: _Ctx, path: tuple, v: Any) -> dict[str, float]:
         raise ctx.fail(path, "must be a table such as { open = 600000, loop_step = 250000, rebalance = 400000,"
                              " close = 500000 }", v)
     out = dict(CostsConfig().gas_units)
-    parse = _number(lo=0)
+    parse = _GAS_UNITS
     for k, x in v.items():
         if k not in GAS_UNIT_KEYS:
             raise ctx.unknown(path + (k,), GAS_UNIT_KEYS, v)
         out[k] = parse(ctx, path + (k,), x)
     return out
 
+
+_GAS_UNITS = _bounded(_number(lo=0), MAX_GAS_UNITS, "gas per transaction; a block holds 30-45 M")
 
 # section -> key -> parser; the order is the order of checks
 _SPEC: dict[str, dict[str, Parser]] = {
@@ -637,7 +670,8 @@ _SPEC: dict[str, dict[str, Parser]] = {
     },
     "strategy": {
         "kind": _choice(STRATEGY_KINDS),
-        "capital": _number(0, lo_open=True),
+        "capital": _bounded(_number(0, lo_open=True), MAX_CAPITAL, "debt-asset units; more than all the ETH "
+                                                                   "or any stablecoin in existence"),
         "entry": _choice(ENTRIES),
         "target_ltv": _number(0, 1, lo_open=True, hi_open=True),
         "loops": _integer(0, MAX_LOOPS),
@@ -665,8 +699,8 @@ _SPEC: dict[str, dict[str, Parser]] = {
         "swap_fee": _number(0, 1, hi_open=True),
         "slippage": _choice(SLIPPAGE_MODELS),
         "slippage_bps": _number(0, 10000, hi_open=True),
-        "pool_depth": _number(0, lo_open=True),
-        "amp": _number(0, lo_open=True),
+        "pool_depth": _bounded(_number(0, lo_open=True), MAX_POOL_DEPTH, "debt-asset units per side"),
+        "amp": _bounded(_number(0, lo_open=True), MAX_AMP, "Curve's StableSwap caps A at 1e6"),
         "flash_fee": _number(0, 1, hi_open=True),
     },
     "scenario": {
@@ -702,7 +736,7 @@ for _sec, _spec in _SPEC.items():
     for _key, _parser in _spec.items():
         if _sec == "costs" and _key == "gas_units":
             for _unit in GAS_UNIT_KEYS:
-                _FIELDS[f"costs.gas_units.{_unit}"] = _number(lo=0)
+                _FIELDS[f"costs.gas_units.{_unit}"] = _GAS_UNITS
             continue
         _FIELDS[f"{_sec}.{_key}"] = _parser
 del _sec, _spec, _key, _parser
@@ -753,6 +787,42 @@ def _check_top_level(ctx: _Ctx, data: Mapping) -> None:
         raise ctx.fail((k,), f"unknown top-level key{hint}")
 
 
+def steps_of(run: RunConfig) -> int:
+    """Replayed steps of a run window (the block clock's length, align.block_clock)."""
+    return max(0, -(-(run.end - run.start) // run.block_time))
+
+
+def record_samples(run: RunConfig) -> int:
+    """Time-series samples per configuration: every step (record = "block"), one per record interval plus
+    the last step, or none (engine.record_indices picks the same blocks)."""
+    n = steps_of(run)
+    if run.record < 0 or n == 0:
+        return 0
+    if run.record == 0:
+        return n
+    return min(n, -(-(run.end - run.start) // run.record) + 1)
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:,.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:,.0f} MB"
+
+
+def _check_sizes(ctx: _Ctx, run: RunConfig, run_t: Mapping) -> None:
+    """Refuse a window or a record interval whose arrays could not be allocated, before anything is."""
+    n = steps_of(run)
+    if n > MAX_STEPS:
+        raise ctx.fail(("run", "end"), f"the window {_fmt_date(run.start)} to {_fmt_date(run.end)} is {n:,} steps of "
+                                       f"{run.block_time} s (~{_gb(n * BYTES_PER_STEP)} of aligned market); the "
+                                       f"bound is {MAX_STEPS:,} steps: shorten the window or set a coarser run.step",
+                       run_t.get("end"))
+    samples = record_samples(run)
+    if samples > MAX_RECORD_SAMPLES:
+        raise ctx.fail(("run", "record"), f"gives {samples:,} time-series samples per configuration "
+                                          f"(~{_gb(samples * BYTES_PER_SAMPLE)} each); the bound is "
+                                          f"{MAX_RECORD_SAMPLES:,}: use a coarser run.record such as \"1h\"",
+                       run_t.get("record", "block" if run.record == 0 else _MISSING))
+
+
 def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{ctx.file}: a config must be a table of sections, not {_type_name(data)}")
@@ -777,6 +847,7 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
         raise ctx.fail(("run", "step"), f"must be a whole number of {chain} blocks of {block_ms / 1000:g} s "
                                         f"(a multiple of {block_ms // math.gcd(block_ms, 1000)} s)", run_t["step"])
     run = RunConfig(block_time=step, **r)
+    _check_sizes(ctx, run, run_t)
 
     # -- [market]
     market_t = _table(ctx, data, ("market",))
@@ -803,6 +874,10 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
                                                f"venue's parameters in [market]", market_t.get("protocol", protocol))
 
     # -- [strategy], [strategy.rebalance], [strategy.exit]
+    if "strategy" not in data:
+        # a silent default position (a 5-loop wstETH carry) is not what a config without one meant
+        raise ctx.fail(("strategy",), "missing required section [strategy] (at least kind = \"hold\", \"lend\", "
+                                      "\"loop\" or \"flash-loan\")")
     strat_t = _table(ctx, data, ("strategy",))
     s = _fields(ctx, strat_t, ("strategy",), "strategy")
     target = s.get("target_ltv", StrategyConfig.target_ltv)
@@ -1191,8 +1266,15 @@ def expand_sweep(config: Config, grids: Mapping[str, list] | None = None,
             detail = ", ".join(f"{k} has {n}" for k, n in lengths.items())
             raise ConfigError(f"{file}: --zip needs sweep lists of equal length: {detail}")
         combos: Iterable[tuple] = zip(*(axes[k] for k in keys))
+        n_points = len(next(iter(axes.values())))
     else:
         combos = itertools.product(*(axes[k] for k in keys))
+        n_points = math.prod(len(v) for v in axes.values())
+    total = n_points * record_samples(config.run)
+    if total > MAX_SWEEP_SAMPLES:
+        raise ConfigError(f"{file}: run.record: {n_points:,} configurations x {record_samples(config.run):,} "
+                          f"time-series samples = {total:,} samples (~{_gb(total * BYTES_PER_SAMPLE)}); the bound "
+                          f"is {MAX_SWEEP_SAMPLES:,}: use a coarser run.record (or \"none\") or fewer points")
 
     base = copy.deepcopy(dict(config.raw))
     base.pop("sweep", None)
@@ -1319,10 +1401,14 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def config_hash(config: Config) -> str:
-    """sha256 of the canonical JSON of what the run computes (not source, raw, sweep or run.output)."""
+    """sha256 of the canonical JSON of what the run computes (not source, raw, sweep or run.output).
+
+    run.data enters as the folder it names (absolute, symlinks resolved), so "data", "./data" and its absolute
+    path give one hash and --resume continues a sweep however the lake was spelled."""
     d = config_to_dict(config)
     for k in ("source", "sweep"):
         d.pop(k, None)
     d["run"].pop("output", None)
+    d["run"]["data"] = os.path.realpath(config.run.data)
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
