@@ -203,6 +203,21 @@ def metric_every(block_time: int) -> int:
     return max(1, 3600 // max(1, int(block_time)))
 
 
+def capo_history(market: Market) -> tuple[np.ndarray, np.ndarray]:
+    """The exchange-rate points before the window (increasing ts; empty when the market has none)."""
+    ts = getattr(market, "capo_pre_ts", None)
+    x = getattr(market, "capo_pre_xrate", None)
+    if ts is None or x is None or len(ts) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if len(ts) != len(x) or np.any(np.diff(ts) <= 0) or ts[-1] >= market.ts[0]:
+        raise ValueError("market.capo_pre_ts: pre-window rate points must be increasing and before the window")
+    if not np.all(np.isfinite(x)) or np.any(x <= 0):
+        raise DataError("exchange_rates: the rates before the window (CAPO snapshots) must be positive")
+    return ts, x
+
+
 def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[str, np.ndarray]:
     """The market-level indices (shared by every lane), each lane's oracle price and `a`, and the per-chunk
     bounds the core's skip test reads. Arrays are allocated once and filled in place by the core."""
@@ -220,10 +235,13 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
     out["amin"] = np.empty((nl, nch))
     out["amax"] = np.empty((nl, nch))
     out["aarg"] = np.empty((nl, nch), dtype=np.int64)
+    # CAPO snapshots taken before the window read the lake's rates from before it (align fills these)
+    pre_ts, pre_x = capo_history(market)
     for i, ln in enumerate(lanes):
         _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt, out["sidx"],
                          out["bidx"], ORACLE_CODES[ln.oracle], ln.capo_growth, ln.capo_age, chunk,
-                         out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i])
+                         out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i],
+                         pre_ts, pre_x)
     out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk)
     # rewards per scaled token (as K for the staking yield): KR[b] = sum_j sidx[j-1] (reward[j] - reward[j-1])
     kr = np.zeros(n)

@@ -53,7 +53,7 @@ MAX_LIQUIDATIONS_PER_BLOCK = 64
 CLOSE_FACTOR_HF_THRESHOLD = 0.95
 MIN_BASE_MAX_CLOSE_FACTOR_USD = 2000.0    # v3.3: below this, 100 % close factor
 MIN_LEFTOVER_USD = 1000.0                 # v3.3: leftovers of a partial liquidation must be at least this
-DUST = 1e-12                              # balances below this (tokens / ETH) count as zero
+DUST_REL = 1e-12     # dust is relative: balances and amounts at or below DUST_REL x capital count as zero
 
 
 # ------------------------------------------------------------------------------------------------ math
@@ -158,31 +158,17 @@ def adaptive_curve_rates(ts, utilization, rate_at_target0: float = IRM_INITIAL_R
 def stableswap_out(dx: float, depth: float, amp: float) -> float:
     """Output of a 2-coin Curve StableSwap pool with balances (depth, depth) for an input dx.
 
-    Invariant A·n^n·Σx + D = A·D·n^n + D^(n+1)/(n^n·Πx), n = 2, solved with Curve's Newton iterations
-    (get_D, then get_y for the new input balance)."""
+    Invariant A·n^n·Σx + D = A·D·n^n + D^(n+1)/(n^n·Πx), n = 2, ann = A·n^n = 4·amp. At balance D = 2·depth
+    exactly. Curve's get_y solves y² + (x + D/ann − D)·y = D³/(4·ann·x) for the new balance y at x = depth + dx;
+    with y = depth − u and the invariant holding at (depth, depth) this is u² − B·u + C = 0,
+    B = depth + dx + 2·depth/ann, C = dx·(depth + 2·depth²/(ann·(depth + dx))). The smaller root, written
+    2C / (B + √(B² − 4C)), is the output without the cancellation of y0 − y (which loses ~1e-15·depth)."""
     if dx <= 0:
         return 0.0
-    x0 = depth
-    y0 = depth
     ann = amp * 4.0
-    s = x0 + y0
-    d = s
-    for _ in range(255):
-        d_p = d * d * d / (4.0 * x0 * y0)
-        d_prev = d
-        d = (ann * s + 2.0 * d_p) * d / ((ann - 1.0) * d + 3.0 * d_p)
-        if abs(d - d_prev) <= 1e-15 * d:
-            break
-    x = x0 + dx
-    c = d * d / (2.0 * x) * d / (2.0 * ann)
-    b = x + d / ann
-    y = d
-    for _ in range(255):
-        y_prev = y
-        y = (y * y + c) / (2.0 * y + b - d)
-        if abs(y - y_prev) <= 1e-15 * y:
-            break
-    return y0 - y
+    bq = depth + dx + 2.0 * depth / ann
+    cq = dx * (depth + 2.0 * depth * depth / (ann * (depth + dx)))
+    return 2.0 * cq / (bq + math.sqrt(bq * bq - 4.0 * cq))
 
 
 def slippage_fraction(model: int, notional: float, p) -> float:
@@ -239,6 +225,7 @@ class Replay:
         self.events: list = []
         self.peak = -INF
         self.protocol = int(p["protocol"])
+        self.dust = DUST_REL * float(p["capital"])
 
     # --- market views -----------------------------------------------------------------------------
     def oracle_price(self, b: int) -> float:
@@ -250,13 +237,19 @@ class Replay:
         if self.oracle == "chainlink":
             return float(m.oracle_feed[b])
         # capo: min(live ratio, snapshot * (1 + g * dt / Y)); the snapshot refreshes every `age`
-        # seconds and is taken `age` before its refresh time, so it is always at least `age` old.
+        # seconds and is taken `age` before its refresh time, so it is always at least `age` old. A snapshot
+        # time before the window reads the lake's rate as of then (market.capo_pre_*), never one inside it.
         age = self.capo_age
         ts = int(m.ts[b])
         snap_ts = (ts // age) * age - age
-        j = int(np.searchsorted(m.ts, snap_ts, side="left"))
-        j = min(max(j, 0), b)
-        snap = float(m.xrate[j])
+        pre_ts, pre_x = getattr(m, "capo_pre_ts", None), getattr(m, "capo_pre_xrate", None)
+        if snap_ts < int(m.ts[0]) and pre_ts is not None and len(pre_ts):
+            k = max(int(np.searchsorted(pre_ts, snap_ts, side="right")) - 1, 0)
+            snap = float(pre_x[k])
+        else:
+            j = int(np.searchsorted(m.ts, snap_ts, side="left"))
+            j = min(max(j, 0), b)
+            snap = float(m.xrate[j])
         cap = snap * (1.0 + self.capo_growth * (ts - snap_ts) / Y)
         return min(float(m.xrate[b]), cap)
 
@@ -265,15 +258,15 @@ class Replay:
 
     def hf(self, b: int) -> float:
         pos = self.pos
-        if pos.debt <= DUST:
+        if pos.debt <= self.dust:
             return INF
         return pos.coll * self.oracle_price(b) * self.lt(b) / pos.debt
 
     def tidy(self) -> None:
-        """Balances at or below DUST are zero (as the core stores them)."""
-        if self.pos.coll <= DUST:
+        """Balances at or below the dust (DUST_REL x capital) are zero (as the core stores them)."""
+        if self.pos.coll <= self.dust:
             self.pos.coll = 0.0
-        if self.pos.debt <= DUST:
+        if self.pos.debt <= self.dust:
             self.pos.debt = 0.0
 
     def gas(self, b: int, units: float) -> float:
@@ -365,7 +358,7 @@ class Replay:
         liquidator repays everything, seizing repaid x LIF / price, capped at the collateral (then repaid =
         collateral x price / LIF). No fee. Collateral at zero: the rest of the debt is written off."""
         pos = self.pos
-        if pos.debt <= DUST or pos.coll <= DUST or not self.hf(b) < 1.0:
+        if pos.debt <= self.dust or pos.coll <= self.dust or not self.hf(b) < 1.0:
             return
         pc = self.oracle_price(b)
         lif = morpho_lif(self.lt(b))
@@ -379,7 +372,7 @@ class Replay:
         self.tidy()
         penalty = self.book_liquidation(seized, pc, repay, 0.0)
         self.event(b, "liquidation", -seized, -repay, penalty)
-        if pos.coll == 0.0 and pos.debt > DUST:
+        if pos.coll == 0.0 and pos.debt > self.dust:
             self.write_off(b)
 
     def absorb_comet(self, b: int) -> None:
@@ -388,7 +381,7 @@ class Replay:
         it (bad debt, debt to 0). Excess: the borrower's supplied base asset, held here as cash. The protocol
         keeps value x (1 - LF), which is also the borrower's penalty."""
         pos = self.pos
-        if pos.debt <= DUST or pos.coll <= DUST or not self.hf(b) < 1.0:
+        if pos.debt <= self.dust or pos.coll <= self.dust or not self.hf(b) < 1.0:
             return
         pc = self.oracle_price(b)
         coll, debt = pos.coll, pos.debt
@@ -402,7 +395,7 @@ class Replay:
         self.book_liquidation(coll, pc, repay, penalty, penalty)
         self.event(b, "liquidation", -coll, -repay, penalty)
         shortfall = debt - repay
-        if shortfall > DUST:
+        if shortfall > self.dust:
             self.sm["bad_debt"] += shortfall
             self.event(b, "bad_debt", 0.0, -shortfall, shortfall)
 
@@ -410,7 +403,7 @@ class Replay:
         """Aave v3 / v2, Spark and the generic venue (Aave v2 rules with the configured close factor)."""
         m, pos, p = self.m, self.pos, self.p
         for _ in range(MAX_LIQUIDATIONS_PER_BLOCK):
-            if pos.debt <= DUST or pos.coll <= DUST:
+            if pos.debt <= self.dust or pos.coll <= self.dust:
                 return
             hf = self.hf(b)
             if not hf < 1.0:
@@ -443,7 +436,8 @@ class Replay:
                     r1 = pos.debt - MIN_LEFTOVER_USD / usd
                     r2 = (pos.coll * pc - MIN_LEFTOVER_USD / usd) / lb
                     repay = min(repay, r1, r2)
-                    if repay <= 0:
+                    # a repay within rounding of zero (debt already at the $1,000 floor) is no liquidation
+                    if repay <= self.dust:
                         return
                     seized = repay * lb / pc
             fee_tokens = (seized - seized / lb) * pf
@@ -452,7 +446,7 @@ class Replay:
             self.tidy()
             penalty = self.book_liquidation(seized, pc, repay, fee_tokens * pc)
             self.event(b, "liquidation", -seized, -repay, penalty)
-            if pos.coll == 0.0 and pos.debt > DUST:
+            if pos.coll == 0.0 and pos.debt > self.dust:
                 # no collateral left: the remaining debt is bad debt (v3.3 burns it into the reserve's
                 # deficit; before, it lingers on an abandoned account). Either way the borrower walks away.
                 self.write_off(b)
@@ -522,7 +516,7 @@ class Replay:
         pos, p, sm = self.pos, self.p, self.sm
         tokens = pos.coll + pos.wallet
         debt = pos.debt
-        ff = float(p["flash_fee"]) if debt > DUST else 0.0
+        ff = float(p["flash_fee"]) if debt > self.dust else 0.0
         owed = debt * (1.0 + ff)
         cost = 0.0
         sold = tokens
@@ -542,7 +536,7 @@ class Replay:
         sm["flash_fee_cost"] += debt * ff
         pos.cash += out - owed
         rest = tokens - sold
-        if rest > DUST:
+        if rest > self.dust:
             pos.queued += rest * float(self.m.xrate[b])
             late = int(p["queue_late_from"]) > 0 and int(self.m.ts[b]) >= int(p["queue_late_from"])
             pos.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
@@ -639,7 +633,7 @@ class Replay:
             every = int(p["check_every"])
             t0 = int(m.ts[0])
             pos.next_check = t0 + ((ts - t0) // every + 1) * every
-            if pos.debt > DUST and int(p["kind"]) in (STRATEGIES["loop"], STRATEGIES["flash-loan"]):
+            if pos.debt > self.dust and int(p["kind"]) in (STRATEGIES["loop"], STRATEGIES["flash-loan"]):
                 hf = self.hf(b)
                 if hf < p["delev_below"]:
                     self.deleverage(b)
@@ -696,7 +690,7 @@ class Replay:
                 # tokens held, at the rate before the cut, xrate / (1 - f) - xrate = xrate f / (1 - f)
                 tokens = pos.coll + pos.wallet
                 self.event(b, "slash", 0.0, 0.0, tokens * float(m.xrate[b]) * f / (1.0 - f))
-            if pos.debt > DUST:
+            if pos.debt > self.dust:
                 hf = self.hf(b)
                 if hf < sm["min_hf"]:
                     sm["min_hf"] = hf

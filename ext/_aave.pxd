@@ -3,7 +3,7 @@
 from libc.math cimport isnan
 from _types cimport (Params, Mkt, State, Out, PROTO_AAVE_V2, PROTO_AAVE_V3, PROTO_SPARK, EV_LIQUIDATION,
                      EV_BAD_DEBT)
-from _position cimport DUST, coll_of, debt_of, hf_of, settle, set_balances, push_event, book_liquidation, write_off_bad_debt
+from _position cimport coll_of, debt_of, hf_of, settle, set_balances, push_event, book_liquidation, write_off_bad_debt
 
 cdef extern from *:
     """
@@ -30,7 +30,7 @@ cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o
     for i in range(MAX_LIQUIDATIONS_PER_BLOCK):
         coll = coll_of(st, m, b)
         debt = debt_of(st, m, b)
-        if debt <= DUST or coll <= DUST:
+        if debt <= st.dust or coll <= st.dust:
             return
         hf = hf_of(st, m, b)
         if not hf < 1.0:
@@ -60,16 +60,17 @@ cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o
                 r1 = debt - MIN_LEFTOVER_USD / usd
                 r2 = (coll * pc - MIN_LEFTOVER_USD / usd) / lb
                 repay = min(repay, min(r1, r2))
-                if repay <= 0:
+                # a repay within rounding of zero (debt already at the $1,000 floor) is no liquidation
+                if repay <= st.dust:
                     return
                 seized = repay * lb / pc
         fee_tokens = (seized - seized / lb) * pf
         coll = coll - seized
         debt = debt - repay
-        if coll <= DUST:
+        if coll <= st.dust:
             coll = 0.0
         set_balances(st, m, b, coll, debt)
         book_liquidation(st, m, o, b, seized, repay, seized * pc, seized * pc - repay, fee_tokens * pc)
-        if coll == 0.0 and debt > DUST:
+        if coll == 0.0 and debt > st.dust:
             write_off_bad_debt(st, m, o, b, debt)
             return

@@ -1,7 +1,7 @@
 # Compound III (Comet) absorb, inline and nogil. PROTOCOLS.md; compound-finance/comet contracts/Comet.sol
 # isLiquidatable() and absorbInternal().
 from _types cimport Params, Mkt, State, Out, EV_LIQUIDATION, EV_BAD_DEBT
-from _position cimport DUST, coll_of, debt_of, hf_of, settle, push_event, book_liquidation, write_off_bad_debt
+from _position cimport coll_of, debt_of, hf_of, settle, push_event, book_liquidation, write_off_bad_debt
 
 
 cdef inline void comet_absorb(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
@@ -14,7 +14,7 @@ cdef inline void comet_absorb(State* st, const Params* p, const Mkt* m, Out* o, 
     settle(st, m, o, b)
     coll = coll_of(st, m, b)
     debt = debt_of(st, m, b)
-    if debt <= DUST or coll <= DUST:
+    if debt <= st.dust or coll <= st.dust:
         return
     if not hf_of(st, m, b) < 1.0:
         return
@@ -29,5 +29,5 @@ cdef inline void comet_absorb(State* st, const Params* p, const Mkt* m, Out* o, 
     st.d = 0.0
     st.cash += excess
     book_liquidation(st, m, o, b, coll, repay, value, penalty, penalty)
-    if shortfall > DUST:
+    if shortfall > st.dust:
         write_off_bad_debt(st, m, o, b, shortfall)

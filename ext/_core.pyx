@@ -29,7 +29,7 @@ from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOO
                      PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_SLASH)
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, irm_step, irm_curve, irm_err
-from _position cimport coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event
+from _position cimport DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event
 from _venues cimport liquidate
 from _strategies cimport strategy_step
 
@@ -59,11 +59,12 @@ cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const d
 
 cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* price,
                       const double* feed, const double* lt, const double* sidx, const double* bidx,
-                      int oracle, double capo_growth, int64_t capo_age, double* por, double* a) noexcept nogil:
+                      int oracle, double capo_growth, int64_t capo_age, Py_ssize_t npre, const int64_t* pre_ts,
+                      const double* pre_xrate, double* por, double* a) noexcept nogil:
     # step 3: the oracle price per the lane's mode, and a = oracle * LT * sidx / bidx
-    cdef Py_ssize_t b, j = 0
+    cdef Py_ssize_t b, j = 0, k = 0
     cdef int64_t snap_ts
-    cdef double cap
+    cdef double cap, snap
     for b in range(n):
         if oracle == ORACLE_RATE:
             por[b] = xrate[b]
@@ -73,13 +74,22 @@ cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, cons
             por[b] = feed[b]
         else:
             # CAPO: min(live, snapshot * (1 + g * dt / Y)); snapshot refreshed every capo_age seconds,
-            # taken capo_age before its refresh time (first block at or after snap_ts, clamped to [0, b])
+            # taken capo_age before its refresh time: the first block at or after snap_ts, or, when snap_ts
+            # lies before the window, the lake's rate as of snap_ts (pre_ts / pre_xrate: the points before
+            # the window, increasing; never a rate read inside the window). Without those points (a market
+            # built from arrays) the first block stands in.
             snap_ts = (ts[b] // capo_age) * capo_age - capo_age
-            while j < b and ts[j] < snap_ts:
-                j += 1
-            if j > b:
-                j = b
-            cap = xrate[j] * (1.0 + capo_growth * <double>(ts[b] - snap_ts) / SECONDS_PER_YEAR)
+            if snap_ts < ts[0] and npre > 0:
+                while k + 1 < npre and pre_ts[k + 1] <= snap_ts:
+                    k += 1
+                snap = pre_xrate[k]
+            else:
+                while j < b and ts[j] < snap_ts:
+                    j += 1
+                if j > b:
+                    j = b
+                snap = xrate[j]
+            cap = snap * (1.0 + capo_growth * <double>(ts[b] - snap_ts) / SECONDS_PER_YEAR)
             por[b] = xrate[b] if xrate[b] < cap else cap
         a[b] = por[b] * lt[b] * sidx[b] / bidx[b]
 
@@ -157,16 +167,26 @@ def protocol_codes():
 def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1] price,
                const double[::1] feed, const double[::1] lt, const double[::1] sidx, const double[::1] bidx,
                int oracle, double capo_growth, int64_t capo_age, Py_ssize_t chunk,
-               double[::1] por, double[::1] a, double[::1] amin, double[::1] amax, int64_t[::1] aarg):
-    """Fill one lane in place: oracle price, a = oracle*LT*sidx/bidx, per-chunk min/max/argmin of a."""
+               double[::1] por, double[::1] a, double[::1] amin, double[::1] amax, int64_t[::1] aarg,
+               const int64_t[::1] pre_ts=None, const double[::1] pre_xrate=None):
+    """Fill one lane in place: oracle price, a = oracle*LT*sidx/bidx, per-chunk min/max/argmin of a.
+    pre_ts / pre_xrate: exchange-rate points before the window (CAPO snapshots taken before it)."""
     cdef Py_ssize_t n = ts.shape[0], nch = (n + chunk - 1) // chunk
+    cdef Py_ssize_t npre = 0 if pre_ts is None else pre_ts.shape[0]
+    cdef const int64_t* pts = NULL
+    cdef const double* pxr = NULL
+    if npre:
+        if pre_xrate is None or pre_xrate.shape[0] != npre:
+            raise ValueError("build_lane: pre_ts and pre_xrate differ in length")
+        pts = &pre_ts[0]
+        pxr = &pre_xrate[0]
     if n == 0 or chunk <= 0 or capo_age <= 0:
         raise ValueError("build_lane needs blocks, chunk > 0 and capo_age > 0")
     if por.shape[0] != n or a.shape[0] != n or amin.shape[0] != nch or amax.shape[0] != nch or aarg.shape[0] != nch:
         raise ValueError("build_lane: output arrays have the wrong length")
     with nogil:
         _build_lane(n, &ts[0], &xrate[0], &price[0], &feed[0], &lt[0], &sidx[0], &bidx[0], oracle,
-                    capo_growth, capo_age, &por[0], &a[0])
+                    capo_growth, capo_age, npre, pts, pxr, &por[0], &a[0])
         _chunk_bounds(n, chunk, &a[0], &amin[0], &amax[0], &aarg[0])
 
 
@@ -287,6 +307,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     st.closed = 0
     st.seg0 = 0
     st.peak = -INFINITY
+    st.dust = DUST_REL * p.capital
     st.n_ev = 0
     r = 0.0
     for c in range(m.nchunks):

@@ -1,5 +1,5 @@
 # Pure math, inline and nogil: index growth (Aave MathUtils), slippage models, StableSwap.
-from libc.math cimport fabs
+from libc.math cimport fabs, sqrt
 
 cdef extern from *:
     """
@@ -26,28 +26,18 @@ cdef inline double aave_supply_growth(double rate, double dt) noexcept nogil:
 
 
 cdef inline double stableswap_out(double dx, double depth, double amp) noexcept nogil:
-    # 2-coin StableSwap with balances (depth, depth): Newton on D, then on the new output balance y.
-    cdef double x0 = depth, y0 = depth, ann = amp * 4.0
-    cdef double s = x0 + y0, d = s, d_p, d_prev, x, c, b, y, y_prev
-    cdef int i
+    # 2-coin StableSwap with balances (depth, depth), A n^n = ann = 4 amp. A balanced pool has D = 2 depth
+    # exactly; with x = depth + dx the new balance y = depth - u solves Curve's get_y quadratic
+    # y^2 + (x + D/ann - D) y = D^3 / (4 ann x). Expanding around the balanced point (where it holds) gives
+    # u^2 - B u + C = 0, B = depth + dx + 2 depth / ann, C = dx (depth + 2 depth^2 / (ann (depth + dx))),
+    # whose smaller root 2C / (B + sqrt(B^2 - 4C)) has no cancellation: Newton on y then y0 - y loses
+    # ~1e-15 x depth absolutely, which for a small trade in a deep pool is the whole slippage.
+    cdef double ann = amp * 4.0, bq, cq
     if dx <= 0:
         return 0.0
-    for i in range(255):
-        d_p = d * d * d / (4.0 * x0 * y0)
-        d_prev = d
-        d = (ann * s + 2.0 * d_p) * d / ((ann - 1.0) * d + 3.0 * d_p)
-        if fabs(d - d_prev) <= 1e-15 * d:
-            break
-    x = x0 + dx
-    c = d * d / (2.0 * x) * d / (2.0 * ann)
-    b = x + d / ann
-    y = d
-    for i in range(255):
-        y_prev = y
-        y = (y * y + c) / (2.0 * y + b - d)
-        if fabs(y - y_prev) <= 1e-15 * y:
-            break
-    return y0 - y
+    bq = depth + dx + 2.0 * depth / ann
+    cq = dx * (depth + 2.0 * depth * depth / (ann * (depth + dx)))
+    return 2.0 * cq / (bq + sqrt(bq * bq - 4.0 * cq))
 
 
 cdef inline double slippage_fraction(long model, double notional, double slip_param,

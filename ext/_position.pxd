@@ -6,9 +6,13 @@ from _math cimport slippage_fraction
 
 cdef extern from *:
     """
-    #define BT_DUST 1e-12
+    #define BT_DUST_REL 1e-12
     """
-    const double DUST "BT_DUST"      # balances at or below this count as zero (tokens / debt asset)
+    # Dust is relative to the position: a balance or amount at or below DUST_REL x capital counts as zero
+    # (st.dust), so a position of 1e-20 ETH behaves as one of 1 ETH scaled, in both engines. 1e-12 is far
+    # above the rounding left by a subtraction of balances (~1e-16 x leverage x capital) and far below
+    # anything a user could hold on purpose.
+    const double DUST_REL "BT_DUST_REL"
 
 
 cdef inline double coll_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept nogil:
@@ -40,8 +44,8 @@ cdef inline void settle(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept 
 
 cdef inline void set_balances(State* st, const Mkt* m, Py_ssize_t b, double coll, double debt) noexcept nogil:
     # store actual balances as scaled ones; dust is zero
-    st.s = coll / m.sidx[b] if coll > DUST else 0.0
-    st.d = debt / m.bidx[b] if debt > DUST else 0.0
+    st.s = coll / m.sidx[b] if coll > st.dust else 0.0
+    st.d = debt / m.bidx[b] if debt > st.dust else 0.0
 
 
 cdef inline double pay_gas(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b,

@@ -5,7 +5,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from _types cimport (Params, Mkt, State, Out, KIND_HOLD, KIND_LOOP, KIND_FLASH, ROUTE_DEX, ROUTE_QUEUE,
                      EV_OPEN, EV_LOOP, EV_REBALANCE, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND)
-from _position cimport (DUST, coll_of, debt_of, hf_of, settle, set_balances, pay_gas, buy_quote,
+from _position cimport (coll_of, debt_of, hf_of, settle, set_balances, pay_gas, buy_quote,
                         sell_quote, book_swap, push_event)
 
 cdef enum:
@@ -74,7 +74,7 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
     settle(st, m, o, b)
     tokens = coll_of(st, m, b) + st.w
     debt = debt_of(st, m, b)
-    ff = p.flash_fee if debt > DUST else 0.0
+    ff = p.flash_fee if debt > st.dust else 0.0
     owed = debt * (1.0 + ff)
     sold = tokens
     if route == ROUTE_QUEUE and tokens > 0:
@@ -92,7 +92,7 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
     o.sm.flash_fee_cost += debt * ff
     st.cash += out - owed
     rest = tokens - sold
-    if rest > DUST:
+    if rest > st.dust:
         st.queued += rest * m.xrate[b]
         if p.queue_late_from > 0 and m.ts[b] >= p.queue_late_from:
             st.release_ts = m.ts[b] + p.queue_delay_late

@@ -175,6 +175,7 @@ cdef struct State:
     int closed
     Py_ssize_t seg0         # block where the current constant-(s, d, w) segment started
     double peak             # peak equity on metric samples
+    double dust             # DUST_REL x capital: balances and amounts at or below count as zero
     Py_ssize_t n_ev         # events written
 
 # Where one configuration's outputs go.
