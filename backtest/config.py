@@ -44,6 +44,7 @@ from backtest.config_types import (
     ScenarioConfig,
     StrategyConfig,
 )
+from backtest import params as _params
 from backtest.errors import ConfigError
 
 __all__ = [
@@ -104,7 +105,7 @@ MAX_POOL_DEPTH = 1e15
 _SWEEP_FORBIDDEN = ("run.name", "run.data", "run.output")   # they name the result set, not a configuration
 # they select the aligned market (the held token's series, the reward values), which a sweep shares
 _SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.price_per_point",
-                 "strategy.rewards.token")
+                 "strategy.rewards.token", "run.sources", "run.allow")
 REWARD_VALUES = ("zero", "points", "token")
 
 _SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep")
@@ -600,6 +601,38 @@ def _run_name(ctx: _Ctx, path: tuple, v: Any) -> str:
     return v
 
 
+def _sources(ctx: _Ctx, path: tuple, v: Any) -> tuple[tuple[str, str], ...]:
+    """run.sources: which source to read for a lake series that has several ("prices WETH/USD" = "coingecko")."""
+    if not isinstance(v, Mapping):
+        raise ctx.fail(path, 'must be a table such as { "prices WETH/USD" = "coingecko" } (lake series -> source)', v)
+    out = []
+    for k, x in v.items():
+        table, _, key = str(k).partition(" ")
+        if table not in ("prices", "exchange_rates") or not key.strip():
+            raise ctx.fail(path + (k,), 'must name a lake series that has sources: "prices BASE/QUOTE" or '
+                                        '"exchange_rates TOKEN"', x)
+        if not isinstance(x, str) or not x.strip():
+            raise ctx.fail(path + (k,), 'must be a source name such as "coingecko"', x)
+        out.append((str(k), x))
+    return tuple(sorted(out))
+
+
+def _allow(ctx: _Ctx, path: tuple, v: Any) -> tuple[str, ...]:
+    """run.allow: data-check errors the user knows are right, replayed with a warning ("jump:exchange_rates wstETH")."""
+    from backtest.data.check import RUN_KINDS, RUN_TABLES
+
+    if not isinstance(v, (list, tuple)):
+        raise ctx.fail(path, 'must be a list such as ["jump:exchange_rates wstETH"] (CHECK:TABLE KEY, as the '
+                             'refusal message prints it)', v)
+    for x in v:
+        kind, _, rest = str(x).partition(":") if isinstance(x, str) else ("", "", "")
+        table, _, key = rest.partition(" ")
+        if kind not in RUN_KINDS or table not in RUN_TABLES or not key.strip():
+            raise ctx.fail(path, f"{x!r} is not CHECK:TABLE KEY with CHECK one of {', '.join(RUN_KINDS)} and TABLE "
+                                 f"one of {', '.join(RUN_TABLES)} (e.g. \"jump:exchange_rates wstETH\")", v)
+    return tuple(sorted(set(v)))
+
+
 def _chain(ctx: _Ctx, path: tuple, v: Any) -> str:
     _string(ctx, path, v)
     if v in CHAINS:
@@ -644,6 +677,8 @@ _SPEC: dict[str, dict[str, Parser]] = {
         "record": _record,
         "unwind_at_end": _boolean,
         "step": _duration(),
+        "sources": _sources,
+        "allow": _allow,
     },
     "market": {
         "protocol": _choice(PROTOCOLS),
@@ -858,6 +893,8 @@ def _build(data: Mapping, ctx: _Ctx, source: Path | None, sweep: dict[str, list]
             raise ctx.fail(("market", "emode"), 'aave-v2 has no E-mode; use emode = "none"', market_t["emode"])
         m["emode"] = None
     _venue_rules(ctx, protocol, m, market_t)
+    if protocol in ("aave-v3", "spark") and "v33_from" not in m:
+        m["v33_from"] = _params.v33_from(protocol)     # Spark: never, unless a dated market.v33_from
     ltv, lt, bonus = m.get("ltv"), m.get("liquidation_threshold"), m.get("liquidation_bonus")
     if ltv is not None and lt is not None and ltv > lt:
         raise ctx.fail(("market", "ltv"), f"must not exceed market.liquidation_threshold ({lt:g})",

@@ -22,6 +22,8 @@ class RunConfig:
     unwind_at_end: bool = False
     block_time: int = 12           # seconds per replayed step (run.step): the chain's block time, or a multiple
                                    # of it (ethereum 12, cosmos 6, solana 60 by default: 150 slots of 0.4 s)
+    sources: tuple[tuple[str, str], ...] = ()   # run.sources: ("prices WETH/USD", "coingecko") pairs
+    allow: tuple[str, ...] = ()    # run.allow: data checks downgraded to warnings ("jump:exchange_rates wstETH")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ class MarketConfig:
     supply_rate: float | None = None              # APR override of the collateral's supply rate
     capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
     capo_snapshot_age: int = 7 * 86400
-    v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum
+    v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum; the loader
+                                                  # sets params.v33_from(protocol): Spark never (2**62)
     lltv: float | None = None                     # morpho-blue: the market's LLTV (max LTV = liquidation LTV)
     liquidation_factor: float | None = None       # compound-v3: share of the collateral value credited at absorb
     irm: str = "data"                             # morpho-blue: "data" (lake borrow APR) | "adaptive-curve"

@@ -61,6 +61,20 @@ SPARK_EMODE_2024 = _ts("2024-03-06")        # Spark ETH E-mode LTV 90 -> 92
 
 AAVE_V3_PROTOCOL_FEE = 0.10
 
+#: Aave v3.3's liquidation rules ($2,000 full close factor, $1,000 leftovers, deficit write-off), from
+#: market.v33_from when the config sets it, else from these dates. Aave v3 on Ethereum: 2025-02-25.
+#: Spark (an Aave v3 fork) keeps the v3.0-3.2 rules: no source found dates an adoption of v3.3 by Spark
+#: (PROTOCOLS.md), so it has no date here and a replay applies v3.3 to Spark only with a dated market.v33_from.
+AAVE_V33_FROM = _ts("2025-02-25")
+NEVER = 2 ** 62                  # an int64 time no block reaches: "these rules never apply"
+V33_FROM: dict[str, int | None] = {"aave-v3": AAVE_V33_FROM, "spark": None}
+
+
+def v33_from(protocol: str) -> int:
+    """When ``protocol`` adopted Aave v3.3's liquidation rules (epoch seconds), or NEVER."""
+    ts = V33_FROM.get(protocol)
+    return NEVER if ts is None else ts
+
 #: ETH and the ETH LSTs/LRTs that the defaults cover in the Aave v3 "eth-correlated" category
 ETH_ASSETS = frozenset({"WETH", "ETH", "wstETH", "stETH", "rETH", "cbETH", "weETH", "osETH", "ETHx", "ezETH",
                         "rsETH"})

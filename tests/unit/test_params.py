@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 
+from backtest import params
 from backtest.errors import DataError
 from backtest.params import default_params, params_at
 
@@ -89,6 +90,57 @@ def test_spark_eth_emode_at_launch():
 def test_spark_eth_emode_ltv_92_from_march_2024():
     assert vals(params_at("spark", "wstETH", "eth-correlated", T("2024-03-06"))) == (0.92, 0.93, 0.01, 0.10)
     assert vals(params_at("spark", "rETH", "eth-correlated", T("2025-01-01"))) == (0.92, 0.93, 0.01, 0.10)
+
+
+def _spark_vs_aave_liquidation(protocol: str, **market_keys) -> float:
+    """Debt repaid by the first liquidation of a loop loaded through the config loader (so the config's
+    v33_from is what the engine gets), on the hand-made market of test_aave_rules: capital 100, one loop
+    at LTV 0.9 -> collateral 190, debt 90; P = 0.49 -> HF = 190 * .49 * .95 / 90 = 0.98272 > 0.95; ETH = $20,
+    so the collateral is worth 190 * .49 * 20 = $1,862 < $2,000. Aave v3.3 then repays all 90 (full close
+    factor below $2,000); the v3.0-3.2 rules repay 50 % = 45. The market's blocks are in 2025-06, after
+    Aave's v3.3 date (2025-02-25)."""
+    from backtest.config import loads_config
+    from backtest.engine import encode_params, lane_of
+    from tests.helpers import both, liq_events, market
+
+    extra = "".join(f"{k} = {v}\n" for k, v in market_keys.items())
+    cfg = loads_config(f'''[run]
+name = "t"
+start = "2025-06-01"
+end = "2025-06-02"
+[market]
+protocol = "{protocol}"
+{extra}[strategy]
+kind = "loop"
+entry = "stake"
+target_ltv = 0.9
+loops = 1
+[costs]
+gas = 0
+swap_fee = 0
+flash_fee = 0
+''')
+    p = encode_params([cfg], [lane_of(cfg)])
+    m = market([1.0, 0.49, 0.49], eth_usd=20.0, t0=T("2025-06-01"))
+    core, ref = both(m, p, oracle="market")
+    repaid = [-float(liq_events(out)["debt"][0]) for out in (core, ref)]
+    assert repaid[0] == pytest.approx(repaid[1], rel=1e-12)
+    return repaid[0]
+
+
+def test_spark_keeps_the_v30_v32_liquidation_rules_after_aave_v33():
+    # the config loader gives Spark no v3.3 date (params.V33_FROM["spark"] is None -> NEVER)
+    assert params.v33_from("spark") == params.NEVER
+    assert params.v33_from("aave-v3") == T("2025-02-25")
+    # same position, same market (after 2025-02-25): Aave v3 closes all of it, Spark half (HF 0.98 > 0.95)
+    assert _spark_vs_aave_liquidation("aave-v3") == pytest.approx(90.0, rel=1e-12)
+    assert _spark_vs_aave_liquidation("spark") == pytest.approx(45.0, rel=1e-12)
+
+
+def test_a_dated_v33_from_applies_the_v33_rules_to_spark():
+    assert _spark_vs_aave_liquidation("spark", v33_from='"2025-05-01"') == pytest.approx(90.0, rel=1e-12)
+    # and a date after the window leaves them off
+    assert _spark_vs_aave_liquidation("spark", v33_from='"2025-07-01"') == pytest.approx(45.0, rel=1e-12)
 
 
 def test_spark_weeth_is_outside_the_eth_emode():
