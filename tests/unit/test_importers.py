@@ -380,5 +380,6 @@ def test_the_original_importers_keep_their_signatures(tmp_path):
     f = write(tmp_path / "gas.csv", "block_number,block_timestamp,base_fee_gwei,priority_fee_p50_gwei\n"
                                     "1,1700000000,10,0.1\n")
     out = im.import_gas_hourly(f, tmp_path / "lake")
-    assert isinstance(out, list) and out == [tmp_path / "lake" / "gas" / "gas-hourly-gas-hourly.parquet"]
+    assert isinstance(out, list) and out == [tmp_path / "lake" / "gas" / "gas-hourly-gas-hourly.parquet",
+                                             tmp_path / "lake" / "blocks" / "blocks-gas-hourly-gas-hourly.parquet"]
     assert np.isclose(lake.read_table(tmp_path / "lake", "gas")["base_fee_gwei"][0], 10.0)
