@@ -373,6 +373,8 @@ def align(config: Config) -> Market:
                          "exchange_rates", key)
         al.use(pts)
         al.add("xrate", pts)
+        # CAPO snapshots taken before the window read the lake's rates from before it (no look-ahead)
+        capo_pre = _capo_history(al, coll, getattr(pts, "source", None), mk.capo_snapshot_age) if mk.oracle == "capo" else None
 
         # the hold benchmark's token when restaking: the base LST's price and exchange rate
         if restaked:
@@ -496,7 +498,28 @@ def align(config: Config) -> Market:
     market = apply_scenarios(market, config.scenarios, collateral=coll, debt=mk.debt, hold=mk.collateral)
     if adaptive:
         market = apply_irm(market, mk.rate_at_target if mk.rate_at_target is not None else IRM_INITIAL_RATE)
+    if capo_pre is not None:
+        market.capo_pre_ts, market.capo_pre_xrate = capo_pre
     return market
+
+
+def _capo_history(al: _Aligner, token: str, source: str | None, age: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exchange-rate points before the window, from the last one at or before block 0's CAPO snapshot
+    time ((start // age) * age - age, the engines' rule) up to start: what snapshots before the window read."""
+    snap0 = (al.start // age) * age - age
+    where, params = _lake.where_clause({"token": token, **({"source": source} if source else {})})
+    ts, rate = al.con.execute(
+        f"WITH s AS (SELECT ts, rate FROM exchange_rates WHERE {where} AND ts < ?) SELECT ts, rate FROM s "
+        f"WHERE ts >= coalesce((SELECT max(ts) FROM s WHERE ts <= ?), ?) ORDER BY ts",
+        [*params, al.start, snap0, snap0]).fetchnumpy().values()
+    ts, rate = np.asarray(ts, dtype=np.int64), np.asarray(rate, dtype=np.float64)
+    if ts.size == 0 or ts[0] > snap0:
+        raise DataError(f"exchange_rates {token}: the capo oracle's first snapshot is taken at {_iso(snap0)} "
+                        f"(market.capo_snapshot_age before the window), but the lake's rates start at "
+                        f"{_iso(ts[0]) if ts.size else _iso(al.start) + ' or later'}; import older rates or start "
+                        f"the run later")
+    keep = np.append(ts[1:] != ts[:-1], True)        # duplicate ts: the last row wins, as in the window
+    return ts[keep], rate[keep]
 
 
 _PER_SECOND = ("amount / CASE WHEN lower(unit) LIKE '%year%' THEN 31536000.0 "
