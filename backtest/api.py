@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
@@ -13,9 +14,12 @@ from backtest import __version__
 from backtest.config_types import Config
 from backtest.data.market import Market
 from backtest.errors import ConfigError
+from backtest.store import FORMAT_VERSION, MARKER, Store, disk_full_error, is_disk_full
 from backtest.sweep import WorkDir, group_points, prepare, run_dask, run_local
 
 EXECUTORS = ("local", "dask")
+ENGINES = ("core", "reference")
+MAX_WORKERS = 1024     # threads or processes; more is a typo (and OpenMP would try to start them)
 
 
 def _load(config, overrides=None) -> Config:
@@ -37,6 +41,7 @@ def _align(cfg: Config) -> Market:
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,
         engine: str = "core", dense: bool = False, workers: int = 0, write: bool = True,
         executor: str = "local", address: str | None = None, resume: bool = False, batch_size: int = 256,
+        force: bool = False,
         progress: Callable[[int, int], None] | None = None,
         on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Replay a config (a TOML path or a Config) and every point of its sweep.
@@ -46,11 +51,16 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     and renamed into place; with resume=True an interrupted sweep of the same configs over the same data
     continues where it stopped. progress(configs, config_blocks) is called after each batch;
     on_start(total_configs, total_config_blocks) once before the first. batch_size bounds the
-    configurations replayed (and written) per batch."""
+    configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
+    result set of this project, and one of different configurations only with force=True."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
 
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers {workers!r}: must be a whole number from 0 (all cores) to {MAX_WORKERS}")
     if executor == "dask" and engine != "core":
         raise ConfigError("--executor dask runs the core engine only")
     started = time.time()
@@ -66,17 +76,35 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     cfg = _load(config, overrides)
     points = expand_sweep(cfg, grids, zip_)
     groups = group_points(points, list(range(len(points))))
+    hashes = [config_hash(c) for _, c in points]
+    dest = Path(cfg.run.output) / cfg.run.name
+    # the destination is checked and locked before alignment: a mistake there costs no work
+    store = Store(dest, hashes, force, cfg.run.data) if write else None
+    try:
+        return _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume,
+                    batch_size, progress, on_start, started, timings, lap)
+    finally:
+        if store is not None:
+            store.release()
+
+
+def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume, batch_size,
+         progress, on_start, started, timings, lap) -> dict[str, Any]:
+    from backtest.config import config_hash, config_to_dict
+
+    from backtest.data.lake import recover
+
+    recover(cfg.run.data)                 # an import killed while committing is finished before we read
     lap("config")
     if engine == "reference":             # slow engine: small batches for progress and resume granularity
         batch_size = min(batch_size, 8)
     preps = [prepare(g, points, _align, batch_size) for g in groups]          # bad data is rejected before any work
     lap("align")
-    hashes = [config_hash(c) for _, c in points]
     sweep_hash = hashlib.sha256(
         "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]).encode()).hexdigest()
 
     tmp = None
-    dest = Path(cfg.run.output) / cfg.run.name
+    write = store is not None
     if not write:
         tmp = tempfile.TemporaryDirectory(prefix="backtest-")
         dest = Path(tmp.name) / cfg.run.name
@@ -94,6 +122,9 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         lap("replay")
         summary, events = work.collect()
         manifest = {
+            "format": MARKER,
+            "format_version": FORMAT_VERSION,
+            "set_hash": store.set_hash if store is not None else None,
             "name": cfg.run.name,
             "config": config_to_dict(cfg),
             "config_hash": config_hash(cfg),
@@ -117,9 +148,13 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         path = work.finalize(summary, events, manifest)
         lap("write")
         manifest["timings"] = timings
+    except Exception as exc:
+        if is_disk_full(exc):
+            # a partial work folder would only keep the disk full
+            shutil.rmtree(dest.with_name(f".{dest.name}.work"), ignore_errors=True)
+            raise disk_full_error(dest, exc) from None
+        raise
     finally:
-        if work is not None:
-            work.close()
         if tmp is not None:
             tmp.cleanup()
     return {"summary": summary, "events": events, "path": path if write else None, "manifest": manifest}

@@ -31,6 +31,7 @@ nothing is written to the lake until every window is in, and then all at once th
 """
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import email.utils
 import hashlib
@@ -99,6 +100,10 @@ class Secrets:
             for seg in p.path.split("/"):
                 if len(seg) >= 12:
                     self.values.append(seg)
+            if "@" in p.netloc:                  # user:pass@, and the password on its own
+                self.values.append(p.netloc.rpartition("@")[0])
+                if p.password and len(p.password) >= 4:
+                    self.values.append(p.password)
         self.values.sort(key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
@@ -630,6 +635,17 @@ CURVE_STETH = "0xDC24316b9AE028F1497c275EB9192a3Ea0f67022"
 RAY = 1e27
 
 
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``scheme://user:pass@host/path`` -> (the URL without ``user:pass@``, its ``Basic ...`` header value)."""
+    p = urllib.parse.urlsplit(url)
+    if "@" not in p.netloc:
+        return url, None
+    userinfo, _, hostport = p.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()).decode()
+    return urllib.parse.urlunsplit((p.scheme, hostport, p.path, p.query, p.fragment)), f"Basic {token}"
+
+
 class RpcClient:
     """JSON-RPC over HTTP POST; the URL is a secret (providers put keys in it) and is never shown."""
 
@@ -637,9 +653,13 @@ class RpcClient:
         if not url or "://" not in url:
             raise InputError("an RPC URL is needed (http(s)://...): set it in the environment variable named by "
                              "--rpc-url-env (default ETH_RPC_URL)")
-        self.url = url
         self.client = client or HttpClient()
         self.client.secrets.add(url)
+        self.url, auth = _split_userinfo(url)
+        if auth is not None:
+            # urllib cannot send user:pass@ itself (it reads "user:pass@host" as the host): HTTP basic auth
+            self.client.secrets.add(auth)
+            self.client.headers["Authorization"] = auth
         self._id = 0
 
     def call(self, method: str, params: list[Any], label: str) -> Any:
