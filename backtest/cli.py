@@ -121,14 +121,15 @@ def _parse_grids(items) -> dict:
 
 
 def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="local", address=None,
-            resume=False):
+            resume=False, force=False):
     from backtest.api import run as api_run
 
     prog = _Progress(not quiet)
     try:
         res = api_run(config, overrides=_parse_sets(sets) or None, grids=_parse_grids(grids) or None,
                       zip_=zip_, engine=engine, dense=dense, workers=workers, executor=executor,
-                      address=address, resume=resume, progress=prog.advance, on_start=prog.start)
+                      address=address, resume=resume, force=force, progress=prog.advance,
+                      on_start=prog.start)
     finally:
         prog.stop()
     if not quiet:
@@ -155,10 +156,11 @@ def cli():
 @click.option("--dense", is_flag=True, help="replay every block (no chunk skipping); same results, slower")
 @click.option("--workers", type=int, default=0, help="threads for the core (0 = all cores)")
 @click.option("--resume", is_flag=True, help="finish an interrupted run without recomputing finished configurations")
+@click.option("--force", is_flag=True, help="replace a result set of a different configuration")
 @click.option("--quiet", is_flag=True, help="no table, no progress bar")
-def run(config, sets, engine, dense, workers, resume, quiet):
+def run(config, sets, engine, dense, workers, resume, force, quiet):
     """Replay CONFIG (and every point of its [sweep]); write the result set and print a summary."""
-    _do_run(config, sets, (), False, engine, dense, workers, quiet, resume=resume)
+    _do_run(config, sets, (), False, engine, dense, workers, quiet, resume=resume, force=force)
 
 
 @cli.command()
@@ -172,12 +174,13 @@ def run(config, sets, engine, dense, workers, resume, quiet):
 @click.option("--address", default=None, metavar="tcp://HOST:PORT", help="a Dask scheduler (default: a local cluster)")
 @click.option("--resume", is_flag=True, help="finish an interrupted sweep without recomputing finished configurations")
 @click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
+@click.option("--force", is_flag=True, help="replace a result set of a different configuration")
 @click.option("--quiet", is_flag=True)
-def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, quiet):
+def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, quiet):
     """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
     if address and executor != "dask":
         raise click.UsageError("--address goes with --executor dask")
-    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume)
+    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force)
 
 
 @cli.command()

@@ -161,8 +161,11 @@ def data_import(source, files, lake, table, maps, sets, quiet):
         raise InputError(f"unknown import source {source!r}; choose one of:\n{lines}")
     if not files:
         raise InputError(f"data import {source}: give at least one FILE")
-    report = import_files(source, list(files), Path(lake), table=table, mapping=parse_mapping(maps) or None,
-                          sets=_pairs(sets, "--set") or None)
+    from backtest.data.lake import transaction
+
+    with transaction(Path(lake)):        # all files of the import land together, even after a kill
+        report = import_files(source, list(files), Path(lake), table=table,
+                              mapping=parse_mapping(maps) or None, sets=_pairs(sets, "--set") or None)
     _echo_report(report, quiet)
 
 

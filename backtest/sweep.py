@@ -13,7 +13,6 @@ write their time series straight into the work folder and return summaries and e
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ from backtest.engine import (
     run_core,
     run_reference_batch,
 )
-from backtest.errors import BacktestError, ConfigError, InputError
+from backtest.errors import BacktestError, ConfigError
 from backtest.results import events_frame, summary_frame, timeseries_frame
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
@@ -49,8 +48,12 @@ MAX_BATCH = 256                           # configurations per batch (resume and
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():            # a failed write (a full disk) leaves no partial file behind
+            tmp.unlink()
 
 
 def write_parquet_atomic(path: Path, df: pl.DataFrame) -> None:
@@ -68,18 +71,11 @@ class WorkDir:
     """The folder a result set is built in; finished batches survive a crash."""
 
     def __init__(self, dest: Path, sweep_hash: str, resume: bool):
+        # the caller holds the result set's lock (backtest.store.Store): one writer per result set
         self.dest = Path(dest)
         self.path = self.dest.with_name(f".{self.dest.name}.work")
         self.resumed = False
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        # one writer per result set: a second run of the same name waits for nobody, it stops
-        self._lock = open(self.dest.with_name(f".{self.dest.name}.lock"), "w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise InputError(f"{self.dest}: another run is writing this result set; wait for it or rename "
-                             f"run.name") from None
         state = self.path / "state.json"
         if self.path.exists():
             old = None
@@ -93,12 +89,6 @@ class WorkDir:
                 shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(state, lambda p: p.write_text(json.dumps({"sweep_hash": sweep_hash}) + "\n"))
-
-    def close(self) -> None:
-        """Release the writer lock (the work folder, if any, stays for --resume)."""
-        if not self._lock.closed:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
 
     def done_ids(self) -> set[int]:
         done: set[int] = set()

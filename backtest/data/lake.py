@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import duckdb
 import polars as pl
@@ -228,9 +230,10 @@ def write_table(lake: str | os.PathLike, table: str, df: pl.DataFrame, name: str
     folder = Path(lake) / table
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.parquet"
-    if path.exists():
+    source = _existing_merge_source(path)
+    if source.exists():
         try:
-            old = pl.from_arrow(pq.read_table(path))
+            old = pl.from_arrow(pq.read_table(source))
         except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's data problem
             raise DataError(f"{table}: cannot read existing lake file {path}: {exc}") from exc
         old = validate(table, old)
@@ -243,6 +246,16 @@ def write_table(lake: str | os.PathLike, table: str, df: pl.DataFrame, name: str
     if metadata:
         sch = sch.with_metadata({k.encode(): str(v).encode() for k, v in metadata.items()})
     arrow = merged.to_arrow().cast(sch)
+    tx = _TX.get(os.path.realpath(lake))
+    if tx is not None:                   # inside transaction(): staged, renamed with the others at its end
+        staged = folder / f".{name}.parquet{STAGE}{os.getpid()}"
+        try:
+            pq.write_table(arrow, staged, compression="zstd")
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        tx[path] = staged
+        return path
     tmp = folder / f".{name}.parquet.tmp-{os.getpid()}"
     try:
         pq.write_table(arrow, tmp, compression="zstd")
@@ -251,6 +264,105 @@ def write_table(lake: str | os.PathLike, table: str, df: pl.DataFrame, name: str
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+# ------------------------------------------------------------------------------------------ transactions
+# An import writes several files; a kill between two renames would leave half an import. Inside
+# transaction() every file is staged first; a journal naming all of them is the commit point; the renames
+# follow, and recover() finishes them after a kill (or removes the staged files of an uncommitted import).
+JOURNAL = ".commit.json"
+LAKE_LOCK = ".lake.lock"
+STAGE = ".stage-"
+_TX: dict[str, dict[Path, Path]] = {}
+
+
+def _existing_merge_source(path: Path) -> Path:
+    """The file a write inside a transaction merges with: a file already staged for ``path``, else ``path``."""
+    for tx in _TX.values():
+        if path in tx:
+            return tx[path]
+    return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _roll_forward(root: Path) -> None:
+    """With the lake's lock held: finish a committed transaction, drop the files of an uncommitted one."""
+    journal = root / JOURNAL
+    if journal.exists():
+        try:
+            pairs = json.loads(journal.read_text())["renames"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{journal}: unreadable commit journal of an interrupted import ({exc}); "
+                            f"check the lake and remove the file") from None
+        for staged, final in pairs:
+            if (root / staged).exists():
+                os.replace(root / staged, root / final)
+        journal.unlink()
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if STAGE in f and f.startswith("."):
+                os.unlink(os.path.join(dirpath, f))
+    (root / f".{JOURNAL}.tmp").unlink(missing_ok=True)
+
+
+def recover(lake: str | os.PathLike) -> None:
+    """Before reading: finish an import that was killed while committing (nothing to do otherwise)."""
+    root = Path(lake)
+    if not (root / JOURNAL).exists():
+        return
+    from backtest.store import Lock
+
+    lock = Lock(root / LAKE_LOCK, f"data lake {root}", "wait for it to finish")
+    try:
+        _roll_forward(root)
+    finally:
+        lock.release()
+
+
+@contextmanager
+def transaction(lake: str | os.PathLike) -> Iterator[None]:
+    """Every ``write_table`` into ``lake`` inside this block lands together, or none does."""
+    from backtest.store import Lock
+
+    root = Path(lake)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data lake {root} is a file, not a folder; choose another lake folder")
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(root)
+    lock = Lock(root / LAKE_LOCK, f"data lake {root}", "wait for it to finish")
+    staged: dict[Path, Path] = {}
+    try:
+        _roll_forward(root)
+        _TX[key] = staged
+        try:
+            yield
+        finally:
+            _TX.pop(key, None)
+        if staged:
+            tmp = root / f".{JOURNAL}.tmp"
+            tmp.write_text(json.dumps({"renames": [[str(s.relative_to(root)), str(f.relative_to(root))]
+                                                   for f, s in staged.items()]}))
+            for s in staged.values():
+                _fsync(s)
+            _fsync(tmp)
+            os.replace(tmp, root / JOURNAL)          # the commit point
+            _roll_forward(root)
+    except BaseException:
+        for s in staged.values():
+            s.unlink(missing_ok=True)
+        raise
+    finally:
+        lock.release()
+        if created and not any(root.iterdir()):
+            root.rmdir()                         # a failed first import leaves no empty lake behind
 
 
 # ------------------------------------------------------------------------------------------------ read

@@ -95,7 +95,8 @@ def test_resume_after_a_change_starts_afresh(tmp_path):
     work = tmp_path / ".wsteth-aave-emode-loop.work"
     (work / "summary").mkdir(parents=True)
     (work / "state.json").write_text('{"sweep_hash": "something else"}')
-    res = backtest.run(LOOP, overrides=overrides(tmp_path), grids={"strategy.loops": [1, 2, 3]}, resume=True)
+    res = backtest.run(LOOP, overrides=overrides(tmp_path), grids={"strategy.loops": [1, 2, 3]}, resume=True,
+                       force=True)   # another configuration's result set is replaced only with force
     assert res["manifest"]["resumed_configs"] == 0 and res["summary"].height == 3
 
 
@@ -107,10 +108,10 @@ def test_summary_only_sweep_writes_no_timeseries(tmp_path):
 
 def test_a_second_writer_of_the_same_result_set_is_refused(tmp_path):
     from backtest.errors import InputError
-    from backtest.sweep import WorkDir
+    from backtest.store import Store
 
-    first = WorkDir(tmp_path / "x", "h", resume=False)
-    with pytest.raises(InputError, match="another run is writing"):
-        WorkDir(tmp_path / "x", "h", resume=False)
-    first.close()
-    WorkDir(tmp_path / "x", "h", resume=True).close()
+    first = Store(tmp_path / "x", ["h"], force=False)
+    with pytest.raises(InputError, match="another process"):
+        Store(tmp_path / "x", ["h"], force=False)
+    first.release()
+    Store(tmp_path / "x", ["h"], force=False).release()
