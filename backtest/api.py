@@ -35,7 +35,7 @@ def _load(config, overrides=None) -> Config:
 def _align(cfg: Config) -> Market:
     from backtest.data.align import align
 
-    return align(cfg)
+    return align(cfg, checks=True)      # refuse what `data check` calls an error in the window
 
 
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,

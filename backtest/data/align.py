@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,11 @@ class _Points:
     ts: np.ndarray
     values: dict[str, np.ndarray]
     files: list[str] = field(default_factory=list)
+    source: str | None = None       # the lake's source label when the table has one
+
+    @property
+    def label(self) -> str:
+        return f"{self.table} {self.key}" + (f" source={self.source}" if self.source else "")
 
     def info(self) -> SeriesInfo:
         gaps = np.diff(self.ts)
@@ -179,8 +185,14 @@ def check_coverage(table: str, key: str, ts: np.ndarray, start: int, end: int, m
 
 
 class _Aligner:
-    def __init__(self, lake: Path, start: int, end: int, block_time: int, chain: str = "ethereum"):
+    def __init__(self, lake: Path, start: int, end: int, block_time: int, chain: str = "ethereum",
+                 sources: Sequence[tuple[str, str]] = (), allow: Sequence[str] = (), checks: bool = True):
         self.lake = lake
+        self.sources = dict(sources)        # run.sources: "table key" -> the source to read
+        self.sources_used: set[str] = set()
+        self.allow = tuple(allow)           # run.allow: checks downgraded to warnings
+        self.checks = checks                # data check's rules on the window's points
+        self.labels: dict[str, str] = {}    # market array -> the lake series it came from
         self.chain = chain
         self.start = int(start)
         self.end = int(end)
@@ -210,17 +222,33 @@ class _Aligner:
         """
         if not _lake.has_table(self.con, table):
             return None
+        name = f"{table} {key}"
+        chosen = self.sources.get(name) if source else None
+        if chosen is not None:
+            self.sources_used.add(name)
+            filters = {**filters, "source": chosen}
         where, params = _lake.where_clause(filters)
         exprs = ", ".join(f"{expr} AS {name}" for name, expr in values)
         src = "source" if source else "NULL"
+        # the raw columns the expressions read and the key columns, for data check's rules on the window
+        schema = _lake.TABLES[table].names
+        raw = [c for c in schema if c not in ("ts", "block", "source")
+               and any(re.search(rf"\b{c}\b", e) for _, e in values)]
+        keys = [c for c in _lake.KEYS[table] if c != "source"]
+        extra = "".join(f', "{c}" AS "_r_{c}"' for c in dict.fromkeys(raw + keys))
         # only the rows that matter: from the last point at or before start (else the first point) to end
         tab = self.con.sql(
-            f"WITH s AS (SELECT ts, {exprs}, {src} AS _source, filename FROM {table} WHERE {where}), "
+            f"WITH s AS (SELECT ts, {exprs}, {src} AS _source, filename{extra} FROM {table} WHERE {where}), "
             f"b AS (SELECT coalesce((SELECT max(ts) FROM s WHERE ts <= ?), (SELECT min(ts) FROM s)) AS lo) "
             f"SELECT s.* FROM s, b WHERE s.ts >= b.lo AND (s.ts < ? OR s.ts = b.lo) ORDER BY s.ts, s.filename",
             params=[*params, self.start, self.end],
         ).to_arrow_table()
         if tab.num_rows == 0:
+            if chosen is not None:
+                have = self.con.sql(f"SELECT DISTINCT source FROM {table} WHERE {_lake.where_clause({k: v for k, v in filters.items() if k != 'source'})[0]} ORDER BY 1",
+                                    params=_lake.where_clause({k: v for k, v in filters.items() if k != 'source'})[1]).fetchall()
+                raise DataError(f"run.sources: \"{name}\" = \"{chosen}\": the lake at {self.lake} has no such source for "
+                                f"this series (its sources: {', '.join(str(r[0]) for r in have) or 'none'})")
             return None
         ts = tab.column("ts").to_numpy()
         p = int(np.searchsorted(ts, self.start, side="right")) - 1
@@ -229,19 +257,49 @@ class _Aligner:
         if hi <= lo:   # every point is at or after the end: keep the first so coverage can report it
             hi = lo + 1
         win = tab.slice(lo, hi - lo)
+        wts = win.column("ts").to_numpy()
+        src_name = None
         if source:
             sources = sorted(set(win.column("_source").to_pylist()))
             if len(sources) > 1:
-                raise DataError(
-                    f"{table} {key}: ambiguous, {len(sources)} sources inside the run window: "
-                    f"{', '.join(sources)} (keep one, or import them into separate lakes)"
-                )
-        wts = win.column("ts").to_numpy()
+                self._ambiguous(table, key, where, params, np.unique(wts), sources)
+            src_name = sources[0] if sources else None
+        self._check(table, key, src_name, win, raw + keys)
         keep = np.append(wts[1:] != wts[:-1], True)      # duplicate ts: the last row (file order) wins
         vals = {name: win.column(name).to_numpy(zero_copy_only=False)[keep].astype(np.float64)
                 for name, _ in values}
         files = sorted(set(win.column("filename").to_pylist()))
-        return _Points(table, key, wts[keep].astype(np.int64), vals, files)
+        return _Points(table, key, wts[keep].astype(np.int64), vals, files, src_name)
+
+    def _ambiguous(self, table: str, key: str, where: str, params: list, ts: np.ndarray, sources: list) -> None:
+        """Several sources for one series in the window: ambiguous only if the data covers the window at all
+        (else the coverage error says what is really wrong); the message says which key chooses one."""
+        spans = self.con.sql(f"SELECT source, min(ts), max(ts), count(*) FROM {table} WHERE {where} "
+                             f"GROUP BY source ORDER BY source", params=params).fetchall()
+        listed = "; ".join(f"{s} ({_iso(lo)} to {_iso(hi)}, {n} rows)" for s, lo, hi, n in spans)
+        try:
+            check_coverage(table, key, ts, self.start, self.end)
+        except DataError as exc:
+            raise DataError(f"{exc} (sources in the lake: {listed})") from None
+        raise DataError(
+            f"{table} {key}: ambiguous, {len(sources)} sources inside the run window: {', '.join(sources)} "
+            f"(window {_iso(self.start)} to {_iso(self.end)}; in the lake: {listed}); choose one with "
+            f"run.sources = {{ \"{table} {key}\" = \"{sources[0]}\" }} (or import them into separate lakes)")
+
+    def _check(self, table: str, key: str, source: str | None, win: pa.Table, cols: list[str]) -> None:
+        """data check's error rules on the raw points of the window (duplicates kept): a DataError naming the
+        series, the first bad time and value, unless run.allow downgrades it."""
+        from backtest.data.check import check_window
+
+        if not self.checks or table not in ("prices", "exchange_rates", "oracle_prices", "rates", "market_params",
+                                            "gas"):
+            return
+        import polars as pl
+
+        frame = pl.from_arrow(pa.table({"ts": win.column("ts"), "filename": win.column("filename"),
+                                        **{c: win.column(f"_r_{c}") for c in dict.fromkeys(cols)}}))
+        check_window(table, key, source, frame, start=self.start, end=self.end, allow=self.allow,
+                     lake=str(self.lake))
 
     def require(self, pts: _Points | None, table: str, key: str) -> _Points:
         if pts is None:
@@ -259,6 +317,7 @@ class _Aligner:
 
         With ``max_age``, a block whose latest point is older than ``max_age`` seconds gets NaN.
         """
+        self.labels[name] = pts.label
         self.pending.append((name, pts, max_age))
 
     def join(self) -> dict[str, np.ndarray]:
@@ -338,8 +397,11 @@ class _Aligner:
 
 
 # ------------------------------------------------------------------------------------------- align
-def align(config: Config) -> Market:
+def align(config: Config, checks: bool = False) -> Market:
     """Build the aligned :class:`Market` of ``config`` from its lake (``config.run.data``).
+
+    With ``checks`` (what run, sweep and the API use) the points of the window are held to ``data check``'s
+    error rules first (:func:`backtest.data.check.check_window`; ``run.allow`` downgrades named ones).
 
     See the module docstring for the series read, the coverage rules and the fallbacks. Config overrides
     (market.ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, borrow_rate,
@@ -351,7 +413,8 @@ def align(config: Config) -> Market:
     if not lake.is_dir():
         raise DataError(f"data lake not found: {lake} (run.data); create one with `backtest data synth` "
                         "or `backtest data import`")
-    al = _Aligner(lake, run.start, run.end, run.block_time, run.chain)
+    al = _Aligner(lake, run.start, run.end, run.block_time, run.chain, sources=run.sources, allow=run.allow,
+                  checks=checks)
     try:
         n = al.n
         debt, proto = mk.debt, mk.protocol
@@ -479,11 +542,20 @@ def align(config: Config) -> Market:
             supply = np.zeros(n)
         else:
             supply = const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"]
+        unused = sorted(set(al.sources) - al.sources_used)
+        if unused:
+            raise DataError(f"run.sources: {', '.join(repr(u) for u in unused)} is not a series this run reads with "
+                            f"several sources (it reads: {', '.join(i.table + ' ' + i.key for i in al.series)})")
         block = al.blocks()
         xrate, slash = _slashes(al, coll, arr["xrate.v"])
         reward = None
         if reward_value != "zero":
             reward = _reward_series(al, rw, coll, arr)
+        labels = {"price": al.labels.get("price"), "xrate": al.labels.get("xrate"),
+                  "hold_price": al.labels.get("hprice"), "hold_xrate": al.labels.get("hxrate")}
+        for name, attr in (("ltv", "ltv"), ("lt", "liquidation_threshold")):
+            labels[name] = (f"market.{attr} = {overrides[name]:g} (config)" if overrides[name] is not None
+                            else al.labels.get("par", "market_params (defaults)"))
         market = Market(
             ts=al.ts, block=block, price=arr["price.v"], xrate=xrate, reward=reward, slash=slash,
             hold_price=arr["hprice.v"] if restaked else None, hold_xrate=arr["hxrate.v"] if restaked else None,
@@ -498,6 +570,7 @@ def align(config: Config) -> Market:
     market = apply_scenarios(market, config.scenarios, collateral=coll, debt=mk.debt, hold=mk.collateral)
     if adaptive:
         market = apply_irm(market, mk.rate_at_target if mk.rate_at_target is not None else IRM_INITIAL_RATE)
+    _check_arrays(market, labels, config.scenarios)
     if capo_pre is not None:
         market.capo_pre_ts, market.capo_pre_xrate = capo_pre
     return market
@@ -520,6 +593,22 @@ def _capo_history(al: _Aligner, token: str, source: str | None, age: int) -> tup
                         f"the run later")
     keep = np.append(ts[1:] != ts[:-1], True)        # duplicate ts: the last row wins, as in the window
     return ts[keep], rate[keep]
+
+
+def _check_arrays(market: Market, labels: dict[str, str | None], scenarios) -> None:
+    """Every block needs a positive, finite price, exchange rate and LTV / LT: name the lake series and the
+    first block time that has none (what a run.allow-ed NaN, or an overlay, leaves behind)."""
+    for name, label in labels.items():
+        arr = getattr(market, name, None)
+        if arr is None or label is None:
+            continue
+        bad = ~np.isfinite(arr) | (arr <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            why = " after the [[scenario]] overlays" if scenarios and name in ("price", "hold_price") else ""
+            raise DataError(f"{label}: the value read at block time {_dt.datetime.fromtimestamp(int(market.ts[i]), _dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} is {float(arr[i]):.6g}{why} "
+                            f"({int(bad.sum())} of {arr.size} blocks); the replay needs a positive, finite {name} "
+                            f"at every block: fix the series in the lake (run.allow cannot downgrade this)")
 
 
 _PER_SECOND = ("amount / CASE WHEN lower(unit) LIKE '%year%' THEN 31536000.0 "

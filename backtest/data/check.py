@@ -10,7 +10,8 @@ Errors (``backtest data check`` exits 1):
 - timestamps that are not increasing inside a file (non-monotonic) or repeated with different values
   (duplicates), timestamps that look like milliseconds or lie before 2009 / after 2100;
 - gaps longer than ``max_gap`` (default 3 days, the replay's own limit) or than ``gap_factor`` × the
-  series' resolution, whichever is longer;
+  series' resolution, whichever is longer (without a window, gaps over ``segment_gap``, 30 days, separate
+  periods stored side by side, such as the bundled lake's scenario years: a warning listing them);
 - non-positive prices / exchange rates / indices, negative rates / gas / utilization, non-finite values;
 - absurd moves between consecutive points: a price of a USD-quoted series more than doubling or halving,
   any other price (a peg ratio such as stETH/ETH, an LST/ETH oracle) or an exchange rate moving by more than
@@ -30,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -43,6 +45,8 @@ from backtest.data import lake as _lake
 
 DAY = 86400
 MAX_GAP = 3 * DAY
+#: without a window, a gap this long separates periods imported on their own (a warning listing them)
+SEGMENT_GAP = 30 * DAY
 #: symbols whose price in ETH should sit near 1 (LSTs/LRTs and ETH itself)
 ETH_LIKE = frozenset({"ETH", "WETH", "stETH", "wstETH", "weETH", "eETH", "rETH", "cbETH", "osETH", "ezETH", "rsETH",
                       "rswETH", "ETHx", "tETH", "sfrxETH", "frxETH", "swETH", "pufETH", "mETH", "ankrETH"})
@@ -74,6 +78,8 @@ class Issue:
     severity: str            # "error" | "warning"
     kind: str                # gap, duplicate, non-monotonic, non-positive, jump, unit, schema, ...
     message: str
+    ts: int | None = None    # the first bad point (what `run` names when it refuses the series)
+    value: float | None = None
 
 
 @dataclass
@@ -88,8 +94,9 @@ class SeriesCheck:
     files: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
 
-    def add(self, severity: str, kind: str, message: str) -> None:
-        self.issues.append(Issue(severity, kind, message))
+    def add(self, severity: str, kind: str, message: str, ts=None, value=None) -> None:
+        self.issues.append(Issue(severity, kind, message, None if ts is None else int(ts),
+                                 None if value is None else float(value)))
 
     @property
     def errors(self) -> list[Issue]:
@@ -185,8 +192,15 @@ def _key_text(table: str, row: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------ checks
 def check_lake(lake: str | os.PathLike, *, max_gap: float = MAX_GAP, gap_factor: float = 10.0,
-               warn_factor: float = 4.0, max_jump: float = 0.20, warn_jump: float = 0.05) -> CheckReport:
-    """Check every series of the lake at ``lake``; see the module docstring for what is checked."""
+               warn_factor: float = 4.0, max_jump: float = 0.20, warn_jump: float = 0.05,
+               start: int | None = None, end: int | None = None, segment_gap: float = SEGMENT_GAP) -> CheckReport:
+    """Check every series of the lake at ``lake``; see the module docstring for what is checked.
+
+    With ``start`` / ``end`` only the points a replay of that window reads are checked (per series: from
+    its last point at or before ``start`` to its last point before ``end``); series with none are left out,
+    and every gap in what remains is judged by ``max_gap`` (no ``segment_gap``: the replay would cross it)."""
+    if start is not None or end is not None:
+        segment_gap = math.inf
     root = Path(lake)
     report = CheckReport(str(root))
     if not root.is_dir():
@@ -214,32 +228,49 @@ def check_lake(lake: str | os.PathLike, *, max_gap: float = MAX_GAP, gap_factor:
         keys = _keys(table)
         groups = all_rows.group_by(keys, maintain_order=True) if keys else [((), all_rows)]
         for _, g in groups:
+            g = window_rows(g, start, end)
+            if not g.height:
+                continue
             row = g.row(0, named=True)
             sc = SeriesCheck(table, _key_text(table, row), row.get("source"), g.height, None, None, None,
                              sorted(g["_file"].unique().to_list()))
             _check_series(sc, table, g, max_gap=max_gap, gap_factor=gap_factor, warn_factor=warn_factor,
-                          max_jump=max_jump, warn_jump=warn_jump)
+                          max_jump=max_jump, warn_jump=warn_jump, segment_gap=segment_gap)
             report.series.append(sc)
     report.series.sort(key=lambda s: (s.table, s.key, s.source or ""))
     return report
+
+
+def window_rows(g: pl.DataFrame, start: int | None, end: int | None) -> pl.DataFrame:
+    """The rows of one series a replay of [start, end) reads: from the last point at or before ``start``
+    (the value in force at the first block) to the last point before ``end``."""
+    if start is not None:
+        before = g.filter(pl.col("ts") <= start)["ts"]
+        lo = before.max() if before.len() else None
+        if lo is None:
+            lo = g["ts"].min()
+        g = g.filter(pl.col("ts") >= lo)
+    if end is not None:
+        g = g.filter(pl.col("ts") < end)
+    return g
 
 
 _VALUE = {"prices": "price", "exchange_rates": "rate", "oracle_prices": "price"}
 
 
 def _check_series(sc: SeriesCheck, table: str, g: pl.DataFrame, *, max_gap: float, gap_factor: float,
-                  warn_factor: float, max_jump: float, warn_jump: float) -> None:
+                  warn_factor: float, max_jump: float, warn_jump: float, segment_gap: float = math.inf) -> None:
     ts_all = g["ts"].to_numpy()
     sc.first_ts, sc.last_ts = int(ts_all.min()), int(ts_all.max())
     # times that cannot be epoch seconds
     ms = ts_all > 1e11
     if ms.any():
         sc.add("error", "unit", f"{int(ms.sum())} ts value(s) look like milliseconds (e.g. {int(ts_all[ms][0])}); "
-                                "the lake stores epoch seconds")
+                                "the lake stores epoch seconds", ts_all[ms][0], ts_all[ms][0])
     old = ts_all < 1_230_000_000
     if old.any():
         sc.add("error", "time", f"{int(old.sum())} ts value(s) before 2009 (e.g. {int(ts_all[old][0])}): "
-                                "not epoch seconds?")
+                                "not epoch seconds?", ts_all[old][0], ts_all[old][0])
     # order inside each file (write_table keeps files sorted; a hand-made or appended file may not be)
     for f, fg in g.group_by("_file", maintain_order=True):
         t = fg.sort("_row")["ts"].to_numpy()
@@ -258,16 +289,21 @@ def _check_series(sc: SeriesCheck, table: str, g: pl.DataFrame, *, max_gap: floa
         files = dup["_file"].n_unique()
         if conflicting:
             first = int(distinct.filter(pl.col("ts").is_duplicated())["ts"].min())
+            at = distinct.filter(pl.col("ts") == first)
+            vals = [at[c].to_list() for c in value_cols if at[c].n_unique() > 1]
+            shown = ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in (vals[0] if vals else []))
             sc.add("error", "duplicate", f"{n_ts} timestamp(s) appear more than once with different values (first "
-                                         f"{_iso(first)}; files: {', '.join(sorted(dup['_file'].unique()))})")
+                                         f"{_iso(first)}: {shown}; files: {', '.join(sorted(dup['_file'].unique()))})",
+                   first, next((x for x in (vals[0] if vals else []) if isinstance(x, (int, float))), None))
         elif files > 1 and dup.group_by("ts").agg(pl.col("_file").n_unique()).get_column("_file").max() > 1:
             sc.add("warning", "duplicate", f"{n_ts} timestamp(s) stored identically in several files "
                                            f"({', '.join(sorted(dup['_file'].unique()))}): imported twice under "
                                            "different names?")
         else:
             sc.add("error", "duplicate", f"{n_ts} timestamp(s) repeated inside one file (first "
-                                         f"{_iso(int(dup['ts'].min()))})")
-    if len(sc.files) > 1:
+                                         f"{_iso(int(dup['ts'].min()))})", int(dup['ts'].min()))
+    anchors = table == "blocks"     # (ts, block) anchors: any file, any spacing; each point is true on its own
+    if len(sc.files) > 1 and not anchors:
         spans = g.group_by("_file").agg(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi")).sort("lo")
         lo, hi = spans["lo"].to_numpy(), spans["hi"].to_numpy()
         if (lo[1:] <= np.maximum.accumulate(hi)[:-1]).any():
@@ -279,9 +315,17 @@ def _check_series(sc: SeriesCheck, table: str, g: pl.DataFrame, *, max_gap: floa
     pos = gaps[gaps > 0]
     res = float(np.median(pos)) if pos.size else None
     sc.resolution_s = res
-    if res is not None and table != "market_params":   # market_params is a step function: no gaps
+    if res is not None and table != "market_params" and not anchors:   # market_params is a step function
         limit = max(max_gap, gap_factor * res)
-        big = np.nonzero(gaps > limit)[0]
+        seg = np.nonzero(gaps > max(limit, segment_gap))[0]
+        if seg.size:
+            # separate periods (the bundled lake's scenario years): no replay crosses them (its 3-day coverage
+            # rule refuses that), a windowed check calls them errors
+            spans = ", ".join(f"{_iso(a)[:10]} to {_iso(b)[:10]}" for a, b in
+                              zip(np.append(t[0], t[seg + 1]), np.append(t[seg], t[-1])))
+            sc.add("warning", "segments", f"{seg.size + 1} separate periods ({spans}): a replay window must lie "
+                                          f"inside one")
+        big = np.nonzero((gaps > limit) & (gaps <= max(limit, segment_gap)))[0]
         if big.size:
             worst = int(big[np.argmax(gaps[big])])
             sc.add("error", "gap", f"{big.size} gap(s) longer than {_dur(limit)}; longest {_dur(gaps[worst])} from "
@@ -302,9 +346,19 @@ def _finite(sc: SeriesCheck, s: pl.DataFrame, col: str) -> np.ndarray:
     v = s[col].to_numpy().astype(np.float64)
     bad = s[col].is_not_null().to_numpy() & ~np.isfinite(v)
     if bad.any():
-        sc.add("error", "non-finite", f"{col}: {int(bad.sum())} NaN/inf value(s), first at "
-                                      f"{_iso(s['ts'][int(np.argmax(bad))])}")
+        i = int(np.argmax(bad))
+        sc.add("error", "non-finite", f"{col}: {int(bad.sum())} NaN/inf value(s) of {v.size}, first at "
+                                      f"{_iso(s['ts'][i])}", s['ts'][i], v[i])
     return v
+
+
+def _first(s: pl.DataFrame, v: np.ndarray, mask: np.ndarray | None = None) -> tuple[int | None, float | None]:
+    """(ts, value) of the first point where ``mask`` holds (default: the first finite point)."""
+    m = np.isfinite(v) if mask is None else (mask & np.isfinite(v))
+    if not m.any():
+        return None, None
+    i = int(np.argmax(m))
+    return int(s["ts"][i]), float(v[i])
 
 
 def _jumps(sc: SeriesCheck, s: pl.DataFrame, v: np.ndarray, bound: float, warn: float | None, what: str) -> None:
@@ -317,8 +371,11 @@ def _jumps(sc: SeriesCheck, s: pl.DataFrame, v: np.ndarray, bound: float, warn: 
     hard = np.nonzero(np.abs(d) > math.log1p(bound))[0]
     if hard.size:
         i = int(hard[np.argmax(np.abs(d[hard]))])
+        j = int(hard[0])
         sc.add("error", "jump", f"{hard.size} move(s) of more than {bound:.0%} between consecutive points "
-                                f"({what}); largest {math.expm1(d[i]):+.1%} from {_iso(t[i])} to {_iso(t[i + 1])}")
+                                f"({what}); largest {math.expm1(d[i]):+.1%} from {_iso(t[i])} to {_iso(t[i + 1])}; "
+                                f"first {math.exp(lv[j]):.6g} -> {math.exp(lv[j + 1]):.6g} at {_iso(t[j + 1])}",
+               t[j + 1], math.exp(lv[j + 1]))
     if warn is not None:
         soft = np.nonzero((np.abs(d) > math.log1p(warn)) & (np.abs(d) <= math.log1p(bound)))[0]
         if soft.size:
@@ -331,8 +388,9 @@ def _check_price(sc: SeriesCheck, s: pl.DataFrame, *, max_jump: float, warn_jump
     v = _finite(sc, s, "price")
     bad = np.isfinite(v) & (v <= 0)
     if bad.any():
-        sc.add("error", "non-positive",
-               f"{int(bad.sum())} price(s) <= 0, first at {_iso(s['ts'][int(np.argmax(bad))])}")
+        i = int(np.argmax(bad))
+        sc.add("error", "non-positive", f"{int(bad.sum())} price(s) <= 0, first at {_iso(s['ts'][i])}",
+               s['ts'][i], v[i])
     row = s.row(0, named=True)
     base = row.get("base") or row.get("asset")
     quote = row["quote"]
@@ -342,24 +400,25 @@ def _check_price(sc: SeriesCheck, s: pl.DataFrame, *, max_jump: float, warn_jump
         _jumps(sc, s, v, 1.0, None, "USD price")
         if base in ("ETH", "WETH") and not (10 <= med <= 1e6):
             sc.add("error", "unit", f"median ETH/USD price {med:.4g}: not a USD price of ETH (ETH-quoted or "
-                                    "wei?)")
+                                    "wei?)", *_first(s, v))
     else:
         _jumps(sc, s, v, max_jump, warn_jump if eth_quote and base in ETH_LIKE else None, f"{base}/{quote}")
         if eth_quote and base in ETH_LIKE and not (0.5 <= med <= 3.0):
             sc.add("error", "unit", f"median {base}/{quote} {med:.4g} is far from 1: a USD price or a wei amount "
-                                    f"under an ETH label?")
+                                    f"under an ETH label?", *_first(s, v))
 
 
 def _check_rate_series(sc: SeriesCheck, s: pl.DataFrame, *, max_jump: float, warn_jump: float) -> None:
     v = _finite(sc, s, "rate")
     bad = np.isfinite(v) & (v <= 0)
     if bad.any():
-        sc.add("error", "non-positive", f"{int(bad.sum())} exchange rate(s) <= 0, first at "
-                                        f"{_iso(s['ts'][int(np.argmax(bad))])}")
+        i = int(np.argmax(bad))
+        sc.add("error", "non-positive", f"{int(bad.sum())} exchange rate(s) <= 0, first at {_iso(s['ts'][i])}",
+               s['ts'][i], v[i])
     med = float(np.nanmedian(v)) if v.size else float("nan")
     if not (0.5 <= med <= 5.0):
         sc.add("error", "unit", f"median exchange rate {med:.4g}: an LST/LRT redemption rate is ~1-2 (1e18-scaled "
-                                "or a USD price?)")
+                                "or a USD price?)", *_first(s, v))
     _jumps(sc, s, v, max_jump, None, "exchange rate")
     ok = np.isfinite(v) & (v > 0)
     d = np.diff(v[ok])
@@ -374,17 +433,20 @@ def _check_rate_series(sc: SeriesCheck, s: pl.DataFrame, *, max_jump: float, war
 
 def _check_rates(sc: SeriesCheck, s: pl.DataFrame, **_) -> None:
     for col in ("supply_apr", "borrow_apr"):
+        if col not in s.columns:
+            continue
         v = _finite(sc, s, col)
         fin = v[np.isfinite(v)]
         if not fin.size:
             continue
         neg = fin < 0
         if neg.any():
-            sc.add("error", "negative", f"{col}: {int(neg.sum())} negative value(s), min {fin.min():.4g}")
+            sc.add("error", "negative", f"{col}: {int(neg.sum())} negative value(s), min {fin.min():.4g}",
+                   *_first(s, v, v < 0))
         med = float(np.median(fin))
         if med > 1.0:
             sc.add("error", "unit", f"{col}: median {med:.4g} means {med:.0%}/yr: percent stored as a fraction "
-                                    f"({med:g} should be {med / 100:g})?")
+                                    f"({med:g} should be {med / 100:g})?", *_first(s, v, v > 1.0))
         elif (fin > 1.0).any():
             sc.add("warning", "spike", f"{col}: {int((fin > 1.0).sum())} value(s) above 100 %/yr (max {fin.max():.4g})")
     if "utilization" in s.columns:
@@ -425,15 +487,17 @@ def _check_params(sc: SeriesCheck, s: pl.DataFrame, **_) -> None:
 
 def _check_gas(sc: SeriesCheck, s: pl.DataFrame, **_) -> None:
     for col in ("base_fee_gwei", "priority_fee_gwei"):
+        if col not in s.columns:
+            continue
         v = _finite(sc, s, col)
         fin = v[np.isfinite(v)]
         if not fin.size:
             continue
         if (fin < 0).any():
-            sc.add("error", "negative", f"{col}: {int((fin < 0).sum())} negative value(s)")
+            sc.add("error", "negative", f"{col}: {int((fin < 0).sum())} negative value(s)", *_first(s, v, v < 0))
         med = float(np.median(fin))
         if med > 1e5:
-            sc.add("error", "unit", f"{col}: median {med:.4g} gwei: wei stored as gwei?")
+            sc.add("error", "unit", f"{col}: median {med:.4g} gwei: wei stored as gwei?", *_first(s, v, v > 1e5))
         elif col == "base_fee_gwei" and 0 < med < 1e-3:
             sc.add("warning", "unit", f"{col}: median {med:.3g} gwei is implausibly small (ETH stored as gwei?)")
 
@@ -447,8 +511,69 @@ def _check_blocks(sc: SeriesCheck, s: pl.DataFrame, **_) -> None:
                                          f"first at {_iso(t[back[0] + 1])}")
 
 
+# ------------------------------------------------------------------------------------------ the replay's gate
+#: the error kinds a replay refuses (``data check``'s errors on the points it reads); a gap is left to the
+#: replay's own coverage rule, which is stricter (3 days whatever the resolution)
+RUN_KINDS = ("duplicate", "non-finite", "non-positive", "negative", "unit", "time", "jump", "range")
+#: tables whose values a replay reads through a checker
+RUN_TABLES = ("prices", "exchange_rates", "oracle_prices", "rates", "market_params", "gas")
+
+
+class DataWarning(UserWarning):
+    """A check that ``run.allow`` downgraded: the replay goes on and says so."""
+
+
+def iso_utc(ts: int | None) -> str:
+    if ts is None:
+        return "?"
+    return _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def allow_tag(kind: str, table: str, key: str) -> str:
+    """The ``run.allow`` entry that downgrades ``kind`` on one series, e.g. ``jump:exchange_rates wstETH``."""
+    return f"{kind}:{table} {key}"
+
+
+def check_window(table: str, key: str, source: str | None, rows: pl.DataFrame, *, start: int, end: int,
+                 allow: Iterable[str] = (), lake: str = "data") -> list[str]:
+    """Refuse (DataError) the first ``data check`` error in the points of one series a replay reads.
+
+    ``rows``: the window's raw rows (``ts``, the value columns read, the key columns, ``filename``) in time
+    order, duplicates kept. Errors downgraded by ``allow`` (entries as :func:`allow_tag`) are issued as a
+    :class:`DataWarning` and returned as text."""
+    from backtest.errors import DataError
+
+    if table not in RUN_TABLES or not rows.height:
+        return []
+    g = rows.rename({"filename": "_file"}) if "filename" in rows.columns else rows.with_columns(pl.lit("?").alias("_file"))
+    g = g.with_columns(pl.int_range(pl.len()).alias("_row"))
+    sc = SeriesCheck(table, key, source, g.height, None, None, None, sorted(g["_file"].unique().to_list()))
+    _check_series(sc, table, g, max_gap=float("inf"), gap_factor=10.0, warn_factor=float("inf"),
+                  max_jump=0.20, warn_jump=0.05)
+    label = f"{table} {key}" + (f" source={source}" if source else "")
+    allowed = set(allow)
+    warned = []
+    for i in sc.errors:
+        if i.kind not in RUN_KINDS:
+            continue
+        tag = allow_tag(i.kind, table, key)
+        at = f"first bad point {iso_utc(i.ts)}" + ("" if i.value is None else f" value {i.value:.6g}")
+        if tag in allowed:
+            text = f"{label}: {i.message}; {at} (replayed anyway: run.allow has \"{tag}\")"
+            warnings.warn(text, DataWarning, stacklevel=2)
+            warned.append(text)
+            continue
+        raise DataError(
+            f"{label}: {i.kind} error in the run window {iso_utc(start)} to {iso_utc(end)}: {i.message}; {at}. "
+            f"Fix or re-import the series (`backtest data check --lake {lake} --start {iso_utc(start)[:10]} "
+            f"--end {iso_utc(end)[:10]}` lists every problem), or, if the data is right, add \"{tag}\" to "
+            f"run.allow to replay it with a warning")
+    return warned
+
+
 def check_lakes(lakes: Iterable[str | os.PathLike], **kw) -> list[CheckReport]:
     return [check_lake(lk, **kw) for lk in lakes]
 
 
-__all__ = ["CheckReport", "Issue", "SeriesCheck", "check_lake", "MAX_GAP"]
+__all__ = ["CheckReport", "DataWarning", "Issue", "SeriesCheck", "RUN_KINDS", "allow_tag", "check_lake",
+           "check_window", "MAX_GAP"]
