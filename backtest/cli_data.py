@@ -137,7 +137,8 @@ def _net(f):
 @data.command("import")
 @click.argument("source")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--into", "lake", type=click.Path(file_okay=False), default=None,
+              help="the lake to write into (required: no default writes into the bundled demo lake)")
 @click.option("--table", default=None, help="target table (csv, dune)")
 @click.option("--map", "maps", multiple=True, metavar="COL=SRC[:UNIT]",
               help="lake column <- file column, with an optional unit (ms, wei, gwei, ray, percent, bps, apy...)")
@@ -161,12 +162,18 @@ def data_import(source, files, lake, table, maps, sets, quiet):
         raise InputError(f"unknown import source {source!r}; choose one of:\n{lines}")
     if not files:
         raise InputError(f"data import {source}: give at least one FILE")
+    if lake is None:
+        # the bundled data/ is the synthetic demo lake: real imports go into a lake the user names
+        raise InputError(f"data import {source}: --into DIR is required (the lake to write into, e.g. --into "
+                         "lake; nothing was written)")
     from backtest.data.lake import transaction
 
     with transaction(Path(lake)):        # all files of the import land together, even after a kill
         report = import_files(source, list(files), Path(lake), table=table,
                               mapping=parse_mapping(maps) or None, sets=_pairs(sets, "--set") or None)
     _echo_report(report, quiet)
+    if not quiet:
+        click.echo(f"lake: {Path(lake).resolve()}")
 
 
 # ------------------------------------------------------------------------------------------------ derive
@@ -335,6 +342,12 @@ def fetch_rpc_cmd(what, blocks, single, rpc_url_env, address, asset, symbol, aav
 
 
 # ------------------------------------------------------------------------------------------------ check
+def _iso_day(ts: int | None) -> str:
+    if ts is None:
+        return "..."
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _duration(text: str) -> float:
     t = text.strip().lower()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -347,18 +360,41 @@ def _duration(text: str) -> float:
 
 
 @data.command("check")
-@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--lake", type=click.Path(file_okay=False), default=None, help="the lake (default: data, or the "
+              "config's run.data)")
+@click.option("--start", default=None, help="check only what a replay from this UTC date reads")
+@click.option("--end", default=None, help="... to this UTC date")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="the window (and lake) of a run config: what `backtest run CONFIG` would read")
 @click.option("--max-gap", default="3d", show_default=True, help="longest gap allowed (and 10x the resolution)")
 @click.option("--max-jump", type=float, default=0.20, show_default=True,
               help="largest move between consecutive points of a peg ratio / exchange rate")
 @click.option("--quiet", is_flag=True, help="only the problems and the totals")
-def data_check(lake, max_gap, max_jump, quiet):
-    """Check every series: span, resolution, gaps, order, duplicates, values, units. Exit 1 on errors."""
+def data_check(lake, start, end, config, max_gap, max_jump, quiet):
+    """Check every series: span, resolution, gaps, order, duplicates, values, units. Exit 1 on errors.
+
+    With --start/--end (or --config) only the points a replay of that window reads are checked, by the
+    rules `backtest run` refuses on."""
     from backtest.data.check import check_lake
 
+    lo = _when(start, "--start") if start is not None else None
+    hi = _when(end, "--end") if end is not None else None
+    if config is not None:
+        from backtest.config import load_config
+
+        if start is not None or end is not None:
+            raise InputError("--config gives the window: use it or --start/--end, not both")
+        cfg = load_config(Path(config))
+        lo, hi = cfg.run.start, cfg.run.end
+        lake = lake if lake is not None else str(cfg.run.data)
+    lake = lake if lake is not None else "data"
+    if lo is not None and hi is not None and hi <= lo:
+        raise InputError(f"--end {end or hi} must be after --start {start or lo}")
     if not Path(lake).is_dir():
         raise InputError(f"{lake}: no such lake folder")
-    rep = check_lake(Path(lake), max_gap=_duration(max_gap), max_jump=max_jump)
+    rep = check_lake(Path(lake), max_gap=_duration(max_gap), max_jump=max_jump, start=lo, end=hi)
+    if lo is not None or hi is not None:
+        click.echo(f"window: {_iso_day(lo)} to {_iso_day(hi)} (the points a replay of it reads)")
     for line in rep.lines():
         if quiet and line.rstrip().endswith(" ok"):
             continue

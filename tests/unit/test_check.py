@@ -153,3 +153,76 @@ def test_unreadable_or_wrong_schema_files_are_errors(clean):
     assert rep.errors == 2
     r = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean / "nope")])
     assert r.exit_code == 2 and "no such lake folder" in r.output
+
+
+# ------------------------------------------------------------------------------------------ windows (issue 8)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_bundled_lake_passes_its_own_check():
+    # its scenario years are separate periods (a warning listing them), not a 610-day "gap" error
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(ROOT / "data")])
+    assert r.exit_code == 0, r.output
+    assert "0 error(s)" in r.output and "2 separate periods (2022-05-01 to 2022-09-29, 2024-06-01 to" in r.output
+
+
+def spiked(clean: Path) -> Path:
+    """The clean lake with one 10x exchange-rate point at T0 + 100 h (2024-01-05 04:00 UTC)."""
+    rate = 1.18 + 1e-6 * np.arange(N)
+    rate[100] *= 10
+    raw(clean, "exchange_rates", "xr", pl.DataFrame({
+        "ts": T0 + np.arange(N) * H, "token": "wstETH", "underlying": "ETH", "rate": rate, "source": "test"}))
+    return clean
+
+
+def test_a_window_checks_only_the_points_a_replay_of_it_reads(clean):
+    spiked(clean)
+    whole = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean)])
+    assert whole.exit_code == 1 and "jump" in whole.output
+    # the window 2024-01-01 to 2024-01-04 reads points up to T0 + 71 h: the spike at T0 + 100 h is not in it
+    before = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean), "--start", "2024-01-01",
+                                      "--end", "2024-01-04"])
+    assert before.exit_code == 0, before.output
+    assert "window: 2024-01-01 00:00 UTC to 2024-01-04 00:00 UTC" in before.output
+    # a window from T0 + 102 h reads the point in force at its start (T0 + 102 h) onwards: clean again
+    after = check_lake(clean, start=T0 + 102 * H, end=T0 + 150 * H)
+    assert after.errors == 0 and after.find("exchange_rates", "wstETH/ETH").rows == 48   # 102 h .. 149 h
+    # a window from T0 + 100 h starts on the spike (100 -> 101 is a jump back down)
+    assert check_lake(clean, start=T0 + 100 * H, end=T0 + 150 * H).errors == 1
+
+
+def test_the_window_can_come_from_a_run_config(clean, tmp_path):
+    spiked(clean)
+    cfg = tmp_path / "loop.toml"
+    cfg.write_text((ROOT / "examples" / "loop.toml").read_text()
+                   .replace('data   = "data"', f'data   = "{clean.as_posix()}"')
+                   .replace('start  = "2024-06-01"', 'start  = "2024-01-05"')
+                   .replace('end    = "2025-06-01"', 'end    = "2024-01-06"'))
+    r = CliRunner().invoke(cli, ["data", "check", "--config", str(cfg)])
+    assert r.exit_code == 1 and "jump" in r.output and "window: 2024-01-05 00:00 UTC" in r.output, r.output
+
+
+@pytest.mark.parametrize("args, part", [
+    (["--start", "2024-13-01"], "--start '2024-13-01': expected a UTC date"),
+    (["--start", "2024-02-01", "--end", "2024-01-01"], "--end 2024-01-01 must be after --start 2024-02-01"),
+    (["--config", "loop.toml", "--start", "2024-01-01"], "--config gives the window"),
+])
+def test_a_bad_window_is_an_input_error(clean, tmp_path, args, part):
+    (tmp_path / "loop.toml").write_text((ROOT / "examples" / "loop.toml").read_text())
+    args = [str(tmp_path / a) if a == "loop.toml" else a for a in args]
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean), *args])
+    assert r.exit_code == 2 and part in r.output, r.output
+
+
+def test_data_import_needs_into_and_writes_nothing_without_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "quotes.csv"
+    f.write_text("time,close\n1704067200,1.18\n1704070800,1.181\n")
+    args = ["data", "import", "csv", str(f), "--table", "prices", "--map", "ts=time", "--map", "price=close",
+            "--set", "base=wstETH", "--set", "quote=WETH", "--set", "source=test"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "--into DIR is required" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quotes.csv"]         # no data/ folder appeared
+    r = CliRunner().invoke(cli, [*args, "--into", "mylake"])
+    assert r.exit_code == 0, r.output
+    assert f"lake: {tmp_path / 'mylake'}" in r.output and (tmp_path / "mylake" / "prices").is_dir()
