@@ -38,7 +38,12 @@ next change): it must have a point at or before ``run.start``; no point may be f
 :data:`MAX_GAP` (3 days) without a newer point while inside the window, which covers both internal gaps and a
 last point more than 3 days before ``run.end``. Violations are DataErrors naming the table, the series key
 and the dates. Several ``source`` values for one key inside the window are ambiguous (DataError listing
-them). The optional ``eth_usd`` is NaN wherever its last point is more than 3 days old.
+them with their spans and the ``run.sources = { "prices ETH/USD" = "coingecko" }`` entry that picks one),
+unless the window is not covered at all (then the coverage error, with the sources' spans). With
+``align(config, checks=True)`` (run, sweep, the API) the window's raw points are first held to ``data check``'s
+error rules (:func:`backtest.data.check.check_window`, ``run.allow`` downgrades named ones), and the block
+arrays that must be positive (price, exchange rate, LTV, LT) are checked last, naming the lake series and block
+time. The optional ``eth_usd`` is NaN wherever its last point is more than 3 days old.
 
 Market parameters come from the lake where it has rows for the key; defaults from :mod:`backtest.params`
 fill the time before the lake's first row and any null ``protocol_fee``.
@@ -245,8 +250,8 @@ class _Aligner:
         ).to_arrow_table()
         if tab.num_rows == 0:
             if chosen is not None:
-                have = self.con.sql(f"SELECT DISTINCT source FROM {table} WHERE {_lake.where_clause({k: v for k, v in filters.items() if k != 'source'})[0]} ORDER BY 1",
-                                    params=_lake.where_clause({k: v for k, v in filters.items() if k != 'source'})[1]).fetchall()
+                w, p = _lake.where_clause({k: v for k, v in filters.items() if k != "source"})
+                have = self.con.sql(f"SELECT DISTINCT source FROM {table} WHERE {w} ORDER BY 1", params=p).fetchall()
                 raise DataError(f"run.sources: \"{name}\" = \"{chosen}\": the lake at {self.lake} has no such source for "
                                 f"this series (its sources: {', '.join(str(r[0]) for r in have) or 'none'})")
             return None
@@ -606,7 +611,8 @@ def _check_arrays(market: Market, labels: dict[str, str | None], scenarios) -> N
         if bad.any():
             i = int(np.argmax(bad))
             why = " after the [[scenario]] overlays" if scenarios and name in ("price", "hold_price") else ""
-            raise DataError(f"{label}: the value read at block time {_dt.datetime.fromtimestamp(int(market.ts[i]), _dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} is {float(arr[i]):.6g}{why} "
+            at = _dt.datetime.fromtimestamp(int(market.ts[i]), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise DataError(f"{label}: the value read at block time {at} is {float(arr[i]):.6g}{why} "
                             f"({int(bad.sum())} of {arr.size} blocks); the replay needs a positive, finite {name} "
                             f"at every block: fix the series in the lake (run.allow cannot downgrade this)")
 

@@ -21,6 +21,13 @@ Errors (``backtest data check`` exits 1):
   label), a gas price above 100,000 gwei (wei stored as gwei), market parameters above 1 or a liquidation
   bonus above 0.5 (1.05 instead of 0.05), LTV above the liquidation threshold.
 
+The replay's gate: ``run`` / ``sweep`` / the API hold the points of every series they read in their window
+(from the last point at or before ``run.start``) to the same error rules, gaps aside (align's 3-day coverage
+rule is stricter), through :func:`check_window`: the first error is a DataError (exit 2) naming the series
+(``prices wstETH/WETH source=coingecko``), the first bad time and value, and the ``run.allow`` entry
+(``"jump:exchange_rates wstETH"``) that downgrades it to a :class:`DataWarning`. ``data check --start/--end``
+or ``--config`` checks what such a window reads.
+
 Warnings (reported, exit 0): gaps longer than ``warn_factor`` × resolution, an exchange rate that falls (it
 should only rise, except on a slashing), smaller jumps (over ``warn_jump`` for pegged series), a few rate
 spikes above 100 %, utilization above 1, the same points stored in several files, unknown folders and
@@ -526,7 +533,10 @@ class DataWarning(UserWarning):
 def iso_utc(ts: int | None) -> str:
     if ts is None:
         return "?"
-    return _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return _dt.datetime.fromtimestamp(int(ts), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):      # ms or ns epochs: beyond year 9999
+        return f"ts={int(ts)}"
 
 
 def allow_tag(kind: str, table: str, key: str) -> str:
@@ -545,7 +555,8 @@ def check_window(table: str, key: str, source: str | None, rows: pl.DataFrame, *
 
     if table not in RUN_TABLES or not rows.height:
         return []
-    g = rows.rename({"filename": "_file"}) if "filename" in rows.columns else rows.with_columns(pl.lit("?").alias("_file"))
+    g = (rows.rename({"filename": "_file"}) if "filename" in rows.columns
+         else rows.with_columns(pl.lit("?").alias("_file")))
     g = g.with_columns(pl.int_range(pl.len()).alias("_row"))
     sc = SeriesCheck(table, key, source, g.height, None, None, None, sorted(g["_file"].unique().to_list()))
     _check_series(sc, table, g, max_gap=float("inf"), gap_factor=10.0, warn_factor=float("inf"),

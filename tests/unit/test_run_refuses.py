@@ -231,3 +231,35 @@ def test_a_window_outside_the_data_is_not_called_ambiguous(tmp_path, lake):
     assert r.exit_code == 2 and "ambiguous" not in r.output, r.output
     assert "prices wstETH/WETH: no point at or before the run start 2024-03-01" in r.output
     assert "sources in the lake: coingecko (2024-06-01" in r.output and nothing_written(tmp_path)
+
+
+# ------------------------------------------------------------------------------ the other error kinds
+def _on(pred, col, fn):
+    return lambda df: df.with_columns(pl.when(pred).then(fn(pl.col(col))).otherwise(pl.col(col)).alias(col))
+
+
+WST_PX = (pl.col("base") == "wstETH") & (pl.col("quote") == "WETH")
+WST_XR = pl.col("token") == "wstETH"
+
+
+@pytest.mark.parametrize("table, fn, parts", [
+    # gas stored in wei: 8 gwei at the start -> 8e9 (median far above 1e5 gwei)
+    ("gas", lambda df: df.with_columns(pl.col("base_fee_gwei") * 1e9),
+     ["gas base_fee_gwei+priority_fee_gwei", "unit error", "wei stored as gwei", "value 8e+09"]),
+    # one zero price at 2024-07-01 00:00
+    ("prices", _on(WST_PX & (pl.col("ts") == SPIKE), "price", lambda c: c * 0),
+     ["prices wstETH/WETH source=synth:calm", "non-positive", "first bad point 2024-07-01T00:00:00Z value 0"]),
+    # a negative borrow rate from 2024-07-01 00:00 on
+    ("rates", _on((pl.col("protocol") == "aave-v3") & (pl.col("asset") == "WETH") & (pl.col("ts") >= SPIKE),
+                  "borrow_apr", lambda c: -c),
+     ["rates aave-v3:WETH:borrow_apr", "negative", "first bad point 2024-07-01T00:00:00Z"]),
+    # every wstETH exchange rate in milliseconds: the one row a replay finds is its first (1717200000000)
+    ("exchange_rates", _on(WST_XR, "ts", lambda c: c * 1000),
+     ["exchange_rates wstETH source=synth:calm", "look like milliseconds", "value 1.7172e+12"]),
+])
+def test_each_other_error_kind_is_refused(tmp_path, lake, table, fn, parts):
+    spoil(lake, table, fn)
+    if table == "exchange_rates":       # the other years' files would still cover the window's start
+        for f in ("synth-rate-spike", "synth-steth-depeg"):
+            (lake / table / f"{f}.parquet").unlink()
+    refused(run_cli("run", config(tmp_path, lake)), tmp_path, *parts)
