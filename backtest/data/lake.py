@@ -312,14 +312,31 @@ def _roll_forward(root: Path) -> None:
     (root / f".{JOURNAL}.tmp").unlink(missing_ok=True)
 
 
+def _staged_files(root: Path) -> bool:
+    for _, _, files in os.walk(root):
+        if any(STAGE in f and f.startswith(".") for f in files):
+            return True
+    return False
+
+
 def recover(lake: str | os.PathLike) -> None:
-    """Before reading: finish an import that was killed while committing (nothing to do otherwise)."""
-    root = Path(lake)
-    if not (root / JOURNAL).exists():
-        return
+    """Before reading: finish an import that was killed while committing, drop the staged files of one killed
+    before (readers skip them anyway); nothing is written when there is nothing to put right."""
+    from backtest.errors import InputError
     from backtest.store import Lock
 
-    lock = Lock(root / LAKE_LOCK, f"data lake {root}", "wait for it to finish")
+    root = Path(lake)
+    committed = (root / JOURNAL).exists()
+    # a lock file or journal draft of a killed import is debris too (the flock died with its process)
+    debris = (root / LAKE_LOCK).exists() or (root / f".{JOURNAL}.tmp").exists()
+    if not root.is_dir() or not (committed or debris or _staged_files(root)):
+        return
+    try:
+        lock = Lock(root / LAKE_LOCK, f"data lake {root}", "wait for it to finish")
+    except InputError:
+        if committed:        # a live import is renaming its files right now: reading would see half of it
+            raise
+        return               # a live import is staging: its files are invisible until it commits
     try:
         _roll_forward(root)
     finally:

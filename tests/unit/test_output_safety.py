@@ -335,6 +335,15 @@ def test_an_uncommitted_import_leaves_the_lake_as_it_was(proj):
     assert snapshot(proj / "data") == before
 
 
+def test_the_lock_file_of_a_killed_import_is_removed_on_the_next_read(proj):
+    from backtest.data import lake
+
+    before = snapshot(proj / "data")
+    (proj / "data" / lake.LAKE_LOCK).write_text("999999999\n")      # no such PID: its flock died with it
+    lake.recover(proj / "data")
+    assert snapshot(proj / "data") == before
+
+
 def test_import_into_a_file_is_refused(proj):
     (proj / "lake.txt").write_text("x\n")
     csv = proj / "q.csv"
