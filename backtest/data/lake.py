@@ -372,9 +372,16 @@ def transaction(lake: str | os.PathLike) -> Iterator[None]:
             _fsync(tmp)
             os.replace(tmp, root / JOURNAL)          # the commit point
             _roll_forward(root)
-    except BaseException:
+    except BaseException as exc:
         for s in staged.values():
             s.unlink(missing_ok=True)
+        from backtest.store import is_disk_full
+
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            from backtest.errors import BacktestError
+
+            raise BacktestError(f"data lake {root}: disk full while importing ({exc}); nothing was written, the "
+                                f"lake is as it was: free some space and import again") from None
         raise
     finally:
         lock.release()

@@ -344,6 +344,46 @@ def test_the_lock_file_of_a_killed_import_is_removed_on_the_next_read(proj):
     assert snapshot(proj / "data") == before
 
 
+def test_a_full_disk_during_an_import_leaves_the_lake_as_it_was(proj, monkeypatch):
+    import pyarrow.parquet as pq
+
+    csvs = []
+    for sym in ("stETH", "WETH"):
+        csvs.append(proj / f"{sym}.csv")
+        csvs[-1].write_text(f"symbol,timestamp,USD_price\n{sym},1717200000000,4000.0\n")
+    before = snapshot(proj / "data")
+    real, calls = pq.write_table, []
+
+    def full(table, where, *a, **k):
+        calls.append(where)
+        if len(calls) == 2:                          # the first file is staged, the second does not fit
+            Path(where).write_bytes(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, where, *a, **k)
+
+    monkeypatch.setattr(pq, "write_table", full)
+    r = CliRunner().invoke(cli, ["data", "import", "coingecko", *map(str, csvs), "--into", "data", "--quiet"])
+    assert r.exit_code == 1 and len(calls) == 2
+    assert first_line(r).startswith("Error: data lake data: disk full while importing")
+    assert "the lake is as it was" in r.output
+    assert snapshot(proj / "data") == before
+
+
+def test_a_result_set_written_before_the_marker_is_still_ours(proj):
+    # older versions wrote no "format" key: their manifest keys and summary.parquet identify them
+    old = proj / "results" / NAME
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"sweep_hash": "s", "package_version": "0.1",
+                                                   "points": [{"config_id": 0, "config_hash": "other"}]}))
+    (old / "summary.parquet").write_bytes(b"PAR1")
+    before = snapshot(proj)
+    r = run()
+    assert r.exit_code == 2 and "a result set of a different configuration" in r.output   # not "not ours"
+    assert snapshot(proj) == before
+    assert run("--force").exit_code == 0
+    assert json.loads((old / "manifest.json").read_text())["format"] == MARKER
+
+
 def test_import_into_a_file_is_refused(proj):
     (proj / "lake.txt").write_text("x\n")
     csv = proj / "q.csv"
