@@ -393,6 +393,10 @@ def data_check(lake, start, end, config, max_gap, max_jump, quiet):
     if not Path(lake).is_dir():
         raise InputError(f"{lake}: no such lake folder")
     rep = check_lake(Path(lake), max_gap=_duration(max_gap), max_jump=max_jump, start=lo, end=hi)
+    if config is not None:
+        from backtest.data.check import downgrade
+
+        downgrade(rep, cfg.run.allow)       # what the run itself would replay with a warning
     if lo is not None or hi is not None:
         click.echo(f"window: {_iso_day(lo)} to {_iso_day(hi)} (the points a replay of it reads)")
     for line in rep.lines():

@@ -544,6 +544,35 @@ def allow_tag(kind: str, table: str, key: str) -> str:
     return f"{kind}:{table} {key}"
 
 
+def allowed(kind: str, table: str, key: str, allow: Iterable[str]) -> str | None:
+    """The ``run.allow`` entry that covers an error of ``data check``'s series ``table key`` (whose keys are
+    the lake's: ``wstETH/stETH`` for the exchange rate a run calls ``wstETH``, ``aave-v3:WETH`` for its
+    ``aave-v3:WETH:borrow_apr``, ``gas`` for any gas key), or None."""
+    for tag in allow:
+        k, _, rest = tag.partition(":")
+        t, _, run_key = rest.partition(" ")
+        if k != kind or t != table:
+            continue
+        if (run_key == key or table == "gas" or (table == "exchange_rates" and key.split("/")[0] == run_key)
+                or (table == "rates" and run_key.startswith(key + ":"))):
+            return tag
+    return None
+
+
+def downgrade(report: CheckReport, allow: Iterable[str]) -> int:
+    """Turn the errors a config's ``run.allow`` covers into warnings (what its run does); returns how many."""
+    allow = list(allow)
+    n = 0
+    for sc in report.series:
+        for i in sc.issues:
+            tag = allowed(i.kind, sc.table, sc.key, allow) if i.severity == "error" else None
+            if tag is not None:
+                i.severity = "warning"
+                i.message += f" (allowed: run.allow has \"{tag}\")"
+                n += 1
+    return n
+
+
 def check_window(table: str, key: str, source: str | None, rows: pl.DataFrame, *, start: int, end: int,
                  allow: Iterable[str] = (), lake: str = "data") -> list[str]:
     """Refuse (DataError) the first ``data check`` error in the points of one series a replay reads.

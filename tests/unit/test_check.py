@@ -200,6 +200,10 @@ def test_the_window_can_come_from_a_run_config(clean, tmp_path):
                    .replace('end    = "2025-06-01"', 'end    = "2024-01-06"'))
     r = CliRunner().invoke(cli, ["data", "check", "--config", str(cfg)])
     assert r.exit_code == 1 and "jump" in r.output and "window: 2024-01-05 00:00 UTC" in r.output, r.output
+    # the run's key for that series is "exchange_rates wstETH" (data check's is wstETH/ETH): its allow entry
+    cfg.write_text(cfg.read_text().replace('record = "1h"', 'record = "1h"\nallow = ["jump:exchange_rates wstETH"]'))
+    r = CliRunner().invoke(cli, ["data", "check", "--config", str(cfg)])
+    assert r.exit_code == 0 and 'allowed: run.allow has "jump:exchange_rates wstETH"' in r.output, r.output
 
 
 @pytest.mark.parametrize("args, part", [
@@ -226,3 +230,27 @@ def test_data_import_needs_into_and_writes_nothing_without_it(tmp_path, monkeypa
     r = CliRunner().invoke(cli, [*args, "--into", "mylake"])
     assert r.exit_code == 0, r.output
     assert f"lake: {tmp_path / 'mylake'}" in r.output and (tmp_path / "mylake" / "prices").is_dir()
+
+
+SHARED = Path("/work/shared/data")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs the shared real data")
+def test_a_lake_of_readmes_real_imports_passes_for_the_window_a_user_replays(tmp_path):
+    from backtest.data import importers as im
+
+    lk = tmp_path / "data-2022"          # the lake examples/real-steth-2022-aave-v2.toml says how to build
+    cg = SHARED / "coingecko-steth-weth-hourly"
+    im.import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
+    im.derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
+    es = SHARED / "etherscan-daily"
+    im.import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
+    # the whole lake: Etherscan's 2015-08-07 -> 08 ETH/USD move of -70.8 % is an error
+    assert CliRunner().invoke(cli, ["data", "check", "--lake", str(lk)]).exit_code == 1
+    # July to September 2022 reads neither that nor CoinGecko's 2022-06-13 print
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(lk), "--start", "2022-07-01", "--end", "2022-09-30"])
+    assert r.exit_code == 0 and "0 error(s)" in r.output, r.output
+    # the example's own window reads the print; its run.allow makes it a warning, as in the run
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(lk), "--config",
+                                 str(ROOT / "examples" / "real-steth-2022-aave-v2.toml")])
+    assert r.exit_code == 0 and 'allowed: run.allow has "jump:prices stETH/WETH"' in r.output, r.output
