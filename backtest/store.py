@@ -215,7 +215,9 @@ def recover(dest: Path) -> None:
     for p in olds:
         shutil.rmtree(p, ignore_errors=True)
     for f in out.iterdir():
-        if f.name.startswith(f".{dest.name}.") and _TMP_RE.match(f.name) and f.is_file():
+        # a temp file beside the set whose writer is dead (a live one may belong to a longer run.name)
+        if f.name.startswith(f".{dest.name}.") and _TMP_RE.match(f.name) and f.is_file() \
+                and not pid_alive(int(f.name.rsplit("-", 1)[1])):
             f.unlink()
     if work.is_dir():
         _remove_tmp_files(work)

@@ -305,9 +305,16 @@ def _roll_forward(root: Path) -> None:
             if (root / staged).exists():
                 os.replace(root / staged, root / final)
         journal.unlink()
+    from backtest.store import pid_alive
+
     for dirpath, _, files in os.walk(root):
         for f in files:
-            if STAGE in f and f.startswith("."):
+            if not f.startswith("."):
+                continue
+            # staged files of an uncommitted import, temp files of a killed single write (synth, derive)
+            tmp_of_dead = ".parquet.tmp-" in f and f.rsplit("-", 1)[1].isdigit() \
+                and not pid_alive(int(f.rsplit("-", 1)[1]))
+            if STAGE in f or tmp_of_dead:
                 os.unlink(os.path.join(dirpath, f))
     (root / f".{JOURNAL}.tmp").unlink(missing_ok=True)
 

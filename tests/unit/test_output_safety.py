@@ -262,7 +262,9 @@ def test_leftovers_of_killed_runs_are_removed(proj):
     out = proj / "results"
     (out / f".{NAME}.old-4242").mkdir()                           # killed after the new set was in place
     (out / f".{NAME}.old-4242" / "manifest.json").write_text("{}")
-    (out / f".{NAME}.manifest.json.tmp-4243").write_text("half")  # a temp file beside it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / f".{NAME}.manifest.json.tmp-{dead.pid}").write_text("half")   # a dead writer's temp file
     work = out / f".{NAME}.work"
     (work / "summary").mkdir(parents=True)                        # a work folder of another sweep
     (work / "summary" / ".part-000000000.parquet.tmp-4244").write_bytes(b"\0" * 100)
