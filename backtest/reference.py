@@ -96,6 +96,13 @@ def index_growth(protocol: int, supply_apr: float, borrow_apr: float, dt: float)
     return aave_supply_growth(supply_apr, dt), aave_borrow_growth(borrow_apr, dt)
 
 
+def supply_increment(protocol: int, supply_apr: float, dt: float) -> float:
+    """gs - 1 computed directly (1 + 1e-10 minus 1 keeps only ~6 digits): the supply yield per token."""
+    if protocol in (PROTOCOLS["morpho-blue"], PROTOCOLS["compound-v3"]) or dt <= 0:
+        return 0.0
+    return supply_apr * dt / Y
+
+
 def morpho_lif(lltv: float) -> float:
     """Morpho Blue liquidation incentive factor: min(1.15, 1 / (1 - 0.3 (1 - LLTV)))."""
     return min(1.15, 1.0 / (1.0 - 0.3 * (1.0 - lltv)))
@@ -315,7 +322,7 @@ class Replay:
         dr = float(m.xrate[b] - m.xrate[b - 1])
         sm["staking_yield"] += (pos.coll + pos.wallet) * dr
         gs, gb = index_growth(self.protocol, float(m.supply_apr[b - 1]), float(m.borrow_apr[b - 1]), dt)
-        supplied = pos.coll * (gs - 1.0)
+        supplied = pos.coll * supply_increment(self.protocol, float(m.supply_apr[b - 1]), dt)
         sm["supply_yield"] += supplied * float(m.xrate[b])
         sm["interest_paid"] += pos.debt * (gb - 1.0)
         # restaking rewards accrue on the collateral tokens held over (b-1, b], like the staking yield
@@ -501,7 +508,7 @@ class Replay:
             room = float(self.m.ltv[b]) * pos.coll * pc - pos.debt
             if borrow > room:
                 borrow = max(room, 0.0)
-            if borrow <= 0:
+            if borrow <= self.dust:     # no room, or room within rounding of zero (x at the max LTV)
                 break
             t, fee, slip = self.buy_quote(b, borrow)
             self.book_swap(fee, slip)
@@ -568,7 +575,7 @@ class Replay:
                 self.sm["n_rebalances"] += 1
                 return True
             return False
-        if delta <= 0:
+        if delta <= self.dust:
             return False
         out, fee, slip = self.sell_quote(b, delta)
         self.book_swap(fee, slip)
@@ -597,7 +604,7 @@ class Replay:
             f_h = (pos.coll * pc * lt - h * pos.debt) / d_h if d_h > 0 else INF
             f_c = (ltv * pos.coll * pc - pos.debt) / d_c if d_c > 0 else INF
             f = min(f_h, f_c)
-            if not (0 < f < INF):
+            if not (self.dust < f < INF):   # no room (at the max LTV to rounding) or no need
                 return False
             t, _, _ = self.buy_quote(b, f)
             kq = t * px / f

@@ -28,7 +28,7 @@ from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOO
                      ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3, PROTO_AAVE_V2,
                      PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_SLASH)
 from _math cimport SECONDS_PER_YEAR, morpho_lif
-from _rates cimport index_growth, irm_step, irm_curve, irm_err
+from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
 from _position cimport DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event
 from _venues cimport liquidate
 from _strategies cimport strategy_step
@@ -54,7 +54,7 @@ cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const d
         sidx[b] = sidx[b - 1] * gs
         bidx[b] = bidx[b - 1] * gb
         K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1])
-        K2[b] = K2[b - 1] + (sidx[b] - sidx[b - 1]) * xrate[b]
+        K2[b] = K2[b - 1] + sidx[b - 1] * supply_increment(protocol, supply_apr[b - 1], dt) * xrate[b]
 
 
 cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* price,

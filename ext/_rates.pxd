@@ -33,6 +33,13 @@ cdef inline void index_growth(long protocol, double supply_apr, double borrow_ap
         gb[0] = aave_borrow_growth(borrow_apr, dt)      # binomial variable borrow index
 
 
+cdef inline double supply_increment(long protocol, double supply_apr, double dt) noexcept nogil:
+    # gs - 1 computed directly: subtracting 1 from gs (~1 + 1e-10 per block) keeps only ~6 digits of it
+    if protocol == PROTO_MORPHO or protocol == PROTO_COMET or dt <= 0:
+        return 0.0
+    return supply_apr * dt / SECONDS_PER_YEAR
+
+
 cdef inline double irm_err(double u) noexcept nogil:
     # normalised distance to the target utilisation, in [-1, 1] (u is clamped to [0, 1] first)
     if u < 0.0:

@@ -56,7 +56,7 @@ cdef inline void open_position(State* st, const Params* p, const Mkt* m, Out* o,
         room = m.ltv[b] * coll * pc - debt
         if borrow > room:
             borrow = room if room > 0 else 0.0
-        if borrow <= 0:
+        if borrow <= st.dust:           # no room, or room within rounding of zero (x at the max LTV)
             break
         t = buy_quote(p, m, b, borrow, &fee, &slip)
         book_swap(o, fee, slip)
@@ -126,7 +126,7 @@ cdef inline bint deleverage(State* st, const Params* p, const Mkt* m, Out* o, Py
             o.sm.n_rebalances += 1
             return True
         return False
-    if delta <= 0:
+    if delta <= st.dust:
         return False
     settle(st, m, o, b)
     out = sell_quote(p, m, b, delta, &fee, &slip)
@@ -153,7 +153,7 @@ cdef inline bint releverage(State* st, const Params* p, const Mkt* m, Out* o, Py
         f_h = (coll * pc * lt - h * debt) / d_h if d_h > 0 else INFINITY
         f_c = (ltv * coll * pc - debt) / d_c if d_c > 0 else INFINITY
         f = min(f_h, f_c)
-        if not (0 < f < INFINITY):
+        if not (st.dust < f < INFINITY):      # no room (at the max LTV to rounding) or no need
             return False
         t = buy_quote(p, m, b, f, &fee, &slip)
         kq = t * px / f
