@@ -15,16 +15,26 @@ factor as (s/d) * a[b], while the reference multiplies actual balances by each b
 two drift apart by a few ulps per operation (~1e-13 relative over these lengths). Integers (counts, block
 indices, event kinds) must be equal exactly. The core's dense path and its chunk-skipping path must be
 bit-for-bit identical.
+
+What used to make this test flaky, fixed in both engines rather than tolerated: an absolute dust threshold
+(1e-12 ETH) that rounding could put on either side, and a v3.3 leftover repay of ~1e-15 (debt - $1,000 / usd
+within rounding of zero) that one engine booked as a liquidation and the other not: dust is now relative to the
+position (1e-12 x capital) and a repay at or below it is no liquidation. And StableSwap outputs computed as
+y0 - y lost ~1e-15 x pool depth absolutely, the whole slippage of a small trade; it is now closed-form.
+Where a value is an argmin (min_hf_idx) over a stretch where HF is flat to rounding, see `same_min_hf_block`.
+Profiles (tests/conftest.py): derandomized under CI=true, fresh draws otherwise; scripts/hunt.py repeats the
+differential tests with fresh seeds.
 """
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest.data.market import Market
-from backtest.engine import Lane, record_indices, run_core, run_reference_batch
-from backtest.schema import RECORD_FIELDS, SUMMARY_DTYPE
+from backtest.engine import Lane, build_lanes, record_indices, run_core, run_reference_batch
+from backtest.schema import EVENT_KINDS, PROTOCOL_NAMES, RECORD_FIELDS, SUMMARY_DTYPE
 from tests.helpers import params
 
 RTOL, ATOL = 1e-9, 1e-9
@@ -147,11 +157,29 @@ def event_rtol(ev, end_collateral: float) -> np.ndarray:
     return np.maximum(RTOL, AMP_ULP * amplification(held))
 
 
+SIZE_ULP = 1e-12     # 10 x the engines' relative drift (~1e-13, above), times the position (below)
+SIZED = (EVENT_KINDS["loop"], EVENT_KINDS["rebalance"])
+
+
+def event_atol(ev, end_collateral: float) -> np.ndarray:
+    """Per-event absolute tolerance: ATOL, and for loop / rebalance events SIZE_ULP x the collateral held
+    before the event. Those sizes are differences of numbers of the position's size (room = ltv x coll x
+    price - debt, h x debt - coll x price x LT), so each engine knows them only to its drift x the position:
+    a releverage of 7e-4 tokens on 124,000 has a relative uncertainty of ~1e-8 however exact the code."""
+    if len(ev) == 0:
+        return np.zeros(0)
+    later = np.concatenate([np.cumsum(ev["coll"][::-1])[::-1][1:], [0.0]])
+    before = np.abs(end_collateral - later) + np.abs(ev["coll"])
+    return np.where(np.isin(ev["kind"], SIZED), np.maximum(ATOL, SIZE_ULP * before), ATOL)
+
+
 def assert_same(a, b, exact=False, years=1.0):
     """APYs raise (equity / capital) to 1/years, which multiplies relative differences by 1/years, so
     their tolerance is RTOL / years for windows shorter than a year."""
     for name in SUMMARY_DTYPE.names:
         x, y = a.summaries[name], b.summaries[name]
+        if name == "min_hf_idx" and not exact:
+            continue                            # an argmin: compared by `same_min_hf_block`
         if exact or SUMMARY_DTYPE[name].kind == "i":
             assert np.array_equal(x, y, equal_nan=True), (name, x, y)
         else:
@@ -160,12 +188,14 @@ def assert_same(a, b, exact=False, years=1.0):
     for k, (ea, eb) in enumerate(zip(a.events, b.events)):
         assert len(ea) == len(eb), (ea, eb)
         ertol = event_rtol(eb, float(b.summaries["end_collateral"][k]))
+        eatol = event_atol(eb, float(b.summaries["end_collateral"][k]))
         assert np.array_equal(ea["idx"], eb["idx"]) and np.array_equal(ea["kind"], eb["kind"]), (ea, eb)
         for f in ("coll", "debt", "cost", "hf"):
             if exact:
                 assert np.array_equal(ea[f], eb[f], equal_nan=True), f
             else:
-                assert np.allclose(ea[f], eb[f], rtol=ertol, atol=ATOL, equal_nan=True), (f, ea, eb)
+                atol = eatol if f in ("coll", "debt") else ATOL
+                assert np.allclose(ea[f], eb[f], rtol=ertol, atol=atol, equal_nan=True), (f, ea, eb)
     if exact:
         assert np.array_equal(a.records, b.records, equal_nan=True)
     else:
@@ -183,6 +213,57 @@ def assert_same(a, b, exact=False, years=1.0):
         assert np.allclose(a.records, b.records, rtol=rtol, atol=ATOL, equal_nan=True)
 
 
+def same_min_hf_block(m, p, lanes, me, core, ref):
+    """min_hf_idx is the block of the lowest HF: equal in both engines, unless HF is flat to within rounding
+    there (a position at a cap, HF equal to ~1e-15 over a stretch), where an argmin is not defined beyond the
+    tolerance of the values. Then each engine's HF at the other's block (rerun recording every block) must
+    equal the minimum within RTOL: an index that is merely off (a wrong block) still fails."""
+    bad = np.flatnonzero(core.summaries["min_hf_idx"] != ref.summaries["min_hf_idx"])
+    if not len(bad):
+        return
+    every = record_indices(m, 0)
+    c_all = run_core(m, p[bad], lanes, every, me)
+    r_all = run_reference_batch(m, p[bad], lanes, every, me)
+    k = RECORD_FIELDS.index("hf")
+    a = build_lanes(m, lanes)["a"]
+    for j, i in enumerate(bad):
+        low = float(ref.summaries["min_hf"][i])
+        ic, ir = int(core.summaries["min_hf_idx"][i]), int(ref.summaries["min_hf_idx"][i])
+        assert ic >= 1 and ir >= 1, ("min_hf_idx", ic, ir)
+        # HF is measured before the block's actions; the record is after them: before block b the balances
+        # are those recorded after b - 1, so HF before b = HF after b - 1 x a[b] / a[b - 1]
+        lane = int(p[i]["lane"])
+        for out, b in ((r_all, ic), (c_all, ir)):
+            hf = out.records[j, b - 1, k] * a[lane, b] / a[lane, b - 1]
+            assert hf == pytest.approx(low, rel=RTOL), ("min_hf_idx", i, ic, ir, hf, low)
+
+
+def check_case(seed, n, irregular, oracle, kind, protocol, chunk, record, n_configs, restake, force=None):
+    """Build the market (from ``seed``: the falsifying example hypothesis prints reproduces it) and the
+    configurations, optionally pushed into a rare branch (``force``, tests/unit/test_differential_hunt.py),
+    run both engines and the dense core, and compare."""
+    m = venue_market(make_market(seed, n, irregular), protocol)
+    rng = np.random.default_rng(seed + 1)
+    if restake:
+        m = restake_leg(m, np.random.default_rng(seed + 2))
+    p = np.concatenate([make_params(rng, m, kind, protocol) for _ in range(n_configs)])
+    if force is not None:
+        m, p, oracle = force(m, p, oracle, np.random.default_rng(seed + 3))
+    lanes = [Lane(oracle, 0.0968, int(rng.choice([600, 3600, 7 * 86400])), PROTOCOL_NAMES[int(p[0]["protocol"])])]
+    rec = record_indices(m, record)
+    me = int(rng.integers(1, 50))
+    core = run_core(m, p, lanes, rec, me, chunk=chunk, event_cap=int(rng.integers(1, 8)))
+    ref = run_reference_batch(m, p, lanes, rec, me)
+    years = max(float(m.ts[-1] - m.ts[0]), 1.0) / (365 * 86400)
+    assert_same(core, ref, years=years)
+    same_min_hf_block(m, p, lanes, me, core, ref)
+    dense = run_core(m, p, lanes, rec, me, chunk=chunk, dense=True)
+    assert_same(core, dense, exact=True)
+    return m, p, lanes, rec, me
+
+
+# examples per run; derandomized with a fixed seed under CI=true (the "ci" profile, tests/conftest.py), fresh
+# random draws otherwise (scripts/hunt.py runs many fresh seeds)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -197,17 +278,4 @@ def assert_same(a, b, exact=False, years=1.0):
     restake=st.booleans(),
 )
 def test_core_equals_reference(seed, n, irregular, oracle, kind, protocol, chunk, record, n_configs, restake):
-    m = venue_market(make_market(seed, n, irregular), protocol)
-    rng = np.random.default_rng(seed + 1)
-    if restake:
-        m = restake_leg(m, np.random.default_rng(seed + 2))
-    p = np.concatenate([make_params(rng, m, kind, protocol) for _ in range(n_configs)])
-    lanes = [Lane(oracle, 0.0968, int(rng.choice([600, 3600, 7 * 86400])), protocol)]
-    rec = record_indices(m, record)
-    me = int(rng.integers(1, 50))
-    core = run_core(m, p, lanes, rec, me, chunk=chunk, event_cap=int(rng.integers(1, 8)))
-    ref = run_reference_batch(m, p, lanes, rec, me)
-    years = max(float(m.ts[-1] - m.ts[0]), 1.0) / (365 * 86400)
-    assert_same(core, ref, years=years)
-    dense = run_core(m, p, lanes, rec, me, chunk=chunk, dense=True)
-    assert_same(core, dense, exact=True)
+    check_case(seed, n, irregular, oracle, kind, protocol, chunk, record, n_configs, restake)
