@@ -96,6 +96,8 @@ BYTES_PER_STEP = 340
 MAX_RECORD_SAMPLES = 4_000_000
 #: time-series samples over all the configurations of a sweep (~8.8 GB written at 88 bytes a sample)
 MAX_SWEEP_SAMPLES = 100_000_000
+#: configurations in one sweep (a product of a few 100,000-value ranges would never finish expanding)
+MAX_SWEEP_POINTS = 1_000_000
 BYTES_PER_SAMPLE = 88
 MAX_CAPITAL = 1e12            # debt-asset units: more than all the ETH (~1.2e8) or any stablecoin supply
 MAX_GAS_GWEI = 1e6            # fixed gas price: Ethereum's highest daily averages were ~1e3 gwei
@@ -352,7 +354,7 @@ def _fmt(value: Any, limit: int = 80) -> str:
     elif isinstance(value, (list, tuple)):
         out = "[" + ", ".join(_fmt(v, limit) for v in value) + "]"
     elif isinstance(value, Mapping):
-        out = "{ " + ", ".join(f"{k} = {_fmt(v, limit)}" for k, v in value.items()) + " }"
+        out = "{ " + ", ".join(f"{_dotted([str(k)])} = {_fmt(v, limit)}" for k, v in value.items()) + " }"
     else:
         out = repr(value)
     return out if len(out) <= limit else out[: limit - 3] + "..."
@@ -1151,11 +1153,18 @@ def _check_values(ctx: _Ctx, key: str, err_path: tuple, values: list, origin: st
     """Non-empty, no duplicates, each value acceptable for the key on its own (reported at `origin`)."""
     if not values:
         raise ctx.fail(err_path, "needs at least one value")
-    seen: list = []
-    for v in values:
-        if any(type(v) is type(w) and v == w for w in seen):
+    seen: set = set()            # (type, value): 1 and 1.0 and true are different values here
+    unhashable: list = []
+    for v in values:             # linear, not quadratic: a range may give 100,000 values
+        try:
+            typed = (type(v), v)
+            dup = typed in seen
+            seen.add(typed)
+        except TypeError:
+            dup = any(type(v) is type(w) and v == w for w in unhashable)
+            unhashable.append(v)
+        if dup:
             raise ctx.fail(err_path, f"lists {_fmt(v)} twice")
-        seen.append(v)
     path = tuple(key.split("."))
     vctx = _Ctx(ctx.file, ctx.lines, {**ctx.origins, path: origin}, ctx.point)
     parser = _FIELDS[key]
@@ -1307,6 +1316,10 @@ def expand_sweep(config: Config, grids: Mapping[str, list] | None = None,
     else:
         combos = itertools.product(*(axes[k] for k in keys))
         n_points = math.prod(len(v) for v in axes.values())
+    if n_points > MAX_SWEEP_POINTS:
+        sizes = " x ".join(f"{len(v):,} ({k})" for k, v in axes.items())
+        raise ConfigError(f"{file}: the sweep has {sizes} = {n_points:,} configurations; the bound is "
+                          f"{MAX_SWEEP_POINTS:,}: use coarser steps or --zip")
     total = n_points * record_samples(config.run)
     if total > MAX_SWEEP_SAMPLES:
         raise ConfigError(f"{file}: run.record: {n_points:,} configurations x {record_samples(config.run):,} "

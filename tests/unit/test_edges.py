@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 import backtest
 from backtest.cli import cli
-from backtest.config import (MAX_RECORD_SAMPLES, MAX_STEPS, MAX_SWEEP_SAMPLES, config_hash, load_config,
+from backtest.config import (MAX_RECORD_SAMPLES, MAX_STEPS, MAX_SWEEP_POINTS, MAX_SWEEP_SAMPLES, config_hash,
+                             load_config,
                              parse_date)
 from backtest.errors import BacktestError, ConfigError, DataError, InputError
 
@@ -136,6 +137,17 @@ def test_record_block_over_a_sweep_fails_with_the_total(tmp_path):
     assert steps <= MAX_RECORD_SAMPLES < MAX_SWEEP_SAMPLES < total
     refused(tmp_path, ["sweep", config(tmp_path, text), "--grid", "strategy.loops=1..40"],
             f"40 configurations x {steps:,}", f"{total:,} samples", f"bound is {MAX_SWEEP_SAMPLES:,}")
+
+
+def test_a_sweep_of_too_many_points_is_refused_before_expanding(tmp_path):
+    text = MINIMAL + ('\n[sweep]\n"strategy.capital" = { start = 1, stop = 100000, step = 1 }\n'
+                      '"costs.swap_fee" = { start = 0, stop = 0.0999, step = 0.000001 }\n')
+    # 100,000 capitals x 99,900 fees (0 to 0.0999 by 1e-6: 99,901 values) ~ 1e10 configurations
+    fees = math.floor(0.0999 / 0.000001 + 1e-9) + 1
+    t0 = time.perf_counter()
+    refused(tmp_path, ["run", config(tmp_path, text)], f"100,000 (strategy.capital) x {fees:,} (costs.swap_fee)",
+            f"{100_000 * fees:,} configurations", f"bound is {MAX_SWEEP_POINTS:,}")
+    assert time.perf_counter() - t0 < 10.0
 
 
 def test_a_window_beyond_the_data_names_the_series_and_its_last_point(tmp_path):
