@@ -722,7 +722,11 @@ def apply_irm(market: Market, rate_at_target0: float = IRM_INITIAL_RATE) -> Mark
 
     u = np.ascontiguousarray(market.utilization, dtype=np.float64)
     if not np.all(np.isfinite(u)):
-        raise DataError("utilization: missing values in the window (the AdaptiveCurveIRM needs one per block)")
+        i = int(np.argmax(~np.isfinite(u)))
+        at = _dt.datetime.fromtimestamp(int(market.ts[i]), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise DataError(f"utilization (rates ...:utilization, or market.utilization): no value at block time {at} "
+                        f"({int((~np.isfinite(u)).sum())} of {u.size} blocks); the AdaptiveCurveIRM needs one per "
+                        "block")
     rate, _ = _core.adaptive_curve_rates(market.ts, u, float(rate_at_target0))
     kw = {name: getattr(market, name) for name in Market.ARRAYS}
     kw["borrow_apr"] = market.borrow_apr + rate
