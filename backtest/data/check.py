@@ -605,8 +605,8 @@ def check_window(table: str, key: str, source: str | None, rows: pl.DataFrame, *
             continue
         raise DataError(
             f"{label}: {i.kind} error in the run window {iso_utc(start)} to {iso_utc(end)}: {i.message}; {at}. "
-            f"Fix or re-import the series (`backtest data check --lake {lake} --start {iso_utc(start)[:10]} "
-            f"--end {iso_utc(end)[:10]}` lists every problem), or, if the data is right, add \"{tag}\" to "
+            f"Fix or re-import the series (`backtest data check --lake {lake} --start {iso_utc(start)} "
+            f"--end {iso_utc(end)}` lists every problem), or, if the data is right, add \"{tag}\" to "
             f"run.allow to replay it with a warning")
     return warned
 

@@ -254,3 +254,26 @@ def test_a_lake_of_readmes_real_imports_passes_for_the_window_a_user_replays(tmp
     r = CliRunner().invoke(cli, ["data", "check", "--lake", str(lk), "--config",
                                  str(ROOT / "examples" / "real-steth-2022-aave-v2.toml")])
     assert r.exit_code == 0 and 'allowed: run.allow has "jump:prices stETH/WETH"' in r.output, r.output
+
+
+def test_check_window_names_the_series_the_first_bad_point_and_the_allow_key():
+    import warnings
+
+    from backtest.data.check import DataWarning, check_window
+    from backtest.errors import DataError
+
+    # hourly rates in milliseconds: the first ts, 1704067200000, is the bad point and its value
+    ms = pl.DataFrame({"ts": (T0 + np.arange(3) * H) * 1000, "rate": [1.18, 1.18, 1.18], "token": "wstETH",
+                       "underlying": "ETH", "filename": "x.parquet"})
+    with pytest.raises(DataError) as e:
+        check_window("exchange_rates", "wstETH", "lido", ms, start=T0, end=T0 + 3 * H)
+    text = str(e.value)
+    assert text.startswith("exchange_rates wstETH source=lido: unit error in the run window 2024-01-01T00:00:00Z")
+    assert "look like milliseconds" in text and "first bad point ts=1704067200000" in text
+    assert "--start 2024-01-01T00:00:00Z --end 2024-01-01T03:00:00Z" in text and '"unit:exchange_rates wstETH"' in text
+    # allowed: a DataWarning, returned as text
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = check_window("exchange_rates", "wstETH", "lido", ms, start=T0, end=T0 + 3 * H,
+                           allow=["unit:exchange_rates wstETH"])
+    assert len(out) == 1 and [w.category for w in seen] == [DataWarning]
