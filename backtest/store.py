@@ -108,8 +108,13 @@ class Lock:
                 break
             os.close(fd)
         # a lock file left by a killed process holds its dead PID; flock has already released it, take it over
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            self.path.unlink(missing_ok=True)      # e.g. a full disk: leave no lock file behind
+            os.close(fd)
+            raise
         self.fd: int | None = fd
 
     @staticmethod
@@ -236,7 +241,12 @@ class Store:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"run.output {self.dest.parent}: cannot create it ({exc.strerror})") from None
-        self.lock = Lock(self.dest.with_name(f".{self.dest.name}.lock"), str(self.dest))
+        try:
+            self.lock = Lock(self.dest.with_name(f".{self.dest.name}.lock"), str(self.dest))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.dest, exc) from None
+            raise
         try:
             recover(self.dest)
             self.action = check_dest(self.dest, self.set_hash, force)

@@ -437,6 +437,18 @@ def test_a_full_disk_from_the_cli_has_no_traceback(proj):
     assert sorted(os.listdir(proj / "results")) == []
 
 
+def test_a_disk_too_full_for_the_lock_file_leaves_nothing(tmp_path, monkeypatch):
+    from backtest.errors import BacktestError
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("backtest.store.os.write", full)
+    with pytest.raises(BacktestError, match="disk full while writing the result set"):
+        Store(tmp_path / "x", ["h"], force=False)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     mnt = tmp_path / "small"
