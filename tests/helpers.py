@@ -54,9 +54,23 @@ def liq_events(out, i=0):
     return ev[ev["kind"] == EVENT_KINDS["liquidation"]]
 
 
+HOLLOW = "check returned a value that is not asserted: use assert"
+
+
+def asserting(fn):
+    """`fn` wrapped so that a check returning anything but None fails: `lambda out: x == approx(y)` builds a
+    comparison and throws it away, so it could never fail; a check must assert (or call pytest.fail)."""
+    def check(*args, **kw):
+        result = fn(*args, **kw)
+        if result is not None:
+            raise AssertionError(f"{HOLLOW} (got {result!r} from {getattr(fn, '__qualname__', fn)})")
+    return check
+
+
 def check_both(m, p, fn, **kw):
-    """Run both engines and apply the assertions `fn` to each."""
+    """Run both engines and apply the assertions `fn` to each (a check that returns a value fails)."""
     core, ref = both(m, p, **kw)
+    check = asserting(fn)
     for out in (core, ref):
-        fn(out)
+        check(out)
     return core, ref
