@@ -1,7 +1,9 @@
 """The Parquet data lake (DESIGN.md section 4): fixed table schemas, validated atomic writes, DuckDB reads.
 
-Layout: ``<lake>/<table>/<file>.parquet`` (deeper partition folders under a table are read too). Every table
-has a fixed Arrow schema in :data:`TABLES`; times are UTC epoch seconds (``ts``, int64), block numbers are kept
+Layout: ``<lake>/<table>/<file>.parquet`` (deeper partition folders under a table are read too, Hive
+``key=value`` folders as key columns). Files from any Parquet writer are read as DESIGN section 4 allows (see
+:func:`connect`): missing optional columns, ``ts`` as a timestamp; broken files are a DataError naming them.
+Every table has a fixed Arrow schema in :data:`TABLES`; times are UTC epoch seconds (``ts``, int64), block numbers are kept
 where known (``block``, nullable int64), rates are per-year fractions and liquidation bonuses are fractions
 (0.01 = 1 %).
 
@@ -397,37 +399,242 @@ def transaction(lake: str | os.PathLike) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------ read
+# A lake may come from any Parquet writer (DESIGN section 4): pandas, polars, pyarrow, DuckDB, Spark. Each
+# file is inspected once (its DuckDB column types and one scan of the columns the table uses) and read
+# through a SELECT that maps it onto the table's schema: ``ts`` from epoch seconds or a timestamp of any
+# unit or zone, absent optional columns as typed nulls, Hive ``key=value`` folders as key columns, other
+# columns (a pandas ``__index_level_0__``, a venue's extra parameters) ignored. Anything else is one
+# DataError naming the file (and the column and value): never an engine exception, never silent guessing.
+_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+         "UHUGEINT"}
+_NULL_TYPE = '"NULL"'               # DuckDB's type of an all-null column (pyarrow's null type)
+#: integer epochs at or above these are not seconds (1e11 s is the year 5138): unit, divisor
+_EPOCH_UNITS = ((10**17, "nanosecond", 10**9), (10**14, "microsecond", 10**6), (10**11, "millisecond", 10**3))
+_PARQUET_MAGIC = b"PAR1"
+_INSPECTED: dict[tuple, tuple[tuple, str]] = {}      # (table, path, bytes digest) -> (group key, SELECT)
+
+
 def table_files(lake: str | os.PathLike, table: str) -> list[Path]:
-    """The Parquet files of ``table`` (recursively), sorted; empty when the table folder is absent."""
+    """The Parquet files of ``table`` (recursively), sorted; empty when the table folder is absent.
+
+    A folder that cannot be listed is a DataError naming it (a silently skipped folder would drop data)."""
     schema(table)
     folder = Path(lake) / table
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+
+    def unreadable(exc: OSError) -> None:
+        raise DataError(f"lake folder {exc.filename or folder} cannot be read ({exc.strerror or exc}); "
+                        f"check its permissions or move it out of the lake")
+
+    found: list[Path] = []
+    for dirpath, _, names in os.walk(folder, onerror=unreadable):
+        found.extend(Path(dirpath) / n for n in names if n.endswith(".parquet") and not n.startswith("."))
+    return sorted(found)
 
 
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _check_bytes(path: Path) -> str:
+    """Zero-byte, unreadable, truncated and non-Parquet files, told apart by their first and last bytes;
+    returns a digest of the bytes (the inspection memo's key: a file rewritten in place is inspected again)."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            digest.update(head)
+            size = len(head)
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+            fh.seek(max(size - 4, 0))
+            tail = fh.read(4)
+    except OSError as exc:
+        raise DataError(f"lake file {path} cannot be read ({exc.strerror or exc}); check its permissions "
+                        f"or remove it") from None
+    if size == 0:
+        raise DataError(f"lake file {path} is empty (0 bytes), not a Parquet file; re-export it or remove it")
+    if head != _PARQUET_MAGIC:
+        raise DataError(f"lake file {path} is not a Parquet file (it starts with {head!r}); the lake holds "
+                        f"only Parquet: convert it with `backtest data import` or remove it")
+    if size < 12 or tail != _PARQUET_MAGIC:
+        raise DataError(f"lake file {path} is truncated ({size} bytes, no Parquet footer); re-export it or "
+                        f"remove it")
+    return digest.hexdigest()
+
+
+def _hive_values(path: Path, folder: Path) -> dict[str, str | None]:
+    """``key=value`` folders between the table folder and the file (Hive partitioning), URL-decoded."""
+    from urllib.parse import unquote
+
+    out: dict[str, str | None] = {}
+    for part in path.relative_to(folder).parts[:-1]:
+        key, eq, val = part.partition("=")
+        if eq and key:
+            val = unquote(val)
+            out[unquote(key)] = None if val == "__HIVE_DEFAULT_PARTITION__" else val
+    return out
+
+
+def _literal(path: Path, field: pa.Field, value: str | None) -> str:
+    """A Hive partition value as a SQL literal of the column's type."""
+    typ = _pl_type(field.type)
+    if value is None:
+        return f"CAST(NULL AS {_SQL_TYPES[typ]})"
+    try:
+        if typ == pl.Int64:
+            return f"CAST({int(value)} AS BIGINT)"
+        if typ == pl.Float64:
+            num = float(value)
+            if num != num or num in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return f"CAST({num!r} AS DOUBLE)"
+    except ValueError:
+        raise DataError(f"lake file {path}: partition folder {field.name}={value} is not "
+                        f"{'an integer' if typ == pl.Int64 else 'a finite number'}") from None
+    return f"CAST({_sql_str(value)} AS VARCHAR)"
+
+
+_SQL_TYPES = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.String: "VARCHAR"}
+
+
+def _floor_div(x: str, d: int) -> str:
+    # DuckDB's // truncates toward zero; floor keeps a time before 1970 in the second it belongs to
+    return f"({x} // {d} - CASE WHEN {x} % {d} < 0 THEN 1 ELSE 0 END)"
+
+
+def _column_sql(path: Path, table: str, field: pa.Field, dtype: str) -> str:
+    """The expression reading ``field`` from a file column of DuckDB type ``dtype``, cast to the lake type."""
+    col, name, typ = _ident(field.name), field.name, _pl_type(field.type)
+    if dtype == _NULL_TYPE:
+        return f"CAST(NULL AS {_SQL_TYPES[typ]})"
+    is_int, is_float = dtype in _INTS, dtype in ("FLOAT", "DOUBLE") or dtype.startswith("DECIMAL")
+    if name == "ts" and (dtype.startswith("TIMESTAMP") or dtype == "DATE"):
+        # any unit, any zone: Parquet stores UTC instants (a zone-less timestamp is read as UTC)
+        if "NS" in dtype:
+            return f"CAST({_floor_div(f'epoch_ns({col})', 10**9)} AS BIGINT)"
+        return f"CAST({_floor_div(f'epoch_us({col})', 10**6)} AS BIGINT)"
+    if typ == pl.Int64 and (is_int or (name == "block" and is_float)):
+        return f"CAST({col} AS BIGINT)"     # a float block (pandas with gaps) is checked to be whole first
+    if typ == pl.Float64 and (is_int or is_float):
+        return f"CAST({col} AS DOUBLE)"
+    if typ == pl.String and (dtype == "VARCHAR" or dtype.startswith("ENUM")):
+        return f"CAST({col} AS VARCHAR)"
+    want = {"ts": "integer epoch seconds or a Parquet timestamp", "block": "an integer block number"}.get(
+        name, {pl.Int64: "an integer", pl.Float64: "a number", pl.String: "a string"}[typ])
+    raise DataError(f"lake file {path}: column {name!r} of {table} must be {want}, got {dtype}")
+
+
+def _inspect(con: duckdb.DuckDBPyConnection, table: str, path: Path, folder: Path) -> tuple[tuple, str]:
+    """(group key, SELECT list) reading ``path`` as ``table``; DataError naming the file for anything wrong.
+
+    The group key is the file's column types and partition values: files with the same key share one
+    ``read_parquet`` (one scan for a lake of uniform files)."""
+    memo = (table, str(path), _check_bytes(path))
+    if memo in _INSPECTED:
+        return _INSPECTED[memo]
+    src = f"read_parquet({_sql_str(str(path))}, hive_partitioning = false)"   # Hive keys: ours
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
+    except duckdb.Error as exc:
+        raise DataError(f"lake file {path} is not a readable Parquet file ({_first_line(exc)}); re-export it "
+                        f"or remove it") from None
+    types = {row[0]: row[1] for row in described}
+    hive = _hive_values(path, folder)
+    sch = schema(table)
+    exprs, checks = [], []
+    for field in sch:
+        name = field.name
+        if name in types:
+            exprs.append(f"{_column_sql(path, table, field, types[name])} AS {_ident(name)}")
+            if name in hive:        # a partition value the file repeats must agree with it
+                checks.append((f"count(*) FILTER (WHERE {_ident(name)} IS DISTINCT FROM "
+                               f"{_literal(path, field, hive[name])})", "partition", name))
+        elif name in hive:
+            if hive[name] is None and not field.nullable:
+                raise DataError(f"lake file {path}: required column {name!r} of {table} is a null partition "
+                                f"({name}=__HIVE_DEFAULT_PARTITION__)")
+            exprs.append(f"{_literal(path, field, hive[name])} AS {_ident(name)}")
+        elif field.nullable:
+            exprs.append(f"CAST(NULL AS {_SQL_TYPES[_pl_type(field.type)]}) AS {_ident(name)}")
+        else:
+            have = ", ".join(types) or "none"
+            raise DataError(f"lake file {path}: missing required column {name!r} of {table} (required: "
+                            f"{', '.join(f.name for f in sch if not f.nullable)}; the file has: {have})")
+        if name in types and not field.nullable:
+            checks.append((f"count(*) - count({_ident(name)})", "nulls", name))
+        if name == "block" and name in types and types[name] in ("FLOAT", "DOUBLE"):
+            checks.append((f"count(*) FILTER (WHERE block <> floor(block) OR NOT isfinite(block))", "whole", name))
+    select = ", ".join(exprs)
+    ts_int = types.get("ts") in _INTS
+    aggs = [c for c, _, _ in checks] + ["max(abs(CAST(ts AS HUGEINT)))" if ts_int else "NULL"]
+    aggs += [f"count({_ident(n)})" for n in types if n in sch.names]       # decode every column read
+    try:
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM {src}").fetchone()
+    except duckdb.Error as exc:
+        raise DataError(f"lake file {path} is corrupt ({_first_line(exc)}); re-export it or remove it") from None
+    for (_, kind, name), bad in zip(checks, row):
+        if not bad:
+            continue
+        if kind == "nulls":
+            raise DataError(f"lake file {path}: required column {name!r} of {table} has {bad} null value(s)")
+        if kind == "whole":
+            raise DataError(f"lake file {path}: column 'block' has {bad} value(s) that are not whole numbers")
+        raise DataError(f"lake file {path}: column {name!r} has {bad} value(s) other than its partition "
+                        f"folder's {name}={hive[name]}")
+    biggest = row[len(checks)]
+    if biggest is not None:
+        for low, unit, div in _EPOCH_UNITS:
+            if biggest >= low:
+                value = con.execute(f"SELECT ts FROM {src} WHERE abs(CAST(ts AS HUGEINT)) = ? LIMIT 1",
+                                    [biggest]).fetchone()[0]
+                when = _iso(value // div) if abs(value // div) < 10**11 else "far beyond any date"
+                raise DataError(f"lake file {path}: column 'ts' holds {value}, a {unit} epoch ({when} as "
+                                f"{unit}s); the lake's ts is in epoch seconds: divide by {div:,} or store a "
+                                f"Parquet timestamp")
+    key = (tuple(described), tuple(sorted((k, v) for k, v in hive.items() if k in sch.names)))
+    _INSPECTED[memo] = (key, select)
+    return key, select
+
+
 def connect(lake: str | os.PathLike) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per lake table that has files.
 
-    Each view has the table's columns plus ``filename`` (the Parquet file a row came from), so callers can
-    tell which files they read (for :func:`data_hash`). Tables without files have no view; use
-    :func:`has_table`.
+    Each view has the table's columns (typed as in :data:`TABLES`) plus ``filename`` (the Parquet file a row
+    came from), so callers can tell which files they read (for :func:`data_hash`). Tables without files
+    have no view; use :func:`has_table`. Every file is checked first (see the section comment above): a
+    broken one is a DataError naming it.
     """
     con = duckdb.connect()
-    for table in TABLES:
-        files = table_files(lake, table)
-        if not files:
-            continue
-        listing = "[" + ", ".join(_sql_str(str(p)) for p in files) + "]"
-        cols = ", ".join(f'"{c}"' for c in TABLES[table].names)
-        con.execute(
-            f"CREATE VIEW {table} AS SELECT {cols}, filename FROM "
-            f"read_parquet({listing}, union_by_name = true, filename = true)"
-        )
+    try:
+        for table in TABLES:
+            files = table_files(lake, table)
+            if not files:
+                continue
+            groups: dict[tuple, tuple[str, list[Path]]] = {}
+            for p in files:
+                key, select = _inspect(con, table, p, Path(lake) / table)
+                groups.setdefault(key, (select, []))[1].append(p)
+            parts = []
+            for select, paths in groups.values():
+                listing = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
+                parts.append(f"SELECT {select}, filename FROM read_parquet({listing}, filename = true, "
+                             f"hive_partitioning = false)")
+            con.execute(f"CREATE VIEW {table} AS " + " UNION ALL ".join(parts))
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
