@@ -25,7 +25,7 @@ RUN = ["run", "loop.toml", "--quiet", "--set", 'run.name="one"', "--set", 'run.e
 # the reference engine replays in batches of 8: 12 configurations are two batches, each streamed to the work
 # folder, so kills land before, between and after the batches and in the final renames
 SWEEP = ["sweep", "loop.toml", "--quiet", "--engine", "reference", "--set", 'run.name="grid"',
-         "--set", 'run.end="2024-06-02"', "--grid", "strategy.loops=1..3",
+         "--set", 'run.end="2024-06-01T12:00:00"', "--grid", "strategy.loops=1..3",
          "--grid", "strategy.target_ltv=0.6,0.7,0.8,0.85"]
 SYMBOLS = ("stETH", "WETH", "rETH")
 
