@@ -581,7 +581,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, table: str, path: Path, folder: Pat
     aggs = [c for c, _, _ in checks] + ["max(abs(CAST(ts AS HUGEINT)))" if ts_int else "NULL"]
     aggs += [f"count({_ident(n)})" for n in types if n in sch.names]       # decode every column read
     try:
-        row = con.execute(f"SELECT {', '.join(aggs)} FROM {src}").fetchone()
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM {src}").fetchall()[0]
     except duckdb.Error as exc:
         raise DataError(f"lake file {path} is corrupt ({_first_line(exc)}); re-export it or remove it") from None
     for (_, kind, name), bad in zip(checks, row):
@@ -598,7 +598,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, table: str, path: Path, folder: Pat
         for low, unit, div in _EPOCH_UNITS:
             if biggest >= low:
                 value = con.execute(f"SELECT ts FROM {src} WHERE abs(CAST(ts AS HUGEINT)) = ? LIMIT 1",
-                                    [biggest]).fetchone()[0]
+                                    [biggest]).fetchall()[0][0]
                 when = _iso(value // div) if abs(value // div) < 10**11 else "far beyond any date"
                 raise DataError(f"lake file {path}: column 'ts' holds {value}, a {unit} epoch ({when} as "
                                 f"{unit}s); the lake's ts is in epoch seconds: divide by {div:,} or store a "
@@ -636,6 +636,24 @@ def connect(lake: str | os.PathLike) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+def read_file(path: str | os.PathLike, table: str) -> pl.DataFrame:
+    """One Parquet file read as ``table`` with :func:`connect`'s mapping and checks (for per-file tools such
+    as ``data check``): the table's columns and types, Hive folder values from the folders below the
+    nearest ancestor named ``table`` (else none); a DataError naming the file for anything wrong."""
+    path = Path(path)
+    folder = next((p for p in path.parents if p.name == table), path.parent)
+    con = duckdb.connect()
+    try:
+        _, select = _inspect(con, table, path, folder)
+        src = f"read_parquet({_sql_str(str(path))}, hive_partitioning = false)"
+        try:
+            return pl.from_arrow(con.sql(f"SELECT {select} FROM {src}").to_arrow_table())
+        except duckdb.Error as exc:
+            raise DataError(f"lake file {path} is corrupt ({_first_line(exc)}); re-export it or remove it") from None
+    finally:
+        con.close()
 
 
 def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:

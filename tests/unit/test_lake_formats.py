@@ -445,3 +445,16 @@ def test_the_python_api_raises_the_typed_error(good_lake, tmp_path):
     cfg.write_text(CONFIG)
     with pytest.raises(DataError, match="is empty"):
         backtest.run(cfg, overrides={"run.data": str(good_lake), "run.output": str(tmp_path / "out")})
+
+
+def test_read_file_maps_one_file_like_the_lake_for_per_file_tools(tmp_path):
+    folder = tmp_path / "prices" / "source=dex"
+    folder.mkdir(parents=True)
+    ts = pa.array([T0 * 10**9, (T0 + 60) * 10**9], pa.timestamp("ns", "UTC"))
+    pq.write_table(prices_with_ts(ts).drop_columns(["source"]), folder / "p.parquet")
+    got = lake.read_file(folder / "p.parquet", "prices")
+    assert got.columns == lake.TABLES["prices"].names
+    assert got["ts"].to_list() == [T0, T0 + 60] and got["source"].to_list() == ["dex", "dex"]
+    (folder / "bad.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="is empty"):
+        lake.read_file(folder / "bad.parquet", "prices")
