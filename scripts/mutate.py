@@ -4,7 +4,9 @@ Each mutation is one small wrong-rule edit (PROTOCOLS.md section named in `rule`
 (ext/) and, where the rule is duplicated, to the plain-Python twin (backtest/reference.py) at the same time, so
 the differential test alone cannot kill it: the rule tests must. One mutation at a time, in a throw-away copy
 of the tracked files (never in this checkout): apply, rebuild the extension if ext/ changed, run the tests with
--x, restore. A mutation whose `old` text is not found exactly once is an error (the list must follow the code).
+-x (hypothesis seeded, so a rerun gives the same table), restore. A mutation whose `old` text is not found
+exactly once is an error (the list must follow the code). The differential tests run last: a mutant only they
+kill (marked *) got past every rule test.
 
     python scripts/mutate.py              # the whole list, a table at the end
     python scripts/mutate.py --list       # ids, rules, files
@@ -36,7 +38,7 @@ RULE_FILES = ["test_aave_rules.py", "test_venues.py", "test_restaking.py", "test
               "test_venue_examples.py", "test_chains.py", "test_differential.py"]
 NOT_RULES = {"test_align.py", "test_check.py", "test_cli.py", "test_config.py", "test_fetch.py",
              "test_importers.py", "test_lake.py", "test_params.py", "test_schema.py", "test_sweep.py",
-             "test_synth.py"}
+             "test_synth.py", "test_config_fuzz.py", "test_output_safety.py", "test_run_refuses.py"}
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,13 @@ def rule_tests(copy: Path, first: tuple) -> list[str]:
     present = sorted(p.name for p in unit.glob("test_*.py"))
     order = list(first) + [f for f in RULE_FILES if f not in first]
     order += [f for f in present if f not in order and f not in NOT_RULES]
+    # the differential tests last: a mutant they alone kill got past every rule test (flagged in the table)
+    order = [f for f in order if not is_differential(f)] + [f for f in order if is_differential(f)]
     return [f"tests/unit/{f}" for f in order if f in present]
+
+
+def is_differential(test: str) -> bool:
+    return test.split("/")[-1].split("::")[0].startswith("test_differential")
 
 
 def make_copy(dest: Path) -> None:
@@ -349,7 +357,7 @@ def check_import(copy: Path) -> None:
 def run_tests(copy: Path, files: list[str]) -> tuple[bool, str, str]:
     """(all passed, first failing test id or the error tail, pytest's output tail)."""
     r = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        "-o", "addopts=", "--no-header", "-rf", *files],
+                        "-o", "addopts=", "--no-header", "-rf", "--hypothesis-seed=0", *files],
                        cwd=copy, env=env_for(copy), capture_output=True, text=True)
     tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-40:])
     if r.returncode == 0:
@@ -463,12 +471,17 @@ def main(argv=None) -> int:
     with cf.ThreadPoolExecutor(a.jobs) as ex:
         for f in [ex.submit(worker, s, results, log, a.show) for s in shards if s]:
             f.result()
-    print(f"\n{'id':28} {'rule':62} {'result':11} first failing test")
+    print(f"\n{'id':28} {'rule':66} {'result':11} first failing test")
     for m in muts:
         st, first, _ = results[m.id]
-        print(f"{m.id:28} {m.rule:62} {st:11} {first}")
+        if st == "killed" and is_differential(first):
+            st = "killed*"
+        print(f"{m.id:28} {m.rule:66} {st:11} {first}")
     n_k = sum(r[0] == "killed" for r in results.values())
-    print(f"\n{n_k} of {len(muts)} killed, {sum(r[0] == 'survived' for r in results.values())} survived, "
+    n_d = sum(r[0] == "killed" and is_differential(r[1]) for r in results.values())
+    print(f"\n{n_k} of {len(muts)} killed ({n_d} of them, marked *, only by the differential test: core and "
+          f"reference drifted apart under the mutant, no rule test failed), "
+          f"{sum(r[0] == 'survived' for r in results.values())} survived, "
           f"{sum(r[0] == 'build-error' for r in results.values())} did not build; {time.time() - t0:.0f} s")
     return 0
 
