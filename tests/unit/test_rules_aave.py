@@ -74,18 +74,20 @@ def test_v33_both_above_2000_keeps_50_percent():
 
 
 def test_v33_leftover_debt_clause_shrinks_the_repay():
-    # a close factor of 0.8 (market.close_factor) on collateral $4,200 / debt $4,000 (HF 0.9975) would leave
-    # $800 of debt < $1,000 -> the largest passing repay leaves exactly $1,000 of debt: r1 = 90 - 1000 / U
-    # ($3,000); the collateral clause allows (4200 - 1000) / 1.01 = $3,168.3 > $3,000, so r1 binds.
-    # After: collateral 4200 - 3030 = $1,170, debt $1,000, HF = 1170 * .95 / 1000 = 1.1115 -> stop.
-    m, P, U = usd_market(4200.0, 4000.0)
+    # a close factor of 0.8 (market.close_factor) on collateral $4,700 / debt $4,500 (HF .95 * 4700 / 4500 =
+    # 0.99222): repaying $3,600 leaves $900 of debt < $1,000, while the collateral left, 4700 - 3600 * 1.01 =
+    # $1,064, passes (only the debt clause fails). The largest passing repay leaves exactly $1,000 of debt:
+    # r1 = 90 - 1000 / U ($3,500); the collateral clause allows (4700 - 1000) / 1.01 = $3,663.4, so r1 binds.
+    # After: collateral 4700 - 3535 = $1,165, debt $1,000, HF = 1165 * .95 / 1000 = 1.10675 -> stop.
+    m, P, U = usd_market(4700.0, 4500.0)
+    assert 4700 - 3600 * 1.01 >= 1000 and 4500 * 0.2 < 1000
 
     def fn(out):
         ev = liq_events(out)
         assert len(ev) == 1
         assert -ev["debt"][0] == pytest.approx(90 - 1000 / U, rel=1e-12)
         assert out.summaries[0]["end_debt"] * U == pytest.approx(1000.0, rel=1e-12)
-        assert ev["hf"][0] == pytest.approx(1170 * .95 / 1000, rel=1e-12)
+        assert ev["hf"][0] == pytest.approx(1165 * .95 / 1000, rel=1e-12)
     check_both(m, params(v33_from=0, cf_ovr=0.8), fn)
 
     def before_v33(out):                  # v3.2: the 0.8 override repays 72, no leftover rule
