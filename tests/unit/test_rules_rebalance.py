@@ -164,3 +164,24 @@ def test_releverage_without_room_stops_at_the_max_ltv():
         assert ev["hf"][0] == pytest.approx(LT / LTV, rel=1e-12)
         assert s["liq_count"] == 0 and s["n_rebalances"] == 1
     check_both(m, p, fn)
+
+
+def test_releverage_size_includes_the_swap_fee():
+    # swap entry, fee 0.3 %: open 100 -> 99.7 tokens, loop borrows .9 * 99.7 = 89.73 -> 89.73 * .997 tokens.
+    # Releverage at P = 1 to h = 1.5: each WETH borrowed buys k = 0.997 tokens, so
+    # f = (C .95 - 1.5 D) / (1.5 - .997 * .95); after: C + .997 f tokens, D + f debt, HF 1.5
+    fee, h = 0.003, 1.5
+    C = 99.7 + 89.73 * (1 - fee)
+    D = 89.73
+    f = (C * LT - h * D) / (h - (1 - fee) * LT)
+    m = market(np.ones(3))
+    p = reb(entry="swap", swap_fee=fee, target_hf=h, relev_above=1.6)
+
+    def fn(out):
+        ev = rebalances(out)
+        assert len(ev) == 1
+        assert ev["debt"][0] == pytest.approx(f, rel=1e-12)
+        assert ev["coll"][0] == pytest.approx(f * (1 - fee), rel=1e-12)
+        assert ev["hf"][0] == pytest.approx(h, rel=1e-12)
+        assert out.summaries[0]["swap_fee_cost"] == pytest.approx((100 + D + f) * fee, rel=1e-12)
+    check_both(m, p, fn)
