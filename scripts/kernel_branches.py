@@ -1,9 +1,9 @@
 """Which branches of the Cython kernel does the differential test reach?
 
 In a throw-away copy of the tracked files (never in this checkout) the extension is built with gcc branch
-coverage (-O0 --coverage), tests/unit/test_differential.py runs there (with --rules, the rule tests too), and
-gcov's per-line branch counts on the generated ext/_core.c are mapped back to the .pxd / .pyx lines through the
-`/* "_aave.pxd":42` markers Cython writes before the C code of each source line. Printed: per kernel file,
+coverage (-O0 --coverage), tests/unit/test_differential.py runs there (with --rules, the rule tests too;
+hypothesis seeded, so the same draws each time), and gcov's per-line branch counts on the generated ext/_core.c
+are mapped back to the .pxd / .pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C code of each source line. Printed: per kernel file,
 branch outcomes reached / total, then every conditional source line (if / elif / while / ternary / and-or)
 whose C branches were not all taken (never reached, or only one way).
 
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         sys.exit(f"kernel_branches: the instrumented copy does not build:\n{out}")
     mutate.check_import(copy)
     tests = mutate.rule_tests(copy, ()) if a.rules else ["tests/unit/test_differential.py"]
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests],
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--hypothesis-seed=0", *tests],
                        cwd=copy, env=mutate.env_for(copy), capture_output=True, text=True)
     print(f"tests: {' '.join(t.split('/')[-1] for t in tests)}: {r.stdout.strip().splitlines()[-1]}")
     print(report(copy, c_line_owners(copy / "ext" / "_core.c", kernel_files(copy)), gcov_lines(copy)))
