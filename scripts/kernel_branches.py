@@ -3,8 +3,8 @@
 In a throw-away copy of the tracked files (never in this checkout) the extension is built with gcc branch
 coverage (-O0 --coverage), tests/unit/test_differential.py runs there (with --rules, the rule tests too;
 hypothesis seeded, so the same draws each time), and gcov's per-line branch counts on the generated ext/_core.c
-are mapped back to the .pxd / .pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C code of each source line. Printed: per kernel file,
-branch outcomes reached / total, then every conditional source line (if / elif / while / ternary / and-or)
+are mapped back to the .pxd / .pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C
+code of each source line. Printed: per kernel file, branch outcomes reached / total, then every conditional source line (if / elif / while / ternary / and-or)
 whose C branches were not all taken (never reached, or only one way).
 
 Only the cdef functions count (the nogil kernels, C names __pyx_f_*): the def wrappers of _core.pyx only check
