@@ -38,7 +38,8 @@ RULE_FILES = ["test_aave_rules.py", "test_venues.py", "test_restaking.py", "test
               "test_venue_examples.py", "test_chains.py", "test_differential.py"]
 NOT_RULES = {"test_align.py", "test_check.py", "test_cli.py", "test_config.py", "test_fetch.py",
              "test_importers.py", "test_lake.py", "test_params.py", "test_schema.py", "test_sweep.py",
-             "test_synth.py", "test_config_fuzz.py", "test_output_safety.py", "test_run_refuses.py"}
+             "test_synth.py", "test_config_fuzz.py", "test_output_safety.py", "test_run_refuses.py", "test_lake_formats.py",
+             "test_lake_fuzz.py"}
 
 
 @dataclass(frozen=True)
