@@ -184,6 +184,15 @@ def assert_same(a, b, exact=False, years=1.0):
             assert np.array_equal(x, y, equal_nan=True), (name, x, y)
         else:
             rtol = RTOL / min(years, 1.0) if name in APYS else RTOL
+            if name == "min_hf":
+                # |min a - min b| <= max over blocks of |a_b - b_b|: the minimum inherits the widest per-block
+                # HF tolerance, RTOL x the amplification of the collateral left (a cascade down to dust)
+                rtol = np.array([max(RTOL, float(np.max(event_rtol(ev, float(ec)), initial=RTOL)))
+                                 for ev, ec in zip(b.events, b.summaries["end_collateral"])])
+            if name == "lev_sum":
+                # each sample L = exposure / equity carries RTOL x L (as the records' leverage, below), so the
+                # sum carries at most RTOL x max L x sum, and max L <= sum (every sample is positive)
+                rtol = RTOL * np.maximum(1.0, np.abs(y))
             assert np.allclose(x, y, rtol=rtol, atol=ATOL, equal_nan=True), (name, x, y)
     for k, (ea, eb) in enumerate(zip(a.events, b.events)):
         assert len(ea) == len(eb), (ea, eb)
