@@ -9,7 +9,7 @@ import os as _os
 from hypothesis import settings as _settings
 
 _settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
-_settings.register_profile("hunt", database=None, deadline=None, print_blob=True)
+_settings.register_profile("hunt", derandomize=False, database=None, deadline=None, print_blob=True)
 _settings.register_profile("dev", deadline=None, print_blob=True)
 _settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE")
                        or ("ci" if _os.environ.get("CI", "").lower() in ("true", "1") else "dev"))
