@@ -1,7 +1,10 @@
 """Small builders shared by the tests: hand-made markets and parameter rows."""
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -74,3 +77,16 @@ def check_both(m, p, fn, **kw):
     for out in (core, ref):
         check(out)
     return core, ref
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder under root (hidden ones too) -> sha256 of its bytes ('dir' for folders): what a
+    test compares to prove nothing was written or deleted."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for d in dirs:
+            out[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
+        for f in files:
+            p = os.path.join(dirpath, f)
+            out[os.path.relpath(p, root)] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+    return out

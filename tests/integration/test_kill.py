@@ -2,7 +2,6 @@
 and the lake is, byte for byte, either the lake before the import or the lake after it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from backtest.data import lake as _lake
+from tests.helpers import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = (1, 2, 3)
@@ -89,21 +89,9 @@ def kill_at_rename(args, cwd: Path, k: int) -> None:
     assert p.returncode == -signal.SIGKILL, (k, p.stderr)
 
 
-def tree(root: Path) -> dict[str, str]:
-    """Every file and folder under root, hidden ones too, with the sha256 of its bytes."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for d in dirs:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
-        for f in files:
-            p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-    return out
-
-
 def result_set(folder: Path) -> dict[str, object]:
     """A result set's bytes, the manifest read without the fields that say when and how fast it ran."""
-    files = tree(folder)
+    files = snapshot(folder)
     m = json.loads((folder / "manifest.json").read_text())
     files["manifest.json"] = {k: v for k, v in m.items() if k not in VOLATILE}
     return files
@@ -178,11 +166,11 @@ def test_kill_an_import_leaves_the_old_lake_or_the_new_one(proj):
     finish(first, proj)
     for f, s in zip(files, SYMBOLS):
         _csv(f, s, 40_000, 1.01)                                # every old row revised, as many new
-    old = tree(lake)
+    old = snapshot(lake)
     spare = proj / "lake-old"
     shutil.copytree(lake, spare)
     took, n = finish_counting(first, proj)                      # the clean import: the new lake
-    new = tree(lake)
+    new = snapshot(lake)
     assert new != old
     rng = random.Random("import")
     killed = 0
@@ -192,9 +180,9 @@ def test_kill_an_import_leaves_the_old_lake_or_the_new_one(proj):
         rng.seed(seed)
         killed += kill_at(first, proj, rng.uniform(0.15, 1.0) * took)
         _lake.recover(lake)                                     # what the next read or import does first
-        assert tree(lake) in (old, new), f"seed {seed}: a lake that is neither the old nor the new one"
+        assert snapshot(lake) in (old, new), f"seed {seed}: a lake that is neither the old nor the new one"
         finish(first, proj)
-        assert tree(lake) == new, f"seed {seed}"
+        assert snapshot(lake) == new, f"seed {seed}"
     assert killed >= 1
     # killed at each rename of the commit: the journal, then one per lake file
     assert n == 1 + len(SYMBOLS)
@@ -203,4 +191,4 @@ def test_kill_an_import_leaves_the_old_lake_or_the_new_one(proj):
         shutil.copytree(spare, lake)
         kill_at_rename(first, proj, k)
         _lake.recover(lake)
-        assert tree(lake) == (old if k == 1 else new), f"rename {k}: before the journal old, after it new"
+        assert snapshot(lake) == (old if k == 1 else new), f"rename {k}: before the journal old, after it new"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import backtest
 from backtest.cli import cli
 from backtest.errors import InputError
 from backtest.store import MARKER, Store, recover
+from tests.helpers import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "wsteth-aave-emode-loop"          # run.name of examples/loop.toml
@@ -34,16 +34,6 @@ def proj(tmp_path, monkeypatch):
     return tmp_path
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file and folder under root (hidden ones too) -> sha256 of its bytes ('dir' for folders)."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for d in dirs:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
-        for f in files:
-            p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-    return out
 
 
 def run(*args):
