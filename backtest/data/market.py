@@ -47,11 +47,16 @@ class Market:
     hold_price: np.ndarray | None = None    # f8, DEX price of the hold benchmark's token (the base LST when
                                             # restaking; = price otherwise)
     hold_xrate: np.ndarray | None = None    # f8, exchange rate of the hold benchmark's token (= xrate otherwise)
+    underlying_price: np.ndarray | None = None  # f8, the collateral's underlying (ETH for an ETH LST) in the debt
+                                            # asset: exactly 1.0 where they are the same asset (WETH debt)
+    gas_token_price: np.ndarray | None = None   # f8, the chain's gas token (ETH on Ethereum) in the debt asset:
+                                            # exactly 1.0 where the debt is the gas token
     series: list[SeriesInfo] = field(default_factory=list)
     data_hash: str = ""
 
     ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
-              "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization", "reward", "slash", "hold_price", "hold_xrate")
+              "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization", "reward", "slash", "hold_price", "hold_xrate",
+              "underlying_price", "gas_token_price")
 
     def __post_init__(self) -> None:
         n = self.ts.shape[0]
@@ -65,6 +70,10 @@ class Market:
             self.hold_price = self.price.copy()
         if self.hold_xrate is None:
             self.hold_xrate = self.xrate.copy()
+        if self.underlying_price is None:
+            self.underlying_price = np.ones(n)
+        if self.gas_token_price is None:
+            self.gas_token_price = np.ones(n)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -89,6 +98,8 @@ class Market:
                     v = np.nan
                 elif name in ("reward", "slash"):
                     v = 0.0
+                elif name in ("underlying_price", "gas_token_price"):
+                    v = 1.0
                 elif name == "hold_price":
                     v = out["price"]
                 elif name == "hold_xrate":
