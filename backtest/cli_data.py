@@ -1,12 +1,12 @@
 """`backtest data ...`: build, fill and inspect the Parquet data lake.
 
 - ``synth NAME`` / ``list``: the synthetic lake and the catalog;
-- ``import SOURCE FILE... [--into DIR] [--table T] [--map COL=SRC[:UNIT]] [--set COL=VALUE]``: the importers
-  of :mod:`backtest.data.importers`;
-- ``derive ratio|oracle-rate ...``: derived series (a market ratio from two USD series, an oracle's
-  exchange rate);
-- ``fetch coingecko|defillama|rpc ...``: the downloaders of :mod:`backtest.data.fetch` (API keys and the
-  RPC URL are read from environment variables and never printed);
+- ``import SOURCE FILE... --into DIR [--table T] [--map COL=SRC[:UNIT]] [--set COL=VALUE]``: the importers
+  of :mod:`backtest.data.sources` (looked up in :mod:`backtest.data.sources.registry`);
+- ``derive ratio|oracle-rate ... --into DIR``: derived series of :mod:`backtest.data.derive` (a market ratio
+  from two USD series, an oracle's exchange rate);
+- ``fetch coingecko|defillama|rpc ... --into DIR``: the downloaders of :mod:`backtest.data.sources` (API keys
+  and the RPC URL are read from environment variables and never printed);
 - ``check [--lake DIR]``: the lake's self-check, exit code 1 when it finds errors.
 """
 from __future__ import annotations
@@ -81,6 +81,13 @@ def _when(text: str, flag: str) -> int:
     return int(d.timestamp())
 
 
+def _require_lake(lake, command: str) -> None:
+    if lake is None:
+        # the bundled data/ is the synthetic demo lake: real data goes into a lake the user names
+        raise InputError(f"{command}: --into DIR is required (the lake to write into, e.g. --into "
+                         "lake; nothing was written)")
+
+
 def _echo_report(report, quiet: bool = False) -> None:
     if quiet:
         return
@@ -100,7 +107,7 @@ def _secret(env: str | None, what: str, required: bool = False) -> str | None:
 
 
 def _client(timeout: float, retries: int):
-    from backtest.data.fetch import HttpClient
+    from backtest.data.sources.download import HttpClient
 
     if timeout <= 0 or retries < 0:
         raise InputError("--timeout must be positive and --retries >= 0")
@@ -119,8 +126,8 @@ def _progress(label: str):
 
 
 _net_options = [
-    click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True,
-                 help="the lake to write into"),
+    click.option("--into", "lake", type=click.Path(file_okay=False), default=None,
+                 help="the lake to write into (required: no default writes into the bundled demo lake)"),
     click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds per request"),
     click.option("--retries", type=int, default=5, show_default=True,
                  help="retries per request (backoff 1, 2, 4 s...)"),
@@ -155,17 +162,15 @@ def data_import(source, files, lake, table, maps, sets, quiet):
         backtest data import csv prices.csv --table prices \\
             --map ts=time --map price=close --set base=wstETH --set quote=WETH
     """
-    from backtest.data.importers import SOURCES, import_files, parse_mapping
+    from backtest.data.sources.csv_mapping import parse_mapping
+    from backtest.data.sources.registry import SOURCES, import_files
 
     if source not in SOURCES:
         lines = "\n".join(f"  {name:<15} {desc}" for name, (_, desc) in SOURCES.items())
         raise InputError(f"unknown import source {source!r}; choose one of:\n{lines}")
     if not files:
         raise InputError(f"data import {source}: give at least one FILE")
-    if lake is None:
-        # the bundled data/ is the synthetic demo lake: real imports go into a lake the user names
-        raise InputError(f"data import {source}: --into DIR is required (the lake to write into, e.g. --into "
-                         "lake; nothing was written)")
+    _require_lake(lake, f"data import {source}")
     from backtest.data.lake import transaction
 
     with transaction(Path(lake)):        # all files of the import land together, even after a kill
@@ -185,7 +190,8 @@ def data_derive():
 @data_derive.command("ratio")
 @click.argument("base")
 @click.argument("quote")
-@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--into", "--lake", "lake", type=click.Path(file_okay=False), default=None,
+              help="the lake to read and write into (required: no default writes into the bundled demo lake)")
 @click.option("--via", default="USD", show_default=True, help="the common quote of the two series")
 @click.option("--bucket", default=3600, show_default=True, type=int, help="seconds to floor both series to")
 @click.option("--source-base", default=None, help="source of BASE/VIA when the lake has several")
@@ -196,8 +202,9 @@ def data_derive():
               help="BASE rebases (stETH): write an ASSUMED exchange rate growing at this APR and the price in shares")
 def derive_ratio_cmd(base, quote, lake, via, bucket, source_base, source_quote, median_of, rebase_apr):
     """prices BASE/QUOTE = (BASE/VIA) / (QUOTE/VIA), floored to the hour and inner-joined."""
-    from backtest.data.importers import derive_ratio
+    from backtest.data.derive import derive_ratio
 
+    _require_lake(lake, "data derive ratio")
     if bucket <= 0 or median_of < 1:
         raise InputError("--bucket must be positive and --median-of >= 1")
     _echo_report(derive_ratio(Path(lake), base, quote, via=via, freq=bucket, source_base=source_base,
@@ -207,13 +214,15 @@ def derive_ratio_cmd(base, quote, lake, via, bucket, source_base, source_quote, 
 @data_derive.command("oracle-rate")
 @click.argument("protocol")
 @click.argument("asset")
-@click.option("--lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--into", "--lake", "lake", type=click.Path(file_okay=False), default=None,
+              help="the lake to read and write into (required: no default writes into the bundled demo lake)")
 @click.option("--quote", default="ETH", show_default=True)
 @click.option("--exchange-rate", is_flag=True, help="also write it as the asset's exchange rate")
 def derive_oracle_cmd(protocol, asset, lake, quote, exchange_rate):
     """oracle_prices PROTOCOL ASSET/QUOTE = ASSET/USD ÷ QUOTE/USD of the protocol's oracle."""
-    from backtest.data.importers import derive_oracle_rate
+    from backtest.data.derive import derive_oracle_rate
 
+    _require_lake(lake, "data derive oracle-rate")
     _echo_report(derive_oracle_rate(Path(lake), protocol, asset, quote=quote, exchange_rate=exchange_rate))
 
 
@@ -236,11 +245,13 @@ def data_fetch():
 @_net
 def fetch_coingecko_cmd(coin, start, end, vs, symbol, api_key_env, pro, base_url, lake, timeout, retries):
     """CoinGecko market_chart/range of COIN (an API id, e.g. staked-ether) -> prices SYMBOL/VS."""
-    from backtest.data.fetch import fetch_coingecko
+    from backtest.data.sources.registry import FETCHERS
 
-    rep = fetch_coingecko(coin, Path(lake), _when(start, "--start"), _when(end, "--end"), vs=vs, symbol=symbol,
-                          api_key=_secret(api_key_env, "coingecko"), pro=pro, base_url=base_url,
-                          client=_client(timeout, retries), progress=_progress(f"coingecko {coin}"))
+    _require_lake(lake, "data fetch coingecko")
+    fetch = FETCHERS["coingecko"]
+    rep = fetch(coin, Path(lake), _when(start, "--start"), _when(end, "--end"), vs=vs, symbol=symbol,
+                api_key=_secret(api_key_env, "coingecko"), pro=pro, base_url=base_url,
+                client=_client(timeout, retries), progress=_progress(f"coingecko {coin}"))
     _echo_report(rep)
 
 
@@ -259,11 +270,12 @@ def fetch_defillama():
 @_net
 def fetch_llama_coins_cmd(coin, start, end, period, symbol, base_url, lake, timeout, retries):
     """Prices of COIN (ethereum:0x... or coingecko:id) every PERIOD -> prices SYMBOL/USD."""
-    from backtest.data.fetch import fetch_defillama_coins
+    from backtest.data.sources.registry import FETCHERS
 
-    rep = fetch_defillama_coins(coin, Path(lake), _when(start, "--start"), _when(end, "--end"), period=period,
-                                symbol=symbol, base_url=base_url, client=_client(timeout, retries),
-                                progress=_progress(f"defillama {coin}"))
+    _require_lake(lake, "data fetch defillama coins")
+    fetch = FETCHERS["defillama-coins"]
+    rep = fetch(coin, Path(lake), _when(start, "--start"), _when(end, "--end"), period=period, symbol=symbol,
+                base_url=base_url, client=_client(timeout, retries), progress=_progress(f"defillama {coin}"))
     _echo_report(rep)
 
 
@@ -277,11 +289,12 @@ def fetch_llama_coins_cmd(coin, start, end, period, symbol, base_url, lake, time
 @_net
 def fetch_llama_lb_cmd(pool, protocol, asset, api_key_env, base_url, lake, timeout, retries):
     """chartLendBorrow of POOL (a DefiLlama pool UUID) -> rates (APY -> APR, utilization from totals)."""
-    from backtest.data.fetch import fetch_defillama_pool
+    from backtest.data.sources.registry import FETCHERS
 
-    rep = fetch_defillama_pool(pool, Path(lake), chart="lend-borrow", protocol=protocol, asset=asset,
-                               api_key=_secret(api_key_env, "defillama"), base_url=base_url,
-                               client=_client(timeout, retries))
+    _require_lake(lake, "data fetch defillama lend-borrow")
+    fetch = FETCHERS["defillama-pool"]
+    rep = fetch(pool, Path(lake), chart="lend-borrow", protocol=protocol, asset=asset,
+                api_key=_secret(api_key_env, "defillama"), base_url=base_url, client=_client(timeout, retries))
     _echo_report(rep)
 
 
@@ -292,10 +305,11 @@ def fetch_llama_lb_cmd(pool, protocol, asset, api_key_env, base_url, lake, timeo
 @_net
 def fetch_llama_yields_cmd(pool, token, base_url, lake, timeout, retries):
     """chart of POOL -> exchange_rates TOKEN/ETH compounded from the base APY (a derived series)."""
-    from backtest.data.fetch import fetch_defillama_pool
+    from backtest.data.sources.registry import FETCHERS
 
-    rep = fetch_defillama_pool(pool, Path(lake), chart="yields", token=token, base_url=base_url,
-                               client=_client(timeout, retries))
+    _require_lake(lake, "data fetch defillama yields")
+    fetch = FETCHERS["defillama-pool"]
+    rep = fetch(pool, Path(lake), chart="yields", token=token, base_url=base_url, client=_client(timeout, retries))
     _echo_report(rep)
 
 
@@ -318,26 +332,28 @@ def fetch_llama_yields_cmd(pool, token, base_url, lake, timeout, retries):
 def fetch_rpc_cmd(what, blocks, single, rpc_url_env, address, asset, symbol, aave_version, base, quote, i, j, dx,
                   lake, timeout, retries):
     """eth_call WHAT at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks)."""
-    from backtest.data import fetch as F
+    from backtest.data.sources import rpc
+    from backtest.data.sources.registry import FETCHERS
 
+    _require_lake(lake, f"data fetch rpc {what}")
     url = _secret(rpc_url_env, "rpc", required=True)
-    nums = F.parse_blocks([*blocks, *map(str, single)])
+    nums = rpc.parse_blocks([*blocks, *map(str, single)])
     if what == "wsteth":
-        reader = F.wsteth_reader(address or F.WSTETH)
+        reader = rpc.wsteth_reader(address or rpc.WSTETH)
     elif what == "aave-reserve":
         if not asset or not symbol:
             raise InputError("rpc aave-reserve needs --asset ADDRESS and --symbol NAME")
-        reader = F.aave_reserve_reader(asset, symbol, pool=address, version=aave_version)
+        reader = rpc.aave_reserve_reader(asset, symbol, pool=address, version=aave_version)
     elif what == "chainlink":
         if not address or not base or not quote:
             raise InputError("rpc chainlink needs --address FEED --base SYMBOL --quote SYMBOL")
-        reader = F.chainlink_reader(address, base, quote)
+        reader = rpc.chainlink_reader(address, base, quote)
     elif what == "curve-dy":
-        reader = F.curve_dy_reader(address or F.CURVE_STETH, i, j, base or "stETH", quote or "ETH", dx)
+        reader = rpc.curve_dy_reader(address or rpc.CURVE_STETH, i, j, base or "stETH", quote or "ETH", dx)
     else:
-        reader = F.blocks_reader()
-    rep = F.fetch_rpc(reader, nums, Path(lake), url, client=_client(timeout, retries),
-                      progress=_progress(f"rpc {what}"))
+        reader = rpc.blocks_reader()
+    fetch = FETCHERS["rpc"]
+    rep = fetch(reader, nums, Path(lake), url, client=_client(timeout, retries), progress=_progress(f"rpc {what}"))
     _echo_report(rep)
 
 

@@ -64,20 +64,24 @@ def digest(folder: Path) -> dict:
 
 
 def _import_real_lakes(root: Path) -> dict[str, Path]:
-    from backtest.data import importers as im
+    from backtest.data.derive import derive_ratio
+    from backtest.data.sources.aavescan import import_aavescan
+    from backtest.data.sources.gas_hourly import import_gas_hourly
+    from backtest.data.sources.peg_hourly import import_peg_hourly
+    from backtest.data.sources.registry import import_files
     lakes = {}
     lk = root / "real-aave-v3"
     for f in sorted((SHARED / "aavescan-v3-eth-rates-daily").glob("*.csv")):
-        im.import_aavescan(f, lk)
+        import_aavescan(f, lk)
     for peg in sorted((SHARED / "lst-peg-dex-vs-oracle-hourly").glob("*.csv")):
-        im.import_peg_hourly(peg, lk)
-    im.import_gas_hourly(SHARED / "eth-gas-hourly-2024-2025" / "ethereum_gas_prices_2024-01-01_2025-09-26.csv", lk)
+        import_peg_hourly(peg, lk)
+    import_gas_hourly(SHARED / "eth-gas-hourly-2024-2025" / "ethereum_gas_prices_2024-01-01_2025-09-26.csv", lk)
     lakes["real-aave-v3-lst-loops"] = lk
     lk = root / "real-2022"
     cg, es = SHARED / "coingecko-steth-weth-hourly", SHARED / "etherscan-daily"
-    im.import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
-    im.derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
-    im.import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
+    import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
+    derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
+    import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
     lakes["real-steth-2022-aave-v2"] = lk
     return lakes
 

@@ -15,7 +15,9 @@ import pytest
 from backtest.config_types import Config, CostsConfig, MarketConfig, RunConfig, StrategyConfig
 from backtest.data import lake
 from backtest.data.align import align
-from backtest.data.importers import import_aavescan, import_gas_hourly, import_peg_hourly
+from backtest.data.sources.aavescan import import_aavescan
+from backtest.data.sources.gas_hourly import import_gas_hourly
+from backtest.data.sources.peg_hourly import import_peg_hourly
 from backtest.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -35,7 +35,11 @@ from click.testing import CliRunner
 
 import backtest
 from backtest.cli import cli
-from backtest.data import importers as im
+from backtest.data.derive import derive_ratio
+from backtest.data.sources.aavescan import import_aavescan
+from backtest.data.sources.gas_hourly import import_gas_hourly
+from backtest.data.sources.peg_hourly import import_peg_hourly
+from backtest.data.sources.registry import import_files
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -53,11 +57,11 @@ def lst_loops(tmp_path_factory):
     lk = tmp_path_factory.mktemp("real-2024")
     aavescan = SHARED / "aavescan-v3-eth-rates-daily"
     for f in sorted(aavescan.glob("*.csv")):            # WETH, weETH, wstETH
-        im.import_aavescan(f, lk)
+        import_aavescan(f, lk)
     for token in ("wstETH", "weETH"):
         peg = SHARED / "lst-peg-dex-vs-oracle-hourly" / f"{token}_peg_analysis_2024-01-01_2025-09-18.csv"
-        im.import_peg_hourly(peg, lk)
-    im.import_gas_hourly(SHARED / "eth-gas-hourly-2024-2025" / "ethereum_gas_prices_2024-01-01_2025-09-26.csv", lk)
+        import_peg_hourly(peg, lk)
+    import_gas_hourly(SHARED / "eth-gas-hourly-2024-2025" / "ethereum_gas_prices_2024-01-01_2025-09-26.csv", lk)
     out = tmp_path_factory.mktemp("real-2024-out")
     res = backtest.run(EXAMPLES / "real-aave-v3-lst-loops.toml",
                        overrides={"run.data": str(lk), "run.output": str(out)}, write=True)
@@ -101,10 +105,10 @@ def test_wsteth_loops_beat_holding_and_weeth_loops_do_not(lst_loops):
 def lake_2022(tmp_path_factory) -> Path:
     lk = tmp_path_factory.mktemp("real-2022")
     cg = SHARED / "coingecko-steth-weth-hourly"
-    im.import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
-    im.derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
+    import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
+    derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
     es = SHARED / "etherscan-daily"
-    im.import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
+    import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
     return lk
 
 

@@ -237,14 +237,15 @@ SHARED = Path("/work/shared/data")
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs the shared real data")
 def test_a_lake_of_readmes_real_imports_passes_for_the_window_a_user_replays(tmp_path):
-    from backtest.data import importers as im
+    from backtest.data.derive import derive_ratio
+    from backtest.data.sources.registry import import_files
 
     lk = tmp_path / "data-2022"          # the lake examples/real-steth-2022-aave-v2.toml says how to build
     cg = SHARED / "coingecko-steth-weth-hourly"
-    im.import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
-    im.derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
+    import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
+    derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
     es = SHARED / "etherscan-daily"
-    im.import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
+    import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
     # the whole lake: Etherscan's 2015-08-07 -> 08 ETH/USD move of -70.8 % is an error
     assert CliRunner().invoke(cli, ["data", "check", "--lake", str(lk)]).exit_code == 1
     # July to September 2022 reads neither that nor CoinGecko's 2022-06-13 print

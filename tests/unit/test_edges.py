@@ -202,15 +202,16 @@ def test_resume_sees_the_same_sweep_whatever_the_lake_spelling(tmp_path):
 # ============================================================================================ blocks
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
 def test_real_gas_and_aavescan_files_fill_the_blocks_table_used_by_alignment(tmp_path):
-    from backtest.data import importers as im
     from backtest.data import lake
     from backtest.data.align import _Aligner, estimate_blocks
+    from backtest.data.sources.aavescan import import_aavescan
+    from backtest.data.sources.gas_hourly import import_gas_hourly
 
     gas_csv = next((SHARED / "eth-gas-hourly-2024-2025").glob("*.csv"))
     scan = sorted((SHARED / "aavescan-v3-eth-rates-daily").glob("*.csv"))
-    im.import_gas_hourly(gas_csv, tmp_path / "lake")
+    import_gas_hourly(gas_csv, tmp_path / "lake")
     for f in scan:
-        im.import_aavescan(f, tmp_path / "lake")
+        import_aavescan(f, tmp_path / "lake")
     blocks = lake.read_table(tmp_path / "lake", "blocks").sort("ts")
     raw = pl.read_csv(gas_csv)
     gas_pairs = set(zip(raw["block_timestamp"].to_list(), raw["block_number"].to_list()))
@@ -263,18 +264,19 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_an_rpc_url_with_user_and_password_uses_basic_auth_and_never_shows_them():
-    from backtest.data import fetch as F
+    from backtest.data.sources.download import HttpClient
+    from backtest.data.sources.rpc import RpcClient
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
         _Recorder.seen.clear()
-        rpc = F.RpcClient(f"http://alice:s3cr%40t-pw@127.0.0.1:{port}/rpc", F.HttpClient(retries=0))
+        rpc = RpcClient(f"http://alice:s3cr%40t-pw@127.0.0.1:{port}/rpc", HttpClient(retries=0))
         assert rpc.block(5) == (5, 1_600_000_060)
         token = base64.b64encode(b"alice:s3cr@t-pw").decode()          # the password unquoted: %40 is "@"
         assert _Recorder.seen == [("/rpc", f"Basic {token}")]
-        bad = F.RpcClient(f"http://alice:s3cr%40t-pw@127.0.0.1:{port}/wrong", F.HttpClient(retries=0))
+        bad = RpcClient(f"http://alice:s3cr%40t-pw@127.0.0.1:{port}/wrong", HttpClient(retries=0))
         with pytest.raises(InputError) as ei:
             bad.block(5)
         msg = str(ei.value)

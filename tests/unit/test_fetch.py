@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from backtest.cli import cli
-from backtest.data import fetch as F
 from backtest.data import lake
+from backtest.data.sources import abi, coingecko, defillama, download, rpc
 from backtest.errors import DataError, InputError
 
 DAY = 86400
@@ -138,10 +138,10 @@ def sleeps():
     return []
 
 
-def client(sleeps, **kw) -> F.HttpClient:
+def client(sleeps, **kw) -> download.HttpClient:
     kw.setdefault("timeout", 2.0)
     kw.setdefault("retries", 3)
-    return F.HttpClient(sleep=sleeps.append, backoff=0.5, **kw)
+    return download.HttpClient(sleep=sleeps.append, backoff=0.5, **kw)
 
 
 def chart(start: int, n: int, step: int = 3600, price: float = 1000.0) -> dict:
@@ -155,7 +155,7 @@ CG_PATH = "/coins/staked-ether/market_chart/range"
 # ============================================================================================ http behaviour
 def test_timeout_is_retried_with_backoff(srv, sleeps, tmp_path):
     srv.routes[CG_PATH] = [("slow", 1.0, chart(T0, 3)), ("json", chart(T0, 3))]
-    rep = F.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url,
+    rep = coingecko.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url,
                             client=client(sleeps, timeout=0.2))
     p = lake.read_series(tmp_path, "prices", base="stETH", quote="USD")
     assert p.select("ts", "price").rows() == [(T0, 1000.0), (T0 + 3600, 1001.0), (T0 + 7200, 1002.0)]
@@ -169,30 +169,30 @@ def test_429_waits_retry_after_then_gives_up_beyond_the_cap(srv, sleeps, tmp_pat
     srv.routes[CG_PATH] = [("status", 429, {"Retry-After": "7"}, b'{"status": {"error_code": 429}}'),
                            ("status", 503, {}, b""), ("json", chart(T0, 2))]
     with caplog.at_level(logging.WARNING, logger="backtest.data.fetch"):
-        F.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url, client=client(sleeps))
+        coingecko.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url, client=client(sleeps))
     assert sleeps == [7.0, 1.0]                  # Retry-After honoured; then exponential backoff (0.5 x 2)
     assert "HTTP 429" in caplog.text and "rate limited" in caplog.text and "retry 1/3 in 7.0 s" in caplog.text
     srv.routes[CG_PATH] = [("status", 429, {"Retry-After": "3600"}, b"")]
-    with pytest.raises(F.FetchError, match=r"asks to wait 3600 s .* run the same command again later"):
-        F.fetch_coingecko("staked-ether", tmp_path / "b", T0, T0 + DAY, base_url=srv.url,
+    with pytest.raises(download.FetchError, match=r"asks to wait 3600 s .* run the same command again later"):
+        coingecko.fetch_coingecko("staked-ether", tmp_path / "b", T0, T0 + DAY, base_url=srv.url,
                           client=client(sleeps, max_retry_after=60))
-    assert F._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and F._retry_after("12") == 12.0
+    assert download._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and download._retry_after("12") == 12.0
 
 
 def test_truncated_responses_are_retried(srv, sleeps, tmp_path):
     srv.routes[CG_PATH] = [("truncate", chart(T0, 5), 40), ("cut-json", chart(T0, 5), 60), ("json", chart(T0, 5))]
-    F.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url, client=client(sleeps))
+    coingecko.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url, client=client(sleeps))
     assert lake.read_series(tmp_path, "prices", base="stETH").height == 5
     assert len(srv.log) == 3 and len(sleeps) == 2
 
 
 def test_client_errors_fail_at_once_and_retries_are_bounded(srv, sleeps, tmp_path):
     with pytest.raises(InputError, match=r"coingecko nope .*HTTP 404"):
-        F.fetch_coingecko("nope", tmp_path, T0, T0 + DAY, symbol="X", base_url=srv.url, client=client(sleeps))
+        coingecko.fetch_coingecko("nope", tmp_path, T0, T0 + DAY, symbol="X", base_url=srv.url, client=client(sleeps))
     assert len(srv.log) == 1 and sleeps == []
     srv.routes[CG_PATH] = [("status", 500, {}, b"boom")]
-    with pytest.raises(F.FetchError, match=r"HTTP 500 .* gave up after 4 attempt\(s\)"):
-        F.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url, client=client(sleeps))
+    with pytest.raises(download.FetchError, match=r"HTTP 500 .* gave up after 4 attempt\(s\)"):
+        coingecko.fetch_coingecko("staked-ether", tmp_path, T0, T0 + DAY, base_url=srv.url, client=client(sleeps))
     assert sleeps == [0.5, 1.0, 2.0] and not list(tmp_path.rglob("*.parquet"))
 
 
@@ -209,8 +209,8 @@ def test_a_stopped_job_resumes_where_it_stopped(srv, sleeps, tmp_path):
             return ("status", 502, {}, b"")
         return ("json", chart(a, 24))
     srv.dynamic[CG_PATH] = answer
-    with pytest.raises(F.FetchError):
-        F.fetch_coingecko("staked-ether", tmp_path, T0, T0 + 3 * DAY, base_url=srv.url, window_days=1,
+    with pytest.raises(download.FetchError):
+        coingecko.fetch_coingecko("staked-ether", tmp_path, T0, T0 + 3 * DAY, base_url=srv.url, window_days=1,
                           client=client(sleeps, retries=1))
     assert calls == [w[0][0], w[1][0], w[1][0]]
     assert not list(tmp_path.rglob("*.parquet"))                 # nothing in the lake until every window is in
@@ -218,7 +218,7 @@ def test_a_stopped_job_resumes_where_it_stopped(srv, sleeps, tmp_path):
     assert json.loads((job / "job.json").read_text())["status"] == "running"
     broken["on"] = False
     calls.clear()
-    F.fetch_coingecko("staked-ether", tmp_path, T0, T0 + 3 * DAY, base_url=srv.url, window_days=1,
+    coingecko.fetch_coingecko("staked-ether", tmp_path, T0, T0 + 3 * DAY, base_url=srv.url, window_days=1,
                       client=client(sleeps))
     assert calls == [w[1][0], w[2][0]]                            # window 1 came from the job folder
     p = lake.read_series(tmp_path, "prices", base="stETH")
@@ -235,7 +235,7 @@ def test_download_continues_with_a_range_request(srv, sleeps, tmp_path):
     key = "LLAMA-KEY-7d3f9a1e5c"
     path = f"/{key}/yields/chartLendBorrow/747c1d2a-c668-4682-b9f9-296708a3dd90"
     srv.routes[path] = [("blob", data, 300), ("blob", data)]
-    F.fetch_defillama_pool("747c1d2a-c668-4682-b9f9-296708a3dd90", tmp_path, chart="lend-borrow",
+    defillama.fetch_defillama_pool("747c1d2a-c668-4682-b9f9-296708a3dd90", tmp_path, chart="lend-borrow",
                            protocol="aave-v3", asset="WETH", api_key=key, base_url=srv.url, client=client(sleeps))
     assert "Range" not in srv.log[0]["headers"] and srv.log[1]["headers"]["Range"] == "bytes=300-"
     r = lake.read_series(tmp_path, "rates", protocol="aave-v3", asset="WETH")
@@ -265,8 +265,8 @@ def test_api_key_and_rpc_url_never_leak(srv, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("COINGECKO_API_KEY", key)
     monkeypatch.setenv("ETH_RPC_URL", rpc)
     import backtest.cli_data as cd
-    monkeypatch.setattr(cd, "_client", lambda timeout, retries: F.HttpClient(timeout=timeout, retries=retries,
-                                                                              sleep=lambda s: None))
+    monkeypatch.setattr(cd, "_client", lambda timeout, retries: download.HttpClient(timeout=timeout, retries=retries,
+                                                                                    sleep=lambda s: None))
     lk = tmp_path / "lake"
     with caplog.at_level(logging.DEBUG):
         r1 = CliRunner().invoke(cli, ["data", "fetch", "coingecko", "staked-ether", "--start", "2022-05-01",
@@ -295,15 +295,16 @@ def test_redirects_to_another_host_are_refused(srv, sleeps):
     srv.routes["/here"] = [("status", 302, {"Location": srv.url + "/there"}, b"")]
     srv.routes["/there"] = [("json", {"ok": 1})]
     c = client(sleeps, headers={"x-cg-demo-api-key": "K-0123456789"})
-    with pytest.raises(F.FetchError, match="HTTP 302 redirect to another host refused"):
+    with pytest.raises(download.FetchError, match="HTTP 302 redirect to another host refused"):
         c.get_json(srv.url + "/moved", "probe")
     assert c.get_json(srv.url + "/here", "probe") == {"ok": 1}
     assert [r["path"] for r in srv.log] == ["/moved", "/here", "/there"]
 
 
 def test_redact_and_scrub():
-    assert F.redact("https://eth-mainnet.g.alchemy.com/v2/abcdef123456") == "https://eth-mainnet.g.alchemy.com/…"
-    s = F.Secrets(["https://node.example/key/abcdefghijklmnop?token=zzz123456"])
+    assert (download.redact("https://eth-mainnet.g.alchemy.com/v2/abcdef123456")
+            == "https://eth-mainnet.g.alchemy.com/…")
+    s = download.Secrets(["https://node.example/key/abcdefghijklmnop?token=zzz123456"])
     assert s.scrub("failed: https://node.example/key/abcdefghijklmnop?token=zzz123456") == "failed: ***"
     assert "abcdefghijklmnop" not in s.scrub("path /key/abcdefghijklmnop")
 
@@ -318,7 +319,7 @@ def test_defillama_coins_in_windows_of_span_points(srv, sleeps, tmp_path):
         pts = [{"timestamp": start + k * 3600 + 5, "price": 1000.0 + k, "confidence": 0.99} for k in range(span)]
         return ("json", {"coins": {coin: {"symbol": "STETH", "confidence": 0.99, "prices": pts}}})
     srv.dynamic[f"/chart/{coin}"] = answer
-    F.fetch_defillama_coins(coin, tmp_path, T0, T0 + 10 * 3600, period="1h", span=4, base_url=srv.url,
+    defillama.fetch_defillama_coins(coin, tmp_path, T0, T0 + 10 * 3600, period="1h", span=4, base_url=srv.url,
                             client=client(sleeps))
     assert [int(r["query"]["start"][0]) for r in srv.log] == [T0, T0 + 4 * 3600, T0 + 8 * 3600]
     assert [r["query"]["span"][0] for r in srv.log] == ["4", "4", "2"]
@@ -353,18 +354,18 @@ class Node:
         data = call["data"]
         sel = data[:10]
         self.calls.append((sel, n))
-        if sel == F.selector("stEthPerToken()"):
+        if sel == abi.selector("stEthPerToken()"):
             out = word(10**18 + n * 10**9)
-        elif sel == F.selector("getReserveData(address)"):
+        elif sel == abi.selector("getReserveData(address)"):
             cfg = 9300 | (9500 << 16) | (10100 << 32) | (18 << 48)
             ray = 10**27
             out = "".join(word(v) for v in (cfg, ray + n * 10**18, 2 * ray // 100, ray + n * 10**19, 3 * ray // 100,
                                              0, 1_700_000_000, 5)) + word(0) * 7
-        elif sel == F.selector("decimals()"):
+        elif sel == abi.selector("decimals()"):
             out = word(8)
-        elif sel == F.selector("latestRoundData()"):
+        elif sel == abi.selector("latestRoundData()"):
             out = word(7) + word(300_000_000_000 + n) + word(0) + word(1_600_000_000 + 12 * n) + word(7)
-        elif sel == F.selector("get_dy(int128,int128,uint256)"):
+        elif sel == abi.selector("get_dy(int128,int128,uint256)"):
             assert data[10:] == word(1) + word(0) + word(10**18)
             out = word(995 * 10**15)
         elif sel == "0xdeadbeef":
@@ -375,22 +376,22 @@ class Node:
 
 
 def test_keccak_selectors_and_abi_encoding():
-    assert F.keccak256(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
-    assert F.selector("transfer(address,uint256)") == "0xa9059cbb"
-    assert F.selector("stEthPerToken()") == "0x035faf82"
-    assert F.selector("latestRoundData()") == "0xfeaf968c"
-    assert F.selector("getReserveData(address)") == "0x35ea6a75"
-    assert F.selector("get_dy(int128,int128,uint256)") == "0x5e0d443f"
-    data = F.encode_call("getReserveData(address)", F.WSTETH)
-    assert data == "0x35ea6a75" + F.WSTETH.lower()[2:].rjust(64, "0")
-    assert F.encode_call("get_dy(int128,int128,uint256)", -1, 0, 5)[10:74] == "f" * 64
+    assert abi.keccak256(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    assert abi.selector("transfer(address,uint256)") == "0xa9059cbb"
+    assert abi.selector("stEthPerToken()") == "0x035faf82"
+    assert abi.selector("latestRoundData()") == "0xfeaf968c"
+    assert abi.selector("getReserveData(address)") == "0x35ea6a75"
+    assert abi.selector("get_dy(int128,int128,uint256)") == "0x5e0d443f"
+    data = abi.encode_call("getReserveData(address)", rpc.WSTETH)
+    assert data == "0x35ea6a75" + rpc.WSTETH.lower()[2:].rjust(64, "0")
+    assert abi.encode_call("get_dy(int128,int128,uint256)", -1, 0, 5)[10:74] == "f" * 64
     with pytest.raises(InputError, match="not an address"):
-        F.encode_call("getReserveData(address)", "0x1234")
+        abi.encode_call("getReserveData(address)", "0x1234")
     with pytest.raises(DataError, match="empty or malformed call result"):
-        F.decode_words("0x", "probe")
-    assert F.parse_blocks(["10:20:5", "7", "3,4"]) == [3, 4, 7, 10, 15, 20]
+        abi.decode_words("0x", "probe")
+    assert rpc.parse_blocks(["10:20:5", "7", "3,4"]) == [3, 4, 7, 10, 15, 20]
     with pytest.raises(InputError):
-        F.parse_blocks(["20:10"])
+        rpc.parse_blocks(["20:10"])
 
 
 def test_rpc_readers_decode_and_write_series_and_block_times(srv, sleeps, tmp_path):
@@ -398,34 +399,35 @@ def test_rpc_readers_decode_and_write_series_and_block_times(srv, sleeps, tmp_pa
     srv.dynamic["/rpc"] = node
     url = srv.url + "/rpc"
     blocks = [15_000_000, 15_000_300, 15_000_600]
-    F.fetch_rpc(F.wsteth_reader(), blocks, tmp_path, url, client=client(sleeps))
+    rpc.fetch_rpc(rpc.wsteth_reader(), blocks, tmp_path, url, client=client(sleeps))
     x = lake.read_series(tmp_path, "exchange_rates", token="wstETH")
     assert x.select("ts", "block", "rate").rows() == [
         (1_600_000_000 + 12 * b, b, pytest.approx(1 + b * 1e-9)) for b in blocks]
     assert x["underlying"][0] == "stETH"
     assert lake.read_table(tmp_path, "blocks").rows() == [(1_600_000_000 + 12 * b, b) for b in blocks]
 
-    F.fetch_rpc(F.aave_reserve_reader(F.WSTETH, "wstETH"), blocks[:1], tmp_path, url, client=client(sleeps))
+    rpc.fetch_rpc(rpc.aave_reserve_reader(rpc.WSTETH, "wstETH"), blocks[:1], tmp_path, url, client=client(sleeps))
     r = lake.read_series(tmp_path, "rates", protocol="aave-v3", asset="wstETH").row(0, named=True)
     assert (r["supply_apr"], r["borrow_apr"]) == (pytest.approx(0.02), pytest.approx(0.03))
     assert r["supply_index"] == pytest.approx(1 + 15e-3) and r["borrow_index"] == pytest.approx(1 + 15e-2)
     mp = lake.read_series(tmp_path, "market_params", protocol="aave-v3", asset="wstETH").row(0, named=True)
     assert (mp["ltv"], mp["liquidation_threshold"], mp["liquidation_bonus"]) == (0.93, 0.95, pytest.approx(0.01))
 
-    F.fetch_rpc(F.chainlink_reader("0x" + "5f" * 20, "ETH", "USD"), blocks[:2], tmp_path, url, client=client(sleeps))
+    rpc.fetch_rpc(rpc.chainlink_reader("0x" + "5f" * 20, "ETH", "USD"), blocks[:2], tmp_path, url,
+                  client=client(sleeps))
     p = lake.read_series(tmp_path, "prices", base="ETH", quote="USD")
     assert p["price"].to_list() == pytest.approx([3000.15, 3000.150003])
-    assert sum(1 for c in node.calls if c[0] == F.selector("decimals()")) == 1
+    assert sum(1 for c in node.calls if c[0] == abi.selector("decimals()")) == 1
 
-    F.fetch_rpc(F.curve_dy_reader(F.CURVE_STETH, 1, 0, "stETH", "ETH"), blocks[:1], tmp_path, url,
-                client=client(sleeps))
+    rpc.fetch_rpc(rpc.curve_dy_reader(rpc.CURVE_STETH, 1, 0, "stETH", "ETH"), blocks[:1], tmp_path, url,
+                  client=client(sleeps))
     assert lake.read_series(tmp_path, "prices", base="stETH", quote="ETH")["price"].to_list() == [0.995]
 
-    bad = F.Reader("probe", {}, lambda rpc, b: {"v": rpc.eth_call("0x" + "11" * 20, "0xdeadbeef", b, "probe")[0]},
-                   lambda df: [])
+    bad = rpc.Reader("probe", {}, lambda rpc, b: {"v": rpc.eth_call("0x" + "11" * 20, "0xdeadbeef", b, "probe")[0]},
+                     lambda df: [])
     with pytest.raises(DataError, match=r"rpc eth_call probe at block 15000000: the node answered error 3: "
                                         r"execution reverted"):
-        F.fetch_rpc(bad, blocks[:1], tmp_path, url, client=client(sleeps))
+        rpc.fetch_rpc(bad, blocks[:1], tmp_path, url, client=client(sleeps))
 
 
 def test_rpc_job_resumes_block_by_block(srv, sleeps, tmp_path):
@@ -433,12 +435,12 @@ def test_rpc_job_resumes_block_by_block(srv, sleeps, tmp_path):
     node.fail_block = 15_000_200
     srv.dynamic["/rpc"] = node
     blocks = [15_000_000, 15_000_100, 15_000_200, 15_000_300]
-    with pytest.raises(F.FetchError, match=r"rpc eth_getBlockByNumber 15000200: HTTP 502"):
-        F.fetch_rpc(F.wsteth_reader(), blocks, tmp_path, srv.url + "/rpc", client=client(sleeps, retries=1))
+    with pytest.raises(download.FetchError, match=r"rpc eth_getBlockByNumber 15000200: HTTP 502"):
+        rpc.fetch_rpc(rpc.wsteth_reader(), blocks, tmp_path, srv.url + "/rpc", client=client(sleeps, retries=1))
     assert not list(tmp_path.rglob("*.parquet"))
     node.fail_block = None
     node.calls.clear()
-    F.fetch_rpc(F.wsteth_reader(), blocks, tmp_path, srv.url + "/rpc", client=client(sleeps))
+    rpc.fetch_rpc(rpc.wsteth_reader(), blocks, tmp_path, srv.url + "/rpc", client=client(sleeps))
     assert [c for c in node.calls if c[0] == "block"] == [("block", 15_000_200), ("block", 15_000_300)]
     assert lake.read_series(tmp_path, "exchange_rates", token="wstETH").height == 4
 
@@ -456,5 +458,5 @@ def test_rpc_rate_limit_error_is_retried(srv, sleeps, tmp_path):
                                        "message": "daily request count exceeded, request rate limited"}})
         return node(rec)
     srv.dynamic["/rpc"] = limited
-    F.fetch_rpc(F.blocks_reader(), [100], tmp_path, srv.url + "/rpc", client=client(sleeps))
+    rpc.fetch_rpc(rpc.blocks_reader(), [100], tmp_path, srv.url + "/rpc", client=client(sleeps))
     assert sleeps == [0.5] and lake.read_table(tmp_path, "blocks").rows() == [(1_600_001_200, 100)]
