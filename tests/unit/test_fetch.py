@@ -290,6 +290,26 @@ def test_api_key_and_rpc_url_never_leak(srv, tmp_path, monkeypatch, caplog):
     assert r3.exit_code == 2 and "set the environment variable NO_SUCH_VAR_X" in r3.output
 
 
+def test_cli_fetch_needs_into_like_import(srv, tmp_path, monkeypatch):
+    """Every `data fetch` command writes only into a lake the user names (no default into data/), and says so
+    before it asks anything of the network."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ETH_RPC_URL", srv.url + "/rpc")
+    window = ["--start", "2022-05-01", "--end", "2022-05-02", "--base-url", srv.url]
+    cases = {"coingecko": ["coingecko", "staked-ether", *window],
+             "defillama coins": ["defillama", "coins", "coingecko:staked-ether", *window],
+             "defillama lend-borrow": ["defillama", "lend-borrow", "pool-1", "--protocol", "aave-v3", "--asset",
+                                       "WETH", "--base-url", srv.url],
+             "defillama yields": ["defillama", "yields", "pool-1", "--token", "stETH", "--base-url", srv.url],
+             "rpc wsteth": ["rpc", "wsteth", "--blocks", "1:2"]}
+    for name, args in cases.items():
+        r = CliRunner().invoke(cli, ["data", "fetch", *args])
+        assert r.exit_code == 2, r.output
+        assert (f"data fetch {name}: --into DIR is required (the lake to write into, e.g. --into lake; "
+                "nothing was written)") in r.output
+    assert srv.log == [] and list(tmp_path.iterdir()) == []
+
+
 def test_redirects_to_another_host_are_refused(srv, sleeps):
     srv.routes["/moved"] = [("status", 302, {"Location": "http://198.51.100.7/steal"}, b"")]
     srv.routes["/here"] = [("status", 302, {"Location": srv.url + "/there"}, b"")]

@@ -376,6 +376,23 @@ def test_cli_import_and_derive(tmp_path):
     assert lake.read_series(lk, "prices", base="stETH", quote="WETH")["price"].to_list() == [0.99]
 
 
+def test_cli_derive_needs_into_like_import(tmp_path, monkeypatch):
+    """`data derive` writes only into a lake the user names, as `data import` does: no default into data/."""
+    monkeypatch.chdir(tmp_path)
+    for args in (["ratio", "stETH", "WETH"], ["oracle-rate", "aave-v3", "wstETH", "--exchange-rate"]):
+        r = CliRunner().invoke(cli, ["data", "derive", *args])
+        assert r.exit_code == 2, r.output
+        assert (f"data derive {args[0]}: --into DIR is required (the lake to write into, e.g. --into lake; "
+                "nothing was written)") in r.output
+    assert list(tmp_path.iterdir()) == []                       # no data/ lake was read or made
+    lk = tmp_path / "lk"
+    usd(lk, "stETH", [(T0, 990.0)])
+    usd(lk, "WETH", [(T0, 1000.0)])
+    r = CliRunner().invoke(cli, ["data", "derive", "ratio", "stETH", "WETH", "--into", str(lk)])
+    assert r.exit_code == 0, r.output
+    assert lake.read_series(lk, "prices", base="stETH", quote="WETH")["price"].to_list() == [0.99]
+
+
 def test_the_original_importers_keep_their_signatures(tmp_path):
     """import_aavescan / import_peg_hourly / import_gas_hourly still return the list of files written."""
     f = write(tmp_path / "gas.csv", "block_number,block_timestamp,base_fee_gwei,priority_fee_p50_gwei\n"
