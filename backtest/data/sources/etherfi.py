@@ -31,26 +31,28 @@ def parse_etherfi(path: Path, token: str = "eETH", **_: Any) -> list[Series]:
                                     [f"{name}: {col} is an APY in percent -> APR fraction ln(1 + apy/100)"]))
         return items
     if {"staking_period_start", "staking_period_end", "eigen_per_eeth_weekly"} <= cols:
-        ts = parse_times(df["staking_period_end"], path, "staking_period_end")
-        frame = pl.DataFrame({"ts": ts, "v": numeric_gaps(df, path, "eigen_per_eeth_weekly")})
-        kept, info = drop_missing(frame, ["v"], "EIGEN distribution", path)
-        rew = kept.select("ts", pl.lit(token).alias("token"), pl.lit("EIGEN").alias("kind"),
-                          pl.lit(None, dtype=pl.Float64).alias("apr"), pl.col("v").alias("amount"),
-                          pl.lit("EIGEN per eETH per week (as published)").alias("unit"))
-        return [new_series("rewards", rew, f"etherfi-{token}-EIGEN", "etherfi:eigen-distributions", path, info)]
+        return [_amounts(df, path, token, "staking_period_end", "eigen_per_eeth_weekly", "EIGEN",
+                         "EIGEN per eETH per week (as published)", "EIGEN distribution", "etherfi:eigen-distributions")]
     if {"top_up_date", "ethfi_per_eeth_distributed"} <= cols:
-        ts = parse_times(df["top_up_date"], path, "top_up_date")
-        frame = pl.DataFrame({"ts": ts, "v": numeric_gaps(df, path, "ethfi_per_eeth_distributed")})
-        kept, info = drop_missing(frame, ["v"], "ETHFI top-up", path)
-        rew = kept.select("ts", pl.lit(token).alias("token"), pl.lit("ETHFI").alias("kind"),
-                          pl.lit(None, dtype=pl.Float64).alias("apr"), pl.col("v").alias("amount"),
-                          pl.lit("ETHFI per eETH").alias("unit"))
-        return [new_series("rewards", rew, f"etherfi-{token}-ETHFI", "etherfi:ethfi-topups", path, info)]
+        return [_amounts(df, path, token, "top_up_date", "ethfi_per_eeth_distributed", "ETHFI", "ETHFI per eETH",
+                         "ETHFI top-up", "etherfi:ethfi-topups")]
     if {"reward_per_eeth", "extra_yield_pct"} <= cols or "daily_yield_final" in cols:
         raise DataError(f"{path}: this ether.fi table holds estimates / the author's modelled yields "
                         "(ranges such as '~5–15', an assumed EIGEN price), not data; import the raw tables "
                         "(bar-chart-supply-apy, eigen_distributions_raw, ethfi_topups_raw)")
     raise DataError(f"{path}: not a known ether.fi reward table (columns: {', '.join(df.columns)})")
+
+
+def _amounts(df: pl.DataFrame, path: Path, token: str, tcol: str, vcol: str, kind: str, unit: str, what: str,
+             source: str) -> Series:
+    """A table of reward amounts (``vcol`` per token, as published) at the times of ``tcol``."""
+    ts = parse_times(df[tcol], path, tcol)
+    frame = pl.DataFrame({"ts": ts, "v": numeric_gaps(df, path, vcol)})
+    kept, info = drop_missing(frame, ["v"], what, path)
+    rew = kept.select("ts", pl.lit(token).alias("token"), pl.lit(kind).alias("kind"),
+                      pl.lit(None, dtype=pl.Float64).alias("apr"), pl.col("v").alias("amount"),
+                      pl.lit(unit).alias("unit"))
+    return new_series("rewards", rew, f"etherfi-{token}-{kind}", source, path, info)
 
 
 def import_etherfi(csv_path: str | os.PathLike, lake: str | os.PathLike, token: str = "eETH") -> ImportReport:

@@ -17,7 +17,7 @@ import polars as pl
 
 from backtest.data.sources.abi import decode_words, encode_call, signed_int
 from backtest.data.sources.commit import ImportReport, commit
-from backtest.data.sources.curve import CURVE_STETH_POOL as CURVE_STETH
+from backtest.data.sources.curve import CURVE_STETH_POOL
 from backtest.data.sources.download import HttpClient, job_dir, write_manifest
 from backtest.data.sources.toolkit import Series, safe_name
 from backtest.errors import DataError, InputError
@@ -26,6 +26,7 @@ from backtest.errors import DataError, InputError
 WSTETH = "0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0"
 AAVE_V3_POOL = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
 AAVE_V2_POOL = "0x7d2768dE32b0b80b7a3454c06BdAc94A69DDc7A9"
+CURVE_STETH = CURVE_STETH_POOL          # the stETH/ETH pool: the default of the curve-dy reader
 RAY = 1e27
 
 

@@ -92,39 +92,35 @@ def utc_text(ts: int | None) -> str:
 
 
 # ============================================================================================ reading
-def read_csv(path: str | os.PathLike, required: list[str]) -> pl.DataFrame:
-    """Read ``path`` with every column as text; DataError when it is unreadable or lacks a column."""
+def _read_table(path: str | os.PathLike, required: Sequence[str], tidy: bool) -> pl.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    # the strict reader of the original importers leaves polars' default for ragged lines
+    opts = {"truncate_ragged_lines": False} if tidy else {}
     try:
-        df = pl.read_csv(path, infer_schema=False)
+        df = pl.read_csv(path, infer_schema=False, **opts)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
         raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
+    if tidy:
+        df = df.rename({c: c.strip().lstrip("\ufeff").strip() for c in df.columns})
     for col in required:
         if col not in df.columns:
-            raise DataError(f"{path}: missing column {col!r}")
+            listed = f" (columns: {', '.join(df.columns)})" if tidy else ""
+            raise DataError(f"{path}: missing column {col!r}{listed}")
     if df.height == 0:
         raise DataError(f"{path}: no rows")
     return df
+
+
+def read_csv(path: str | os.PathLike, required: list[str]) -> pl.DataFrame:
+    """Read ``path`` with every column as text; DataError when it is unreadable or lacks a column."""
+    return _read_table(path, required, tidy=False)
 
 
 def read_text_table(path: str | os.PathLike, required: Sequence[str] = ()) -> pl.DataFrame:
     """A CSV as text columns with names stripped of surrounding spaces and a BOM (Curve's ' stETH Balance')."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        df = pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
-    df = df.rename({c: c.strip().lstrip("\ufeff").strip() for c in df.columns})
-    for col in required:
-        if col not in df.columns:
-            raise DataError(f"{path}: missing column {col!r} (columns: {', '.join(df.columns)})")
-    if df.height == 0:
-        raise DataError(f"{path}: no rows")
-    return df
+    return _read_table(path, required, tidy=True)
 
 
 def read_json(path: str | os.PathLike) -> Any:
