@@ -10,7 +10,8 @@
 * [[scenario]]: each overlay applies to an asset of the position and falls inside the window.
 
 Each rule function takes the parsed keys of its table (and the table as written, for the value a message
-shows) and returns the frozen dataclass, or raises the ConfigError of the first broken rule.
+shows), raises the ConfigError of the first broken rule, and returns the section's frozen dataclass where it
+builds one. The venue blocks are kept apart so that each can move, whole, into that venue's own module.
 """
 from __future__ import annotations
 
