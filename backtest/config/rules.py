@@ -1,0 +1,363 @@
+"""The cross-field rules: what one key of a config implies for another, checked once every key is valid.
+
+* [run]: the window (after run.start, after the chain's genesis), run.step a whole number of blocks, and the
+  arrays the window and run.record ask for small enough to allocate (:func:`check_sizes`);
+* [market]: which keys each venue takes (one block per venue below: the Aave family, Morpho Blue,
+  Compound III, the generic venue), market.ltv <= market.liquidation_threshold, a liquidation that cannot
+  seize more than all the collateral, and the venues a chain runs;
+* [strategy]: strategy.target_ltv below the liquidation limit, the rebalance band in order, the LRT unlike
+  the collateral, the rewards' valuation complete;
+* [[scenario]]: each overlay applies to an asset of the position and falls inside the window.
+
+Each rule function takes the parsed keys of its table (and the table as written, for the value a message
+shows), raises the ConfigError of the first broken rule, and returns the section's frozen dataclass where it
+builds one. The venue blocks are kept apart so that each can move, whole, into that venue's own module.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from backtest import params as _params
+from backtest.config.fields import MISSING, Context, fmt_date
+from backtest.config.schema import AAVE_FAMILY, CHAIN_PROTOCOLS, CHAINS, NAME_RE
+from backtest.config_types import (
+    MarketConfig,
+    RebalanceConfig,
+    RewardsConfig,
+    RunConfig,
+    ScenarioConfig,
+    StrategyConfig,
+)
+
+# size bounds, checked before any allocation
+#: replayed steps per run: the aligned market costs ~340 bytes a step (README: ~0.9 GB peak for a year of
+#: 2,628,000 Ethereum blocks), so 30 M steps (11.4 years of 12 s blocks) is already ~10 GB
+MAX_STEPS = 30_000_000
+BYTES_PER_STEP = 340
+#: time-series samples per configuration (run.record): 11 float64 fields = 88 bytes a sample in memory, so
+#: 4 M samples (~1.5 years of 12 s blocks at record = "block") is ~350 MB per configuration
+MAX_RECORD_SAMPLES = 4_000_000
+BYTES_PER_SAMPLE = 88
+
+
+# ======================================================================================================
+# [run]: the window and the sizes it implies
+# ======================================================================================================
+def steps_of(run: RunConfig) -> int:
+    """Replayed steps of a run window (the block clock's length, align.block_clock)."""
+    return max(0, -(-(run.end - run.start) // run.block_time))
+
+
+def record_samples(run: RunConfig) -> int:
+    """Time-series samples per configuration: every step (record = "block"), one per record interval plus
+    the last step, or none (engine.record_indices picks the same blocks)."""
+    n = steps_of(run)
+    if run.record < 0 or n == 0:
+        return 0
+    if run.record == 0:
+        return n
+    return min(n, -(-(run.end - run.start) // run.record) + 1)
+
+
+def gb(nbytes: float) -> str:
+    """A size for a message: "1.2 GB", or "350 MB" below 0.1 GB."""
+    return f"{nbytes / 1e9:,.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:,.0f} MB"
+
+
+def check_sizes(ctx: Context, run: RunConfig, run_t: Mapping) -> None:
+    """Refuse a window or a record interval whose arrays could not be allocated, before anything is."""
+    n = steps_of(run)
+    if n > MAX_STEPS:
+        raise ctx.fail(("run", "end"), f"the window {fmt_date(run.start)} to {fmt_date(run.end)} is {n:,} steps of "
+                                       f"{run.block_time} s (~{gb(n * BYTES_PER_STEP)} of aligned market); the "
+                                       f"bound is {MAX_STEPS:,} steps: shorten the window or set a coarser run.step",
+                       run_t.get("end"))
+    samples = record_samples(run)
+    if samples > MAX_RECORD_SAMPLES:
+        raise ctx.fail(("run", "record"), f"gives {samples:,} time-series samples per configuration "
+                                          f"(~{gb(samples * BYTES_PER_SAMPLE)} each); the bound is "
+                                          f"{MAX_RECORD_SAMPLES:,}: use a coarser run.record such as \"1h\"",
+                       run_t.get("record", "block" if run.record == 0 else MISSING))
+
+
+def run_rules(ctx: Context, r: dict[str, Any], run_t: Mapping, source: Path | None) -> RunConfig:
+    """[run]: run.name defaults to the file's stem; the window, the chain's genesis, the step and the sizes."""
+    if "name" not in r:
+        stem = source.stem if source is not None else ""
+        if not stem or not NAME_RE.fullmatch(stem) or set(stem) == {"."}:
+            raise ctx.missing(("run", "name"))
+        r["name"] = stem
+    if r["end"] <= r["start"]:
+        raise ctx.fail(("run", "end"), f"must be after run.start ({fmt_date(r['start'])})", run_t["end"])
+    chain = r.get("chain", "ethereum")
+    block_ms, default_step, genesis = CHAINS[chain]
+    if r["start"] < genesis:
+        raise ctx.fail(("run", "start"), f"is before {chain}'s genesis ({fmt_date(genesis)})", run_t["start"])
+    step = r.pop("step", default_step)
+    if (step * 1000) % block_ms:
+        raise ctx.fail(("run", "step"), f"must be a whole number of {chain} blocks of {block_ms / 1000:g} s "
+                                        f"(a multiple of {block_ms // math.gcd(block_ms, 1000)} s)", run_t["step"])
+    run = RunConfig(block_time=step, **r)
+    check_sizes(ctx, run, run_t)
+    return run
+
+
+# ======================================================================================================
+# [market]: the rules every venue shares
+# ======================================================================================================
+def market_rules(ctx: Context, m: dict[str, Any], market_t: Mapping, chain: str) -> MarketConfig:
+    """[market]: the venue's own rules, then the risk parameters against each other, then the chain."""
+    protocol = m.get("protocol", "aave-v3")
+    _VENUE_RULES[protocol](ctx, protocol, m, market_t)
+    ltv, lt, bonus = m.get("ltv"), m.get("liquidation_threshold"), m.get("liquidation_bonus")
+    if ltv is not None and lt is not None and ltv > lt:
+        raise ctx.fail(("market", "ltv"), f"must not exceed market.liquidation_threshold ({lt:g})",
+                       market_t["ltv"])
+    if lt is not None and bonus is not None and lt * (1 + bonus) > 1 + 1e-12:
+        raise ctx.fail(("market", "liquidation_bonus"),
+                       f"liquidation_threshold × (1 + bonus) = {lt * (1 + bonus):.4g} must not exceed 1 "
+                       "(a liquidation at the threshold would seize more than all the collateral)",
+                       market_t["liquidation_bonus"])
+    market = MarketConfig(**m)
+    if chain in CHAIN_PROTOCOLS and protocol not in CHAIN_PROTOCOLS[chain]:
+        raise ctx.fail(("market", "protocol"), f"{protocol} does not run on {chain}; use "
+                                               f"{' or '.join(repr(p) for p in CHAIN_PROTOCOLS[chain])} with the "
+                                               f"venue's parameters in [market]", market_t.get("protocol", protocol))
+    return market
+
+
+#: the [market] keys that only some venues take, in the order they are checked
+VENUE_KEYS = ("emode", "ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee",
+              "close_factor", "supply_rate", "v33_from", "lltv", "liquidation_factor", "irm", "utilization",
+              "rate_at_target")
+# a venue refusing a key in its own words ({protocol} is the venue, {p} its market.protocol line)
+_NO_EMODE = "{protocol} has no E-mode; remove market.emode"
+_NO_PROTOCOL_FEE = "{protocol} takes no liquidation protocol fee; remove it"
+_NO_SUPPLY_RATE = "collateral on {protocol} is not lent out and earns no interest; remove it"
+
+
+def _refuse_keys(ctx: Context, protocol: str, m: dict, table: Mapping, takes: tuple[str, ...],
+                 refusals: Mapping[str, str]) -> None:
+    """Refuse a venue-specific key that `protocol` does not take: in the venue's own words (`refusals`), or
+    else saying what the key means on the venue that takes it."""
+    for key in VENUE_KEYS:
+        if key in table and key not in takes:
+            if key == "emode" and m.get("emode") is None:
+                continue                       # emode = "none" is harmless anywhere
+            why = refusals.get(key) or _KEY_MEANINGS[key]
+            raise ctx.fail(("market", key), why.format(protocol=protocol, p=f'market.protocol = "{protocol}"',
+                                                       key=key), table[key])
+
+
+# ======================================================================================================
+# venue: the Aave family (aave-v3, aave-v2, spark)
+# ======================================================================================================
+_AAVE_KEYS = ("emode", "ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee",
+              "close_factor", "supply_rate", "v33_from")
+# what the Aave family's own keys mean, told to a venue that does not take them
+_AAVE_KEY_MEANINGS = {
+    "v33_from": "v33_from dates the Aave v3.3 liquidation rules, which {protocol} does not follow",
+}
+
+
+def _aave_family_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
+    """aave-v2 has no E-mode; aave-v3 and Spark date the v3.3 liquidation rules (params.v33_from)."""
+    if protocol == "aave-v2":
+        if m.get("emode") is not None:
+            raise ctx.fail(("market", "emode"), 'aave-v2 has no E-mode; use emode = "none"', table["emode"])
+        m["emode"] = None
+    _refuse_keys(ctx, protocol, m, table, _AAVE_KEYS, {})
+    if protocol in ("aave-v3", "spark") and "v33_from" not in m:
+        m["v33_from"] = _params.v33_from(protocol)     # Spark: never, unless a dated market.v33_from
+
+
+# ======================================================================================================
+# venue: Morpho Blue (morpho-blue)
+# ======================================================================================================
+_MORPHO_BLUE_KEYS = ("lltv", "irm", "utilization", "rate_at_target")
+_MORPHO_BLUE_REFUSALS = {
+    "emode": _NO_EMODE,
+    "ltv": "a morpho-blue market has one LLTV for borrowing and liquidation: set market.lltv",
+    "liquidation_threshold": "a morpho-blue market has one LLTV for borrowing and liquidation: set market.lltv",
+    "liquidation_bonus": ("morpho-blue's liquidation incentive follows from the LLTV "
+                          "(LIF = min(1.15, 1 / (0.3 LLTV + 0.7))); remove it"),
+    "liquidation_protocol_fee": _NO_PROTOCOL_FEE,
+    "close_factor": "morpho-blue has no close factor: a liquidator may repay all the debt",
+    "supply_rate": _NO_SUPPLY_RATE,
+}
+_ADAPTIVE_CURVE_KEY = ("{key} belongs to Morpho Blue's AdaptiveCurveIRM (market.protocol = \"morpho-blue\", "
+                       "market.irm = \"adaptive-curve\"); {protocol} reads its borrow rate from the lake or "
+                       "market.borrow_rate")
+_MORPHO_BLUE_KEY_MEANINGS = {
+    "lltv": ("lltv is the liquidation LTV of a morpho-blue market; with {p} set market.ltv and "
+             "market.liquidation_threshold"),
+    "irm": _ADAPTIVE_CURVE_KEY,
+    "utilization": _ADAPTIVE_CURVE_KEY,
+    "rate_at_target": _ADAPTIVE_CURVE_KEY,
+}
+
+
+def _morpho_blue_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
+    """No E-mode; the AdaptiveCurveIRM computes the borrow rate, its keys need it."""
+    _refuse_keys(ctx, protocol, m, table, _MORPHO_BLUE_KEYS, _MORPHO_BLUE_REFUSALS)
+    m["emode"] = None
+    irm = m.get("irm", "data")
+    if irm == "adaptive-curve" and "borrow_rate" in table:
+        raise ctx.fail(("market", "borrow_rate"), 'conflicts with market.irm = "adaptive-curve", which computes '
+                                                  "the borrow rate from the utilisation: remove one",
+                       table["borrow_rate"])
+    if irm == "data":
+        for key in ("utilization", "rate_at_target"):
+            if key in table:
+                raise ctx.fail(("market", key), 'only used with market.irm = "adaptive-curve"', table[key])
+
+
+def _morpho_blue_target_ltv(ctx: Context, lltv: float, target: float, strat_t: Mapping) -> None:
+    """A morpho-blue position opens below the market's LLTV."""
+    if target >= lltv:
+        raise ctx.fail(("strategy", "target_ltv"),
+                       f"must be below market.lltv ({lltv:g}): the position would open liquidatable",
+                       strat_t.get("target_ltv", target))
+
+
+# ======================================================================================================
+# venue: Compound III (compound-v3)
+# ======================================================================================================
+_COMPOUND_V3_KEYS = ("ltv", "liquidation_threshold", "liquidation_factor")
+_COMPOUND_V3_REFUSALS = {
+    "emode": _NO_EMODE,
+    "liquidation_bonus": ("compound-v3 has no liquidation bonus: absorb() credits the collateral's value x "
+                          "market.liquidation_factor"),
+    "liquidation_protocol_fee": _NO_PROTOCOL_FEE,
+    "close_factor": "compound-v3 has no close factor: absorb() takes the whole position",
+    "supply_rate": _NO_SUPPLY_RATE,
+}
+_COMPOUND_V3_KEY_MEANINGS = {
+    "liquidation_factor": ("liquidation_factor is a compound-v3 parameter (the share of the collateral's value "
+                           "absorb() credits); with {p} use market.liquidation_bonus"),
+}
+
+
+def _compound_v3_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
+    """No E-mode, no bonus, no close factor (market.ltv and market.liquidation_threshold are its borrow and
+    liquidate collateral factors)."""
+    _refuse_keys(ctx, protocol, m, table, _COMPOUND_V3_KEYS, _COMPOUND_V3_REFUSALS)
+    m["emode"] = None
+
+
+# ======================================================================================================
+# venue: the generic venue (generic), every parameter from the config
+# ======================================================================================================
+_GENERIC_KEYS = ("ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee", "close_factor",
+                 "supply_rate")
+_GENERIC_REQUIRED = ("ltv", "liquidation_threshold", "liquidation_bonus", "close_factor", "liquidation_protocol_fee")
+
+
+def _generic_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
+    """No E-mode; the risk parameters are required, there is no lake to default them from."""
+    _refuse_keys(ctx, protocol, m, table, _GENERIC_KEYS, {"emode": _NO_EMODE})
+    m["emode"] = None
+    for key in _GENERIC_REQUIRED:
+        if key not in table:
+            raise ctx.fail(("market", key), "missing required key in [market]: a generic venue takes ltv, "
+                                            "liquidation_threshold, liquidation_bonus, close_factor and "
+                                            "liquidation_protocol_fee from the config")
+
+
+# market.protocol -> its venue's rules
+_VENUE_RULES = {
+    **{protocol: _aave_family_rules for protocol in AAVE_FAMILY},
+    "morpho-blue": _morpho_blue_rules,
+    "compound-v3": _compound_v3_rules,
+    "generic": _generic_rules,
+}
+_KEY_MEANINGS = {**_AAVE_KEY_MEANINGS, **_MORPHO_BLUE_KEY_MEANINGS, **_COMPOUND_V3_KEY_MEANINGS}
+
+
+# ======================================================================================================
+# [strategy]
+# ======================================================================================================
+def target_ltv_rules(ctx: Context, target: float, strat_t: Mapping, market: MarketConfig) -> None:
+    """strategy.target_ltv opens below the liquidation limit and within the borrow limit."""
+    lt, ltv = market.liquidation_threshold, market.ltv
+    if lt is not None and target >= lt:
+        raise ctx.fail(("strategy", "target_ltv"),
+                       f"must be below market.liquidation_threshold ({lt:g}): the position would open liquidatable",
+                       strat_t.get("target_ltv", target))
+    if ltv is not None and target > ltv:
+        raise ctx.fail(("strategy", "target_ltv"), f"must not exceed market.ltv ({ltv:g}), the borrow limit",
+                       strat_t.get("target_ltv", target))
+    if market.protocol == "morpho-blue" and market.lltv is not None:
+        _morpho_blue_target_ltv(ctx, market.lltv, target, strat_t)
+
+
+def rebalance_rules(ctx: Context, rb: dict[str, Any], reb_t: Mapping) -> RebalanceConfig:
+    """The band in order: deleverage_below_hf < target_hf < releverage_above_hf."""
+    path = ("strategy", "rebalance")
+    if rb["target_hf"] <= rb["deleverage_below_hf"]:
+        raise ctx.fail(path + ("target_hf",),
+                       f"must be above strategy.rebalance.deleverage_below_hf ({rb['deleverage_below_hf']:g})",
+                       reb_t["target_hf"])
+    if "releverage_above_hf" in rb and rb["releverage_above_hf"] <= rb["target_hf"]:
+        raise ctx.fail(path + ("releverage_above_hf",),
+                       f"must be above strategy.rebalance.target_hf ({rb['target_hf']:g})",
+                       reb_t["releverage_above_hf"])
+    return RebalanceConfig(**rb)
+
+
+def restake_rules(ctx: Context, restake: str, strat_t: Mapping, market: MarketConfig) -> None:
+    """The LRT the collateral is restaked into is another token than the collateral."""
+    if restake != "none" and restake == market.collateral:
+        raise ctx.fail(("strategy", "restake"), f"is the LRT the base LST is restaked into; it must differ from "
+                                                f"market.collateral ({market.collateral!r})", strat_t["restake"])
+
+
+def rewards_rules(ctx: Context, rw: dict[str, Any], rw_t: Mapping) -> RewardsConfig:
+    """Points need a price per point, token rewards the reward token."""
+    path = ("strategy", "rewards")
+    value = rw.get("value", "zero")
+    if value == "points" and "price_per_point" not in rw:
+        raise ctx.fail(path + ("value",), 'points are valued with strategy.rewards.price_per_point (debt-asset '
+                                          'units per point); set it', rw_t.get("value"))
+    if value == "token" and "token" not in rw:
+        raise ctx.fail(path + ("value",), 'token rewards need strategy.rewards.token (e.g. "EIGEN"), the '
+                                          'reward token whose price the lake holds', rw_t.get("value"))
+    return RewardsConfig(**rw)
+
+
+# ======================================================================================================
+# [[scenario]]
+# ======================================================================================================
+def scenario_rules(ctx: Context, path: tuple, sc: dict[str, Any], sc_t: Mapping, run: RunConfig,
+                   market: MarketConfig, strategy: StrategyConfig) -> ScenarioConfig:
+    """An overlay applies to an asset of the position (a depeg to the collateral, a utilisation to the debt)
+    and starts inside the run window."""
+    if sc["kind"] == "depeg":
+        if not sc["depth"] < 1:
+            raise ctx.fail(path + ("depth",), "a depeg depth is a fractional price drop: must be in (0, 1)",
+                           sc_t["depth"])
+        if sc["asset"] != market.collateral and sc["asset"] != strategy.restake:
+            lrt = f" or strategy.restake ({strategy.restake!r})" if strategy.restake != "none" else ""
+            raise ctx.fail(path + ("asset",), f"a depeg applies to the collateral: must be market.collateral "
+                                              f"({market.collateral!r}){lrt}", sc_t["asset"])
+    elif sc["kind"] == "utilization":
+        # Morpho Blue's AdaptiveCurveIRM is the only rate model driven by a utilisation
+        if market.irm != "adaptive-curve":
+            raise ctx.fail(path + ("kind",), 'a utilization overlay drives Morpho\'s AdaptiveCurveIRM: it needs '
+                                             'market.protocol = "morpho-blue" and market.irm = "adaptive-curve"',
+                           sc_t["kind"])
+        if not sc["depth"] <= 1:
+            raise ctx.fail(path + ("depth",), "a utilization overlay adds a utilisation: must be in (0, 1]",
+                           sc_t["depth"])
+        if sc["asset"] != market.debt:
+            raise ctx.fail(path + ("asset",), f"a utilization overlay applies to the borrowed asset: must be "
+                                              f"market.debt ({market.debt!r})", sc_t["asset"])
+    elif sc["asset"] not in (market.collateral, market.debt):
+        raise ctx.fail(path + ("asset",), f"must be market.collateral ({market.collateral!r}) or market.debt "
+                                          f"({market.debt!r})", sc_t["asset"])
+    if not run.start <= sc["at"] < run.end:
+        raise ctx.fail(path + ("at",), f"is outside the run window ({fmt_date(run.start)} to "
+                                       f"{fmt_date(run.end)})", sc_t["at"])
+    return ScenarioConfig(**sc)
