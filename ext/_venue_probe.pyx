@@ -43,11 +43,15 @@ def debt_to_target(double total_debt_value, double hf, double target_hf, double 
 
 
 def liquidation_amounts(double coll, double debt, double p_coll, double p_debt, sp,
-                        double offered=INFINITY, bint other_collateral=False):
-    """(repaid, seized, fee, coll_after, debt_after, deficit, hf, lb), or None (healthy / the call reverts)."""
+                        double offered=INFINITY, bint other_collateral=False, hf=None, total_debt_value=None):
+    """(repaid, seized, fee, coll_after, debt_after, deficit, hf, lb), or None (healthy / the call reverts);
+    hf and total_debt_value default to this collateral and debt's, as in the spec."""
     cdef V4Spoke s = _spoke(sp)
     cdef V4Liq q
-    if not v4_liquidation_amounts(coll, debt, p_coll, p_debt, &s, offered, other_collateral, &q):
+    cdef double h = (v4_health_factor(coll, p_coll, s.collateral_factor, debt, p_debt) if hf is None
+                     else <double>hf)
+    cdef double tdv = debt * p_debt if total_debt_value is None else <double>total_debt_value
+    if not v4_liquidation_amounts(coll, debt, p_coll, p_debt, h, tdv, &s, offered, other_collateral, &q):
         return None
     return (q.repaid, q.seized, q.fee, q.coll_after, q.debt_after, q.deficit, q.hf, q.lb)
 

@@ -201,18 +201,24 @@ class Liquidation:
 
 
 def liquidate(coll: float, debt: float, p_coll: float, p_debt: float, sp: Spoke,
-              offered: float = math.inf, other_collateral: bool = False) -> Liquidation | None:
-    """One liquidation of one collateral reserve and one debt reserve (the only ones the user holds unless
-    ``other_collateral``); None when the position is healthy or the call would revert."""
+              offered: float = math.inf, other_collateral: bool = False, hf: float | None = None,
+              total_debt_value: float | None = None) -> Liquidation | None:
+    """One liquidationCall seizing ``coll`` tokens of one collateral reserve and repaying ``debt`` of one debt
+    reserve; None when the position is healthy or the call would revert. By default these are the user's only
+    reserves; for an account with more, pass its ``hf`` and ``total_debt_value`` (USD, all debts) and
+    ``other_collateral`` (another collateral with CF > 0 is left, so an empty reserve is no deficit)."""
     cf = sp.collateral_factor
-    hf = health_factor(coll, p_coll, cf, debt, p_debt)
+    if hf is None:
+        hf = health_factor(coll, p_coll, cf, debt, p_debt)
+    if total_debt_value is None:
+        total_debt_value = debt * p_debt
     if not hf < HF_LIQUIDATION_THRESHOLD or coll <= 0.0 or debt <= 0.0 or offered <= 0.0:
         return None
     lb = liquidation_bonus(hf, sp.max_lb, sp.liquidation_bonus_factor, sp.health_factor_for_max_bonus)
     # the debt rules first: the least of the balance, the offer and the debt to target; all of it if less
     # than $1,000 would remain
     repaid = min(debt, offered)
-    to_target = debt_to_target(debt * p_debt, hf, sp.target_health_factor, lb, cf, p_debt)
+    to_target = debt_to_target(total_debt_value, hf, sp.target_health_factor, lb, cf, p_debt)
     if to_target < repaid:
         repaid = to_target
     if repaid < debt and (debt - repaid) * p_debt < DUST_LIQUIDATION_THRESHOLD_USD:

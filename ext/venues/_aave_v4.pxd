@@ -71,20 +71,21 @@ cdef inline double v4_debt_to_target(double total_debt_value, double hf, double 
     return total_debt_value * (target_hf - hf) / ((target_hf - lb * cf) * p_debt)
 
 
-cdef inline bint v4_liquidation_amounts(double coll, double debt, double p_coll, double p_debt,
-                                        const V4Spoke* sp, double offered, bint other_collateral,
-                                        V4Liq* out) noexcept nogil:
-    # One liquidationCall (LiquidationLogic._calculateLiquidationAmounts): the debt rules (target HF, $1,000
-    # of debt left), then the collateral cap and the $1,000 of collateral left, then the offer check and the
-    # fee; the deficit when no collateral is left. False when healthy or when the call would revert.
-    cdef double cf = sp.collateral_factor, hf, lb, repaid, to_target, seized
+cdef inline bint v4_liquidation_amounts(double coll, double debt, double p_coll, double p_debt, double hf,
+                                        double total_debt_value, const V4Spoke* sp, double offered,
+                                        bint other_collateral, V4Liq* out) noexcept nogil:
+    # One liquidationCall (LiquidationLogic._calculateLiquidationAmounts) seizing coll of one collateral
+    # reserve and repaying debt of one debt reserve, for an account at health factor hf owing
+    # total_debt_value (USD, all debts): the debt rules (target HF, $1,000 of debt left), then the collateral
+    # cap and the $1,000 of collateral left, then the offer check and the fee; the deficit when no collateral
+    # is left (other_collateral: another one is). False when healthy or when the call would revert.
+    cdef double cf = sp.collateral_factor, lb, repaid, to_target, seized
     cdef bint coll_dust
-    hf = v4_health_factor(coll, p_coll, cf, debt, p_debt)
     if not hf < 1.0 or coll <= 0.0 or debt <= 0.0 or offered <= 0.0:
         return False
     lb = v4_liquidation_bonus(hf, sp.max_lb, sp.bonus_factor, sp.hf_for_max_bonus)
     repaid = debt if debt < offered else offered
-    to_target = v4_debt_to_target(debt * p_debt, hf, sp.target_hf, lb, cf, p_debt)
+    to_target = v4_debt_to_target(total_debt_value, hf, sp.target_hf, lb, cf, p_debt)
     if to_target < repaid:
         repaid = to_target
     if repaid < debt and (debt - repaid) * p_debt < V4_DUST_USD:
@@ -198,7 +199,9 @@ cdef inline void aave_v4_liquidate(State* st, const Params* p, const Mkt* m, Out
     owed = v4_total_debt(debt, idx)
     if owed <= st.dust or coll <= st.dust:
         return
-    if not v4_liquidation_amounts(coll, owed, pc * usd, usd, sp, INFINITY, False, &q):
+    if not v4_liquidation_amounts(coll, owed, pc * usd, usd,
+                                  v4_health_factor(coll, pc * usd, sp.collateral_factor, owed, usd),
+                                  owed * usd, sp, INFINITY, False, &q):
         return
     coll = q.coll_after if q.coll_after > st.dust else 0.0
     rp = sp.collateral_risk if coll > 0.0 else 0.0          # the refresh after the call (0 on a deficit)
