@@ -14,7 +14,7 @@ extensions = [
     ),
     # test-only: def wrappers around the venue headers' helpers (ext/venues/), compared with their specs
     Extension("backtest._venue_probe", ["ext/_venue_probe.pyx"], include_dirs=["ext"],
-              extra_compile_args=["-O3", "-fno-math-errno"]),
+              extra_compile_args=["-O3", "-fno-math-errno", "-ffp-contract=off"]),
 ]
 
 setup(
