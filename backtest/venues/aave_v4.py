@@ -313,3 +313,35 @@ def restore(d: Debt, index: float, amount: float, risk_premium: float) -> Debt:
     drawn_shares = d.drawn_shares - (amount - restored_premium) / index
     kept = Debt(drawn_shares, d.premium_shares, d.premium_offset)
     return refresh(kept, index, risk_premium, restored_premium)
+
+
+# --- the venue's liquidation step on an engine's position (what aave_v4_liquidate does to State) ---------
+@dataclass(frozen=True)
+class Step:
+    coll: float                     # collateral tokens after
+    debt: Debt                      # the debt's shares after
+    liquidation: Liquidation | None
+    bad_debt: float                 # debt-asset units written off (no collateral left)
+
+
+def liquidation_step(coll: float, debt: Debt, index: float, por: float, eth_usd: float, sp: Spoke,
+                     dust: float = 0.0) -> Step:
+    """One block's liquidation of a one-collateral, one-debt position: at most one liquidationCall (it
+    restores the target HF, clears the debt or takes all the collateral), the liquidator offering the whole
+    debt. Prices: por (collateral in debt-asset units) x eth_usd (USD per debt-asset unit). The repaid amount
+    restores the premium first; the premium is then refreshed at the collateral risk (0 with nothing left).
+    Balances at or below ``dust`` count as zero (the engines' relative dust); a debt left with no collateral
+    is bad debt."""
+    owed = debt.total(index)
+    if owed <= dust or coll <= dust:
+        return Step(coll, debt, None, 0.0)
+    q = liquidate(coll, owed, por * eth_usd, eth_usd, sp)
+    if q is None:
+        return Step(coll, debt, None, 0.0)
+    left = q.coll_after if q.coll_after > dust else 0.0
+    rp = sp.collateral_risk if left > 0.0 else 0.0
+    after = restore(debt, index, q.repaid, rp)
+    owed = after.total(index)
+    if left == 0.0 and owed > dust:
+        return Step(0.0, Debt(0.0, 0.0, 0.0), q, owed)
+    return Step(left, after, q, 0.0)

@@ -137,32 +137,27 @@ def test_premium_accounting_equals_spec(d, index, amount, rp):
     assert probe.restore(t, index, amount, rp) == (s.drawn_shares, s.premium_shares, s.premium_offset)
 
 
-@given(positions(), indices, st.floats(0.01, 10.0, **finite))
-def test_state_liquidation_equals_spec(pos, index, por):
-    # aave_v4_liquidate on the engine's State / Mkt / Out (one block, supply index 1, no engine dust) against
-    # the spec: liquidate the total debt, restore it premium first, refresh at the collateral risk (0 when
-    # nothing is left), write off what has no collateral.
+@given(positions(), indices, st.floats(0.01, 10.0, **finite), st.sampled_from([0.0, 1e-9, 1e-3]))
+def test_state_liquidation_equals_spec(pos, index, por, dust_share):
+    # aave_v4_liquidate on the engine's State / Mkt / Out (one block, supply index 1) against the spec's
+    # liquidation_step, with and without engine dust
     sp, coll, debt, p_coll, p_debt = pos
     usd = p_coll / por
+    dust = dust_share * debt
     d = v4.refresh(v4.Debt(debt / index, 0.0, 0.0), index, sp.collateral_risk)
-    owed = d.total(index)
     got = probe.liquidate_state(coll, (d.drawn_shares, d.premium_shares, d.premium_offset), por, usd, 1.0,
-                                index, sp)
-    q = v4.liquidate(coll, owed, por * usd, usd, sp)
+                                index, sp, dust)
+    step = v4.liquidation_step(coll, d, index, por, usd, sp, dust)
+    q = step.liquidation
+    assert got["coll"] == step.coll
+    assert got["debt"] == (step.debt.drawn_shares, step.debt.premium_shares, step.debt.premium_offset)
+    assert got["drawn_shares"] == step.debt.drawn_shares
+    assert got["bad_debt"] == step.bad_debt
     if q is None:
-        assert got["liq_count"] == 0 and got["events"] == [] and got["coll"] == coll
+        assert got["liq_count"] == 0 and got["events"] == []
         return
-    rp = sp.collateral_risk if q.coll_after > 0.0 else 0.0
-    after = v4.restore(d, index, q.repaid, rp)
-    left = after.total(index)
     assert got["liq_count"] == 1
     assert got["liq_debt_repaid"] == q.repaid and got["liq_coll_seized"] == q.seized
     assert got["liq_protocol_fee"] == q.fee * por
     assert got["liq_penalty"] == q.seized * por - q.repaid
-    assert got["coll"] == q.coll_after
-    if q.coll_after == 0.0 and left > 0.0:
-        assert got["bad_debt"] == left and got["debt"] == (0.0, 0.0, 0.0) and len(got["events"]) == 2
-    else:
-        assert got["bad_debt"] == 0.0 and len(got["events"]) == 1
-        assert got["debt"] == (after.drawn_shares, after.premium_shares, after.premium_offset)
-        assert got["drawn_shares"] == after.drawn_shares
+    assert len(got["events"]) == (2 if step.bad_debt > 0.0 else 1)

@@ -232,3 +232,22 @@ def test_the_pending_example_uses_only_valid_venue_keys():
     assert market["protocol"] == v4.PROTOCOL
     sp = v4.resolve({k: market[k] for k in v4.KEYS})
     assert sp.collateral_factor / cfg["strategy"]["target_ltv"] == pytest.approx(1.0611, rel=1e-4)
+
+
+def test_liquidation_step_repays_the_premium_first_then_refreshes_it():
+    # The USD example on shares: index 1, 99 drawn shares and premium 19.8 x 1 - 18.8 = 1.0: debt 100 WETH.
+    # wstETH at 1.25 ETH x $2,000 = $2,500. The call repays 50 (as above): the premium 1.0, then 49 drawn
+    # -> 50 drawn shares; refreshed at RP 0.2: 10 premium shares, offset 10 x 1 - 0 = 10. 52.5 wstETH stay.
+    step = v4.liquidation_step(95.0, v4.Debt(99.0, 19.8, 18.8), 1.0, 1.25, ETH, SP)
+    assert step.liquidation.repaid == pytest.approx(50.0, rel=REL)
+    assert step.coll == pytest.approx(52.5, rel=REL) and step.bad_debt == 0.0
+    d = step.debt
+    assert (d.drawn_shares, d.premium_shares, d.premium_offset) == pytest.approx((50.0, 10.0, 10.0), rel=REL)
+
+
+def test_liquidation_step_writes_off_the_deficit():
+    # 80 wstETH against 100 WETH (the deficit example): 1,000 / 11 repaid, the 100 / 11 left is bad debt and
+    # the position is empty
+    step = v4.liquidation_step(80.0, v4.Debt(100.0, 20.0, 20.0), 1.0, 1.25, ETH, SP)
+    assert step.coll == 0.0 and step.debt == v4.Debt(0.0, 0.0, 0.0)
+    assert step.bad_debt == pytest.approx(100.0 / 11.0, rel=1e-12)
