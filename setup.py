@@ -11,7 +11,10 @@ extensions = [
         extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno"],
         extra_link_args=["-fopenmp"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+    ),
+    # test-only: def wrappers around the venue headers' helpers (ext/venues/), compared with their specs
+    Extension("backtest._venue_probe", ["ext/_venue_probe.pyx"], include_dirs=["ext"],
+              extra_compile_args=["-O3", "-fno-math-errno", "-ffp-contract=off"]),
 ]
 
 setup(
