@@ -18,7 +18,11 @@ STRATEGIES = {"hold": 0, "lend": 1, "loop": 2, "flash-loan": 3}
 ENTRIES = {"swap": 0, "stake": 1}
 SLIPPAGE = {"none": 0, "linear": 1, "stableswap": 2, "constant-product": 3}
 EXIT_ROUTES = {"dex": 0, "queue": 1}
-ORACLES = ("exchange-rate", "market", "capo", "chainlink")
+#: market.oracle: "exchange-rate" the bare exchange rate (fits only a debt in the collateral's underlying),
+#: "market" the DEX price, "capo" Aave's CAPO (capped exchange rate x the underlying's price), "chainlink" the
+#: lake's oracle_prices feed
+ORACLE_CODES = {"exchange-rate": 0, "market": 1, "capo": 2, "chainlink": 3}
+ORACLES = tuple(ORACLE_CODES)
 
 EVENT_KINDS = {
     "open": 0,
