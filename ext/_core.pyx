@@ -44,12 +44,20 @@ cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const d
     # step 2 for the whole market at once: the reserve indices are the same for every configuration of a
     # protocol; the protocol decides the growth formula (ext/_rates.pxd)
     cdef Py_ssize_t b
-    cdef double dt, gs, gb, c = 0.0
+    cdef double dt, gs, gb
+    cdef bint ones = True
+    for b in range(n):
+        if up[b] != 1.0:
+            ones = False
+            break
     sidx[0] = 1.0
     bidx[0] = 1.0
     K[0] = 0.0
     K2[0] = 0.0
-    KW[0] = xrate[0] * up[0]
+    # KW: with the underlying at exactly 1 debt unit (a WETH debt) the wallet's yield xrate[b] - xrate[b0] is
+    # KW = xrate itself (the same bits as ever); otherwise a running sum of each step's value, since a sum by
+    # parts (xrate x up minus a correction) would cancel ~1e-16 x the position's value on a flat rate
+    KW[0] = xrate[0] if ones else 0.0
     # the yields are values in the debt asset: an exchange-rate step (underlying per token) is worth up[b] each
     for b in range(1, n):
         dt = <double>(ts[b] - ts[b - 1])
@@ -58,8 +66,7 @@ cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const d
         bidx[b] = bidx[b - 1] * gb
         K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1]) * up[b]
         K2[b] = K2[b - 1] + sidx[b - 1] * supply_increment(protocol, supply_apr[b - 1], dt) * xrate[b] * up[b]
-        c += xrate[b - 1] * (up[b] - up[b - 1])
-        KW[b] = xrate[b] * up[b] - c
+        KW[b] = xrate[b] if ones else KW[b - 1] + (xrate[b] - xrate[b - 1]) * up[b]
 
 
 cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* up,

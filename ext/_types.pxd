@@ -152,9 +152,8 @@ cdef struct Mkt:
                             # debt asset)
     const double* K2        # cumsum sidx[j-1] * (supply growth - 1) * xrate[j] * up[j]  (supply yield per scaled
                             # token, debt asset)
-    const double* KW        # xrate[b] * up[b] - cumsum xrate[j-1] * (up[j] - up[j-1]): KW[b] - KW[b0] is the staking
-                            # yield of one wallet token over (b0, b], sum (xrate[j] - xrate[j-1]) * up[j] (summation by
-                            # parts); exactly xrate[b] when up is all ones
+    const double* KW        # KW[b] - KW[b0] = the staking yield of one wallet token over (b0, b], debt asset:
+                            # cumsum (xrate[j] - xrate[j-1]) * up[j]; xrate itself when up is all exactly 1
     const double* rwd       # cumulative reward value per collateral token held (debt asset), 0 at block 0
     const double* KR        # cumsum sidx[j-1] * (rwd[j] - rwd[j-1])       (rewards per scaled token)
     const double* slash     # fraction of the exchange rate cut at this block (0 = none)
