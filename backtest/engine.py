@@ -26,8 +26,9 @@ from backtest.schema import (
     SUMMARY_DTYPE,
 )
 
-# CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH)
-CAPO_GROWTH = {"wstETH": 0.0968, "rETH": 0.093}
+# CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH; weETH 8.75 %, bgd-labs/aave-capo
+# scripts/DeployEthereumWeEth.s.sol maxYearlyRatioGrowthPercent 8_75)
+CAPO_GROWTH = {"wstETH": 0.0968, "rETH": 0.093, "weETH": 0.0875}
 # EigenLayer withdrawal delay (the queue exit of a restaked LRT, unless strategy.exit.queue_delay is set):
 # 7 days (MIN_WITHDRAWAL_DELAY_BLOCKS 50,400) through 2024, 14 days (100,800 blocks) from 2025-01-01
 EIGEN_DELAY = 7 * 86400
