@@ -37,6 +37,10 @@ EVENT_KINDS = {
 }
 EVENT_NAMES = {v: k for k, v in EVENT_KINDS.items()}
 
+#: every enum the kernel has (ext/_types.pxd), by the name backtest._core.enum_codes() gives it
+KERNEL_ENUMS = {"protocol": PROTOCOLS, "kind": STRATEGIES, "entry": ENTRIES, "slippage": SLIPPAGE,
+                "exit_route": EXIT_ROUTES, "oracle": ORACLE_CODES, "event": EVENT_KINDS}
+
 # Per-configuration parameters (one row per configuration). Market-level overrides (ltv, LT, bonus, fee,
 # rates) are applied to the aligned Market itself; only the close factor is a per-config override.
 PARAMS_DTYPE = np.dtype(

@@ -24,9 +24,11 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
-from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOOP, KIND_FLASH,
-                     ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3, PROTO_AAVE_V2,
-                     PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_SLASH)
+from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOLD, KIND_LEND, KIND_LOOP,
+                     KIND_FLASH, ENTRY_SWAP, ENTRY_STAKE, SLIP_NONE, SLIP_LINEAR, SLIP_STABLESWAP, SLIP_CPMM,
+                     ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
+                     PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_OPEN, EV_LOOP,
+                     EV_REBALANCE, EV_LIQUIDATION, EV_BAD_DEBT, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND, EV_SLASH)
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
 from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
@@ -184,6 +186,24 @@ def protocol_codes():
     """The PROTO_* enum values, for the schema test against backtest/schema.py."""
     return {"aave-v3": PROTO_AAVE_V3, "aave-v2": PROTO_AAVE_V2, "spark": PROTO_SPARK,
             "morpho-blue": PROTO_MORPHO, "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC}
+
+
+def enum_codes():
+    """Every enum of ext/_types.pxd by its config name, for the schema test against backtest/schema.py."""
+    return {
+        "protocol": protocol_codes(),
+        "kind": {"hold": KIND_HOLD, "lend": KIND_LEND, "loop": KIND_LOOP, "flash-loan": KIND_FLASH},
+        "entry": {"swap": ENTRY_SWAP, "stake": ENTRY_STAKE},
+        "slippage": {"none": SLIP_NONE, "linear": SLIP_LINEAR, "stableswap": SLIP_STABLESWAP,
+                     "constant-product": SLIP_CPMM},
+        "exit_route": {"dex": ROUTE_DEX, "queue": ROUTE_QUEUE},
+        "oracle": {"exchange-rate": ORACLE_RATE, "market": ORACLE_MARKET, "capo": ORACLE_CAPO,
+                   "chainlink": ORACLE_FEED},
+        "event": {"open": EV_OPEN, "loop": EV_LOOP, "rebalance": EV_REBALANCE, "liquidation": EV_LIQUIDATION,
+                  "bad_debt": EV_BAD_DEBT, "exit": EV_EXIT, "queue_release": EV_QUEUE_RELEASE,
+                  "unwind": EV_UNWIND, "slash": EV_SLASH},
+        "n_record": N_RECORD,
+    }
 
 
 def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1] price,
