@@ -156,8 +156,8 @@ def check_against_market(cfg: Config, market: Market) -> None:
                 raise ConfigError(
                     f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
                 )
-    _check_oracle_fits_debt(cfg, market)
     _check_market(market, mk.protocol, mk.v33_from, mk.debt, cfg.market.oracle == "chainlink")
+    _check_oracle_fits_debt(cfg, market)        # after: the underlying's price is known at every block
 
 
 def debt_is_underlying(market: Market) -> bool:
