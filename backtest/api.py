@@ -145,6 +145,7 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             "timings": timings,
             "status": "complete",
         }
+        manifest["columns"] = _columns(points, summary, events)
         path = work.finalize(summary, events, manifest)
         lap("write")
         manifest["timings"] = timings
@@ -158,6 +159,17 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
         if tmp is not None:
             tmp.cleanup()
     return {"summary": summary, "events": events, "path": path if write else None, "manifest": manifest}
+
+
+def _columns(points, summary, events) -> dict:
+    """The manifest's column dictionary (name, unit, meaning) of the summary, events and time series."""
+    from backtest.engine import collateral_token
+    from backtest.results import column_dictionary
+    from backtest.schema import RECORD_FIELDS
+
+    return column_dictionary({"summary": summary.columns, "events": events.columns,
+                              "timeseries": ["block", "ts", *RECORD_FIELDS]},
+                             [c.market.debt for _, c in points], [collateral_token(c) for _, c in points])
 
 
 def sweep(config, grids: dict | None = None, **kwargs) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from backtest.schema import (
     EVENT_DTYPE,
     EXIT_ROUTES,
     N_RECORD,
+    ORACLE_CODES,
     PARAMS_DTYPE,
     PROTOCOLS,
     SLIPPAGE,
@@ -25,9 +26,9 @@ from backtest.schema import (
     SUMMARY_DTYPE,
 )
 
-ORACLE_CODES = {"exchange-rate": 0, "market": 1, "capo": 2, "chainlink": 3}
-# CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH)
-CAPO_GROWTH = {"wstETH": 0.0968, "rETH": 0.093}
+# CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH; weETH 8.75 %, bgd-labs/aave-capo
+# scripts/DeployEthereumWeEth.s.sol maxYearlyRatioGrowthPercent 8_75)
+CAPO_GROWTH = {"wstETH": 0.0968, "rETH": 0.093, "weETH": 0.0875}
 # EigenLayer withdrawal delay (the queue exit of a restaked LRT, unless strategy.exit.queue_delay is set):
 # 7 days (MIN_WITHDRAWAL_DELAY_BLOCKS 50,400) through 2024, 14 days (100,800 blocks) from 2025-01-01
 EIGEN_DELAY = 7 * 86400
@@ -156,6 +157,29 @@ def check_against_market(cfg: Config, market: Market) -> None:
                     f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
                 )
     _check_market(market, mk.protocol, mk.v33_from, mk.debt, cfg.market.oracle == "chainlink")
+    _check_oracle_fits_debt(cfg, market)        # after: the underlying's price is known at every block
+
+
+def debt_is_underlying(market: Market) -> bool:
+    """Whether the debt asset is the collateral's underlying (WETH against an ETH LST, SOL against mSOL): the
+    market then prices the underlying at exactly 1.0 debt unit at every block."""
+    up = market.underlying_price
+    return bool(np.all(up == 1.0))
+
+
+def _check_oracle_fits_debt(cfg: Config, market: Market) -> None:
+    """A bare exchange rate is a price in the underlying: with any other debt it would value wstETH at "1.2 USDC".
+    (A config rule in spirit, here because whether the debt is the underlying is read from the market.)"""
+    mk = cfg.market
+    if mk.oracle != "exchange-rate" or debt_is_underlying(market):
+        return
+    coll = collateral_token(cfg)
+    raise ConfigError(
+        f'market.oracle = "exchange-rate": the bare exchange rate prices {coll} in its underlying, not in the '
+        f"debt asset {mk.debt}; it only fits a debt in the collateral's underlying (WETH for an ETH LST). Use "
+        f'"capo" (Aave\'s CAPO: the capped exchange rate times the underlying\'s USD feed, over {mk.debt}/USD), '
+        f'"chainlink" (the lake\'s oracle_prices feed) or "market" (the DEX price)'
+    )
 
 
 def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed: bool) -> None:
@@ -169,12 +193,21 @@ def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed:
         if late.any() and np.isnan(market.eth_usd[late]).any():
             raise DataError(
                 f"prices {debt}/USD: missing for blocks after {v33_from} (Aave v3.3 liquidation rules "
-                f"use USD thresholds); add an ETH/USD price series to the lake"
+                f"use USD thresholds); add a USD price series for {debt} to the lake"
             )
     for name in ("price", "xrate", "lt", "ltv", "hold_price", "hold_xrate"):
         arr = getattr(market, name)
         if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
             raise DataError(f"market series {name} has missing or non-positive values in the window")
+    # every value of the exchange rate and every gas cost is converted into the debt asset through these
+    for name, what in (("underlying_price", f"the collateral's underlying in {debt}"),
+                       ("gas_token_price", f"the chain's gas token in {debt}")):
+        arr = getattr(market, name)
+        bad = ~np.isfinite(arr) | (arr <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"market series {name} ({what}): missing or non-positive at ts {int(market.ts[i])} "
+                            f"(block {int(market.block[i])}); the lake needs a price to convert it")
     if feed and not np.all(np.isfinite(market.oracle_feed)):
         raise DataError("oracle_prices: the chainlink oracle mode needs an oracle price at every block")
     if protocol == "compound-v3" and not np.all((market.bonus >= 0) & (market.bonus < 1)):
@@ -229,7 +262,7 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
     if len(protocols) != 1:
         raise ValueError(f"build_lanes: one replay follows one protocol's index math, got {sorted(protocols)}")
     out = _core.build_indices(market.ts, market.xrate, market.supply_apr, market.borrow_apr,
-                              PROTOCOLS[protocols.pop()])
+                              PROTOCOLS[protocols.pop()], market.underlying_price)
     out["por"] = np.empty((nl, n))
     out["a"] = np.empty((nl, n))
     out["amin"] = np.empty((nl, nch))
@@ -241,8 +274,8 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
         _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt, out["sidx"],
                          out["bidx"], ORACLE_CODES[ln.oracle], ln.capo_growth, ln.capo_age, chunk,
                          out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i],
-                         pre_ts, pre_x)
-    out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk)
+                         pre_ts, pre_x, market.underlying_price)
+    out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk, market.underlying_price)
     # rewards per scaled token (as K for the staking yield): KR[b] = sum_j sidx[j-1] (reward[j] - reward[j-1])
     kr = np.zeros(n)
     if n > 1:
@@ -273,7 +306,7 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
     qmin = lane_arrays["qmin"]
     mk = {name: getattr(market, name) for name in
           ("ts", "price", "xrate", "eth_usd", "ltv", "lt", "bonus", "pfee", "gas_gwei", "reward", "slash",
-           "hold_price", "hold_xrate")}
+           "hold_price", "hold_xrate", "underlying_price", "gas_token_price")}
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
     events = np.zeros((n, event_cap), dtype=EVENT_DTYPE)
     records = np.zeros((n, len(rec_idx), N_RECORD))

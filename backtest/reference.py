@@ -24,7 +24,9 @@ configuration holding tokens records a ``slash`` event; the hold benchmark is bo
 Unlike the core, this engine keeps *actual* balances and multiplies them by each block's growth factor,
 computes every oracle price itself and evaluates the health factor from balances, so the differential test
 compares two independent implementations of one semantics. All amounts are in units of the debt asset
-(WETH = ETH) except collateral, which is in collateral tokens.
+(WETH, USDC, ...) except collateral, which is in collateral tokens. The exchange rate is underlying per token: a
+value in the debt asset is xrate x ``Market.underlying_price`` (1.0 for a WETH debt, ETH/USDC for a USDC debt),
+and gas (gwei of the chain's gas token) is converted at ``Market.gas_token_price``.
 """
 from __future__ import annotations
 
@@ -258,7 +260,18 @@ class Replay:
             j = min(max(j, 0), b)
             snap = float(m.xrate[j])
         cap = snap * (1.0 + self.capo_growth * (ts - snap_ts) / Y)
-        return min(float(m.xrate[b]), cap)
+        # Aave's CAPO adapter prices the token in USD (capped ratio x ETH/USD); over the debt's USD price that is
+        # the capped ratio x the underlying's price in the debt asset (1.0 for a WETH debt)
+        return min(float(m.xrate[b]), cap) * float(m.underlying_price[b])
+
+    def rate_value(self, b: int) -> float:
+        """One token at the exchange rate, in the debt asset: underlying per token x the underlying's price."""
+        return float(self.m.xrate[b]) * float(self.m.underlying_price[b])
+
+    def depeg_ratio(self, b: int) -> float:
+        """Market price over the exchange-rate value, both in the debt asset (1 at the peg)."""
+        m = self.m
+        return float(m.price[b]) / (float(m.xrate[b]) * float(m.underlying_price[b]))
 
     def lt(self, b):
         return float(self.m.lt[b])
@@ -279,7 +292,8 @@ class Replay:
     def gas(self, b: int, units: float) -> float:
         g = self.p["gas_gwei"]
         price = float(self.m.gas_gwei[b]) if math.isnan(g) else float(g)
-        cost = units * price * 1e-9
+        # gwei of the chain's gas token, in the debt asset at the block's gas-token price
+        cost = units * price * 1e-9 * float(self.m.gas_token_price[b])
         self.pos.cash -= cost
         self.sm["gas_cost"] += cost
         return cost
@@ -291,7 +305,8 @@ class Replay:
         if amount <= 0:
             return 0.0, 0.0, 0.0
         if p["entry"] == ENTRIES["stake"]:
-            return amount / float(self.m.xrate[b]), 0.0, 0.0
+            # the debt asset buys the underlying at its price; the underlying is minted at the exchange rate
+            return amount / float(self.m.underlying_price[b]) / float(self.m.xrate[b]), 0.0, 0.0
         fee = amount * p["swap_fee"]
         net = amount - fee
         slip = net * slippage_fraction(int(p["slip_model"]), net, p)
@@ -320,10 +335,11 @@ class Replay:
         m, pos, sm = self.m, self.pos, self.sm
         dt = float(m.ts[b] - m.ts[b - 1])
         dr = float(m.xrate[b] - m.xrate[b - 1])
-        sm["staking_yield"] += (pos.coll + pos.wallet) * dr
+        up = float(m.underlying_price[b])           # the step's value in the debt asset at this block
+        sm["staking_yield"] += (pos.coll + pos.wallet) * dr * up
         gs, gb = index_growth(self.protocol, float(m.supply_apr[b - 1]), float(m.borrow_apr[b - 1]), dt)
         supplied = pos.coll * supply_increment(self.protocol, float(m.supply_apr[b - 1]), dt)
-        sm["supply_yield"] += supplied * float(m.xrate[b])
+        sm["supply_yield"] += supplied * float(m.xrate[b]) * up
         sm["interest_paid"] += pos.debt * (gb - 1.0)
         # restaking rewards accrue on the collateral tokens held over (b-1, b], like the staking yield
         sm["restaking_rewards"] += (pos.coll + pos.wallet) * float(m.reward[b] - m.reward[b - 1])
@@ -544,7 +560,7 @@ class Replay:
         pos.cash += out - owed
         rest = tokens - sold
         if rest > self.dust:
-            pos.queued += rest * float(self.m.xrate[b])
+            pos.queued += rest * self.rate_value(b)    # redeemed at the exchange rate, in the debt asset
             late = int(p["queue_late_from"]) > 0 and int(self.m.ts[b]) >= int(p["queue_late_from"])
             pos.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
         pos.coll = 0.0
@@ -632,7 +648,7 @@ class Replay:
             self.events.append((b, EVENT_KINDS["queue_release"], 0.0, 0.0, 0.0, self.hf(b)))
         if pos.closed:
             return
-        if p["exit_on"] and float(m.price[b]) / float(m.xrate[b]) < p["depeg_below"]:
+        if p["exit_on"] and self.depeg_ratio(b) < p["depeg_below"]:
             self.close_all(b, "exit", int(p["exit_route"]))
             self.sm["exit_idx"] = b
             return
@@ -665,7 +681,7 @@ class Replay:
             tokens, pos.debt, pos.cash + pos.queued, self.hf(b),
             pos.debt / coll_val if coll_val > 0 else 0.0,
             tokens * px / e if e > 0 else (0.0 if tokens == 0 else INF),
-            pc, px, float(m.xrate[b]), e, self.equity(b, float(m.xrate[b])),
+            pc, px, float(m.xrate[b]), e, self.equity(b, self.rate_value(b)),
         ]
 
     def metric_sample(self, b: int) -> None:
@@ -696,7 +712,8 @@ class Replay:
                 # a slash cut the exchange rate at this block (already in m.xrate): the value lost by the
                 # tokens held, at the rate before the cut, xrate / (1 - f) - xrate = xrate f / (1 - f)
                 tokens = pos.coll + pos.wallet
-                self.event(b, "slash", 0.0, 0.0, tokens * float(m.xrate[b]) * f / (1.0 - f))
+                self.event(b, "slash", 0.0, 0.0,
+                           tokens * float(m.xrate[b]) * f / (1.0 - f) * float(m.underlying_price[b]))
             if pos.debt > self.dust:
                 hf = self.hf(b)
                 if hf < sm["min_hf"]:
@@ -717,7 +734,7 @@ class Replay:
 
     def finish(self, b: int) -> None:
         m, p, pos, sm = self.m, self.p, self.pos, self.sm
-        px, xr = float(m.price[b]), float(m.xrate[b])
+        px, xr = float(m.price[b]), self.rate_value(b)
         cap = float(p["capital"])
         sm["end_equity"] = self.equity(b, px)
         sm["end_equity_rate"] = self.equity(b, xr)
@@ -730,7 +747,8 @@ class Replay:
         # benchmark: the same capital bought through the same entry at the first block and held, in the hold
         # token (the base LST when restaking: Market.hold_price / hold_xrate)
         if int(p["entry"]) == ENTRIES["stake"]:
-            tokens = cap / float(m.hold_xrate[0])
+            # the hold token's underlying is the collateral's: bought at underlying_price, minted at hold_xrate
+            tokens = cap / float(m.underlying_price[0]) / float(m.hold_xrate[0])
         else:
             fee = cap * float(p["swap_fee"])
             net = cap - fee

@@ -1,4 +1,11 @@
-"""Engine outputs -> polars frames of the result set of DESIGN.md section 6 (backtest/sweep.py writes them)."""
+"""Engine outputs -> polars frames of the result set of DESIGN.md section 6 (backtest/sweep.py writes them), and
+the column dictionary (name, unit, meaning) the manifest carries for each table.
+
+Amounts are in the debt asset (the summary's ``debt_asset`` column names it); the headline amounts also come in
+USD, converted with ``Market.eth_usd`` (USD per debt unit) at the block each amount refers to: the ending equity
+at the last block, the capital at the first, each cost and each liquidation at its own event's block. Where the
+lake has no USD price for the debt at such a block the USD figure is NaN (unknown), never a guess.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +15,7 @@ import polars as pl
 
 from backtest.data.market import Market
 from backtest.engine import Outputs
-from backtest.schema import EVENT_NAMES, RECORD_FIELDS
+from backtest.schema import EVENT_KINDS, EVENT_NAMES, RECORD_FIELDS
 
 SUMMARY_METRICS = (
     "net_apy", "net_apy_rate", "hold_apy", "excess_apy", "staking_yield", "supply_yield", "interest_paid",
@@ -18,10 +25,26 @@ SUMMARY_METRICS = (
     "max_drawdown", "avg_leverage", "n_rebalances", "exit_block", "end_equity", "end_equity_rate",
     "end_equity_usd", "hold_end_equity", "end_collateral", "end_debt", "end_cash", "n_events",
 )
+# in the debt asset and in USD (added after the columns above, which keep their values)
+DEBT_AND_USD = ("debt_asset", "pnl", "capital_usd", "pnl_usd", "total_costs_usd", "liq_penalty_usd", "bad_debt_usd")
+# events whose cost is what the strategy paid (gas, swap fee, slippage, flash fee): their sum is total_costs
+COST_EVENTS = tuple(EVENT_KINDS[k] for k in ("open", "loop", "rebalance", "exit", "unwind"))
+
+
+def usd_at_events(out: Outputs, market: Market, kinds: tuple[int, ...]) -> np.ndarray:
+    """Per configuration: the sum of its events' cost of these kinds, each in USD at its own block."""
+    usd = market.eth_usd
+    res = np.zeros(len(out.events))
+    for i, ev in enumerate(out.events):
+        sel = ev[np.isin(ev["kind"], kinds)]
+        if len(sel):
+            res[i] = float(np.sum(sel["cost"] * usd[sel["idx"]]))
+    return res
 
 
 def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], config_ids: list[int],
-                  capital: list[float]) -> pl.DataFrame:
+                  capital: list[float], debt: list[str] | None = None) -> pl.DataFrame:
+    """One row per configuration; debt: each configuration's market.debt (the unit of its amounts)."""
     s = out.summaries
     n = len(s)
     blocks, ts = market.block, market.ts
@@ -51,7 +74,18 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
     }
     for name in SUMMARY_METRICS:
         cols[name] = derived[name] if name in derived else s[name]
-    cols["capital"] = np.asarray(capital, dtype=np.float64)
+    cap = np.asarray(capital, dtype=np.float64)
+    cols["capital"] = cap
+    if debt is not None and len(debt) != n:
+        raise ValueError("summary_frame: one debt asset per configuration")
+    usd_start = float(market.eth_usd[0])
+    cols["debt_asset"] = list(debt) if debt is not None else [None] * n
+    cols["pnl"] = s["end_equity"] - cap
+    cols["capital_usd"] = cap * usd_start
+    cols["pnl_usd"] = s["end_equity"] * usd_end - cap * usd_start
+    cols["total_costs_usd"] = usd_at_events(out, market, COST_EVENTS)
+    cols["liq_penalty_usd"] = usd_at_events(out, market, (EVENT_KINDS["liquidation"],))
+    cols["bad_debt_usd"] = usd_at_events(out, market, (EVENT_KINDS["bad_debt"],))
     return pl.DataFrame(cols)
 
 
@@ -84,3 +118,106 @@ def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
     for j, name in enumerate(RECORD_FIELDS):
         cols[name] = out.records[i, :, j]
     return pl.DataFrame(cols)
+
+
+# --- the column dictionary ------------------------------------------------------------------------------------
+# unit kinds: "debt" (the debt asset's symbol), "usd", "tokens" (the collateral token), "price" (debt asset per
+# collateral token), "rate" (underlying per collateral token), "fraction", "apy", "ratio", "count", "block", "ts",
+# "id", "text"
+COLUMNS: dict[str, tuple[str, str]] = {
+    "config_id": ("id", "configuration number (the manifest's points)"),
+    "block": ("block", "block number"),
+    "ts": ("ts", "block time, UTC epoch seconds"),
+    "net_apy": ("apy", "equity growth at the market mark, annualised (compounded)"),
+    "net_apy_rate": ("apy", "equity growth with the collateral at the exchange rate, annualised (compounded)"),
+    "hold_apy": ("apy", "the hold-the-LST benchmark over the same window, annualised (compounded)"),
+    "excess_apy": ("apy", "net_apy - hold_apy"),
+    "staking_yield": ("debt", "exchange-rate growth on the tokens held, valued at each step"),
+    "supply_yield": ("debt", "supply interest on the collateral, valued at the exchange rate"),
+    "interest_paid": ("debt", "borrow interest accrued on the debt"),
+    "restaking_rewards": ("debt", "reward value accrued on the tokens held (not in equity)"),
+    "gas_cost": ("debt", "gas paid, gas-token units x gas price converted at each action's block"),
+    "swap_fee_cost": ("debt", "DEX swap fees"),
+    "slippage_cost": ("debt", "DEX price impact"),
+    "flash_fee_cost": ("debt", "flash-loan fees"),
+    "total_costs": ("debt", "gas + swap fees + slippage + flash-loan fees"),
+    "liq_count": ("count", "liquidation calls"),
+    "liq_debt_repaid": ("debt", "debt repaid by liquidators"),
+    "liq_coll_seized": ("tokens", "collateral taken by liquidators (incl. the protocol's fee)"),
+    "liq_coll_seized_value": ("debt", "collateral taken, at the oracle price"),
+    "liq_penalty": ("debt", "collateral value taken (oracle price) minus debt repaid"),
+    "liq_protocol_fee": ("debt", "the protocol's cut of the liquidation bonus (inside the penalty)"),
+    "bad_debt": ("debt", "debt left with no collateral, written off"),
+    "min_hf": ("ratio", "lowest health factor while borrowing (NaN: never borrowed)"),
+    "min_hf_block": ("block", "block of min_hf (-1: never borrowed)"),
+    "min_hf_ts": ("ts", "time of min_hf, UTC epoch seconds (-1: never borrowed)"),
+    "blocks_below_105": ("count", "blocks with a health factor below 1.05"),
+    "max_drawdown": ("fraction", "largest fall of equity from its peak (market mark, hourly samples)"),
+    "avg_leverage": ("ratio", "mean of exposure / equity over the hourly samples"),
+    "n_rebalances": ("count", "deleverage and releverage actions"),
+    "exit_block": ("block", "block of the de-peg exit (-1: none)"),
+    "end_equity": ("debt", "equity at the last block, collateral at the market price"),
+    "end_equity_rate": ("debt", "equity at the last block, collateral at the exchange rate"),
+    "end_equity_usd": ("usd", "end_equity at the last block's USD price of the debt asset"),
+    "hold_end_equity": ("debt", "the benchmark's value at the last block"),
+    "end_collateral": ("tokens", "collateral tokens held at the last block"),
+    "end_debt": ("debt", "debt at the last block"),
+    "end_cash": ("debt", "debt asset in the wallet (and in a withdrawal queue) at the last block"),
+    "n_events": ("count", "events recorded"),
+    "capital": ("debt", "capital put in at the first block"),
+    "debt_asset": ("text", "the debt asset: the unit of every amount not in USD or tokens"),
+    "pnl": ("debt", "end_equity - capital"),
+    "capital_usd": ("usd", "capital at the first block's USD price of the debt asset"),
+    "pnl_usd": ("usd", "end_equity_usd - capital_usd (includes the debt asset's own USD move)"),
+    "total_costs_usd": ("usd", "total_costs, each action's costs at its own block's USD price"),
+    "liq_penalty_usd": ("usd", "liq_penalty, each liquidation at its own block's USD price"),
+    "bad_debt_usd": ("usd", "bad_debt at its block's USD price"),
+    # events
+    "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash"),
+    "collateral_change": ("tokens", "collateral change (negative: out of the position)"),
+    "debt_change": ("debt", "debt change (negative: repaid)"),
+    "cost": ("debt", "costs of the action, the liquidation penalty, the bad debt or the slash's loss"),
+    "hf_after": ("ratio", "health factor after the event (inf: no debt)"),
+    # time series
+    "collateral": ("tokens", "collateral tokens held"),
+    "debt": ("debt", "debt"),
+    "cash": ("debt", "debt asset in the wallet and in a withdrawal queue"),
+    "hf": ("ratio", "health factor (inf: no debt)"),
+    "ltv": ("fraction", "debt / collateral value at the oracle price"),
+    "leverage": ("ratio", "exposure at the market price / equity"),
+    "oracle_price": ("price", "the lending protocol's oracle price of the collateral"),
+    "market_price": ("price", "DEX price of the collateral"),
+    "exchange_rate": ("rate", "redemption rate: underlying per collateral token"),
+    "equity": ("debt", "equity, collateral at the market price"),
+    "equity_rate": ("debt", "equity, collateral at the exchange rate"),
+}
+
+
+def _unit(kind: str, debt: str, collateral: str) -> str:
+    return {"debt": debt, "usd": "USD", "tokens": collateral, "price": f"{debt} per {collateral}",
+            "rate": f"underlying per {collateral}", "fraction": "fraction", "apy": "apy (per year, compounded)",
+            "ratio": "ratio", "count": "count", "block": "block number", "ts": "s (UTC epoch)", "id": "id",
+            "text": "text"}[kind]
+
+
+def column_dictionary(tables: dict[str, list[str]], debts: list[str], collaterals: list[str]) -> dict[str, list]:
+    """{table: [{name, unit, meaning}]} for the manifest. debts / collaterals: the symbols of the result set's
+    configurations; when a sweep mixes several, the unit names the column or config key that says which.
+    Swept parameters (dotted config keys) are config values; a column without an entry is "unknown"."""
+    ds, cs = sorted(set(debts)), sorted(set(collaterals))
+    debt = ds[0] if len(ds) == 1 else "the row's debt_asset"
+    coll = f"{cs[0]} tokens" if len(cs) == 1 else "collateral tokens (market.collateral / strategy.restake)"
+    out: dict[str, list] = {}
+    for table, names in tables.items():
+        rows = []
+        for name in names:
+            if name in COLUMNS:
+                kind, meaning = COLUMNS[name]
+                unit = _unit(kind, debt, coll if kind == "tokens" else (cs[0] if len(cs) == 1 else "token"))
+            elif "." in name:
+                unit, meaning = "config value", f"swept parameter {name}"
+            else:
+                unit, meaning = "unknown", "no dictionary entry"
+            rows.append({"name": name, "unit": unit, "meaning": meaning})
+        out[table] = rows
+    return out

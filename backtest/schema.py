@@ -18,7 +18,11 @@ STRATEGIES = {"hold": 0, "lend": 1, "loop": 2, "flash-loan": 3}
 ENTRIES = {"swap": 0, "stake": 1}
 SLIPPAGE = {"none": 0, "linear": 1, "stableswap": 2, "constant-product": 3}
 EXIT_ROUTES = {"dex": 0, "queue": 1}
-ORACLES = ("exchange-rate", "market", "capo", "chainlink")
+#: market.oracle: "exchange-rate" the bare exchange rate (fits only a debt in the collateral's underlying),
+#: "market" the DEX price, "capo" Aave's CAPO (capped exchange rate x the underlying's price), "chainlink" the
+#: lake's oracle_prices feed
+ORACLE_CODES = {"exchange-rate": 0, "market": 1, "capo": 2, "chainlink": 3}
+ORACLES = tuple(ORACLE_CODES)
 
 EVENT_KINDS = {
     "open": 0,
@@ -32,6 +36,10 @@ EVENT_KINDS = {
     "slash": 8,             # the collateral token's exchange rate was cut (restaking slash), cost = value lost
 }
 EVENT_NAMES = {v: k for k, v in EVENT_KINDS.items()}
+
+#: every enum the kernel has (ext/_types.pxd), by the name backtest._core.enum_codes() gives it
+KERNEL_ENUMS = {"protocol": PROTOCOLS, "kind": STRATEGIES, "entry": ENTRIES, "slippage": SLIPPAGE,
+                "exit_route": EXIT_ROUTES, "oracle": ORACLE_CODES, "event": EVENT_KINDS}
 
 # Per-configuration parameters (one row per configuration). Market-level overrides (ltv, LT, bonus, fee,
 # rates) are applied to the aligned Market itself; only the close factor is a per-config override.

@@ -176,7 +176,7 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
 
 def batch_frames(points, ids: list[int], out: Outputs, market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
     summary = summary_frame(out, market, [points[i][0] for i in ids], ids,
-                            [points[i][1].strategy.capital for i in ids])
+                            [points[i][1].strategy.capital for i in ids], [points[i][1].market.debt for i in ids])
     return summary, events_frame(out, market, ids)
 
 

@@ -24,12 +24,15 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
-from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_LOOP, KIND_FLASH,
-                     ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3, PROTO_AAVE_V2,
-                     PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_SLASH)
+from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOLD, KIND_LEND, KIND_LOOP,
+                     KIND_FLASH, ENTRY_SWAP, ENTRY_STAKE, SLIP_NONE, SLIP_LINEAR, SLIP_STABLESWAP, SLIP_CPMM,
+                     ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
+                     PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_OPEN, EV_LOOP,
+                     EV_REBALANCE, EV_LIQUIDATION, EV_BAD_DEBT, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND, EV_SLASH)
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
-from _position cimport DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event
+from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
+                        depeg_ratio)
 from _venues cimport liquidate
 from _strategies cimport strategy_step
 
@@ -38,27 +41,38 @@ cnp.import_array()
 
 # ----------------------------------------------------------------------------------------------- lanes
 cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const double* xrate,
-                         const double* supply_apr, const double* borrow_apr, double* sidx, double* bidx,
-                         double* K, double* K2) noexcept nogil:
+                         const double* up, const double* supply_apr, const double* borrow_apr, double* sidx,
+                         double* bidx, double* K, double* K2, double* KW) noexcept nogil:
     # step 2 for the whole market at once: the reserve indices are the same for every configuration of a
     # protocol; the protocol decides the growth formula (ext/_rates.pxd)
     cdef Py_ssize_t b
     cdef double dt, gs, gb
+    cdef bint ones = True
+    for b in range(n):
+        if up[b] != 1.0:
+            ones = False
+            break
     sidx[0] = 1.0
     bidx[0] = 1.0
     K[0] = 0.0
     K2[0] = 0.0
+    # KW: with the underlying at exactly 1 debt unit (a WETH debt) the wallet's yield xrate[b] - xrate[b0] is
+    # KW = xrate itself (the same bits as ever); otherwise a running sum of each step's value, since a sum by
+    # parts (xrate x up minus a correction) would cancel ~1e-16 x the position's value on a flat rate
+    KW[0] = xrate[0] if ones else 0.0
+    # the yields are values in the debt asset: an exchange-rate step (underlying per token) is worth up[b] each
     for b in range(1, n):
         dt = <double>(ts[b] - ts[b - 1])
         index_growth(protocol, supply_apr[b - 1], borrow_apr[b - 1], dt, &gs, &gb)
         sidx[b] = sidx[b - 1] * gs
         bidx[b] = bidx[b - 1] * gb
-        K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1])
-        K2[b] = K2[b - 1] + sidx[b - 1] * supply_increment(protocol, supply_apr[b - 1], dt) * xrate[b]
+        K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1]) * up[b]
+        K2[b] = K2[b - 1] + sidx[b - 1] * supply_increment(protocol, supply_apr[b - 1], dt) * xrate[b] * up[b]
+        KW[b] = xrate[b] if ones else KW[b - 1] + (xrate[b] - xrate[b - 1]) * up[b]
 
 
-cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* price,
-                      const double* feed, const double* lt, const double* sidx, const double* bidx,
+cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* up,
+                      const double* price, const double* feed, const double* lt, const double* sidx, const double* bidx,
                       int oracle, double capo_growth, int64_t capo_age, Py_ssize_t npre, const int64_t* pre_ts,
                       const double* pre_xrate, double* por, double* a) noexcept nogil:
     # step 3: the oracle price per the lane's mode, and a = oracle * LT * sidx / bidx
@@ -91,6 +105,9 @@ cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, cons
                 snap = xrate[j]
             cap = snap * (1.0 + capo_growth * <double>(ts[b] - snap_ts) / SECONDS_PER_YEAR)
             por[b] = xrate[b] if xrate[b] < cap else cap
+            # Aave's CAPO adapters price the token in USD, capped ratio x ETH/USD; over the debt's USD price
+            # that is the capped ratio x the underlying in the debt asset (x 1.0 for a WETH debt)
+            por[b] = por[b] * up[b]
         a[b] = por[b] * lt[b] * sidx[b] / bidx[b]
 
 
@@ -112,20 +129,27 @@ cdef void _chunk_bounds(Py_ssize_t n, Py_ssize_t chunk, const double* a, double*
 
 
 def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[::1] supply_apr,
-                  const double[::1] borrow_apr, int protocol=PROTO_AAVE_V3):
+                  const double[::1] borrow_apr, int protocol=PROTO_AAVE_V3,
+                  const double[::1] underlying_price=None):
     """Supply index, borrow index (1 at block 0, grown per block by the protocol's own formula: Aave family
-    and generic linear / 3-term binomial, Morpho 1 / Taylor, Comet 1 / linear) and the yield integrals K
-    (staking yield per scaled token) and K2 (supply yield per scaled token)."""
+    and generic linear / 3-term binomial, Morpho 1 / Taylor, Comet 1 / linear) and the yield integrals, in the
+    debt asset: K (staking yield per scaled token), K2 (supply yield per scaled token), KW (staking yield per
+    wallet token: KW[b] - KW[b0]). underlying_price: the collateral's underlying in the debt asset (None: 1.0)."""
     cdef Py_ssize_t n = ts.shape[0]
     if n == 0:
         raise ValueError("build_indices needs blocks")
+    if underlying_price is None:
+        underlying_price = np.ones(n)
+    if (xrate.shape[0] != n or supply_apr.shape[0] != n or borrow_apr.shape[0] != n
+            or underlying_price.shape[0] != n):
+        raise ValueError("build_indices: arrays differ in length")
     if protocol < PROTO_AAVE_V3 or protocol > PROTO_GENERIC:
         raise ValueError(f"build_indices: unknown protocol code {protocol}")
-    out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2")}
-    cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"]
+    out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2", "KW")}
+    cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"], KW = out["KW"]
     with nogil:
-        _build_indices(n, protocol, &ts[0], &xrate[0], &supply_apr[0], &borrow_apr[0], &sidx[0], &bidx[0],
-                       &K[0], &K2[0])
+        _build_indices(n, protocol, &ts[0], &xrate[0], &underlying_price[0], &supply_apr[0], &borrow_apr[0],
+                       &sidx[0], &bidx[0], &K[0], &K2[0], &KW[0])
     return out
 
 
@@ -164,14 +188,38 @@ def protocol_codes():
             "morpho-blue": PROTO_MORPHO, "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC}
 
 
+def enum_codes():
+    """Every enum of ext/_types.pxd by its config name, for the schema test against backtest/schema.py."""
+    return {
+        "protocol": protocol_codes(),
+        "kind": {"hold": KIND_HOLD, "lend": KIND_LEND, "loop": KIND_LOOP, "flash-loan": KIND_FLASH},
+        "entry": {"swap": ENTRY_SWAP, "stake": ENTRY_STAKE},
+        "slippage": {"none": SLIP_NONE, "linear": SLIP_LINEAR, "stableswap": SLIP_STABLESWAP,
+                     "constant-product": SLIP_CPMM},
+        "exit_route": {"dex": ROUTE_DEX, "queue": ROUTE_QUEUE},
+        "oracle": {"exchange-rate": ORACLE_RATE, "market": ORACLE_MARKET, "capo": ORACLE_CAPO,
+                   "chainlink": ORACLE_FEED},
+        "event": {"open": EV_OPEN, "loop": EV_LOOP, "rebalance": EV_REBALANCE, "liquidation": EV_LIQUIDATION,
+                  "bad_debt": EV_BAD_DEBT, "exit": EV_EXIT, "queue_release": EV_QUEUE_RELEASE,
+                  "unwind": EV_UNWIND, "slash": EV_SLASH},
+        "n_record": N_RECORD,
+    }
+
+
 def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1] price,
                const double[::1] feed, const double[::1] lt, const double[::1] sidx, const double[::1] bidx,
                int oracle, double capo_growth, int64_t capo_age, Py_ssize_t chunk,
                double[::1] por, double[::1] a, double[::1] amin, double[::1] amax, int64_t[::1] aarg,
-               const int64_t[::1] pre_ts=None, const double[::1] pre_xrate=None):
+               const int64_t[::1] pre_ts=None, const double[::1] pre_xrate=None,
+               const double[::1] underlying_price=None):
     """Fill one lane in place: oracle price, a = oracle*LT*sidx/bidx, per-chunk min/max/argmin of a.
-    pre_ts / pre_xrate: exchange-rate points before the window (CAPO snapshots taken before it)."""
+    pre_ts / pre_xrate: exchange-rate points before the window (CAPO snapshots taken before it);
+    underlying_price: the collateral's underlying in the debt asset, the CAPO price's factor (None: 1.0)."""
     cdef Py_ssize_t n = ts.shape[0], nch = (n + chunk - 1) // chunk
+    if underlying_price is None:
+        underlying_price = np.ones(n)
+    if underlying_price.shape[0] != n:
+        raise ValueError("build_lane: underlying_price differs in length")
     cdef Py_ssize_t npre = 0 if pre_ts is None else pre_ts.shape[0]
     cdef const int64_t* pts = NULL
     cdef const double* pxr = NULL
@@ -185,15 +233,21 @@ def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1]
     if por.shape[0] != n or a.shape[0] != n or amin.shape[0] != nch or amax.shape[0] != nch or aarg.shape[0] != nch:
         raise ValueError("build_lane: output arrays have the wrong length")
     with nogil:
-        _build_lane(n, &ts[0], &xrate[0], &price[0], &feed[0], &lt[0], &sidx[0], &bidx[0], oracle,
+        _build_lane(n, &ts[0], &xrate[0], &underlying_price[0], &price[0], &feed[0], &lt[0], &sidx[0], &bidx[0], oracle,
                     capo_growth, capo_age, npre, pts, pxr, &por[0], &a[0])
         _chunk_bounds(n, chunk, &a[0], &amin[0], &amax[0], &aarg[0])
 
 
-def chunk_qmin(const double[::1] price, const double[::1] xrate, Py_ssize_t chunk):
-    """Per-chunk minimum of price / exchange rate (the de-peg exit test)."""
+def chunk_qmin(const double[::1] price, const double[::1] xrate, Py_ssize_t chunk,
+               const double[::1] underlying_price=None):
+    """Per-chunk minimum of the de-peg ratio price / (exchange rate x underlying price) (the exit test)."""
     cdef Py_ssize_t n = price.shape[0], nch = (n + chunk - 1) // chunk, c, b, lo, hi
     cdef double q
+    if underlying_price is None:
+        underlying_price = np.ones(n)
+    if xrate.shape[0] != n or underlying_price.shape[0] != n:
+        raise ValueError("chunk_qmin: arrays differ in length")
+    cdef const double[::1] up = underlying_price
     res = np.empty(nch)
     cdef double[::1] qmin = res
     with nogil:
@@ -202,7 +256,7 @@ def chunk_qmin(const double[::1] price, const double[::1] xrate, Py_ssize_t chun
             hi = lo + chunk if lo + chunk < n else n
             qmin[c] = INFINITY
             for b in range(lo, hi):
-                q = price[b] / xrate[b]
+                q = price[b] / (xrate[b] * up[b])
                 if q < qmin[c]:
                     qmin[c] = q
     return res
@@ -226,7 +280,7 @@ cdef inline void record_row(const State* st, const Mkt* m, Out* o, Py_ssize_t r,
     row[7] = px
     row[8] = m.xrate[b]
     row[9] = e
-    row[10] = equity(st, m, b, m.xrate[b])
+    row[10] = equity(st, m, b, rate_value(m, b))
 
 
 cdef inline void metric_sample(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
@@ -281,7 +335,7 @@ cdef inline bint action_due(const State* st, const Params* p, const Mkt* m, Py_s
         return True
     if st.closed:
         return False
-    if p.exit_on and m.price[b] / m.xrate[b] < p.depeg_below:
+    if p.exit_on and depeg_ratio(m, b) < p.depeg_below:
         return True
     return p.reb_on and m.ts[b] >= st.next_check
 
@@ -335,7 +389,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
                 tokens = coll_of(&st, m, b) + st.w
                 if tokens > 0:
                     push_event(&st, m, o, b, EV_SLASH, 0.0, 0.0,
-                               tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]))
+                               tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]) * m.up[b])
             if st.d > 0:
                 hf = r * m.a[b]
                 if hf < sm.min_hf:
@@ -361,7 +415,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     b = n - 1
     settle(&st, m, o, b)
     sm.end_equity = equity(&st, m, b, m.price[b])
-    sm.end_equity_rate = equity(&st, m, b, m.xrate[b])
+    sm.end_equity_rate = equity(&st, m, b, rate_value(m, b))
     sm.end_collateral = coll_of(&st, m, b) + st.w
     sm.end_debt = debt_of(&st, m, b)
     sm.end_cash = st.cash + st.queued
@@ -372,7 +426,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     # LST of a restaked position; the collateral token otherwise, when hprice / hxrate are price / xrate)
     cdef Mkt hm = m[0]
     hm.price = m.hprice
-    hm.xrate = m.hxrate
+    hm.xrate = m.hxrate         # the hold token's underlying is the collateral's: up applies to both
     tokens = buy_quote(p, &hm, 0, p.capital, &fee, &slip)
     sm.hold_end_equity = tokens * m.hprice[b]
     sm.hold_apy = annualise(sm.hold_end_equity, p.capital, years)
@@ -425,8 +479,8 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     """Replay every configuration of `params` over one market.
 
     market: dict of the Market arrays (ts, price, xrate, eth_usd, ltv, lt, bonus, pfee, gas_gwei, reward, slash,
-    hold_price, hold_xrate);
-    lanes: 1-D market-level arrays (sidx, bidx, K, K2 from build_indices, KR and the per-chunk schunk from
+    hold_price, hold_xrate, underlying_price, gas_token_price);
+    lanes: 1-D market-level arrays (sidx, bidx, K, K2, KW from build_indices, KR and the per-chunk schunk from
     engine.build_lanes), 2-D [lane, block] (por, a) and
     [lane, chunk] (amin, amax, aarg) filled by build_lane; outputs are preallocated by the caller (backtest/engine.py)."""
     cdef Py_ssize_t nconf = params.shape[0], n, nch, i, ncap = events.shape[1], nrec = rec_idx.shape[0]
@@ -436,9 +490,11 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     cdef const double[::1] pfee = market["pfee"], gas = market["gas_gwei"]
     cdef const double[::1] rwd = market["reward"], slash = market["slash"]
     cdef const double[::1] hprice = market["hold_price"], hxrate = market["hold_xrate"]
+    cdef const double[::1] up = market["underlying_price"], gtp = market["gas_token_price"]
     cdef const double[::1] KR = lanes["KR"], schunk = lanes["schunk"]
     cdef const double[:, ::1] por = lanes["por"], a = lanes["a"]
     cdef const double[::1] sidx = lanes["sidx"], bidx = lanes["bidx"], K = lanes["K"], K2 = lanes["K2"]
+    cdef const double[::1] KW = lanes["KW"]
     cdef const double[:, ::1] amin = lanes["amin"], amax = lanes["amax"]
     cdef const int64_t[:, ::1] aarg = lanes["aarg"]
     cdef Mkt base
@@ -451,7 +507,8 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     if (qmin.shape[0] != nch or amin.shape[1] != nch or por.shape[1] != n or a.shape[1] != n
             or sidx.shape[0] != n or bidx.shape[0] != n or K.shape[0] != n or K2.shape[0] != n
             or rwd.shape[0] != n or slash.shape[0] != n or hprice.shape[0] != n or hxrate.shape[0] != n
-            or KR.shape[0] != n or schunk.shape[0] != nch):
+            or KR.shape[0] != n or schunk.shape[0] != nch or up.shape[0] != n or gtp.shape[0] != n
+            or KW.shape[0] != n or xrate.shape[0] != n or price.shape[0] != n):
         raise ValueError("lane / chunk arrays do not match the market")
     if summaries.shape[0] != nconf or events.shape[0] != nconf:
         raise ValueError("output arrays do not match the number of configurations")
@@ -468,6 +525,8 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     base.ts = &ts[0]
     base.price = &price[0]
     base.xrate = &xrate[0]
+    base.up = &up[0]
+    base.gtp = &gtp[0]
     base.eth_usd = &eth_usd[0]
     base.ltv = &ltv[0]
     base.lt = &lt[0]
@@ -494,6 +553,7 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     base.bidx = &bidx[0]
     base.K = &K[0]
     base.K2 = &K2[0]
+    base.KW = &KW[0]
     lp.amin = &amin[0, 0]
     lp.amax = &amax[0, 0]
     lp.aarg = &aarg[0, 0]

@@ -35,11 +35,21 @@ cdef inline void settle(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept 
     # constant in scaled terms), then start a new segment at b. Call before any balance changes.
     cdef Py_ssize_t b0 = st.seg0
     if b > b0:
-        o.sm.staking_yield += st.s * (m.K[b] - m.K[b0]) + st.w * (m.xrate[b] - m.xrate[b0])
+        o.sm.staking_yield += st.s * (m.K[b] - m.K[b0]) + st.w * (m.KW[b] - m.KW[b0])
         o.sm.supply_yield += st.s * (m.K2[b] - m.K2[b0])
         o.sm.interest_paid += st.d * (m.bidx[b] - m.bidx[b0])
         o.sm.restaking_rewards += st.s * (m.KR[b] - m.KR[b0]) + st.w * (m.rwd[b] - m.rwd[b0])
     st.seg0 = b
+
+
+cdef inline double rate_value(const Mkt* m, Py_ssize_t b) noexcept nogil:
+    # one token at the exchange rate, in the debt asset: underlying per token x underlying in the debt asset
+    return m.xrate[b] * m.up[b]
+
+
+cdef inline double depeg_ratio(const Mkt* m, Py_ssize_t b) noexcept nogil:
+    # market price over the exchange-rate value, both in the debt asset (1 at the peg, whatever the debt)
+    return m.price[b] / (m.xrate[b] * m.up[b])
 
 
 cdef inline void set_balances(State* st, const Mkt* m, Py_ssize_t b, double coll, double debt) noexcept nogil:
@@ -50,8 +60,9 @@ cdef inline void set_balances(State* st, const Mkt* m, Py_ssize_t b, double coll
 
 cdef inline double pay_gas(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b,
                            double units) noexcept nogil:
+    # gwei of the chain's gas token, converted into the debt asset at the block's gas-token price
     cdef double price = m.gas[b] if isnan(p.gas_gwei) else p.gas_gwei
-    cdef double cost = units * price * 1e-9
+    cdef double cost = units * price * 1e-9 * m.gtp[b]
     st.cash -= cost
     o.sm.gas_cost += cost
     return cost
@@ -66,7 +77,8 @@ cdef inline double buy_quote(const Params* p, const Mkt* m, Py_ssize_t b, double
     if amount <= 0:
         return 0.0
     if p.entry == ENTRY_STAKE:
-        return amount / m.xrate[b]
+        # the debt asset buys the underlying at its price, which is minted into tokens at the exchange rate
+        return amount / m.up[b] / m.xrate[b]
     fee[0] = amount * p.swap_fee
     net = amount - fee[0]
     slip[0] = net * slippage_fraction(p.slip_model, net, p.slip_param, p.pool_depth, p.amp)

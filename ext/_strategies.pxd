@@ -6,7 +6,7 @@ from libc.stdint cimport int64_t
 from _types cimport (Params, Mkt, State, Out, KIND_HOLD, KIND_LOOP, KIND_FLASH, ROUTE_DEX, ROUTE_QUEUE,
                      EV_OPEN, EV_LOOP, EV_REBALANCE, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND)
 from _position cimport (coll_of, debt_of, hf_of, settle, set_balances, pay_gas, buy_quote,
-                        sell_quote, book_swap, push_event)
+                        sell_quote, book_swap, push_event, rate_value, depeg_ratio)
 
 cdef enum:
     FIXED_POINT_ITERS = 30
@@ -93,7 +93,7 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
     st.cash += out - owed
     rest = tokens - sold
     if rest > st.dust:
-        st.queued += rest * m.xrate[b]
+        st.queued += rest * rate_value(m, b)     # redeemed at the exchange rate, in the debt asset
         if p.queue_late_from > 0 and m.ts[b] >= p.queue_late_from:
             st.release_ts = m.ts[b] + p.queue_delay_late
         else:
@@ -181,7 +181,7 @@ cdef inline void strategy_step(State* st, const Params* p, const Mkt* m, Out* o,
         push_event(st, m, o, b, EV_QUEUE_RELEASE, 0.0, 0.0, 0.0)
     if st.closed:
         return
-    if p.exit_on and m.price[b] / m.xrate[b] < p.depeg_below:
+    if p.exit_on and depeg_ratio(m, b) < p.depeg_below:
         close_all(st, p, m, o, b, EV_EXIT, p.exit_route)
         o.sm.exit_idx = b
         return

@@ -71,8 +71,8 @@ ctypedef packed struct Params:
     double delev_below      # deleverage when HF < this
     double target_hf        # rebalance back to this HF
     double relev_above      # releverage when HF > this (inf = never)
-    double depeg_below      # exit when price / exchange rate < this
-    double gas_gwei         # fixed gas price, NaN = the market's gas series
+    double depeg_below      # exit when price / (exchange rate x underlying price) < this
+    double gas_gwei         # fixed gas price (gwei of the gas token), NaN = the market's gas series
     double gas_open         # gas units per action
     double gas_loop
     double gas_reb
@@ -134,6 +134,9 @@ cdef struct Mkt:
     const int64_t* ts       # block times, increasing
     const double* price     # DEX price of collateral in debt asset
     const double* xrate     # exchange rate (underlying per token)
+    const double* up        # the collateral's underlying (ETH for an ETH LST) in the debt asset: 1.0 for a WETH
+                            # debt, ETH/USDC for a USDC debt; an exchange-rate value in the debt asset is xrate * up
+    const double* gtp       # the chain's gas token in the debt asset (1.0 when the debt is the gas token)
     const double* eth_usd   # USD per debt-asset unit (NaN unknown)
     const double* ltv       # max LTV in force (Comet: borrow CF; Morpho: the LLTV)
     const double* lt        # liquidation threshold in force (Comet: liquidate CF; Morpho: the LLTV)
@@ -145,8 +148,12 @@ cdef struct Mkt:
     const double* sidx      # collateral supply (liquidity) index, 1 at block 0 (stays 1 on Morpho and Comet)
     const double* bidx      # debt borrow index, 1 at block 0 (growth formula per protocol, ext/_rates.pxd)
     const double* a         # lane: por * lt * sidx / bidx, so HF = (s / d) * a
-    const double* K         # cumsum sidx[j-1] * (xrate[j] - xrate[j-1])  (staking yield per scaled token)
-    const double* K2        # cumsum (sidx[j] - sidx[j-1]) * xrate[j]      (supply yield per scaled token)
+    const double* K         # cumsum sidx[j-1] * (xrate[j] - xrate[j-1]) * up[j]  (staking yield per scaled token,
+                            # debt asset)
+    const double* K2        # cumsum sidx[j-1] * (supply growth - 1) * xrate[j] * up[j]  (supply yield per scaled
+                            # token, debt asset)
+    const double* KW        # KW[b] - KW[b0] = the staking yield of one wallet token over (b0, b], debt asset:
+                            # cumsum (xrate[j] - xrate[j-1]) * up[j]; xrate itself when up is all exactly 1
     const double* rwd       # cumulative reward value per collateral token held (debt asset), 0 at block 0
     const double* KR        # cumsum sidx[j-1] * (rwd[j] - rwd[j-1])       (rewards per scaled token)
     const double* slash     # fraction of the exchange rate cut at this block (0 = none)
@@ -156,7 +163,7 @@ cdef struct Mkt:
     const double* amin      # lane, per chunk: min of a
     const double* amax      # lane, per chunk: max of a
     const int64_t* aarg     # lane, per chunk: first block index of the min
-    const double* qmin      # per chunk: min of price / xrate
+    const double* qmin      # per chunk: min of the de-peg ratio price / (xrate * up)
     Py_ssize_t chunk        # blocks per chunk
     Py_ssize_t nchunks
     const int64_t* rec_idx  # record blocks, increasing

@@ -16,12 +16,26 @@ FAR_FUTURE = 4_000_000_000
 
 
 def market(prices, *, xrate=1.0, eth_usd=3000.0, borrow_apr=0.0, supply_apr=0.0, ltv=0.93, lt=0.95,
-           bonus=0.01, pfee=0.10, gas=0.0, t0=1_700_000_000, dt=12, oracle_feed=np.nan) -> Market:
+           bonus=0.01, pfee=0.10, gas=0.0, t0=1_700_000_000, dt=12, oracle_feed=np.nan, underlying_price=1.0,
+           gas_token_price=1.0) -> Market:
+    """prices: the collateral in the debt asset; eth_usd: USD per debt unit; underlying_price / gas_token_price:
+    the collateral's underlying and the gas token in the debt asset (1.0: a WETH debt)."""
     prices = np.atleast_1d(np.asarray(prices, dtype=float))
     n = len(prices)
     return Market.from_arrays(n, ts=t0 + np.arange(n) * dt, block=20_000_000 + np.arange(n), price=prices,
                               xrate=xrate, eth_usd=eth_usd, borrow_apr=borrow_apr, supply_apr=supply_apr,
-                              oracle_feed=oracle_feed, ltv=ltv, lt=lt, bonus=bonus, pfee=pfee, gas_gwei=gas)
+                              oracle_feed=oracle_feed, ltv=ltv, lt=lt, bonus=bonus, pfee=pfee, gas_gwei=gas,
+                              underlying_price=underlying_price, gas_token_price=gas_token_price)
+
+
+def usdc_market(eth_usd, *, xrate=1.2, usdc_usd=1.0, peg=1.0, **kw) -> Market:
+    """An ETH LST against a USDC debt from an ETH/USD path (one value per block): the underlying and the gas
+    token (ETH) cost ETH/USD / USDC/USD USDC, the token's market price is peg x xrate x that, and eth_usd (USD
+    per debt unit) is USDC/USD."""
+    eth = np.atleast_1d(np.asarray(eth_usd, dtype=float))
+    up = eth / np.asarray(usdc_usd, dtype=float)
+    return market(np.asarray(peg, dtype=float) * np.asarray(xrate, dtype=float) * up, xrate=xrate,
+                  eth_usd=usdc_usd, underlying_price=up, gas_token_price=up, **kw)
 
 
 def params(**kw) -> np.ndarray:

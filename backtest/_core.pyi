@@ -1,0 +1,56 @@
+"""Python signatures of the compiled replay core (ext/_core.pyx, built as backtest._core).
+
+Arrays are C-contiguous numpy arrays: int64 for times and indices, float64 otherwise; ``Params``, ``Summary``
+and ``Event`` arrays use backtest.schema's PARAMS_DTYPE, SUMMARY_DTYPE and EVENT_DTYPE. tests/unit/test_schema.py
+checks that every def of ext/_core.pyx is declared here and nothing else.
+"""
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+def build_indices(ts: I64, xrate: F64, supply_apr: F64, borrow_apr: F64, protocol: int = 0,
+                  underlying_price: F64 | None = None) -> dict[str, F64]:
+    """{"sidx", "bidx", "K", "K2", "KW"}: the reserve indices and the yield integrals (debt asset)."""
+
+
+def adaptive_curve_rates(ts: I64, utilization: F64, rate_at_target0: float) -> tuple[F64, F64]:
+    """Morpho's AdaptiveCurveIRM along a utilisation path: (borrow APR, rate at target) per block."""
+
+
+def liquidation_incentive_factor(lltv: float) -> float:
+    """Morpho Blue's LIF = min(1.15, 1 / (0.3 LLTV + 0.7))."""
+
+
+def protocol_codes() -> dict[str, int]:
+    """The PROTO_* enum values by venue name."""
+
+
+def enum_codes() -> dict[str, Any]:
+    """Every enum of ext/_types.pxd by its config name ({"protocol": {...}, "kind": {...}, ...,
+    "n_record": int})."""
+
+
+def build_lane(ts: I64, xrate: F64, price: F64, feed: F64, lt: F64, sidx: F64, bidx: F64, oracle: int,
+               capo_growth: float, capo_age: int, chunk: int, por: F64, a: F64, amin: F64, amax: F64, aarg: I64,
+               pre_ts: I64 | None = None, pre_xrate: F64 | None = None,
+               underlying_price: F64 | None = None) -> None:
+    """Fill one lane in place: oracle price, a = oracle x LT x sidx / bidx, per-chunk min / max / argmin of a."""
+
+
+def chunk_qmin(price: F64, xrate: F64, chunk: int, underlying_price: F64 | None = None) -> F64:
+    """Per-chunk minimum of the de-peg ratio price / (xrate x underlying_price)."""
+
+
+def run_batch(params: np.ndarray, market: dict[str, np.ndarray], lanes: dict[str, Any], qmin: F64, rec_idx: I64,
+              metric_every: int, chunk: int, summaries: np.ndarray, events: np.ndarray, records: F64,
+              dense: bool = False, threads: int = 0) -> None:
+    """Replay every configuration of params over one market, writing summaries, events and records in place."""
+
+
+def struct_sizes() -> dict[str, int]:
+    """sizeof of the packed Params, Summary and Event structs."""
