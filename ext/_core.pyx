@@ -27,7 +27,7 @@ import numpy as np
 from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOLD, KIND_LEND, KIND_LOOP,
                      KIND_FLASH, ENTRY_SWAP, ENTRY_STAKE, SLIP_NONE, SLIP_LINEAR, SLIP_STABLESWAP, SLIP_CPMM,
                      ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
-                     PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_OPEN, EV_LOOP,
+                     PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, PROTO_AAVE_V4, N_PROTOCOLS, EV_OPEN, EV_LOOP,
                      EV_REBALANCE, EV_LIQUIDATION, EV_BAD_DEBT, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND, EV_SLASH)
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
@@ -143,7 +143,7 @@ def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[:
     if (xrate.shape[0] != n or supply_apr.shape[0] != n or borrow_apr.shape[0] != n
             or underlying_price.shape[0] != n):
         raise ValueError("build_indices: arrays differ in length")
-    if protocol < PROTO_AAVE_V3 or protocol > PROTO_GENERIC:
+    if protocol < 0 or protocol >= N_PROTOCOLS:
         raise ValueError(f"build_indices: unknown protocol code {protocol}")
     out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2", "KW")}
     cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"], KW = out["KW"]
@@ -185,7 +185,8 @@ def liquidation_incentive_factor(double lltv):
 def protocol_codes():
     """The PROTO_* enum values, for the schema test against backtest/schema.py."""
     return {"aave-v3": PROTO_AAVE_V3, "aave-v2": PROTO_AAVE_V2, "spark": PROTO_SPARK,
-            "morpho-blue": PROTO_MORPHO, "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC}
+            "morpho-blue": PROTO_MORPHO, "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC,
+            "aave-v4": PROTO_AAVE_V4}
 
 
 def enum_codes():
@@ -312,6 +313,8 @@ cdef inline bint can_skip(const State* st, const Params* p, const Mkt* m, Py_ssi
         return False
     if m.schunk[c] > 0:         # a slash inside: its event (and the cut) is replayed block by block
         return False
+    if st.ps != 0.0:            # an Aave v4 premium debt: HF is not (s / d) * a, so no chunk bound holds
+        return False
     if st.queued > 0 and m.ts[hi - 1] >= st.release_ts:
         return False
     if st.d > 0:
@@ -363,6 +366,9 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     st.peak = -INFINITY
     st.dust = DUST_REL * p.capital
     st.n_ev = 0
+    st.ps = 0.0
+    st.po = 0.0
+    st.rp = p.v4_collateral_risk
     r = 0.0
     for c in range(m.nchunks):
         lo = c * m.chunk
@@ -391,7 +397,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
                     push_event(&st, m, o, b, EV_SLASH, 0.0, 0.0,
                                tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]) * m.up[b])
             if st.d > 0:
-                hf = r * m.a[b]
+                hf = r * m.a[b] if st.ps == 0.0 else hf_of(&st, m, b)    # an Aave v4 premium: not (s/d) a
                 if hf < sm.min_hf:
                     sm.min_hf = hf
                     sm.min_hf_idx = b
@@ -517,7 +523,7 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     for i in range(nconf):
         if params[i].lane < 0 or params[i].lane >= nlanes or params[i].check_every <= 0:
             raise ValueError(f"configuration {i}: bad lane or check_every")
-        if params[i].protocol < PROTO_AAVE_V3 or params[i].protocol > PROTO_GENERIC:
+        if params[i].protocol < 0 or params[i].protocol >= N_PROTOCOLS:
             raise ValueError(f"configuration {i}: unknown protocol code {params[i].protocol}")
         if params[i].protocol == PROTO_GENERIC and isnan(params[i].cf_ovr):
             raise ValueError(f"configuration {i}: the generic venue needs a close factor (cf_ovr)")
