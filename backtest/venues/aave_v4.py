@@ -436,10 +436,17 @@ def _encode(market_config) -> dict[str, float]:
             "v4_collateral_risk": sp.collateral_risk}
 
 
+def _defaults(asset: str, emode, debt: str) -> list:
+    """The example Spoke's CF (as ltv and lt), max bonus and fee, for any collateral (KEYS says their sources);
+    a config's keys replace them (the aligned market then holds the config's values)."""
+    cf = DEFAULTS["collateral_factor"]
+    return [(0, cf, cf, DEFAULTS["max_liquidation_bonus"], DEFAULTS["liquidation_fee"])]
+
+
 AAVE_V4 = Venue("aave-v4", takes=("supply_rate",), refusals=REFUSALS, meanings=MEANINGS, own_keys=KEYS,
-                rules=_rules, target_ltv_rule=_target_ltv_rule,
-                defaults=lambda asset, emode, debt: [(0, DEFAULTS["collateral_factor"], DEFAULTS["collateral_factor"],
-                                                      DEFAULTS["max_liquidation_bonus"], DEFAULTS["liquidation_fee"])],
+                per_config_keys=("liquidation_bonus_factor", "health_factor_for_max_bonus", "target_health_factor",
+                                 "collateral_risk"),
+                rules=_rules, target_ltv_rule=_target_ltv_rule, defaults=_defaults,
                 default_keys="market.collateral_factor / max_liquidation_bonus / liquidation_fee",
                 growth=("linear", "linear"), needs_usd=True, check_target=check_target,
                 check_market=_check_market, liquidation="aave-v4", encode=_encode)

@@ -66,6 +66,9 @@ class Venue:
     meanings: Mapping[str, str] = field(default_factory=dict)
     #: the venue's own [market] keys no other venue has: key -> (meaning, default); kept in MarketConfig.venue
     own_keys: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    #: of own_keys, those that are per-configuration parameters (Params fields) rather than series of the aligned
+    #: market: configurations differing only in them share one aligned market (sweep.market_key)
+    per_config_keys: tuple[str, ...] = ()
     #: config rules after the keys are parsed: (ctx, protocol, parsed keys, table as written, refuse) -> None,
     #: calling refuse() where the venue refuses the keys it does not take; may set keys (emode = None,
     #: v33_from, the resolved risk parameters)
