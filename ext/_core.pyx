@@ -14,9 +14,11 @@ is an event, so a chunk holding one (schunk > 0) is never skipped; the hold benc
 with hprice / hxrate (the base LST of a restaked position).
 
 Venues: the market-level indices grow by the protocol's own formula (ext/_rates.pxd), and liquidation goes
-through one dispatch (ext/_venues.pxd: Aave / Spark / generic, Morpho Blue, Compound III). Every venue keeps
-HF = (s / d) * a[b] with a = oracle * LT * sidx / bidx (LT is the LLTV on Morpho, the liquidate collateral
-factor on Comet; sidx stays 1 where collateral earns nothing), so the chunk skip stays exact for all of them.
+through one dispatch (ext/_venues.pxd: Aave / Spark / generic, Morpho Blue, Compound III, Aave v4). Every venue
+keeps HF = (s / d) * a[b] with a = oracle * LT * sidx / bidx (LT is the LLTV on Morpho, the liquidate collateral
+factor on Comet, the CF on Aave v4; sidx stays 1 where collateral earns nothing), so the chunk skip stays exact
+for all of them, except an Aave v4 debt carrying a risk premium (st.ps > 0: debt = d x bidx + ps x bidx - po,
+not a multiple of bidx), whose HF is computed per block and whose chunks are never skipped.
 """
 from cython.parallel cimport prange, parallel
 from libc.math cimport INFINITY, pow, isnan
