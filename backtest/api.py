@@ -33,7 +33,7 @@ def _load(config, overrides=None) -> Config:
 
 
 def _align(cfg: Config) -> Market:
-    from backtest.data.align import align
+    from backtest.data.build import align
 
     return align(cfg, checks=True)      # refuse what `data check` calls an error in the window
 

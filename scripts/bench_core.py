@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from backtest.config import load_config
-    from backtest.data.align import align
+    from backtest.data.build import align
     from backtest.engine import (CHUNK, build_lanes, encode_params, lane_of, metric_every, record_indices,
                                  run_core, run_reference_batch)
 

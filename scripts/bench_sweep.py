@@ -33,7 +33,7 @@ def main() -> None:
 
     import backtest
     from backtest.config import load_config
-    from backtest.data.align import align
+    from backtest.data.build import align
     from backtest.engine import encode_params, lane_of, metric_every, record_indices, run_reference_batch
 
     grids = {

@@ -14,7 +14,7 @@ import pytest
 
 from backtest.config_types import Config, CostsConfig, MarketConfig, RunConfig, StrategyConfig
 from backtest.data import lake
-from backtest.data.align import align
+from backtest.data.build import align
 from backtest.data.importers import import_aavescan, import_gas_hourly, import_peg_hourly
 from backtest.errors import DataError
 

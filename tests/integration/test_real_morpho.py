@@ -28,7 +28,7 @@ import pytest
 
 import backtest
 from backtest.config import load_config
-from backtest.data.align import align
+from backtest.data.build import align
 from backtest.reference import adaptive_curve_rates
 from tests.integration.test_real_history import index_ratio
 from tests.integration.test_real_import import T, WETH_CSV, needs_shared, real_lake  # noqa: F401

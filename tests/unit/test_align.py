@@ -11,8 +11,9 @@ import pytest
 from backtest.config_types import (Config, CostsConfig, MarketConfig, RunConfig, ScenarioConfig,
                                    StrategyConfig)
 from backtest.data import lake
-from backtest.data.align import (MERGE_BLOCK, MERGE_TS, align, apply_scenarios, block_clock, estimate_blocks,
-                                 scenario_shape)
+from backtest.data.build import align
+from backtest.data.clock import MERGE_BLOCK, MERGE_TS, block_clock, estimate_blocks
+from backtest.data.scenarios import apply_scenarios, scenario_shape
 from backtest.data.market import Market
 from backtest.errors import DataError
 

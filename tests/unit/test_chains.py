@@ -9,7 +9,7 @@ import pytest
 
 import backtest
 from backtest.config import config_from_dict
-from backtest.data.align import align
+from backtest.data.build import align
 from backtest.errors import ConfigError
 from backtest.reference import aave_borrow_growth
 

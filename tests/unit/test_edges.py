@@ -204,7 +204,8 @@ def test_resume_sees_the_same_sweep_whatever_the_lake_spelling(tmp_path):
 def test_real_gas_and_aavescan_files_fill_the_blocks_table_used_by_alignment(tmp_path):
     from backtest.data import importers as im
     from backtest.data import lake
-    from backtest.data.align import _Aligner, estimate_blocks
+    from backtest.data.asof import Aligner
+    from backtest.data.clock import estimate_blocks
 
     gas_csv = next((SHARED / "eth-gas-hourly-2024-2025").glob("*.csv"))
     scan = sorted((SHARED / "aavescan-v3-eth-rates-daily").glob("*.csv"))
@@ -223,7 +224,7 @@ def test_real_gas_and_aavescan_files_fill_the_blocks_table_used_by_alignment(tmp
     start, end = parse_date("2024-07-01"), parse_date("2024-07-03")
     sample = raw.filter((pl.col("block_timestamp") >= start) & (pl.col("block_timestamp") < end)
                         & ((pl.col("block_timestamp") - start) % 12 == 0))
-    al = _Aligner(tmp_path / "lake", start, end, 12)
+    al = Aligner(tmp_path / "lake", start, end, 12)
     got = al.blocks()
     k = ((sample["block_timestamp"].to_numpy() - start) // 12).astype(int)
     if k.size:

@@ -11,7 +11,7 @@ import pytest
 
 import backtest
 from backtest.config import config_from_dict, load_config
-from backtest.data.align import align
+from backtest.data.build import align
 from backtest.engine import (EIGEN_DELAY, EIGEN_DELAY_LATE, EIGEN_DELAY_LATE_FROM, Lane, encode_params,
                              lane_of)
 from backtest.errors import ConfigError, DataError
@@ -259,7 +259,7 @@ def test_depeg_overlay_hits_the_token_it_names():
     # 10 blocks; a 10 % step depeg from block 0 over the whole window on weETH (held) or wstETH (the hold
     # benchmark): only the named token's price is multiplied by 0.9
     from backtest.config_types import ScenarioConfig
-    from backtest.data.align import apply_scenarios
+    from backtest.data.scenarios import apply_scenarios
 
     m = market(np.ones(10))
     m.hold_price = np.full(10, 2.0)

@@ -10,7 +10,7 @@ import pytest
 
 from backtest.config_types import Config, CostsConfig, MarketConfig, RunConfig, StrategyConfig
 from backtest.data import lake
-from backtest.data.align import align
+from backtest.data.build import align
 from backtest.data.synth import LIDO_DAILY_CAP, SCENARIOS, WINDOWS, rate_model, synth
 from backtest.errors import InputError
 

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest import _core
-from backtest.data.align import apply_irm, apply_scenarios
+from backtest.data.scenarios import apply_scenarios
+from backtest.irm import apply_irm
 from backtest.config_types import ScenarioConfig
 from backtest.engine import Lane, record_indices, run_core
 from backtest.params import default_params, morpho_lif as params_lif
@@ -634,7 +635,7 @@ def venue_cfg(d, **market):
 
 
 def test_align_morpho_reads_no_supply_series_and_sets_ltv_to_the_lltv(tmp_path):
-    from backtest.data.align import align
+    from backtest.data.build import align
 
     venue_lake(tmp_path)
     m = align(venue_cfg(tmp_path, protocol="morpho-blue"))            # defaults: wstETH/WETH LLTV 94.5 %
@@ -657,7 +658,7 @@ def test_align_morpho_reads_no_supply_series_and_sets_ltv_to_the_lltv(tmp_path):
 
 
 def test_align_adaptive_curve_needs_utilization(tmp_path):
-    from backtest.data.align import align
+    from backtest.data.build import align
 
     venue_lake(tmp_path, with_util=False)
     with pytest.raises(DataError, match=r"rates morpho-blue:WETH:utilization: no utilization at"):
@@ -665,7 +666,7 @@ def test_align_adaptive_curve_needs_utilization(tmp_path):
 
 
 def test_align_comet_factors(tmp_path):
-    from backtest.data.align import align
+    from backtest.data.build import align
 
     venue_lake(tmp_path)
     m = align(venue_cfg(tmp_path, protocol="compound-v3"))              # launch defaults 0.90 / 0.93 / 0.95
@@ -677,7 +678,7 @@ def test_align_comet_factors(tmp_path):
 
 
 def test_align_generic_takes_everything_from_the_config(tmp_path):
-    from backtest.data.align import align
+    from backtest.data.build import align
 
     venue_lake(tmp_path)
     m = align(venue_cfg(tmp_path, protocol="generic", ltv=0.7, liquidation_threshold=0.75, liquidation_bonus=0.08,
@@ -693,7 +694,7 @@ def test_align_generic_takes_everything_from_the_config(tmp_path):
 def test_check_against_market_morpho_target_at_the_lltv(tmp_path):
     import dataclasses
 
-    from backtest.data.align import align
+    from backtest.data.build import align
     from backtest.engine import check_against_market
     from backtest.errors import ConfigError
 

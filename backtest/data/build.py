@@ -1,0 +1,379 @@
+"""The recipe of an aligned market: which lake series a market needs and how they become a :class:`Market`.
+
+The clock is ``ts[k] = run.start + k * run.block_time`` for ``k < ceil((run.end - run.start) / block_time)``.
+Each series takes, at every block, its last value at or before the block's time (DuckDB ``ASOF LEFT JOIN``
+against a generated range of block times; the arrays come back through Arrow, never through a Python loop
+over blocks).
+
+Series read (market = the config's ``[market]``; "ETH" and "WETH" are the same asset in every match):
+
+=================  ==========================================================  ==============================
+Market array       lake rows                                                   required
+=================  ==========================================================  ==============================
+price              prices base=collateral, quote=debt                          yes
+xrate              exchange_rates token=collateral                             yes
+eth_usd            prices base in (debt, ETH), quote=USD (debt's own first)    no: NaN
+borrow_apr         rates protocol, asset=debt: borrow_apr                      unless market.borrow_rate or
+                                                                               market.irm = "adaptive-curve"
+utilization        rates protocol, asset=debt: utilization                     if market.irm = "adaptive-curve"
+                                                                               unless market.utilization
+supply_apr         rates protocol, asset=collateral: supply_apr                unless market.supply_rate; never
+                                                                               on morpho-blue / compound-v3
+ltv/lt/bonus/pfee  market_params protocol, asset=collateral, emode; defaults   unless the config fixes them
+gas_gwei           gas: base_fee_gwei + coalesce(priority_fee_gwei, 0)         unless costs.gas is a number
+oracle_feed        oracle_prices protocol, asset=collateral, quote=debt        if market.oracle = "chainlink"
+hold_price/xrate   prices / exchange_rates of market.collateral                when strategy.restake is set
+reward             rewards token=collateral, kind=points|<token> (amount per   if [strategy.rewards] values
+                   token per day/week/year); prices TOKEN/ETH or TOKEN/USD     them (no coverage rule: 0 before
+                                                                               the first row)
+slash              events token=collateral, kind=slash (value = fraction)      no: none
+=================  ==========================================================  ==============================
+
+With ``strategy.restake`` set, "collateral" above is the LRT (the held token); ``market.collateral`` is the
+base LST whose price and exchange rate feed only the hold benchmark. Slashes multiply the exchange rate by
+``1 - value`` from the first block at or after their time (the lake's rate is taken as un-slashed).
+
+Coverage of a required time series (not of market_params, which is a step function that holds until the
+next change): it must have a point at or before ``run.start``; no point may be followed by more than
+:data:`MAX_GAP` (3 days) without a newer point while inside the window, which covers both internal gaps and a
+last point more than 3 days before ``run.end``. Violations are DataErrors naming the table, the series key
+and the dates. Several ``source`` values for one key inside the window are ambiguous (DataError listing
+them with their spans and the ``run.sources = { "prices ETH/USD" = "coingecko" }`` entry that picks one),
+unless the window is not covered at all (then the coverage error, with the sources' spans). With
+``align(config, checks=True)`` (run, sweep, the API) the window's raw points are first held to ``data check``'s
+error rules (:func:`backtest.data.check.check_window`, ``run.allow`` downgrades named ones), and the block
+arrays that must be positive (price, exchange rate, LTV, LT) are checked last, naming the lake series and block
+time. The optional ``eth_usd`` is NaN wherever its last point is more than 3 days old.
+
+Market parameters come from the lake where it has rows for the key; defaults from :mod:`backtest.params`
+fill the time before the lake's first row and any null ``protocol_fee``.
+
+Per venue ("protocol" in the rates keys is ``market.rates_from`` when set, e.g. another venue's WETH rates as
+a documented stand-in, else ``market.protocol``):
+
+- Aave v3 / v2, Spark: as above; E-mode picks the market_params key.
+- generic: ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee all from the config
+  (required there); rates from the lake under the ``rates_from`` label (default "generic") or the overrides.
+- Morpho Blue: no E-mode; ``market.lltv`` (or the market_params row's liquidation_threshold, or the
+  defaults) is both ``ltv`` and ``lt``; ``bonus`` carries LIF - 1 for information and ``pfee`` is 0. The
+  collateral earns nothing, so no supply series is read (``supply_apr`` = 0). With ``market.irm =
+  "adaptive-curve"`` the borrow APR is Morpho's AdaptiveCurveIRM run along the utilisation path (the lake's
+  ``rates.utilization`` or ``market.utilization``, after ``utilization`` overlays), see :func:`apply_irm`.
+- Compound III: no E-mode; ``ltv`` = borrow collateral factor, ``lt`` = liquidate collateral factor,
+  ``bonus`` = 1 - liquidation factor (the lake's ``liquidation_bonus`` column holds that for compound-v3
+  rows), ``pfee`` = 0; no supply series (collateral earns nothing).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backtest import params as _params
+from backtest.config_types import Config
+from backtest.data import lake as _lake
+from backtest.data.asof import MAX_GAP, ETH_LIKE, Aligner, Points, aliases, iso
+from backtest.data.market import Market
+from backtest.data.restaking import queue_rewards, reward_series, slashes
+from backtest.data.scenarios import apply_scenarios
+from backtest.errors import DataError
+from backtest.schema import NO_SUPPLY_YIELD
+
+
+def align(config: Config, checks: bool = False) -> Market:
+    """Build the aligned :class:`Market` of ``config`` from its lake (``config.run.data``).
+
+    With ``checks`` (what run, sweep and the API use) the points of the window are held to ``data check``'s
+    error rules first (:func:`backtest.data.check.check_window`; ``run.allow`` downgrades named ones).
+
+    See the module docstring for the series read, the coverage rules and the fallbacks. Config overrides
+    (market.ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, borrow_rate,
+    supply_rate, and a numeric costs.gas) replace the corresponding arrays, and those series are then not
+    read. ``[[scenario]]`` overlays are applied last (:func:`apply_scenarios`).
+    """
+    run, mk = config.run, config.market
+    lake = Path(run.data)
+    if not lake.is_dir():
+        raise DataError(f"data lake not found: {lake} (run.data); create one with `backtest data synth` "
+                        "or `backtest data import`")
+    al = Aligner(lake, run.start, run.end, run.block_time, run.chain, sources=run.sources, allow=run.allow,
+                  checks=checks)
+    try:
+        n = al.n
+        debt, proto = mk.debt, mk.protocol
+        # the token the position holds: the LRT of strategy.restake (its price, exchange rate, venue
+        # parameters, rewards and slashes), else market.collateral; the hold benchmark stays market.collateral
+        coll = config.strategy.restake if config.strategy.restake != "none" else mk.collateral
+        restaked = coll != mk.collateral
+
+        # market price of the collateral in the debt asset
+        key = f"{coll}/{debt}"
+        pts = al.require(al.points("prices", key, {"base": coll, "quote": aliases(debt)},
+                                   [("v", "price")], source=True), "prices", key)
+        al.use(pts)
+        al.add("price", pts)
+
+        # exchange rate (redemption value) of the collateral
+        key = coll
+        pts = al.require(al.points("exchange_rates", key, {"token": coll}, [("v", "rate")], source=True),
+                         "exchange_rates", key)
+        al.use(pts)
+        al.add("xrate", pts)
+        # CAPO snapshots taken before the window read the lake's rates from before it (no look-ahead)
+        capo_pre = capo_history(al, coll, getattr(pts, "source", None), mk.capo_snapshot_age) if mk.oracle == "capo" else None
+
+        # the hold benchmark's token when restaking: the base LST's price and exchange rate
+        if restaked:
+            key = f"{mk.collateral}/{debt}"
+            pts = al.require(al.points("prices", key, {"base": mk.collateral, "quote": aliases(debt)},
+                                       [("v", "price")], source=True), "prices", key)
+            al.use(pts)
+            al.add("hprice", pts)
+            pts = al.require(al.points("exchange_rates", mk.collateral, {"token": mk.collateral}, [("v", "rate")],
+                                       source=True), "exchange_rates", mk.collateral)
+            al.use(pts)
+            al.add("hxrate", pts)
+
+        # restaking rewards / points per collateral token, and what one unit is worth (_reward_series)
+        rw = config.strategy.rewards
+        reward_value = rw.value if rw is not None else "zero"
+        if reward_value != "zero":
+            queue_rewards(al, rw, coll, debt)
+
+        # ETH/USD (optional): the debt asset's own USD series, else ETH's
+        for base in dict.fromkeys([debt, *(aliases(debt) if debt in ETH_LIKE else [])]):
+            key = f"{base}/USD"
+            pts = al.points("prices", key, {"base": base, "quote": "USD"}, [("v", "price")], source=True)
+            if pts is not None and (pts.ts < al.end).any() and pts.ts[-1] >= al.start - MAX_GAP:
+                al.use(pts)
+                al.add("eth_usd", pts, max_age=MAX_GAP)
+                break
+
+        # borrow APR of the debt asset (or, for the AdaptiveCurveIRM, the utilisation it is computed from)
+        src = mk.rates_from or proto
+        adaptive = mk.irm == "adaptive-curve"
+        if adaptive and mk.utilization is None:
+            key = f"{src}:{debt}:utilization"
+            pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
+                                       [("v", "utilization")], source=False), "rates", key)
+            nulls = np.isnan(pts.values["v"])
+            if nulls.any():
+                raise DataError(f"rates {key}: no utilization at {iso(pts.ts[nulls][0])} (the AdaptiveCurveIRM "
+                                f"needs one at every point; set market.utilization for a constant)")
+            al.use(pts)
+            al.add("util", pts)
+        elif not adaptive and mk.borrow_rate is None:
+            key = f"{src}:{debt}:borrow_apr"
+            pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
+                                       [("v", "borrow_apr")], source=False), "rates", key)
+            al.use(pts)
+            al.add("borrow", pts)
+
+        # supply APR of the collateral (none where collateral is not lent out: Morpho Blue, Compound III)
+        no_supply = proto in NO_SUPPLY_YIELD
+        if mk.supply_rate is None and not no_supply:
+            key = f"{src}:{coll}:supply_apr"
+            pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(coll)},
+                                       [("v", "supply_apr")], source=False), "rates", key)
+            al.use(pts)
+            al.add("supply", pts)
+
+        # risk parameters (per venue: see _param_overrides)
+        overrides = _param_overrides(mk)
+        if any(v is None for v in overrides.values()):
+            emode = mk.emode if proto not in ("morpho-blue", "compound-v3", "generic") else None
+            al.add("par", _market_params(al, proto, coll, emode, debt))
+
+        # gas price
+        gas_fixed = isinstance(config.costs.gas, (int, float)) and not isinstance(config.costs.gas, bool)
+        if not gas_fixed:
+            key = "base_fee_gwei+priority_fee_gwei"
+            pts = al.require(al.points("gas", key, {},
+                                       [("v", "base_fee_gwei + coalesce(priority_fee_gwei, 0.0)")], source=False),
+                             "gas", key)
+            al.use(pts)
+            al.add("gas", pts)
+
+        # the protocol oracle's feed (chainlink mode only)
+        if mk.oracle == "chainlink":
+            key = f"{proto}:{coll}/{debt}"
+            pts = al.require(al.points("oracle_prices", key,
+                                       {"protocol": proto, "asset": coll, "quote": aliases(debt)},
+                                       [("v", "price")], source=False), "oracle_prices", key)
+            al.use(pts)
+            al.add("oracle", pts)
+
+        arr = al.join()
+        nan = np.full(n, np.nan)
+
+        def const(v: float | None) -> np.ndarray:
+            return np.full(n, float(v))
+
+        par = {name: (const(v) if v is not None else arr[f"par.{name}"]) for name, v in overrides.items()}
+        if proto == "morpho-blue":
+            # one LLTV (the lake's / default liquidation_threshold): borrowing stops where liquidation starts
+            par["ltv"] = par["lt"].copy()
+            par["bonus"] = np.minimum(1.15, 1.0 / (1.0 - 0.3 * (1.0 - par["lt"]))) - 1.0
+            par["pfee"] = np.zeros(n)
+        if adaptive:
+            util = const(mk.utilization) if mk.utilization is not None else arr["util.v"]
+            borrow = np.zeros(n)            # the IRM's rate is computed after the overlays (apply_irm)
+        else:
+            util = nan.copy()
+            borrow = const(mk.borrow_rate) if mk.borrow_rate is not None else arr["borrow.v"]
+        if no_supply:
+            supply = np.zeros(n)
+        else:
+            supply = const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"]
+        unused = sorted(set(al.sources) - al.sources_used)
+        if unused:
+            raise DataError(f"run.sources: {', '.join(repr(u) for u in unused)} is not a series this run reads with "
+                            f"several sources (it reads: {', '.join(i.table + ' ' + i.key for i in al.series)})")
+        block = al.blocks()
+        xrate, slash = slashes(al, coll, arr["xrate.v"])
+        reward = None
+        if reward_value != "zero":
+            reward = reward_series(al, rw, coll, arr)
+        labels = {"price": al.labels.get("price"), "xrate": al.labels.get("xrate"),
+                  "hold_price": al.labels.get("hprice"), "hold_xrate": al.labels.get("hxrate")}
+        for name, attr in (("ltv", "ltv"), ("lt", "liquidation_threshold")):
+            labels[name] = (f"market.{attr} = {overrides[name]:g} (config)" if overrides[name] is not None
+                            else al.labels.get("par", "market_params (defaults)"))
+        market = Market(
+            ts=al.ts, block=block, price=arr["price.v"], xrate=xrate, reward=reward, slash=slash,
+            hold_price=arr["hprice.v"] if restaked else None, hold_xrate=arr["hxrate.v"] if restaked else None,
+            eth_usd=arr.get("eth_usd.v", nan), borrow_apr=borrow, supply_apr=supply,
+            oracle_feed=arr.get("oracle.v", nan.copy()),
+            ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
+            gas_gwei=const(config.costs.gas) if gas_fixed else arr["gas.v"], utilization=util, series=al.series,
+            data_hash=_lake.data_hash(sorted(al.files), root=lake) if al.files else "",
+        )
+    finally:
+        al.close()
+    market = apply_scenarios(market, config.scenarios, collateral=coll, debt=mk.debt, hold=mk.collateral)
+    if adaptive:
+        from backtest.irm import IRM_INITIAL_RATE, apply_irm
+
+        market = apply_irm(market, mk.rate_at_target if mk.rate_at_target is not None else IRM_INITIAL_RATE)
+    _check_arrays(market, labels, config.scenarios)
+    if capo_pre is not None:
+        market.capo_pre_ts, market.capo_pre_xrate = capo_pre
+    return market
+
+
+def capo_history(al: Aligner, token: str, source: str | None, age: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exchange-rate points before the window, from the last one at or before block 0's CAPO snapshot
+    time ((start // age) * age - age, the engines' rule) up to start: what snapshots before the window read."""
+    snap0 = (al.start // age) * age - age
+    where, params = _lake.where_clause({"token": token, **({"source": source} if source else {})})
+    ts, rate = al.con.execute(
+        f"WITH s AS (SELECT ts, rate FROM exchange_rates WHERE {where} AND ts < ?) SELECT ts, rate FROM s "
+        f"WHERE ts >= coalesce((SELECT max(ts) FROM s WHERE ts <= ?), ?) ORDER BY ts",
+        [*params, al.start, snap0, snap0]).fetchnumpy().values()
+    ts, rate = np.asarray(ts, dtype=np.int64), np.asarray(rate, dtype=np.float64)
+    if ts.size == 0 or ts[0] > snap0:
+        raise DataError(f"exchange_rates {token}: the capo oracle's first snapshot is taken at {iso(snap0)} "
+                        f"(market.capo_snapshot_age before the window), but the lake's rates start at "
+                        f"{iso(ts[0]) if ts.size else iso(al.start) + ' or later'}; import older rates or start "
+                        f"the run later")
+    keep = np.append(ts[1:] != ts[:-1], True)        # duplicate ts: the last row wins, as in the window
+    return ts[keep], rate[keep]
+
+
+def _check_arrays(market: Market, labels: dict[str, str | None], scenarios) -> None:
+    """Every block needs a positive, finite price, exchange rate and LTV / LT: name the lake series and the
+    first block time that has none (what a run.allow-ed NaN, or an overlay, leaves behind)."""
+    for name, label in labels.items():
+        arr = getattr(market, name, None)
+        if arr is None or label is None:
+            continue
+        bad = ~np.isfinite(arr) | (arr <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            why = " after the [[scenario]] overlays" if scenarios and name in ("price", "hold_price") else ""
+            at = _dt.datetime.fromtimestamp(int(market.ts[i]), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise DataError(f"{label}: the value read at block time {at} is {float(arr[i]):.6g}{why} "
+                            f"({int(bad.sum())} of {arr.size} blocks); the replay needs a positive, finite {name} "
+                            f"at every block: fix the series in the lake (run.allow cannot downgrade this)")
+
+
+def _param_overrides(mk) -> dict[str, float | None]:
+    """The risk-parameter arrays the config fixes, per venue (None = read market_params / the defaults).
+
+    Aave family: ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, each optional.
+    generic: all four from the config (required there). Morpho Blue: market.lltv fixes ltv = lt = LLTV (the
+    bonus is then LIF - 1, no fee). Compound III: ltv = borrow CF, lt = liquidate CF, bonus = 1 -
+    liquidation_factor (the absorb penalty), no fee."""
+    if mk.protocol == "morpho-blue":
+        v = mk.lltv
+        return {"ltv": v, "lt": v, "bonus": None if v is None else _params.morpho_lif(v) - 1.0,
+                "pfee": None if v is None else 0.0}
+    if mk.protocol == "compound-v3":
+        lf = mk.liquidation_factor
+        return {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": None if lf is None else 1.0 - lf,
+                "pfee": 0.0}
+    return {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": mk.liquidation_bonus,
+            "pfee": mk.liquidation_protocol_fee}
+
+
+def _market_params(al: Aligner, protocol: str, asset: str, emode: str | None, debt: str = "WETH") -> Points:
+    """Lake market_params for the key, with defaults before the lake's first row and for null fees."""
+    key = f"{protocol}:{asset}:{emode if emode is not None else '-'}"
+    cols = [("ltv", "ltv"), ("lt", "liquidation_threshold"), ("bonus", "liquidation_bonus"),
+            ("pfee", "protocol_fee")]
+    lake_pts = al.points("market_params", key, {"protocol": protocol, "asset": asset, "emode": emode},
+                         cols, source=False)
+    try:
+        defaults = _params.default_params(protocol, asset, emode, debt)
+        default_err = None
+    except DataError as exc:
+        defaults, default_err = [], exc
+    d_ts = np.array([e[0] for e in defaults], dtype=np.int64)
+    d_val = {name: np.array([e[i + 1] for e in defaults], dtype=np.float64)
+             for i, name in enumerate(("ltv", "lt", "bonus", "pfee"))}
+
+    if lake_pts is None:
+        if default_err is not None:
+            raise DataError(f"market_params {key}: no rows in the lake and {default_err}")
+        ts, vals = d_ts, {k: v.copy() for k, v in d_val.items()}
+        from_lake = np.zeros(ts.shape[0], dtype=bool)
+        files: list[str] = []
+    else:
+        pre = d_ts < lake_pts.ts[0]
+        ts = np.concatenate([d_ts[pre], lake_pts.ts])
+        vals = {k: np.concatenate([d_val[k][pre], lake_pts.values[k]]) for k in lake_pts.values}
+        from_lake = np.concatenate([np.zeros(int(pre.sum()), dtype=bool),
+                                    np.ones(lake_pts.ts.shape[0], dtype=bool)])
+        files = lake_pts.files
+    p = int(np.searchsorted(ts, al.start, side="right")) - 1
+    if p < 0:
+        why = f"; defaults: {default_err}" if default_err is not None else ""
+        raise DataError(f"market_params {key}: no parameters in force at the run start {iso(al.start)} "
+                        f"(first from {iso(ts[0])}){why}")
+    keep = slice(p, max(p + 1, int(np.searchsorted(ts, al.end, side="left"))))
+    ts, from_lake = ts[keep], from_lake[keep]
+    vals = {k: v[keep] for k, v in vals.items()}
+    null_fee = np.isnan(vals["pfee"])
+    if null_fee.any():
+        if default_err is not None:
+            raise DataError(f"market_params {key}: protocol_fee is null and {default_err}")
+        idx = np.searchsorted(d_ts, ts[null_fee], side="right") - 1
+        if (idx < 0).any():
+            raise DataError(f"market_params {key}: protocol_fee is null at {iso(ts[null_fee][idx < 0][0])} "
+                            f"and the default parameters start later, on {iso(d_ts[0])}")
+        vals["pfee"][null_fee] = d_val["pfee"][idx]
+    if from_lake.any():
+        al.use(Points("market_params", key, ts[from_lake], {}, files))
+    if (~from_lake).any() or null_fee.any():
+        used = ~from_lake | null_fee
+        al.use(Points("params", f"{key} (backtest.params defaults)", ts[used], {}))
+    return Points("market_params", key, ts, vals, files)
+
+
+def timed_align(config: Config) -> tuple[Market, float]:
+    """:func:`align` and the seconds it took (for benchmarks and the CLI's verbose output)."""
+    t0 = time.perf_counter()
+    m = align(config)
+    return m, time.perf_counter() - t0
