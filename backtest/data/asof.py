@@ -93,7 +93,7 @@ def check_coverage(table: str, key: str, ts: np.ndarray, start: int, end: int, m
 
 
 class Aligner:
-    def __init__(self, lake: Path, start: int, end: int, block_time: int, chain: str = "ethereum",
+    def __init__(self, lake: Path, start: int, end: int, block_time: int,
                  sources: Sequence[tuple[str, str]] = (), allow: Sequence[str] = (), checks: bool = True):
         self.lake = lake
         self.sources = dict(sources)        # run.sources: "table key" -> the source to read
@@ -101,7 +101,6 @@ class Aligner:
         self.allow = tuple(allow)           # run.allow: checks downgraded to warnings
         self.checks = checks                # data check's rules on the window's points
         self.labels: dict[str, str] = {}    # market array -> the lake series it came from
-        self.chain = chain
         self.start = int(start)
         self.end = int(end)
         self.block_time = int(block_time)
@@ -276,16 +275,11 @@ class Aligner:
         self.pending.clear()
         return out
 
-    def blocks(self) -> np.ndarray:
-        """Block numbers of the clock (:func:`backtest.data.clock.lake_blocks`)."""
-        from backtest.config import CHAINS
-
-        # the chain's own block (slot) time, not the replay step, extrapolates beyond the known blocks
-        slot = SLOT if self.chain == "ethereum" else (CHAINS[self.chain][0] / 1000 if self.chain in CHAINS
-                                                      else self.block_time)
-        block, info, files = lake_blocks(self.con, self.ts, self.start, slot, self.chain == "ethereum")
+    def blocks(self, slot: float = SLOT, anchored: bool = True) -> np.ndarray:
+        """Block numbers of the clock (:func:`backtest.data.clock.lake_blocks`): ``slot`` is the chain's own
+        block time (not the replay step), ``anchored`` the Merge anchor's use without a blocks table."""
+        block, info, files = lake_blocks(self.con, self.ts, self.start, slot, anchored)
         if info is not None:
             self.series.append(info)
             self.files.update(files)
         return block
-

@@ -67,199 +67,225 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from backtest import params as _params
-from backtest.config_types import Config
 from backtest.data import lake as _lake
 from backtest.data.asof import MAX_GAP, ETH_LIKE, Aligner, Points, aliases, iso
-from backtest.data.market import Market
+from backtest.data.market import Market, SeriesInfo
+from backtest.data.prices import PriceResolver, same_as
+from backtest.data.request import MarketRequest, read_key
 from backtest.data.restaking import queue_rewards, reward_series, slashes
 from backtest.data.scenarios import apply_scenarios
 from backtest.errors import DataError
 from backtest.schema import NO_SUPPLY_YIELD
 
 
-def align(config: Config, checks: bool = False) -> Market:
-    """Build the aligned :class:`Market` of ``config`` from its lake (``config.run.data``).
+def build(req: MarketRequest, checks: bool = False) -> Market:
+    """The aligned :class:`Market` of ``req`` from its lake: :func:`read` then :func:`assemble`.
 
     With ``checks`` (what run, sweep and the API use) the points of the window are held to ``data check``'s
-    error rules first (:func:`backtest.data.check.check_window`; ``run.allow`` downgrades named ones).
+    error rules first (:func:`backtest.data.check.check_window`; ``req.allow`` downgrades named ones).
+    With ``req.irm = "adaptive-curve"`` the borrow APR holds only the overlays: the IRM's rate is added
+    above the data layer (``backtest.plan``), since it runs in the kernel."""
+    return assemble(read(req, checks), req)
 
-    See the module docstring for the series read, the coverage rules and the fallbacks. Config overrides
-    (market.ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, borrow_rate,
-    supply_rate, and a numeric costs.gas) replace the corresponding arrays, and those series are then not
-    read. ``[[scenario]]`` overlays are applied last (:func:`apply_scenarios`).
-    """
-    run, mk = config.run, config.market
-    lake = Path(run.data)
+
+@dataclass
+class Read:
+    """The lake series of a request on its block clock, before its constants and overlays (see
+    :func:`backtest.data.request.read_key`: requests with equal keys share one)."""
+    key: MarketRequest
+    ts: np.ndarray
+    block: np.ndarray
+    arr: dict[str, np.ndarray]
+    xrate: np.ndarray
+    slash: np.ndarray
+    reward: np.ndarray | None
+    labels: dict[str, str]
+    series: list[SeriesInfo]
+    data_hash: str
+    capo_pre: tuple[np.ndarray, np.ndarray] | None = None
+    derived: dict[str, str] = field(default_factory=dict)
+
+
+def read(req: MarketRequest, checks: bool = False) -> Read:
+    """Read and ASOF-join every lake series ``req`` needs (the expensive part: one DuckDB join).
+
+    Series that a constant of the request replaces (market.ltv, borrow_rate, a fixed gas price...) are not
+    read; which constants are set matters here, not their values."""
+    lake = Path(req.lake)
     if not lake.is_dir():
         raise DataError(f"data lake not found: {lake} (run.data); create one with `backtest data synth` "
                         "or `backtest data import`")
-    al = Aligner(lake, run.start, run.end, run.block_time, run.chain, sources=run.sources, allow=run.allow,
-                  checks=checks)
+    al = Aligner(lake, req.start, req.end, req.block_time, sources=req.sources, allow=req.allow, checks=checks)
     try:
-        n = al.n
-        debt, proto = mk.debt, mk.protocol
-        # the token the position holds: the LRT of strategy.restake (its price, exchange rate, venue
-        # parameters, rewards and slashes), else market.collateral; the hold benchmark stays market.collateral
-        coll = config.strategy.restake if config.strategy.restake != "none" else mk.collateral
-        restaked = coll != mk.collateral
-
-        # market price of the collateral in the debt asset
-        key = f"{coll}/{debt}"
-        pts = al.require(al.points("prices", key, {"base": coll, "quote": aliases(debt)},
-                                   [("v", "price")], source=True), "prices", key)
-        al.use(pts)
-        al.add("price", pts)
-
-        # exchange rate (redemption value) of the collateral
-        key = coll
-        pts = al.require(al.points("exchange_rates", key, {"token": coll}, [("v", "rate")], source=True),
-                         "exchange_rates", key)
-        al.use(pts)
-        al.add("xrate", pts)
-        # CAPO snapshots taken before the window read the lake's rates from before it (no look-ahead)
-        capo_pre = capo_history(al, coll, getattr(pts, "source", None), mk.capo_snapshot_age) if mk.oracle == "capo" else None
-
-        # the hold benchmark's token when restaking: the base LST's price and exchange rate
-        if restaked:
-            key = f"{mk.collateral}/{debt}"
-            pts = al.require(al.points("prices", key, {"base": mk.collateral, "quote": aliases(debt)},
-                                       [("v", "price")], source=True), "prices", key)
-            al.use(pts)
-            al.add("hprice", pts)
-            pts = al.require(al.points("exchange_rates", mk.collateral, {"token": mk.collateral}, [("v", "rate")],
-                                       source=True), "exchange_rates", mk.collateral)
-            al.use(pts)
-            al.add("hxrate", pts)
-
-        # restaking rewards / points per collateral token, and what one unit is worth (_reward_series)
-        rw = config.strategy.rewards
-        reward_value = rw.value if rw is not None else "zero"
-        if reward_value != "zero":
-            queue_rewards(al, rw, coll, debt)
-
-        # ETH/USD (optional): the debt asset's own USD series, else ETH's
-        for base in dict.fromkeys([debt, *(aliases(debt) if debt in ETH_LIKE else [])]):
-            key = f"{base}/USD"
-            pts = al.points("prices", key, {"base": base, "quote": "USD"}, [("v", "price")], source=True)
-            if pts is not None and (pts.ts < al.end).any() and pts.ts[-1] >= al.start - MAX_GAP:
-                al.use(pts)
-                al.add("eth_usd", pts, max_age=MAX_GAP)
-                break
-
-        # borrow APR of the debt asset (or, for the AdaptiveCurveIRM, the utilisation it is computed from)
-        src = mk.rates_from or proto
-        adaptive = mk.irm == "adaptive-curve"
-        if adaptive and mk.utilization is None:
-            key = f"{src}:{debt}:utilization"
-            pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
-                                       [("v", "utilization")], source=False), "rates", key)
-            nulls = np.isnan(pts.values["v"])
-            if nulls.any():
-                raise DataError(f"rates {key}: no utilization at {iso(pts.ts[nulls][0])} (the AdaptiveCurveIRM "
-                                f"needs one at every point; set market.utilization for a constant)")
-            al.use(pts)
-            al.add("util", pts)
-        elif not adaptive and mk.borrow_rate is None:
-            key = f"{src}:{debt}:borrow_apr"
-            pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
-                                       [("v", "borrow_apr")], source=False), "rates", key)
-            al.use(pts)
-            al.add("borrow", pts)
-
-        # supply APR of the collateral (none where collateral is not lent out: Morpho Blue, Compound III)
-        no_supply = proto in NO_SUPPLY_YIELD
-        if mk.supply_rate is None and not no_supply:
-            key = f"{src}:{coll}:supply_apr"
-            pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(coll)},
-                                       [("v", "supply_apr")], source=False), "rates", key)
-            al.use(pts)
-            al.add("supply", pts)
-
-        # risk parameters (per venue: see _param_overrides)
-        overrides = _param_overrides(mk)
-        if any(v is None for v in overrides.values()):
-            emode = mk.emode if proto not in ("morpho-blue", "compound-v3", "generic") else None
-            al.add("par", _market_params(al, proto, coll, emode, debt))
-
-        # gas price
-        gas_fixed = isinstance(config.costs.gas, (int, float)) and not isinstance(config.costs.gas, bool)
-        if not gas_fixed:
-            key = "base_fee_gwei+priority_fee_gwei"
-            pts = al.require(al.points("gas", key, {},
-                                       [("v", "base_fee_gwei + coalesce(priority_fee_gwei, 0.0)")], source=False),
-                             "gas", key)
-            al.use(pts)
-            al.add("gas", pts)
-
-        # the protocol oracle's feed (chainlink mode only)
-        if mk.oracle == "chainlink":
-            key = f"{proto}:{coll}/{debt}"
-            pts = al.require(al.points("oracle_prices", key,
-                                       {"protocol": proto, "asset": coll, "quote": aliases(debt)},
-                                       [("v", "price")], source=False), "oracle_prices", key)
-            al.use(pts)
-            al.add("oracle", pts)
-
-        arr = al.join()
-        nan = np.full(n, np.nan)
-
-        def const(v: float | None) -> np.ndarray:
-            return np.full(n, float(v))
-
-        par = {name: (const(v) if v is not None else arr[f"par.{name}"]) for name, v in overrides.items()}
-        if proto == "morpho-blue":
-            # one LLTV (the lake's / default liquidation_threshold): borrowing stops where liquidation starts
-            par["ltv"] = par["lt"].copy()
-            par["bonus"] = np.minimum(1.15, 1.0 / (1.0 - 0.3 * (1.0 - par["lt"]))) - 1.0
-            par["pfee"] = np.zeros(n)
-        if adaptive:
-            util = const(mk.utilization) if mk.utilization is not None else arr["util.v"]
-            borrow = np.zeros(n)            # the IRM's rate is computed after the overlays (apply_irm)
-        else:
-            util = nan.copy()
-            borrow = const(mk.borrow_rate) if mk.borrow_rate is not None else arr["borrow.v"]
-        if no_supply:
-            supply = np.zeros(n)
-        else:
-            supply = const(mk.supply_rate) if mk.supply_rate is not None else arr["supply.v"]
-        unused = sorted(set(al.sources) - al.sources_used)
-        if unused:
-            raise DataError(f"run.sources: {', '.join(repr(u) for u in unused)} is not a series this run reads with "
-                            f"several sources (it reads: {', '.join(i.table + ' ' + i.key for i in al.series)})")
-        block = al.blocks()
-        xrate, slash = slashes(al, coll, arr["xrate.v"])
-        reward = None
-        if reward_value != "zero":
-            reward = reward_series(al, rw, coll, arr)
-        labels = {"price": al.labels.get("price"), "xrate": al.labels.get("xrate"),
-                  "hold_price": al.labels.get("hprice"), "hold_xrate": al.labels.get("hxrate")}
-        for name, attr in (("ltv", "ltv"), ("lt", "liquidation_threshold")):
-            labels[name] = (f"market.{attr} = {overrides[name]:g} (config)" if overrides[name] is not None
-                            else al.labels.get("par", "market_params (defaults)"))
-        market = Market(
-            ts=al.ts, block=block, price=arr["price.v"], xrate=xrate, reward=reward, slash=slash,
-            hold_price=arr["hprice.v"] if restaked else None, hold_xrate=arr["hxrate.v"] if restaked else None,
-            eth_usd=arr.get("eth_usd.v", nan), borrow_apr=borrow, supply_apr=supply,
-            oracle_feed=arr.get("oracle.v", nan.copy()),
-            ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
-            gas_gwei=const(config.costs.gas) if gas_fixed else arr["gas.v"], utilization=util, series=al.series,
-            data_hash=_lake.data_hash(sorted(al.files), root=lake) if al.files else "",
-        )
+        return _read(al, req, lake)
     finally:
         al.close()
-    market = apply_scenarios(market, config.scenarios, collateral=coll, debt=mk.debt, hold=mk.collateral)
-    if adaptive:
-        from backtest.irm import IRM_INITIAL_RATE, apply_irm
 
-        market = apply_irm(market, mk.rate_at_target if mk.rate_at_target is not None else IRM_INITIAL_RATE)
-    _check_arrays(market, labels, config.scenarios)
-    if capo_pre is not None:
-        market.capo_pre_ts, market.capo_pre_xrate = capo_pre
+
+def _read(al: Aligner, req: MarketRequest, lake: Path) -> Read:
+    n = al.n
+    debt, proto, coll = req.debt, req.protocol, req.collateral
+    prices = PriceResolver(al)
+    # market price of the held token in the debt asset (direct, inverse or a cross: backtest.data.prices)
+    prices.queue("price", coll, debt)
+
+    # exchange rate (redemption value) of the collateral
+    key = coll
+    pts = al.require(al.points("exchange_rates", key, {"token": coll}, [("v", "rate")], source=True),
+                     "exchange_rates", key)
+    al.use(pts)
+    al.add("xrate", pts)
+    # CAPO snapshots taken before the window read the lake's rates from before it (no look-ahead)
+    capo_pre = capo_history(al, coll, getattr(pts, "source", None), req.capo_snapshot_age) if req.oracle == "capo" else None
+
+    # the hold benchmark's token when restaking: the base LST's price and exchange rate
+    if req.restaked:
+        prices.queue("hprice", req.hold, debt)
+        pts = al.require(al.points("exchange_rates", req.hold, {"token": req.hold}, [("v", "rate")],
+                                   source=True), "exchange_rates", req.hold)
+        al.use(pts)
+        al.add("hxrate", pts)
+
+    # the collateral's underlying and the chain's gas token in the debt asset (1.0 where they are the debt)
+    if not same_as(req.underlying, debt):
+        prices.queue("underlying", req.underlying, debt, why="the collateral's underlying")
+    if not same_as(req.gas_token, debt):
+        prices.queue("gas_token", req.gas_token, debt, why=f"gas on {req.chain} is paid in {req.gas_token}")
+
+    # restaking rewards / points per collateral token, and what one unit is worth (reward_series)
+    rw = req.rewards
+    reward_value = rw.value if rw is not None else "zero"
+    if reward_value != "zero":
+        queue_rewards(al, rw, coll, debt)
+
+    # ETH/USD (optional): USD per unit of the debt asset, its own USD series, else ETH's
+    for base in dict.fromkeys([debt, *(aliases(debt) if debt in ETH_LIKE else [])]):
+        key = f"{base}/USD"
+        pts = al.points("prices", key, {"base": base, "quote": "USD"}, [("v", "price")], source=True)
+        if pts is not None and (pts.ts < al.end).any() and pts.ts[-1] >= al.start - MAX_GAP:
+            al.use(pts)
+            al.add("eth_usd", pts, max_age=MAX_GAP)
+            break
+
+    # borrow APR of the debt asset (or, for the AdaptiveCurveIRM, the utilisation it is computed from)
+    src = req.rates_from or proto
+    adaptive = req.irm == "adaptive-curve"
+    if adaptive and req.utilization is None:
+        key = f"{src}:{debt}:utilization"
+        pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
+                                   [("v", "utilization")], source=False), "rates", key)
+        nulls = np.isnan(pts.values["v"])
+        if nulls.any():
+            raise DataError(f"rates {key}: no utilization at {iso(pts.ts[nulls][0])} (the AdaptiveCurveIRM "
+                            f"needs one at every point; set market.utilization for a constant)")
+        al.use(pts)
+        al.add("util", pts)
+    elif not adaptive and req.borrow_rate is None:
+        key = f"{src}:{debt}:borrow_apr"
+        pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
+                                   [("v", "borrow_apr")], source=False), "rates", key)
+        al.use(pts)
+        al.add("borrow", pts)
+
+    # supply APR of the collateral (none where collateral is not lent out: Morpho Blue, Compound III)
+    if req.supply_rate is None and proto not in NO_SUPPLY_YIELD:
+        key = f"{src}:{coll}:supply_apr"
+        pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(coll)},
+                                   [("v", "supply_apr")], source=False), "rates", key)
+        al.use(pts)
+        al.add("supply", pts)
+
+    # risk parameters (per venue: see _param_overrides)
+    if any(v is None for v in _param_overrides(req).values()):
+        emode = req.emode if proto not in ("morpho-blue", "compound-v3", "generic") else None
+        al.add("par", _market_params(al, proto, coll, emode, debt))
+
+    # gas price
+    if req.gas_gwei is None:
+        key = "base_fee_gwei+priority_fee_gwei"
+        pts = al.require(al.points("gas", key, {},
+                                   [("v", "base_fee_gwei + coalesce(priority_fee_gwei, 0.0)")], source=False),
+                         "gas", key)
+        al.use(pts)
+        al.add("gas", pts)
+
+    # the protocol oracle's feed (chainlink mode only): collateral/debt rows, else collateral/USD / debt/USD
+    if req.oracle == "chainlink":
+        prices.queue_oracle("oracle", proto, coll, debt)
+
+    arr = al.join()
+    derived = prices.combine(arr)
+    unused = sorted(set(al.sources) - al.sources_used)
+    if unused:
+        raise DataError(f"run.sources: {', '.join(repr(u) for u in unused)} is not a series this run reads with "
+                        f"several sources (it reads: {', '.join(i.table + ' ' + i.key for i in al.series)})")
+    block = al.blocks(req.chain_block_seconds, req.block_anchor)
+    xrate, slash = slashes(al, coll, arr["xrate.v"])
+    reward = reward_series(al, rw, coll, arr) if reward_value != "zero" else None
+    labels = {"price": al.labels.get("price"), "xrate": al.labels.get("xrate"),
+              "hold_price": al.labels.get("hprice"), "hold_xrate": al.labels.get("hxrate"),
+              "underlying_price": al.labels.get("underlying"), "gas_token_price": al.labels.get("gas_token"),
+              "par": al.labels.get("par", "market_params (defaults)")}
+    return Read(read_key(req), al.ts, block, arr, xrate, slash, reward, labels, al.series,
+                _lake.data_hash(sorted(al.files), root=lake) if al.files else "", capo_pre, derived)
+
+
+def assemble(rd: Read, req: MarketRequest) -> Market:
+    """The :class:`Market` of ``req`` from a :class:`Read` of its :func:`read_key`: the constant arrays,
+    the venue's parameter rules, the ``[[scenario]]`` overlays and the per-block checks (cheap: numpy only,
+    the read's arrays are shared, never modified)."""
+    if read_key(req) != rd.key:
+        raise ValueError("internal: a market assembled from the read of another request")
+    n = rd.ts.shape[0]
+    arr = rd.arr
+    proto = req.protocol
+    nan = np.full(n, np.nan)
+    ones = np.ones(n)
+
+    def const(v: float | None) -> np.ndarray:
+        return np.full(n, float(v))
+
+    overrides = _param_overrides(req)
+    par = {name: (const(v) if v is not None else arr[f"par.{name}"]) for name, v in overrides.items()}
+    if proto == "morpho-blue":
+        # one LLTV (the lake's / default liquidation_threshold): borrowing stops where liquidation starts
+        par["ltv"] = par["lt"].copy()
+        par["bonus"] = np.minimum(1.15, 1.0 / (1.0 - 0.3 * (1.0 - par["lt"]))) - 1.0
+        par["pfee"] = np.zeros(n)
+    if req.irm == "adaptive-curve":
+        util = const(req.utilization) if req.utilization is not None else arr["util.v"]
+        borrow = np.zeros(n)            # the IRM's rate is added after the overlays (backtest.plan)
+    else:
+        util = nan.copy()
+        borrow = const(req.borrow_rate) if req.borrow_rate is not None else arr["borrow.v"]
+    if proto in NO_SUPPLY_YIELD:
+        supply = np.zeros(n)
+    else:
+        supply = const(req.supply_rate) if req.supply_rate is not None else arr["supply.v"]
+    labels = {k: v for k, v in rd.labels.items() if k != "par"}
+    for name, attr in (("ltv", "ltv"), ("lt", "liquidation_threshold")):
+        labels[name] = (f"market.{attr} = {overrides[name]:g} (config)" if overrides[name] is not None
+                        else rd.labels["par"])
+    market = Market(
+        ts=rd.ts, block=rd.block, price=arr["price.v"], xrate=rd.xrate, reward=rd.reward, slash=rd.slash,
+        hold_price=arr["hprice.v"] if req.restaked else None, hold_xrate=arr["hxrate.v"] if req.restaked else None,
+        eth_usd=arr.get("eth_usd.v", nan), borrow_apr=borrow, supply_apr=supply,
+        oracle_feed=arr.get("oracle.v", nan.copy()),
+        ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
+        gas_gwei=const(req.gas_gwei) if req.gas_gwei is not None else arr["gas.v"], utilization=util,
+        underlying_price=arr.get("underlying.v", ones), gas_token_price=arr.get("gas_token.v", ones.copy()),
+        series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived),
+    )
+    market = apply_scenarios(market, req.scenarios, collateral=req.collateral, debt=req.debt, hold=req.hold)
+    _check_arrays(market, labels, req.scenarios)
+    if rd.capo_pre is not None:
+        market.capo_pre_ts, market.capo_pre_xrate = rd.capo_pre
     return market
 
 
@@ -299,7 +325,7 @@ def _check_arrays(market: Market, labels: dict[str, str | None], scenarios) -> N
                             f"at every block: fix the series in the lake (run.allow cannot downgrade this)")
 
 
-def _param_overrides(mk) -> dict[str, float | None]:
+def _param_overrides(mk: MarketRequest) -> dict[str, float | None]:
     """The risk-parameter arrays the config fixes, per venue (None = read market_params / the defaults).
 
     Aave family: ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, each optional.
@@ -370,10 +396,3 @@ def _market_params(al: Aligner, protocol: str, asset: str, emode: str | None, de
         used = ~from_lake | null_fee
         al.use(Points("params", f"{key} (backtest.params defaults)", ts[used], {}))
     return Points("market_params", key, ts, vals, files)
-
-
-def timed_align(config: Config) -> tuple[Market, float]:
-    """:func:`align` and the seconds it took (for benchmarks and the CLI's verbose output)."""
-    t0 = time.perf_counter()
-    m = align(config)
-    return m, time.perf_counter() - t0

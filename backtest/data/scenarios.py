@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from backtest.config_types import ScenarioConfig
+from backtest.data.request import Scenario
 from backtest.data.asof import same_asset
 from backtest.data.market import Market
 from backtest.errors import DataError
@@ -31,7 +31,7 @@ def scenario_shape(ts: np.ndarray, at: int, duration: int, shape: str) -> np.nda
     return s
 
 
-def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collateral: str | None = None,
+def apply_scenarios(market: Market, scenarios: Sequence[Scenario], collateral: str | None = None,
                     debt: str | None = None, hold: str | None = None) -> Market:
     """Apply ``[[scenario]]`` overlays; returns a new Market (the input's arrays are not modified).
 
@@ -82,4 +82,4 @@ def apply_scenarios(market: Market, scenarios: Sequence[ScenarioConfig], collate
     kw["hold_price"] = hold_price
     kw["borrow_apr"] = borrow
     kw["utilization"] = util
-    return Market(**kw, series=list(market.series), data_hash=market.data_hash)
+    return Market(**kw, series=list(market.series), data_hash=market.data_hash, derived=dict(market.derived))

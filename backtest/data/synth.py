@@ -211,7 +211,7 @@ def _market_params(protocol: str, asset: str, emode: str | None, start: int, end
 def morpho_rates(rng: np.random.Generator, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(utilisation, borrow APR) of a Morpho Blue WETH market: the AdaptiveCurveIRM (hourly steps) along a
     utilisation that leans against the rate at target (see the module docstring)."""
-    from backtest.reference import irm_step
+    from backtest.irm import irm_step
 
     n = ts.shape[0]
     noise = _ar1(rng, n, 0.0, 0.05, 0.004)

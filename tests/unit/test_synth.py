@@ -10,7 +10,7 @@ import pytest
 
 from backtest.config_types import Config, CostsConfig, MarketConfig, RunConfig, StrategyConfig
 from backtest.data import lake
-from backtest.data.build import align
+from backtest.plan import market_for
 from backtest.data.synth import LIDO_DAILY_CAP, SCENARIOS, WINDOWS, rate_model, synth
 from backtest.errors import InputError
 
@@ -222,7 +222,7 @@ def test_bundled_data_is_small():
 def test_bundled_lake_aligns_for_each_scenario(window, market):
     c = Config(run=RunConfig(name="t", start=T(window[0]), end=T(window[1]), data=BUNDLED, block_time=3600),
                market=MarketConfig(**market), strategy=StrategyConfig(), costs=CostsConfig())
-    m = align(c)
+    m = market_for(c)
     assert np.isfinite(m.price).all() and np.isfinite(m.eth_usd).all() and np.isfinite(m.gas_gwei).all()
     assert len({s.key for s in m.series}) >= 6
     if market.get("protocol") == "aave-v2":
