@@ -10,7 +10,10 @@ Series read (market = the config's ``[market]``; "ETH" and "WETH" are the same a
 =================  ==========================================================  ==============================
 Market array       lake rows                                                   required
 =================  ==========================================================  ==============================
-price              prices base=collateral, quote=debt                          yes
+price              prices collateral/debt: direct, inverse or a cross through USD  yes
+                   / ETH (backtest.data.prices; the direct pair wins)
+underlying_price   prices underlying/debt, resolved likewise (ETH for an ETH LST)  unless the same asset: 1.0
+gas_token_price    prices gas token/debt, resolved likewise (ETH on Ethereum)   unless the same asset: 1.0
 xrate              exchange_rates token=collateral                             yes
 eth_usd            prices base in (debt, ETH), quote=USD (debt's own first)    no: NaN
 borrow_apr         rates protocol, asset=debt: borrow_apr                      unless market.borrow_rate or
@@ -21,7 +24,8 @@ supply_apr         rates protocol, asset=collateral: supply_apr                u
                                                                                on morpho-blue / compound-v3
 ltv/lt/bonus/pfee  market_params protocol, asset=collateral, emode; defaults   unless the config fixes them
 gas_gwei           gas: base_fee_gwei + coalesce(priority_fee_gwei, 0)         unless costs.gas is a number
-oracle_feed        oracle_prices protocol, asset=collateral, quote=debt        if market.oracle = "chainlink"
+oracle_feed        oracle_prices protocol, asset=collateral, quote=debt, else   if market.oracle = "chainlink"
+                   collateral/USD divided by debt/USD rows
 hold_price/xrate   prices / exchange_rates of market.collateral                when strategy.restake is set
 reward             rewards token=collateral, kind=points|<token> (amount per   if [strategy.rewards] values
                    token per day/week/year); prices TOKEN/ETH or TOKEN/USD     them (no coverage rule: 0 before
