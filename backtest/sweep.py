@@ -130,7 +130,9 @@ class WorkDir:
 
 
 def market_key(cfg: Config) -> str:
-    """Configurations with equal keys share one aligned market (only the oracle lane may differ)."""
+    """Configurations with equal keys share one aligned market (only the oracle lane may differ). Groups
+    whose markets differ only in constants (market.ltv, borrow_rate, a fixed gas price...) or overlays still
+    share one lake read: the align callable is a backtest.plan.Markets in the API."""
     from dataclasses import asdict
 
     mk = asdict(cfg.market)
