@@ -146,3 +146,24 @@ def test_a_constant_sweep_aligns_once_and_equals_single_runs(tmp_path, monkeypat
             assert t[f"config_id={cid}"].drop("config_id", strict=False).equals(
                 t1["config_id=0"].drop("config_id", strict=False))
     assert len(joins) == 1 + 10                       # each single run joins once
+
+
+def test_a_dask_task_returns_its_time_series_and_writes_nothing(tmp_path):
+    # a worker on another machine cannot reach the driver's work folder: the task returns everything
+    from backtest.config import expand_sweep, load_config
+    from backtest.engine import encode_params, lane_of
+    from backtest.plan import market_for
+    from backtest.sweep import Group, _dask_batch, prepare
+
+    cfg = load_config(LOOP, overrides(tmp_path))
+    points = expand_sweep(cfg, {"strategy.loops": [1, 3]}, False)
+    prep = prepare(Group([0, 1], points[0][1]), points, market_for)
+    before = sorted(p.name for p in tmp_path.rglob("*")) + sorted(p.name for p in REPO.rglob(".*.work"))
+    payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.rec_idx,
+               "metric_every": prep.metric_every, "key": "t"}
+    ids, summaries, events, records = _dask_batch(payload, encode_params([c for _, c in points], prep.lanes),
+                                                  [0, 1], False)
+    assert ids == [0, 1] and len(summaries) == 2 and len(events) == 2
+    assert records.shape[:2] == (2, len(prep.rec_idx)) and len(prep.rec_idx) > 0
+    assert sorted(p.name for p in tmp_path.rglob("*")) + sorted(p.name for p in REPO.rglob(".*.work")) == before
+    assert lane_of(points[0][1]) in prep.lanes
