@@ -94,7 +94,7 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
          progress, on_start, started, timings, lap) -> dict[str, Any]:
     from backtest.config import config_hash, config_to_dict
 
-    from backtest.data.lake import recover
+    from backtest.data.lake_write import recover
 
     recover(cfg.run.data)                 # an import killed while committing is finished before we read
     lap("config")

@@ -166,7 +166,7 @@ def data_import(source, files, lake, table, maps, sets, quiet):
         # the bundled data/ is the synthetic demo lake: real imports go into a lake the user names
         raise InputError(f"data import {source}: --into DIR is required (the lake to write into, e.g. --into "
                          "lake; nothing was written)")
-    from backtest.data.lake import transaction
+    from backtest.data.lake_write import transaction
 
     with transaction(Path(lake)):        # all files of the import land together, even after a kill
         report = import_files(source, list(files), Path(lake), table=table,

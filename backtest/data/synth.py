@@ -64,6 +64,7 @@ import polars as pl
 
 from backtest import params as _params
 from backtest.data import lake as _lake
+from backtest.data import lake_write as _lake_write
 from backtest.errors import InputError
 
 HOUR = 3600
@@ -281,7 +282,7 @@ class _Out:
         checked = {t: _lake.validate(t, pl.concat(fs, how="diagonal_relaxed")) for t, fs in self.frames.items()}
         paths = []
         for table, df in checked.items():
-            paths.append(_lake.write_table(lake, table, df, f"synth-{self.name}",
+            paths.append(_lake_write.write_table(lake, table, df, f"synth-{self.name}",
                                            metadata={"source": f"synth:{self.name}"}))
         return sorted(paths)
 

@@ -10,7 +10,7 @@ import pytest
 
 from backtest.config_types import (Config, CostsConfig, MarketConfig, RunConfig, ScenarioConfig,
                                    StrategyConfig)
-from backtest.data import lake
+from backtest.data import lake_write
 from backtest.plan import market_for
 from backtest.data.clock import MERGE_BLOCK, MERGE_TS, block_clock, estimate_blocks
 from backtest.data.scenarios import apply_scenarios, scenario_shape
@@ -44,7 +44,7 @@ def hourly(start: int, end: int) -> np.ndarray:
 
 def write_prices(d, ts, price, base="wstETH", quote="WETH", source="dex", name=None):
     n = len(ts)
-    lake.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": [base] * n, "quote": [quote] * n,
+    lake_write.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": [base] * n, "quote": [quote] * n,
                                                 "price": price, "source": [source] * n}), name or f"p-{base}-{source}")
 
 
@@ -52,12 +52,12 @@ def write_xrate(d, ts, rate, token="wstETH", source="lido", name=None):
     n = len(ts)
     df = pl.DataFrame({"ts": ts, "token": [token] * n, "underlying": ["stETH"] * n, "rate": rate,
                        "source": [source] * n})
-    lake.write_table(d, "exchange_rates", df, name or f"x-{token}-{source}")
+    lake_write.write_table(d, "exchange_rates", df, name or f"x-{token}-{source}")
 
 
 def write_rates(d, ts, asset, borrow, supply, protocol="aave-v3"):
     n = len(ts)
-    lake.write_table(d, "rates", pl.DataFrame({"ts": ts, "protocol": [protocol] * n, "asset": [asset] * n,
+    lake_write.write_table(d, "rates", pl.DataFrame({"ts": ts, "protocol": [protocol] * n, "asset": [asset] * n,
                                                "supply_apr": np.broadcast_to(supply, (n,)),
                                                "borrow_apr": np.broadcast_to(borrow, (n,))}), f"r-{protocol}-{asset}")
 
@@ -66,7 +66,7 @@ def write_gas(d, ts, base, prio=None):
     df = pl.DataFrame({"ts": ts, "base_fee_gwei": np.broadcast_to(base, (len(ts),)).astype(float)})
     if prio is not None:
         df = df.with_columns(pl.Series("priority_fee_gwei", prio))
-    lake.write_table(d, "gas", df, "gas")
+    lake_write.write_table(d, "gas", df, "gas")
 
 
 def base_lake(d: Path, start: int = S0 - D, end: int = S1 + D, *, skip=()) -> Path:
@@ -224,7 +224,7 @@ def test_emode_defaults_switch_on_2024_01_21(tmp_path):
 
 def test_lake_params_take_precedence_and_fill_null_fee_from_defaults(tmp_path):
     base_lake(tmp_path)
-    lake.write_table(tmp_path, "market_params", pl.DataFrame({
+    lake_write.write_table(tmp_path, "market_params", pl.DataFrame({
         "ts": [S0 - D, S0 + D], "protocol": ["aave-v3"] * 2, "asset": ["wstETH"] * 2,
         "emode": ["eth-correlated"] * 2, "ltv": [0.91, 0.92], "liquidation_threshold": [0.94, 0.945],
         "liquidation_bonus": [0.02, 0.015], "protocol_fee": [0.05, None]}), "mp")
@@ -238,7 +238,7 @@ def test_lake_params_take_precedence_and_fill_null_fee_from_defaults(tmp_path):
 
 def test_defaults_fill_the_time_before_the_lake_first_row(tmp_path):
     base_lake(tmp_path)
-    lake.write_table(tmp_path, "market_params", pl.DataFrame({
+    lake_write.write_table(tmp_path, "market_params", pl.DataFrame({
         "ts": [S0 + D], "protocol": ["aave-v3"], "asset": ["wstETH"], "emode": ["eth-correlated"],
         "ltv": [0.5], "liquidation_threshold": [0.6], "liquidation_bonus": [0.05], "protocol_fee": [0.0]}), "mp")
     m = market_for(cfg(tmp_path))
@@ -283,7 +283,7 @@ def test_chainlink_oracle_feed_required_and_aligned(tmp_path):
     assert np.isnan(m.oracle_feed).all()
     with pytest.raises(DataError, match=r"oracle_prices aave-v3:wstETH/WETH: no data"):
         market_for(cfg(tmp_path, oracle="chainlink"))
-    lake.write_table(tmp_path, "oracle_prices", pl.DataFrame({
+    lake_write.write_table(tmp_path, "oracle_prices", pl.DataFrame({
         "ts": [S0 - H, S0 + D], "protocol": ["aave-v3"] * 2, "asset": ["wstETH"] * 2, "quote": ["ETH"] * 2,
         "price": [1.15, 1.16]}), "cl")
     m = market_for(cfg(tmp_path, oracle="chainlink"))
@@ -292,7 +292,7 @@ def test_chainlink_oracle_feed_required_and_aligned(tmp_path):
 
 def test_gas_is_base_plus_priority_with_null_priority_as_zero(tmp_path):
     base_lake(tmp_path, skip=("gas",))
-    lake.write_table(tmp_path, "gas", pl.DataFrame({"ts": [S0 - H, S0 + D], "base_fee_gwei": [10.0, 20.0],
+    lake_write.write_table(tmp_path, "gas", pl.DataFrame({"ts": [S0 - H, S0 + D], "base_fee_gwei": [10.0, 20.0],
                                                     "priority_fee_gwei": [1.5, None]}), "g")
     m = market_for(cfg(tmp_path))
     assert m.gas_gwei[0] == 11.5 and m.gas_gwei[-1] == 20.0
@@ -308,7 +308,7 @@ def test_block_numbers_from_the_merge_anchor():
 
 def test_block_numbers_interpolated_from_the_blocks_table(tmp_path):
     base_lake(tmp_path)
-    lake.write_table(tmp_path, "blocks", pl.DataFrame({"ts": [S0 - 100, S0 + 1100], "block": [1000, 1100]}), "b")
+    lake_write.write_table(tmp_path, "blocks", pl.DataFrame({"ts": [S0 - 100, S0 + 1100], "block": [1000, 1100]}), "b")
     m = market_for(cfg(tmp_path))
     # linear: 100 blocks over 1200 s -> one per 12 s; at S0 (100 s after the first point) ~ 1008.33 -> 1008
     assert m.block[0] == 1008 and m.block[1] == 1009
@@ -385,7 +385,7 @@ def test_series_info_and_data_hash(tmp_path):
     h = m.data_hash
     assert len(h) == 64
     # an unrelated file does not change the hash; a change to a file read does
-    lake.write_table(tmp_path, "prices", pl.DataFrame({"ts": [1], "base": ["rETH"], "quote": ["WETH"],
+    lake_write.write_table(tmp_path, "prices", pl.DataFrame({"ts": [1], "base": ["rETH"], "quote": ["WETH"],
                                                        "price": [1.1], "source": ["x"]}), "unrelated")
     assert market_for(cfg(tmp_path)).data_hash == h
     write_gas(tmp_path, [S0 + 5 * H], 99.0)

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from backtest.data import lake as _lake
+from backtest.data import lake_write as _lake_write
 from backtest.data.asof import Aligner
 from backtest.data.build import capo_history
 from backtest.errors import DataError
@@ -78,7 +78,7 @@ def write_rates(tmp_path, rows):
     df = pl.DataFrame({"ts": [r[0] for r in rows], "token": ["wstETH"] * len(rows),
                        "underlying": ["stETH"] * len(rows), "rate": [r[1] for r in rows],
                        "source": ["test"] * len(rows)})
-    _lake.write_table(tmp_path, "exchange_rates", df, "wsteth")
+    _lake_write.write_table(tmp_path, "exchange_rates", df, "wsteth")
 
 
 def test_alignment_reads_the_lake_before_the_window(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from backtest.data import lake
+from backtest.data import lake_write
 from backtest.data.build import build
 from backtest.data.request import MarketRequest
 from backtest.errors import DataError
@@ -30,20 +30,20 @@ def req(d, debt="USDC", **kw) -> MarketRequest:
 
 def prices(d, base, quote, points, name=None):
     ts = [S0 + m * M for m, _ in points]
-    lake.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": base, "quote": quote,
+    lake_write.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": base, "quote": quote,
                                                 "price": [float(p) for _, p in points], "source": "t"}),
                      name or f"p-{base}-{quote}")
 
 
 def oracle(d, asset, quote, points):
     ts = [S0 + m * M for m, _ in points]
-    lake.write_table(d, "oracle_prices", pl.DataFrame({"ts": ts, "protocol": "aave-v3", "asset": asset,
+    lake_write.write_table(d, "oracle_prices", pl.DataFrame({"ts": ts, "protocol": "aave-v3", "asset": asset,
                                                        "quote": quote, "price": [float(p) for _, p in points]}),
                      f"o-{asset}-{quote}")
 
 
 def xrate(d):
-    lake.write_table(d, "exchange_rates", pl.DataFrame({"ts": [S0 - 60 * M], "token": "wstETH",
+    lake_write.write_table(d, "exchange_rates", pl.DataFrame({"ts": [S0 - 60 * M], "token": "wstETH",
                                                         "underlying": "stETH", "rate": [1.2], "source": "lido"}), "x")
 
 
@@ -143,7 +143,7 @@ def test_chainlink_oracle_from_usd_rows_and_direct_rows_win(tmp_path):
 
 def test_hold_benchmark_price_is_resolved_too(tmp_path):
     usd_lake(tmp_path)
-    lake.write_table(tmp_path, "exchange_rates", pl.DataFrame({"ts": [S0 - 60 * M], "token": "weETH",
+    lake_write.write_table(tmp_path, "exchange_rates", pl.DataFrame({"ts": [S0 - 60 * M], "token": "weETH",
                                                                "underlying": "eETH", "rate": [1.05],
                                                                "source": "etherfi"}), "x-weETH")
     prices(tmp_path, "weETH", "WETH", [(-60, 1.04)])

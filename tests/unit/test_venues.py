@@ -605,14 +605,14 @@ def test_config_comet_factors(tmp_path):
 def venue_lake(d, with_util=True):
     """Two days of hourly wstETH/WETH prices and rates under every venue's label."""
     import polars as pl
-    from backtest.data import lake
+    from backtest.data import lake_write
 
     s0 = 1_717_200_000 - 86400                   # 2024-05-31 00:00 UTC
     ts = np.arange(s0, s0 + 4 * 86400, 3600, dtype=np.int64)
     n = len(ts)
-    lake.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": "wstETH", "quote": "WETH",
+    lake_write.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": "wstETH", "quote": "WETH",
                                                 "price": np.full(n, 1.17), "source": "dex"}), "p")
-    lake.write_table(d, "exchange_rates", pl.DataFrame({"ts": ts, "token": "wstETH", "underlying": "stETH",
+    lake_write.write_table(d, "exchange_rates", pl.DataFrame({"ts": ts, "token": "wstETH", "underlying": "stETH",
                                                         "rate": np.full(n, 1.18), "source": "lido"}), "x")
     frames = []
     for proto, b in (("morpho-blue", 0.031), ("compound-v3", 0.027), ("aave-v3", 0.025), ("kamino", 0.06)):
@@ -621,7 +621,7 @@ def venue_lake(d, with_util=True):
                                    schema_overrides={"utilization": pl.Float64}))
     frames.append(pl.DataFrame({"ts": ts, "protocol": "kamino", "asset": "wstETH", "supply_apr": 0.001,
                                 "borrow_apr": 0.01, "utilization": 0.1}))
-    lake.write_table(d, "rates", pl.concat(frames), "r")
+    lake_write.write_table(d, "rates", pl.concat(frames), "r")
     return d
 
 
