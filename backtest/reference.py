@@ -267,7 +267,7 @@ class Replay:
         self.rec_idx = np.asarray(rec_idx, dtype=np.int64)
         self.metric_every = int(metric_every)
         self.dust = DUST_REL * float(p["capital"])
-        if venue(PROTOCOL_NAMES[int(p["protocol"])]).liquidation == "aave-v4":
+        if venue(PROTOCOL_NAMES[int(p["protocol"])]).premium_debt:
             self.pos = PremiumDebtPosition(float(p["v4_collateral_risk"]), self.dust, cash=float(p["capital"]))
         else:
             self.pos = Position(cash=float(p["capital"]))
@@ -394,14 +394,14 @@ class Replay:
 
     # --- step 4: liquidation ----------------------------------------------------------------------
     def liquidate(self, b: int) -> None:
-        """The venue's liquidation rule (Venue.liquidation)."""
+        """The venue's liquidation rule (Venue.liquidation: a rule's name, or the venue's own step)."""
         rule = venue(PROTOCOL_NAMES[self.protocol]).liquidation
         if rule == "morpho":
             self.liquidate_morpho(b)
         elif rule == "comet":
             self.absorb_comet(b)
-        elif rule == "aave-v4":
-            self.liquidate_aave_v4(b)
+        elif callable(rule):
+            rule(self, b)                        # a venue's own step (Aave v4: aave_v4.reference_liquidation)
         else:
             self.liquidate_aave(b)
 
@@ -471,31 +471,6 @@ class Replay:
         if shortfall > self.dust:
             self.sm["bad_debt"] += shortfall
             self.event(b, "bad_debt", 0.0, -shortfall, shortfall)
-
-    def liquidate_aave_v4(self, b: int) -> None:
-        """Aave v4 (aave_v4.liquidation_step): one liquidationCall to the target HF, the bonus from the HF, the
-        $1,000 rules, the fee out of the liquidator's share; no collateral left: the rest is bad debt. The
-        Spoke: CF = lt, max bonus = bonus, fee = pfee at b, the rest from the configuration."""
-        m, p, pos = self.m, self.p, self.pos
-        sp = aave_v4.Spoke(collateral_factor=float(m.lt[b]), max_liquidation_bonus=float(m.bonus[b]),
-                           liquidation_bonus_factor=float(p["v4_bonus_factor"]),
-                           health_factor_for_max_bonus=float(p["v4_hf_max_bonus"]),
-                           target_health_factor=float(p["v4_target_hf"]), liquidation_fee=float(m.pfee[b]),
-                           collateral_risk=float(p["v4_collateral_risk"]))
-        pc = self.oracle_price(b)
-        step = aave_v4.liquidation_step(pos.coll, pos.v4, pos.idx, pc, float(m.eth_usd[b]), sp, self.dust)
-        q = step.liquidation
-        if q is None:
-            return
-        pos.coll = step.coll
-        # the debt left: the step's, or (no collateral left) the bad debt, held as a bare amount (offset -bad:
-        # total = bad exactly) until it is written off, so the liquidation's event sees it as the core does
-        pos.v4 = step.debt if step.bad_debt == 0.0 else aave_v4.Debt(0.0, 0.0, -step.bad_debt)
-        self.tidy()
-        penalty = self.book_liquidation(q.seized, pc, q.repaid, q.fee * pc)
-        self.event(b, "liquidation", -q.seized, -q.repaid, penalty)
-        if step.bad_debt > 0.0:
-            self.write_off(b)
 
     def liquidate_aave(self, b: int) -> None:
         """Aave v3 / v2, Spark and the generic venue (Aave v2 rules with the configured close factor)."""

@@ -1,5 +1,6 @@
 # One liquidation entry point for every venue (step 4 of a block), inline and nogil.
-from _types cimport Params, Mkt, State, Out, PROTO_MORPHO, PROTO_COMET, PROTO_AAVE_V4
+from _types cimport (Params, Mkt, State, Out, PROTO_AAVE_V3, PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET,
+                     PROTO_GENERIC, PROTO_AAVE_V4)
 from _aave cimport aave_liquidate
 from _morpho cimport morpho_liquidate
 from _comet cimport comet_absorb
@@ -15,3 +16,10 @@ cdef inline void liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_
         aave_v4_step(st, p, m, o, b)
     else:
         aave_liquidate(st, p, m, o, b)      # Aave v3 / v2, Spark, generic
+
+
+cdef inline dict venue_codes():
+    # the PROTO_* codes by market.protocol, next to the dispatch they drive (_core.protocol_codes();
+    # tests/unit/test_schema.py compares them with backtest/schema.py)
+    return {"aave-v3": PROTO_AAVE_V3, "aave-v2": PROTO_AAVE_V2, "spark": PROTO_SPARK, "morpho-blue": PROTO_MORPHO,
+            "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC, "aave-v4": PROTO_AAVE_V4}

@@ -7,21 +7,39 @@ module also holds its rules in plain Python, the spec of ext/venues/_aave_v4.pxd
 the reference engine and the sweep ask this registry; each kernel venue has one header in ext/ and one
 dispatch line in ext/_venues.pxd.
 
-A new venue: a module here with its Venue record(s) in ``VENUES`` (listed in ``_MODULES`` below), its code in
-``backtest.schema.PROTOCOLS`` and ext/_types.pxd, its kernel header and its dispatch line.
+A new venue: a module here with its Venue record(s) in ``VENUES`` (found by :func:`_discover`), its code in
+``backtest.schema.PROTOCOLS`` and ext/_types.pxd (with any Params fields of its own), its kernel header in
+ext/venues/ and its dispatch line (and name) in ext/_venues.pxd.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
+import pkgutil
 from typing import Any, Mapping
 
 from backtest.errors import DataError
-from backtest.venues import aave_v3, aave_v4, compound_v3, generic, morpho_blue
+from backtest.schema import PROTOCOLS as _CODES
+from backtest.venues import aave_v3
 from backtest.venues.base import NEVER, VENUE_KEYS, Entry, Venue
 
-_MODULES = (aave_v3, morpho_blue, compound_v3, generic, aave_v4)
+
+def _discover() -> dict[str, Venue]:
+    """Every module of this package with a ``VENUES`` tuple (a new venue is a new module: nothing to list
+    here), ordered by the protocol codes of backtest.schema; a venue without a code, or a code without a
+    venue, is an error at import."""
+    found: dict[str, Venue] = {}
+    for info in pkgutil.iter_modules(__path__):
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        for v in getattr(mod, "VENUES", ()):
+            found[v.protocol] = v
+    if set(found) != set(_CODES):
+        raise ImportError(f"venue modules {sorted(found)} do not match backtest.schema.PROTOCOLS {sorted(_CODES)}")
+    return {p: found[p] for p in sorted(found, key=_CODES.__getitem__)}
+
+
 #: market.protocol -> its Venue, in the order of backtest.schema.PROTOCOLS
-REGISTRY: dict[str, Venue] = {v.protocol: v for mod in _MODULES for v in mod.VENUES}
+REGISTRY: dict[str, Venue] = _discover()
 PROTOCOLS = tuple(REGISTRY)
 #: every venue's own keys (the [market] keys only one venue takes): key -> (meaning, default)
 OWN_KEYS: dict[str, tuple[str, float]] = {k: kv for v in REGISTRY.values() for k, kv in v.own_keys.items()}

@@ -443,11 +443,39 @@ def _defaults(asset: str, emode, debt: str) -> list:
     return [(0, cf, cf, DEFAULTS["max_liquidation_bonus"], DEFAULTS["liquidation_fee"])]
 
 
+def reference_liquidation(replay, b: int) -> None:
+    """The reference engine's step 4 on Aave v4 (backtest.reference.Replay, whose position is a
+    PremiumDebtPosition): one liquidationCall by liquidation_step, booked as the kernel's aave_v4_liquidate
+    books it. The Spoke: CF = lt, max bonus = bonus, fee = pfee at b (the aligned market), the rest from the
+    configuration's Params row."""
+    m, p, pos = replay.m, replay.p, replay.pos
+    sp = Spoke(collateral_factor=float(m.lt[b]), max_liquidation_bonus=float(m.bonus[b]),
+               liquidation_bonus_factor=float(p["v4_bonus_factor"]),
+               health_factor_for_max_bonus=float(p["v4_hf_max_bonus"]),
+               target_health_factor=float(p["v4_target_hf"]), liquidation_fee=float(m.pfee[b]),
+               collateral_risk=float(p["v4_collateral_risk"]))
+    pc = replay.oracle_price(b)
+    step = liquidation_step(pos.coll, pos.v4, pos.idx, pc, float(m.eth_usd[b]), sp, replay.dust)
+    q = step.liquidation
+    if q is None:
+        return
+    pos.coll = step.coll
+    # the debt left: the step's, or (no collateral left) the bad debt, held as a bare amount (offset -bad:
+    # total = bad exactly) until it is written off, so the liquidation's event sees it as the core does
+    pos.v4 = step.debt if step.bad_debt == 0.0 else Debt(0.0, 0.0, -step.bad_debt)
+    replay.tidy()
+    penalty = replay.book_liquidation(q.seized, pc, q.repaid, q.fee * pc)
+    replay.event(b, "liquidation", -q.seized, -q.repaid, penalty)
+    if step.bad_debt > 0.0:
+        replay.write_off(b)
+
+
 AAVE_V4 = Venue("aave-v4", takes=("supply_rate",), refusals=REFUSALS, meanings=MEANINGS, own_keys=KEYS,
                 per_config_keys=("liquidation_bonus_factor", "health_factor_for_max_bonus", "target_health_factor",
                                  "collateral_risk"),
                 rules=_rules, target_ltv_rule=_target_ltv_rule, defaults=_defaults,
                 default_keys="market.collateral_factor / max_liquidation_bonus / liquidation_fee",
                 growth=("linear", "linear"), needs_usd=True, check_target=check_target,
-                check_market=_check_market, liquidation="aave-v4", encode=_encode)
+                check_market=_check_market, liquidation=reference_liquidation, premium_debt=True,
+                encode=_encode)
 VENUES = (AAVE_V4,)

@@ -98,8 +98,12 @@ class Venue:
     check_target: Callable[[Any, Any, str], None] = _no_check
     #: checks of the aligned market once per market: (market) -> None, raising DataError
     check_market: Callable[[Any], None] | None = None
-    #: liquidation rule of the engines: "aave" (Aave v3 / v2, Spark, generic), "morpho", "comet", "aave-v4"
-    liquidation: str = "aave"
+    #: the reference engine's liquidation rule: "aave" (Aave v3 / v2, Spark, generic), "morpho", "comet" (its
+    #: methods), or the venue's own step (replay, block) -> None (Aave v4: aave_v4.reference_liquidation); the
+    #: kernel dispatches on the protocol code (ext/_venues.pxd)
+    liquidation: str | Callable[[Any, int], None] = "aave"
+    #: the debt carries a premium on shares (Aave v4): the reference keeps a PremiumDebtPosition
+    premium_debt: bool = False
     #: Params fields of the venue's own keys: (MarketConfig) -> {field: value}
     encode: Callable[[Any], dict[str, float]] | None = None
 
