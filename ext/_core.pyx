@@ -29,8 +29,9 @@ import numpy as np
 from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOLD, KIND_LEND, KIND_LOOP,
                      KIND_FLASH, ENTRY_SWAP, ENTRY_STAKE, SLIP_NONE, SLIP_LINEAR, SLIP_STABLESWAP, SLIP_CPMM,
                      ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
-                     PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, N_PROTOCOLS, EV_OPEN, EV_LOOP,
+                     PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_OPEN, EV_LOOP,
                      EV_REBALANCE, EV_LIQUIDATION, EV_BAD_DEBT, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND, EV_SLASH)
+from _types cimport N_PROTOCOLS
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
 from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
