@@ -55,64 +55,70 @@ cdef inline Py_ssize_t quiet_kernel(const double* a, double r, const int64_t* ts
                                     bint timed, bint depeg, bint slashes) noexcept nogil:
     # Blocks b..e-1 with constant balances: returns the first block that needs the full body (HF < 1, its time
     # at or after `due`, a de-peg below the exit, a slash), or e. Called with constant debt / timed / depeg /
-    # slashes so that the compiler keeps one specialised loop per case. Four minimum lanes (strict <, so each
-    # keeps its first block) merge to the lowest value, ties to the earliest block: the full body's sequential
-    # strict-< minimum. ts is non-decreasing, so the group's last time stands for the group.
+    # slashes so that the compiler keeps one specialised loop per case. A group of four with an HF below 1.05
+    # (or a due time, de-peg or slash) is gone through block by block, where the count below 1.05 is kept, so
+    # the unrolled loop is only loads, products, compares and the minimum lanes. Four minimum lanes (strict <,
+    # so each keeps its first block) merge to the lowest value, ties to the earliest block: the full body's
+    # sequential strict-< minimum. ts is non-decreasing, so the group's last time stands for the group.
     cdef double h0, h1, h2, h3, v0 = INFINITY, v1 = INFINITY, v2 = INFINITY, v3 = INFINITY
-    cdef Py_ssize_t i0 = -1, i1 = -1, i2 = -1, i3 = -1, j = b
+    cdef Py_ssize_t i0 = -1, i1 = -1, i2 = -1, i3 = -1, j = b, g
     cdef int64_t cnt = 0
     cdef bint stop
     if not (debt or timed or depeg or slashes):
         return e                # nothing can happen at any block of the stretch
-    while j + QUIET_UNROLL <= e:
-        stop = False
-        if debt:
-            h0 = r * a[j]
-            h1 = r * a[j + 1]
-            h2 = r * a[j + 2]
-            h3 = r * a[j + 3]
-            stop = (h0 < 1.0) | (h1 < 1.0) | (h2 < 1.0) | (h3 < 1.0)
-        if timed:
-            stop = stop | (ts[j + 3] >= due)
-        if depeg:
-            stop = stop | (price[j] / xrate[j] < depeg_below) | (price[j + 1] / xrate[j + 1] < depeg_below) \
-                | (price[j + 2] / xrate[j + 2] < depeg_below) | (price[j + 3] / xrate[j + 3] < depeg_below)
-        if slashes:
-            stop = stop | (slash[j] > 0) | (slash[j + 1] > 0) | (slash[j + 2] > 0) | (slash[j + 3] > 0)
-        if stop:
-            break
-        if debt:
-            if h0 < v0:
-                v0 = h0
-                i0 = j
-            if h1 < v1:
-                v1 = h1
-                i1 = j + 1
-            if h2 < v2:
-                v2 = h2
-                i2 = j + 2
-            if h3 < v3:
-                v3 = h3
-                i3 = j + 3
-            cnt += <int64_t>(h0 < 1.05) + <int64_t>(h1 < 1.05) + <int64_t>(h2 < 1.05) + <int64_t>(h3 < 1.05)
-        j += QUIET_UNROLL
-    # the rest block by block: the tail shorter than a group, or the group where something can happen
     while j < e:
-        if timed and ts[j] >= due:
-            break
-        if depeg and price[j] / xrate[j] < depeg_below:
-            break
-        if slashes and slash[j] > 0:
-            break
-        if debt:
-            h0 = r * a[j]
-            if h0 < 1.0:
+        while j + QUIET_UNROLL <= e:
+            stop = False
+            if debt:
+                h0 = r * a[j]
+                h1 = r * a[j + 1]
+                h2 = r * a[j + 2]
+                h3 = r * a[j + 3]
+                stop = (h0 < 1.05) | (h1 < 1.05) | (h2 < 1.05) | (h3 < 1.05)
+            if timed:
+                stop = stop | (ts[j + 3] >= due)
+            if depeg:
+                stop = stop | (price[j] / xrate[j] < depeg_below) | (price[j + 1] / xrate[j + 1] < depeg_below) \
+                    | (price[j + 2] / xrate[j + 2] < depeg_below) | (price[j + 3] / xrate[j + 3] < depeg_below)
+            if slashes:
+                stop = stop | (slash[j] > 0) | (slash[j + 1] > 0) | (slash[j + 2] > 0) | (slash[j + 3] > 0)
+            if stop:
                 break
-            if h0 < v0:
-                v0 = h0
-                i0 = j
-            cnt += <int64_t>(h0 < 1.05)
-        j += 1
+            if debt:
+                if h0 < v0:
+                    v0 = h0
+                    i0 = j
+                if h1 < v1:
+                    v1 = h1
+                    i1 = j + 1
+                if h2 < v2:
+                    v2 = h2
+                    i2 = j + 2
+                if h3 < v3:
+                    v3 = h3
+                    i3 = j + 3
+            j += QUIET_UNROLL
+        # block by block through the group that stopped (or the tail shorter than a group): HF below 1.05 is
+        # counted here, and the first block that needs the full body ends the stretch
+        g = j + QUIET_UNROLL if j + QUIET_UNROLL < e else e
+        while j < g:
+            if timed and ts[j] >= due:
+                break
+            if depeg and price[j] / xrate[j] < depeg_below:
+                break
+            if slashes and slash[j] > 0:
+                break
+            if debt:
+                h0 = r * a[j]
+                if h0 < 1.0:
+                    break
+                if h0 < v0:
+                    v0 = h0
+                    i0 = j
+                cnt += <int64_t>(h0 < 1.05)
+            j += 1
+        if j < g:
+            break
     if debt:
         if v1 < v0 or (v1 == v0 and i1 < i0):
             v0 = v1
