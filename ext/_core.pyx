@@ -19,7 +19,7 @@ HF = (s / d) * a[b] with a = oracle * LT * sidx / bidx (LT is the LLTV on Morpho
 factor on Comet; sidx stays 1 where collateral earns nothing), so the chunk skip stays exact for all of them.
 """
 from cython.parallel cimport prange, parallel
-from libc.math cimport INFINITY, pow, isnan
+from libc.math cimport INFINITY, NAN, pow, isnan
 from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
@@ -32,7 +32,10 @@ from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOL
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
 from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
-                        depeg_ratio)
+                        depeg_ratio, sell_quote)
+from _aave cimport (CLOSE_FACTOR_HF_THRESHOLD, MIN_BASE_MAX_CLOSE_FACTOR_USD, MIN_LEFTOVER_USD,
+                    MAX_LIQUIDATIONS_PER_BLOCK)
+from _strategies cimport FIXED_POINT_ITERS
 from _venues cimport liquidate
 from _strategies cimport strategy_step
 
@@ -566,3 +569,7 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
 def struct_sizes():
     """sizeof of the packed structs, for the schema test against backtest/schema.py."""
     return {"Params": sizeof(Params), "Summary": sizeof(Summary), "Event": sizeof(Event)}
+
+
+# --------------------------------------------------------------------------- multi-collateral positions
+include "_legs.pxi"
