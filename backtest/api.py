@@ -35,7 +35,10 @@ def _load(config, overrides=None) -> Config:
 def _align(cfg: Config) -> Market:
     from backtest.data.align import align
 
-    return align(cfg, checks=True)      # refuse what `data check` calls an error in the window
+    from backtest.legs import align_legs
+
+    # refuse what `data check` calls an error in the window; [[strategy.collateral]]: once per leg, stacked
+    return align_legs(cfg, lambda c: align(c, checks=True))
 
 
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,
@@ -167,8 +170,12 @@ def _columns(points, summary, events) -> dict:
     from backtest.results import column_dictionary
     from backtest.schema import RECORD_FIELDS
 
+    from backtest.results import LEG_RECORD_COLUMNS
+
+    legs = sorted({leg.token for _, c in points for leg in c.strategy.collateral})
+    per_leg = [f"{base}_{tok}" for tok in legs for base in LEG_RECORD_COLUMNS]
     return column_dictionary({"summary": summary.columns, "events": events.columns,
-                              "timeseries": ["block", "ts", *RECORD_FIELDS]},
+                              "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg]},
                              [c.market.debt for _, c in points], [collateral_token(c) for _, c in points])
 
 

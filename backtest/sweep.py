@@ -39,6 +39,7 @@ from backtest.engine import (
     run_reference_batch,
 )
 from backtest.errors import BacktestError, ConfigError
+from backtest.legs import leg_weights, n_legs
 from backtest.results import events_frame, summary_frame, timeseries_frame
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
@@ -108,7 +109,8 @@ class WorkDir:
         summary = pl.concat([pl.read_parquet(p) for p in sorted((self.path / "summary").glob("part-*.parquet"))],
                             how="diagonal_relaxed").sort("config_id")
         ev_parts = [pl.read_parquet(p) for p in sorted((self.path / "events").glob("part-*.parquet"))]
-        events = pl.concat(ev_parts).sort(["config_id", "block"], maintain_order=True)
+        # diagonal: a multi-collateral group's events carry seized_collateral (null in the others)
+        events = pl.concat(ev_parts, how="diagonal_relaxed").sort(["config_id", "block"], maintain_order=True)
         return summary, events
 
     def finalize(self, summary: pl.DataFrame, events: pl.DataFrame, manifest: dict[str, Any]) -> Path:
@@ -139,6 +141,8 @@ def market_key(cfg: Config) -> str:
     run = cfg.run
     key = {"run": [run.start, run.end, str(run.data), run.chain, run.block_time, run.record],
            "market": mk, "scenarios": [asdict(s) for s in cfg.scenarios], "gas": cfg.costs.gas}
+    if cfg.strategy.collateral:             # [[strategy.collateral]]: the legs' tokens select the market
+        key["legs"] = [leg.token for leg in cfg.strategy.collateral]
     return json.dumps(key, sort_keys=True, default=str)
 
 
@@ -197,11 +201,13 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
         for lo in range(0, len(todo), prep.batch):
             ids = todo[lo: lo + prep.batch]
             params = encode_params([points[i][1] for i in ids], prep.lanes)
+            weights = leg_weights([points[i][1] for i in ids], prep.market) if n_legs(prep.market) > 1 else None
             if engine == "core":
                 out = run_core(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every, CHUNK, dense,
-                               workers, lane_arrays=lane_arrays)
+                               workers, lane_arrays=lane_arrays, weights=weights)
             elif engine == "reference":
-                out = run_reference_batch(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every)
+                out = run_reference_batch(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every,
+                                          weights)
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
             write_timeseries(work.path, ids, out, prep.market)
@@ -245,6 +251,9 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
+        if any(n_legs(prep.market) > 1 for prep, _ in jobs):
+            raise BacktestError("--executor dask: multi-collateral positions ([[strategy.collateral]]) run locally "
+                                "only for now; drop --executor dask")
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         for g, (prep, todo) in enumerate(jobs):
             if not todo:
