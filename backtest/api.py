@@ -176,7 +176,10 @@ def _columns(points, summary, events) -> dict:
     per_leg = [f"{base}_{tok}" for tok in legs for base in LEG_RECORD_COLUMNS]
     return column_dictionary({"summary": summary.columns, "events": events.columns,
                               "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg]},
-                             [c.market.debt for _, c in points], [collateral_token(c) for _, c in points])
+                             [c.market.debt for _, c in points],
+                             # several legs: token amounts are summed over them ("wstETH+weETH tokens")
+                             ["+".join(leg.token for leg in c.strategy.collateral) or collateral_token(c)
+                              for _, c in points])
 
 
 def sweep(config, grids: dict | None = None, **kwargs) -> dict[str, Any]:

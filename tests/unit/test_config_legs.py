@@ -98,3 +98,29 @@ def test_collateral_must_be_an_array_of_tables_with_token_and_weight():
             "missing required key")
     refused(toml([("wstETH", 1.0)]).replace("weight = 1.0\n", "weight = 1.0\nwieght = 2\n"),
             "strategy.collateral[0].wieght", "unknown key")
+
+
+def test_a_depeg_of_one_leg_is_that_legs_alignment_only():
+    from backtest.legs import leg_config, leg_tokens
+
+    text = toml([("wstETH", 0.6), ("weETH", 0.4)]) + """
+[[scenario]]
+kind = "depeg"
+asset = "weETH"
+at = "2024-06-03"
+depth = 0.1
+duration = "1d"
+
+[[scenario]]
+kind = "rate_spike"
+asset = "WETH"
+at = "2024-06-04"
+depth = 0.2
+duration = "1d"
+"""
+    c = loads_config(text, "mc.toml")
+    assert leg_tokens(c) == ("wstETH", "weETH")
+    wst, wee = leg_config(c, "wstETH"), leg_config(c, "weETH")
+    assert [s.asset for s in wst.scenarios] == ["WETH"]               # the debt's overlay applies to every leg
+    assert [s.asset for s in wee.scenarios] == ["weETH", "WETH"]
+    assert wee.market.collateral == "weETH" and wee.strategy.collateral == ()

@@ -81,7 +81,7 @@ def legs_case(seed, n, irregular, n_legs, usd, oracle, kind, protocol, chunk, re
     return m, p, core, ref
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(2, 300),
