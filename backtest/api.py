@@ -32,13 +32,15 @@ def _load(config, overrides=None) -> Config:
     return load_config(Path(config), overrides)
 
 
-def _align(cfg: Config) -> Market:
-    from backtest.data.align import align
+def _align(cfg: Config, markets=None) -> Market:
+    """The aligned market of ``cfg``, holding the window to `data check`'s error rules; ``markets``
+    (a backtest.plan.Markets) shares one lake read among configurations that differ only in constants."""
+    from backtest.plan import Markets
 
     from backtest.legs import align_legs
 
-    # refuse what `data check` calls an error in the window; [[strategy.collateral]]: once per leg, stacked
-    return align_legs(cfg, lambda c: align(c, checks=True))
+    # [[strategy.collateral]]: once per leg token (the same window, debt and venue), stacked
+    return align_legs(cfg, markets if markets is not None else Markets(checks=True))
 
 
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,
@@ -95,13 +97,17 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
          progress, on_start, started, timings, lap) -> dict[str, Any]:
     from backtest.config import config_hash, config_to_dict
 
-    from backtest.data.lake import recover
+    from backtest.data.lake_write import recover
 
     recover(cfg.run.data)                 # an import killed while committing is finished before we read
     lap("config")
     if engine == "reference":             # slow engine: small batches for progress and resume granularity
         batch_size = min(batch_size, 8)
-    preps = [prepare(g, points, _align, batch_size) for g in groups]          # bad data is rejected before any work
+    from backtest.plan import Markets
+
+    markets = Markets(checks=True)        # one lake read per distinct set of series (constants are cheap)
+    preps = [prepare(g, points, lambda c: _align(c, markets), batch_size) for g in groups]  # bad data first
+    markets.clear()
     lap("align")
     sweep_hash = hashlib.sha256(
         "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]).encode()).hexdigest()

@@ -171,7 +171,7 @@ def data_import(source, files, lake, table, maps, sets, quiet):
     if not files:
         raise InputError(f"data import {source}: give at least one FILE")
     _require_lake(lake, f"data import {source}")
-    from backtest.data.lake import transaction
+    from backtest.data.lake_write import transaction
 
     with transaction(Path(lake)):        # all files of the import land together, even after a kill
         report = import_files(source, list(files), Path(lake), table=table,

@@ -9,7 +9,8 @@ folder into place. Memory stays bounded by the aligned market plus one batch of 
 
 Executors: ``local`` replays a batch with the core's own threads (prange, GIL released); ``dask`` sends the
 aligned market to every worker once (scatter, broadcast) and batches of configurations as tasks; workers
-write their time series straight into the work folder and return summaries and events.
+return summaries, events and time series, and the driver writes them (workers need no access to its disk;
+a batch's time series are bounded by RECORD_BUDGET_BYTES).
 """
 from __future__ import annotations
 
@@ -132,7 +133,9 @@ class WorkDir:
 
 
 def market_key(cfg: Config) -> str:
-    """Configurations with equal keys share one aligned market (only the oracle lane may differ)."""
+    """Configurations with equal keys share one aligned market (only the oracle lane may differ). Groups
+    whose markets differ only in constants (market.ltv, borrow_rate, a fixed gas price...) or overlays still
+    share one lake read: the align callable is a backtest.plan.Markets in the API."""
     from dataclasses import asdict
 
     mk = asdict(cfg.market)
@@ -220,8 +223,10 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
 _WORKER_LANES: dict[str, dict] = {}
 
 
-def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], work_path: str, dense: bool):
-    """Runs on a Dask worker: lanes are built once per worker and market, time series go to the work dir."""
+def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], dense: bool):
+    """Runs on a Dask worker: lanes are built once per worker and market; the summaries, events and time
+    series come back to the driver, which writes them (a worker on another machine has no access to the
+    driver's work folder)."""
     market: Market = payload["market"]
     key = payload["key"]
     lane_arrays = _WORKER_LANES.get(key)
@@ -230,8 +235,7 @@ def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], work_path: st
         lane_arrays = _WORKER_LANES[key] = build_lanes(market, payload["lanes"], CHUNK)
     out = run_core(market, params, payload["lanes"], payload["rec_idx"], payload["metric_every"], CHUNK, dense,
                    1, lane_arrays=lane_arrays)
-    write_timeseries(Path(work_path), ids, out, market)
-    return ids, out.summaries, out.events
+    return ids, out.summaries, out.events, out.records
 
 
 def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dense: bool, workers: int,
@@ -267,10 +271,11 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
             for lo in range(0, len(todo), size):
                 ids = todo[lo: lo + size]
                 params = encode_params([points[i][1] for i in ids], prep.lanes)
-                tasks.append(client.submit(_dask_batch, fut, params, ids, str(work.path), dense, pure=False))
+                tasks.append(client.submit(_dask_batch, fut, params, ids, dense, pure=False))
             for done in as_completed(tasks):
-                ids, summaries, events = done.result()
-                out = Outputs(summaries, events, np.zeros((len(ids), 0, 0)), prep.rec_idx)
+                ids, summaries, events, records = done.result()
+                out = Outputs(summaries, events, records, prep.rec_idx)
+                write_timeseries(work.path, ids, out, prep.market)
                 work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
                 if progress is not None:
                     progress(len(ids), len(ids) * len(prep.market))

@@ -52,13 +52,13 @@ def main() -> None:
     args = ap.parse_args()
 
     from backtest.config import load_config
-    from backtest.data.align import align
+    from backtest.plan import market_for
     from backtest.engine import (CHUNK, build_lanes, encode_params, lane_of, metric_every, record_indices,
                                  run_core, run_reference_batch)
 
     cfg = load_config(args.config)
     t = time.perf_counter()
-    market = align(cfg)
+    market = market_for(cfg)
     t_align = time.perf_counter() - t
     n = len(market)
     days = (market.ts[-1] - market.ts[0]) / 86400

@@ -33,7 +33,7 @@ def main() -> None:
 
     import backtest
     from backtest.config import load_config
-    from backtest.data.align import align
+    from backtest.plan import market_for
     from backtest.engine import encode_params, lane_of, metric_every, record_indices, run_reference_batch
 
     grids = {
@@ -62,7 +62,7 @@ def main() -> None:
     print(f"configs with a liquidation by oracle: {dict(liq.iter_rows())}")
 
     cfg = load_config(args.config)
-    market = align(cfg).slice(0, args.ref_blocks)
+    market = market_for(cfg).slice(0, args.ref_blocks)
     lanes = [lane_of(cfg)]
     t = time.perf_counter()
     run_reference_batch(market, encode_params([cfg], lanes), lanes, record_indices(market, -1),

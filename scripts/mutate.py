@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 K_MATH, K_AAVE, K_MORPHO, K_COMET, K_RATES = "ext/_math.pxd", "ext/_aave.pxd", "ext/_morpho.pxd", "ext/_comet.pxd", "ext/_rates.pxd"
 K_POS, K_STRAT, K_CORE, REF = "ext/_position.pxd", "ext/_strategies.pxd", "ext/_core.pyx", "backtest/reference.py"
-ALIGN = "backtest/data/align.py"
+ALIGN = "backtest/data/restaking.py"
 
 # The rule tests, in the order they run (fast, hand-worked ones first); any other tests/unit file not listed in
 # NOT_RULES (I/O, config parsing, importers) is appended, so tests added later are picked up.

@@ -1,7 +1,7 @@
 """The aligned market: every series ASOF-joined onto the block clock, as contiguous numpy arrays.
 
 This is what both engines replay. All prices are in units of the debt asset (WETH = ETH) per collateral
-token; rates are APR fractions; the clock is one entry per block.
+token (derived through USD or ETH where the lake has no direct pair, see :mod:`backtest.data.prices`); rates are APR fractions; the clock is one entry per block.
 """
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ class Market:
                                             # exactly 1.0 where the debt is the gas token
     series: list[SeriesInfo] = field(default_factory=list)
     data_hash: str = ""
+    derived: dict[str, str] = field(default_factory=dict)  # market array -> how it was derived from the lake
+                                            # when not read directly, e.g. "wstETH/USDC = wstETH/USD / USDC/USD"
 
     ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
               "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization", "reward", "slash", "hold_price", "hold_xrate",
@@ -80,7 +82,7 @@ class Market:
 
     def slice(self, start: int, stop: int) -> "Market":
         kw = {name: np.ascontiguousarray(getattr(self, name)[start:stop]) for name in self.ARRAYS}
-        return Market(**kw, series=list(self.series), data_hash=self.data_hash)
+        return Market(**kw, series=list(self.series), data_hash=self.data_hash, derived=dict(self.derived))
 
     @classmethod
     def from_arrays(cls, n: int, **arrays) -> "Market":

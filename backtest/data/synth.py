@@ -21,7 +21,7 @@ Calibration (PROTOCOLS.md, and the real series under ../shared/data where noted)
 - market_params: the dated defaults of :mod:`backtest.params` for the scenario's protocol/asset/E-mode (the
   entry in force at the window start, dated at the start, plus changes inside the window);
 - Morpho Blue wstETH/WETH (``calm`` and ``steth-depeg``): the WETH borrow rate is Morpho's AdaptiveCurveIRM
-  (``backtest.reference.irm_step``, hourly) along a utilisation path with a feedback: U = 0.9 - 0.05 ln(r_T /
+  (``backtest.irm.irm_step``, hourly) along a utilisation path with a feedback: U = 0.9 - 0.05 ln(r_T /
   2.2 %) + an OU noise (sd ~0.9 pt), so borrowers leave when the market's rate at target is above 2.2 % and
   come back below it; r_T starts at 2.2 %. Borrow median ~2.8 %, 95th percentile ~3.8 %, max ~5.8 %. The
   rows carry the utilisation, so ``market.irm = "adaptive-curve"`` (with ``market.rate_at_target = 0.022``)
@@ -44,6 +44,10 @@ Scenarios (:data:`SCENARIOS`):
   "eth-correlated", a counterfactual: v3 Ethereum launched in 2023) and stETH/WETH (Aave v2, no E-mode) are
   written, with WETH rates for both protocols; the WETH borrow rate rises to ~5-6 % during the de-peg as
   loopers unwind.
+- stablecoin debt (``calm`` and ``steth-depeg``, :func:`_stablecoin_debt`): USDC/USD, Aave v3 USDC rates
+  and wstETH (and, in ``calm``, weETH) parameters outside E-mode, so wstETH/USDC and weETH/USDC loops replay
+  (their price is the cross through ETH/USD); ``steth-depeg``'s ETH/USD falls from 3,000 to ~2,230
+  (-26 %, 44 % below its high) inside the window, deep enough to liquidate a 0.75-LTV wstETH/USDC loop.
 - ``rate-spike`` (2025-06-01 -> 2025-10-01): WETH borrow ~2.5 %, above 20 % for about one day (2025-07-08,
   modelled on July 2024) and above 10 % for about a week (2025-07-20 -> 07-27, modelled on July 2025).
 """
@@ -60,6 +64,7 @@ import polars as pl
 
 from backtest import params as _params
 from backtest.data import lake as _lake
+from backtest.data import lake_write as _lake_write
 from backtest.errors import InputError
 
 HOUR = 3600
@@ -211,7 +216,7 @@ def _market_params(protocol: str, asset: str, emode: str | None, start: int, end
 def morpho_rates(rng: np.random.Generator, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(utilisation, borrow APR) of a Morpho Blue WETH market: the AdaptiveCurveIRM (hourly steps) along a
     utilisation that leans against the rate at target (see the module docstring)."""
-    from backtest.reference import irm_step
+    from backtest.irm import irm_step
 
     n = ts.shape[0]
     noise = _ar1(rng, n, 0.0, 0.05, 0.004)
@@ -223,6 +228,33 @@ def morpho_rates(rng: np.random.Generator, ts: np.ndarray) -> tuple[np.ndarray, 
         dt = float(ts[i + 1] - ts[i]) if i + 1 < n else float(HOUR)
         rate[i], rt = irm_step(rt, float(u[i]), dt)
     return u, rate
+
+
+MODEL_USDC = (0.0, 0.065, 0.60, 0.92)        # synthetic Aave v3 USDC two-slope model (not governance values)
+#: Aave v3 collateral outside E-mode (against a stablecoin debt): (ltv, lt, bonus, protocol fee); synthetic
+#: values near Aave v3 Ethereum's (wstETH 78.5 / 81 / 6 %, weETH 72.5 / 75 / 7 %), not a dated history
+AAVE_V3_USD_PARAMS = {"wstETH": (0.785, 0.81, 0.06, 0.10), "weETH": (0.725, 0.75, 0.07, 0.10)}
+
+
+def _stablecoin_debt(out: _Out, name: str, ts: np.ndarray, start: int, assets: tuple[str, ...], src: str) -> None:
+    """What a wstETH/USDC or weETH/USDC loop on Aave v3 needs beyond the ETH-debt series (its own seed stream,
+    so every other series is unchanged): USDC/USD (OU around 1.0, within +-0.3 %), Aave v3 USDC rates
+    (utilisation OU around 88 % through :data:`MODEL_USDC`) and the collateral's parameters outside E-mode
+    (:data:`AAVE_V3_USD_PARAMS`, from the window start). The collateral/USDC price is the lake's cross
+    collateral/WETH x ETH/USD / USDC/USD (backtest.data.prices)."""
+    rngs = [np.random.Generator(np.random.PCG64(x)) for x in np.random.SeedSequence(_SEEDS[name] + 3).spawn(2)]
+    n = ts.shape[0]
+    out.add("prices", _prices(ts, "USDC", "USD", 1.0 + np.clip(_ar1(rngs[0], n, 0.0, 0.05, 0.0002), -0.003, 0.003),
+                              src))
+    u = np.clip(_ar1(rngs[1], n, 0.88, 0.02, 0.004), 0.70, 0.95)
+    b, s_ = rate_model(u, MODEL_USDC)
+    out.add("rates", _rates(ts, "aave-v3", "USDC", u, b, s_))
+    for a in assets:
+        ltv, lt, bonus, fee = AAVE_V3_USD_PARAMS[a]
+        out.add("market_params", pl.DataFrame({"ts": [start], "protocol": "aave-v3", "asset": a, "emode": [None],
+                                               "ltv": [ltv], "liquidation_threshold": [lt],
+                                               "liquidation_bonus": [bonus], "protocol_fee": [fee]},
+                                              schema_overrides={"emode": pl.String}))
 
 
 def _venues(out: _Out, ts: np.ndarray, rngs: list[np.random.Generator], start: int, end: int) -> None:
@@ -250,7 +282,7 @@ class _Out:
         checked = {t: _lake.validate(t, pl.concat(fs, how="diagonal_relaxed")) for t, fs in self.frames.items()}
         paths = []
         for table, df in checked.items():
-            paths.append(_lake.write_table(lake, table, df, f"synth-{self.name}",
+            paths.append(_lake_write.write_table(lake, table, df, f"synth-{self.name}",
                                            metadata={"source": f"synth:{self.name}"}))
         return sorted(paths)
 
@@ -292,6 +324,7 @@ def _calm(out: _Out) -> None:
     _common(out, ts, rngs, src)
     _weeth(out, ts, start, end, src)
     _other_chains(out, start, end, src)
+    _stablecoin_debt(out, "calm", ts, start, ("wstETH", "weETH"), src)
 
 
 WEETH_SLASH_AT = "2025-02-10 12:00"    # synthetic: no weETH slash has happened on mainnet
@@ -409,6 +442,7 @@ def _steth_depeg(out: _Out) -> None:
     out.add("market_params", _market_params("aave-v2", "stETH", None, start, end))
     _venues(out, ts, rngs, start, end)
     _common(out, ts, rngs, src)
+    _stablecoin_debt(out, "steth-depeg", ts, start, ("wstETH",), src)
 
 
 SPIKE_DAY = ("2025-07-08", "2025-07-09")        # borrow > 20 % (U ~0.928)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from backtest.data import lake as _lake
+from backtest.data import lake_write as _lake_write
 from tests.helpers import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_kill_an_import_leaves_the_old_lake_or_the_new_one(proj):
         shutil.copytree(spare, lake)
         rng.seed(seed)
         killed += kill_at(first, proj, rng.uniform(0.15, 1.0) * took)
-        _lake.recover(lake)                                     # what the next read or import does first
+        _lake_write.recover(lake)                                     # what the next read or import does first
         assert snapshot(lake) in (old, new), f"seed {seed}: a lake that is neither the old nor the new one"
         finish(first, proj)
         assert snapshot(lake) == new, f"seed {seed}"
@@ -190,5 +190,5 @@ def test_kill_an_import_leaves_the_old_lake_or_the_new_one(proj):
         shutil.rmtree(lake)
         shutil.copytree(spare, lake)
         kill_at_rename(first, proj, k)
-        _lake.recover(lake)
+        _lake_write.recover(lake)
         assert snapshot(lake) == (old if k == 1 else new), f"rename {k}: before the journal old, after it new"

@@ -14,10 +14,10 @@ import pytest
 
 from backtest.config_types import Config, CostsConfig, MarketConfig, RunConfig, StrategyConfig
 from backtest.data import lake
-from backtest.data.align import align
 from backtest.data.sources.aavescan import import_aavescan
 from backtest.data.sources.gas_hourly import import_gas_hourly
 from backtest.data.sources.peg_hourly import import_peg_hourly
+from backtest.plan import market_for
 from backtest.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ def test_align_over_the_real_files(real_lake):
     cfg = Config(run=RunConfig(name="real", start=T("2024-05-13"), end=T("2025-09-18"), data=real_lake),
                  market=MarketConfig(protocol="aave-v3", collateral="wstETH", debt="WETH", emode="eth-correlated"),
                  strategy=StrategyConfig(), costs=CostsConfig())
-    m = align(cfg)
+    m = market_for(cfg)
     assert len(m) == (T("2025-09-18") - T("2024-05-13")) // 12
     k = lambda t: (t - T("2024-05-13")) // 12   # noqa: E731
     # peg file at 2024-12-07 05:00 (a block time): market_rate / protocol_rate of that row, and until 05:59:48
@@ -123,7 +123,7 @@ def test_window_before_the_wsteth_files_is_a_coverage_error(real_lake):
     cfg = Config(run=RunConfig(name="real", start=T("2024-03-01"), end=T("2024-06-01"), data=real_lake),
                  market=MarketConfig(), strategy=StrategyConfig(), costs=CostsConfig())
     with pytest.raises(DataError, match=r"prices wstETH/WETH: no point at or before the run start 2024-03-01"):
-        align(cfg)
+        market_for(cfg)
 
 
 # ---------------------------------------------------------------------------------- malformed input

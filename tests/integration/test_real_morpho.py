@@ -28,7 +28,7 @@ import pytest
 
 import backtest
 from backtest.config import load_config
-from backtest.data.align import align
+from backtest.plan import market_for
 from backtest.reference import adaptive_curve_rates
 from tests.integration.test_real_history import index_ratio
 from tests.integration.test_real_import import T, WETH_CSV, needs_shared, real_lake  # noqa: F401
@@ -143,7 +143,7 @@ def test_adaptive_curve_irm_on_the_aave_utilization(replay, replay_irm):
     res, path = replay_irm
     s = res["summary"].sort("config_id")
     data = replay["summary"].sort("config_id")
-    m = align(load_config(path))
+    m = market_for(load_config(path))
     # the engine's rate is the core's IRM; the reference IRM on the same real utilisation (first 20 days
     # of blocks, r_T from the 4 % initial rate) gives the same numbers
     k = 20 * 7200

@@ -2,8 +2,7 @@
 lake: every amount in USDC, the USD figures beside them, both engines equal, and the bare exchange-rate oracle
 refused with exit code 2.
 
-They need the lake's USDC series (USDC/USD prices and aave-v3 USDC rates, from `backtest data synth`); until the
-bundled lake has them the module is skipped, and only then.
+They read the bundled lake's USDC series (USDC/USD prices and aave-v3 USDC rates, from `backtest data synth`).
 """
 from __future__ import annotations
 
@@ -21,15 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 LAKE = REPO / "data"
 
 
-def _lake_has_usdc() -> bool:
-    prices = pl.concat([pl.read_parquet(p) for p in sorted((LAKE / "prices").glob("*.parquet"))], how="diagonal_relaxed")
-    rates = pl.concat([pl.read_parquet(p) for p in sorted((LAKE / "rates").glob("*.parquet"))], how="diagonal_relaxed")
-    return (prices.filter((pl.col("base") == "USDC") | (pl.col("quote") == "USDC")).height > 0
-            and rates.filter(pl.col("asset") == "USDC").height > 0)
-
-
-# MERGE: remove skip (the data helper's synth adds the USDC series to the bundled lake)
-pytestmark = pytest.mark.skipif(not _lake_has_usdc(), reason="the bundled lake has no USDC series yet")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +56,7 @@ def test_the_usdc_loop_reports_in_usdc_and_usd(runs, name, token):
 
 
 def test_the_reference_engine_equals_the_core(runs):
-    ov = {"run.end": "2024-06-08"}
+    ov = {"run.end": "2024-06-22"}
     core = runs("wsteth-usdc-aave", **ov)["summary"]
     ref = backtest.run(REPO / "examples" / "wsteth-usdc-aave.toml", engine="reference", write=False,
                        overrides={"run.data": str(LAKE), **ov})["summary"]

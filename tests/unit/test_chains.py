@@ -9,7 +9,7 @@ import pytest
 
 import backtest
 from backtest.config import config_from_dict
-from backtest.data.align import align
+from backtest.plan import market_for
 from backtest.errors import ConfigError
 from backtest.reference import aave_borrow_growth
 
@@ -60,7 +60,7 @@ def test_chain_calendars_and_venues():
 
 def test_solana_clock_and_mSOL_series():
     # two days at 60 s: 2 x 1,440 steps, one every 60 s, numbered by index; the mSOL rate is the lake's (daily)
-    m = align(config_from_dict(_cfg("solana")))
+    m = market_for(config_from_dict(_cfg("solana")))
     assert len(m) == 2880 and set(np.diff(m.ts).tolist()) == {60}
     assert m.block.tolist() == list(range(2880))
     ex = pl.read_parquet(REPO / "data" / "exchange_rates").filter(pl.col("token") == "mSOL").sort("ts")
@@ -85,7 +85,7 @@ def test_other_chain_examples(tmp_path, name, end):
     res = backtest.run(REPO / "examples" / f"{name}.toml", overrides=ov)
     s = res["summary"]
     assert s.height == 2 and s["liq_count"].sum() == 0
-    m = align(config_from_dict(_cfg("solana" if "solana" in name else "cosmos", end=end or "2025-06-01",
+    m = market_for(config_from_dict(_cfg("solana" if "solana" in name else "cosmos", end=end or "2025-06-01",
                                     step="60s" if "solana" in name else "6s")))
     # hold: staked at the first step's rate, marked at the last step's DEX price: 100 / x0 x p_end
     assert s["hold_end_equity"][0] == pytest.approx(100.0 / m.xrate[0] * m.price[-1], rel=1e-12)

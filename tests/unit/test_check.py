@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from backtest.cli import cli
 from backtest.data import lake
+from backtest.data import lake_write
 from backtest.data.check import check_lake
 
 H = 3600
@@ -41,16 +42,16 @@ def calm(n: int = N, level: float = 1.0) -> np.ndarray:
 @pytest.fixture()
 def clean(tmp_path) -> Path:
     root = tmp_path / "clean"
-    lake.write_table(root, "prices", prices("wstETH", "WETH", calm(level=1.18)), "wsteth")
-    lake.write_table(root, "prices", prices("WETH", "USD", calm(level=3000.0)), "weth-usd")
-    lake.write_table(root, "exchange_rates", pl.DataFrame({
+    lake_write.write_table(root, "prices", prices("wstETH", "WETH", calm(level=1.18)), "wsteth")
+    lake_write.write_table(root, "prices", prices("WETH", "USD", calm(level=3000.0)), "weth-usd")
+    lake_write.write_table(root, "exchange_rates", pl.DataFrame({
         "ts": T0 + np.arange(N) * H, "token": "wstETH", "underlying": "ETH",
         "rate": 1.18 + 1e-6 * np.arange(N), "source": "test"}), "xr")
-    lake.write_table(root, "rates", pl.DataFrame({
+    lake_write.write_table(root, "rates", pl.DataFrame({
         "ts": T0 + np.arange(N) * H, "protocol": "aave-v3", "asset": "WETH", "supply_apr": 0.02,
         "borrow_apr": 0.028, "utilization": 0.8}), "rates")
-    lake.write_table(root, "gas", pl.DataFrame({"ts": T0 + np.arange(N) * H, "base_fee_gwei": 5.0}), "gas")
-    lake.write_table(root, "market_params", pl.DataFrame({
+    lake_write.write_table(root, "gas", pl.DataFrame({"ts": T0 + np.arange(N) * H, "base_fee_gwei": 5.0}), "gas")
+    lake_write.write_table(root, "market_params", pl.DataFrame({
         "ts": [T0], "protocol": "aave-v3", "asset": "wstETH", "emode": "eth-correlated", "ltv": 0.93,
         "liquidation_threshold": 0.95, "liquidation_bonus": 0.01}), "params")
     return root
@@ -131,9 +132,9 @@ def test_warnings_do_not_fail_the_check(clean):
     # an exchange rate that falls once (a slashing?) and the same points imported under two names
     rate = 1.18 + 1e-6 * np.arange(N)
     rate[120:] -= 0.001
-    lake.write_table(clean, "exchange_rates", pl.DataFrame({"ts": T0 + np.arange(N) * H, "token": "weETH",
+    lake_write.write_table(clean, "exchange_rates", pl.DataFrame({"ts": T0 + np.arange(N) * H, "token": "weETH",
                                                             "underlying": "ETH", "rate": rate, "source": "t"}), "we")
-    lake.write_table(clean, "prices", prices("wstETH", "WETH", calm(level=1.18)), "wsteth-again")
+    lake_write.write_table(clean, "prices", prices("wstETH", "WETH", calm(level=1.18)), "wsteth-again")
     (clean / "stray").mkdir()
     (clean / "prices" / ".x.parquet.tmp-123").write_bytes(b"")
     rep = check_lake(clean)

@@ -9,8 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from backtest.data import lake as _lake
-from backtest.data.align import _Aligner, _capo_history
+from backtest.data import lake_write as _lake_write
+from backtest.data.asof import Aligner
+from backtest.data.build import capo_history
 from backtest.errors import DataError
 from backtest.schema import RECORD_FIELDS
 from tests.helpers import both, market, params
@@ -77,16 +78,16 @@ def write_rates(tmp_path, rows):
     df = pl.DataFrame({"ts": [r[0] for r in rows], "token": ["wstETH"] * len(rows),
                        "underlying": ["stETH"] * len(rows), "rate": [r[1] for r in rows],
                        "source": ["test"] * len(rows)})
-    _lake.write_table(tmp_path, "exchange_rates", df, "wsteth")
+    _lake_write.write_table(tmp_path, "exchange_rates", df, "wsteth")
 
 
 def test_alignment_reads_the_lake_before_the_window(tmp_path):
     # points: 1.00 at SNAP - 3 days (before the last one at or before SNAP: not needed), 1.10 at SNAP - 10 s,
     # 1.12 at SNAP + 100 s, 1.20 at T0 (inside the window: not read)
     write_rates(tmp_path, [(SNAP - 3 * 86400, 1.00), (SNAP - 10, 1.10), (SNAP + 100, 1.12), (T0, 1.20)])
-    al = _Aligner(tmp_path, T0, T0 + 3600, 12)
+    al = Aligner(tmp_path, T0, T0 + 3600, 12)
     try:
-        ts, x = _capo_history(al, "wstETH", "test", AGE)
+        ts, x = capo_history(al, "wstETH", "test", AGE)
     finally:
         al.close()
     assert ts.tolist() == [SNAP - 10, SNAP + 100] and x.tolist() == [1.10, 1.12]
@@ -94,9 +95,9 @@ def test_alignment_reads_the_lake_before_the_window(tmp_path):
 
 def test_alignment_refuses_a_lake_that_starts_after_the_first_snapshot(tmp_path):
     write_rates(tmp_path, [(SNAP + 100, 1.12), (T0, 1.20)])
-    al = _Aligner(tmp_path, T0, T0 + 3600, 12)
+    al = Aligner(tmp_path, T0, T0 + 3600, 12)
     try:
         with pytest.raises(DataError, match="exchange_rates wstETH: the capo oracle's first snapshot"):
-            _capo_history(al, "wstETH", "test", AGE)
+            capo_history(al, "wstETH", "test", AGE)
     finally:
         al.close()

@@ -203,7 +203,8 @@ def test_resume_sees_the_same_sweep_whatever_the_lake_spelling(tmp_path):
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
 def test_real_gas_and_aavescan_files_fill_the_blocks_table_used_by_alignment(tmp_path):
     from backtest.data import lake
-    from backtest.data.align import _Aligner, estimate_blocks
+    from backtest.data.asof import Aligner
+    from backtest.data.clock import estimate_blocks
     from backtest.data.sources.aavescan import import_aavescan
     from backtest.data.sources.gas_hourly import import_gas_hourly
 
@@ -224,7 +225,7 @@ def test_real_gas_and_aavescan_files_fill_the_blocks_table_used_by_alignment(tmp
     start, end = parse_date("2024-07-01"), parse_date("2024-07-03")
     sample = raw.filter((pl.col("block_timestamp") >= start) & (pl.col("block_timestamp") < end)
                         & ((pl.col("block_timestamp") - start) % 12 == 0))
-    al = _Aligner(tmp_path / "lake", start, end, 12)
+    al = Aligner(tmp_path / "lake", start, end, 12)
     got = al.blocks()
     k = ((sample["block_timestamp"].to_numpy() - start) // 12).astype(int)
     if k.size:

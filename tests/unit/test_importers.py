@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from backtest.cli import cli
-from backtest.data import derive, lake
+from backtest.data import derive, lake, lake_write
 from backtest.data.sources import csv_mapping, curve, dune, gas_hourly, registry, toolkit
 from backtest.errors import DataError
 
@@ -301,7 +301,7 @@ def test_defillama_coins_lend_borrow_and_yields(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ derived
 def usd(lk: Path, base: str, pts: list[tuple[int, float]], source: str = "cg") -> None:
-    lake.write_table(lk, "prices", pl.DataFrame({"ts": [t for t, _ in pts], "base": base, "quote": "USD",
+    lake_write.write_table(lk, "prices", pl.DataFrame({"ts": [t for t, _ in pts], "base": base, "quote": "USD",
                                                  "price": [p for _, p in pts], "source": source}), f"{base}-{source}")
 
 
@@ -341,7 +341,7 @@ def test_derive_oracle_rate_from_usd_prices(tmp_path):
     for asset, px in (("WETH", [3000.0, 3100.0]), ("wstETH", [3540.0, 3658.31])):
         rows = pl.DataFrame({"ts": [T0, T0 + 86400], "block": [1, 2], "protocol": "aave-v3", "asset": asset,
                              "quote": "USD", "price": px})
-        lake.write_table(lk, "oracle_prices", rows, asset)
+        lake_write.write_table(lk, "oracle_prices", rows, asset)
     derive.derive_oracle_rate(lk, "aave-v3", "wstETH", quote="WETH", exchange_rate=True)
     o = lake.read_series(lk, "oracle_prices", asset="wstETH", quote="WETH")
     assert o["price"].to_list() == pytest.approx([1.18, 3658.31 / 3100]) and o["block"].to_list() == [1, 2]

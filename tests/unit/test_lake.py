@@ -8,6 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from backtest.data import lake
+
+from backtest.data import lake_write
 from backtest.errors import DataError, InputError
 
 
@@ -33,7 +35,7 @@ def test_tables_have_the_design_columns():
 
 
 def test_write_then_read_roundtrip_with_exact_schema(tmp_path):
-    path = lake.write_table(tmp_path, "prices", _prices([30, 10, 20], [1.3, 1.1, 1.2]), "dex")
+    path = lake_write.write_table(tmp_path, "prices", _prices([30, 10, 20], [1.3, 1.1, 1.2]), "dex")
     assert path == tmp_path / "prices" / "dex.parquet"
     on_disk = pq.read_schema(path)
     assert on_disk.names == lake.TABLES["prices"].names
@@ -46,19 +48,19 @@ def test_write_then_read_roundtrip_with_exact_schema(tmp_path):
 
 def test_write_is_idempotent_and_new_rows_win(tmp_path):
     df = _prices([10, 20, 30], [1.1, 1.2, 1.3])
-    p = lake.write_table(tmp_path, "prices", df, "dex")
+    p = lake_write.write_table(tmp_path, "prices", df, "dex")
     first = pq.read_table(p)
-    lake.write_table(tmp_path, "prices", df, "dex")
+    lake_write.write_table(tmp_path, "prices", df, "dex")
     assert pq.read_table(p).equals(first)                   # same rows after a re-import
-    lake.write_table(tmp_path, "prices", _prices([20, 40], [9.0, 4.0]), "dex")
+    lake_write.write_table(tmp_path, "prices", _prices([20, 40], [9.0, 4.0]), "dex")
     out = lake.read_table(tmp_path, "prices")
     assert out["ts"].to_list() == [10, 20, 30, 40]
     assert out["price"].to_list() == [1.1, 9.0, 1.3, 4.0]   # ts 20 replaced by the newer write
 
 
 def test_dedupe_is_per_key_so_other_series_survive(tmp_path):
-    lake.write_table(tmp_path, "prices", _prices([10], [1.0], source="a"), "f")
-    lake.write_table(tmp_path, "prices", _prices([10], [2.0], source="b"), "f")
+    lake_write.write_table(tmp_path, "prices", _prices([10], [1.0], source="a"), "f")
+    lake_write.write_table(tmp_path, "prices", _prices([10], [2.0], source="b"), "f")
     out = lake.read_table(tmp_path, "prices")
     assert sorted(zip(out["source"], out["price"])) == [("a", 1.0), ("b", 2.0)]
 
@@ -67,8 +69,8 @@ def test_market_params_null_emode_is_a_key_value(tmp_path):
     df = pl.DataFrame({"ts": [1, 1], "protocol": ["aave-v2", "aave-v3"], "asset": ["stETH", "wstETH"],
                        "emode": [None, "eth-correlated"], "ltv": [0.69, 0.9],
                        "liquidation_threshold": [0.81, 0.93], "liquidation_bonus": [0.075, 0.01]})
-    lake.write_table(tmp_path, "market_params", df, "p")
-    lake.write_table(tmp_path, "market_params", df, "p")
+    lake_write.write_table(tmp_path, "market_params", df, "p")
+    lake_write.write_table(tmp_path, "market_params", df, "p")
     out = lake.read_table(tmp_path, "market_params")
     assert out.height == 2
     assert out.filter(pl.col("emode").is_null())["ltv"].to_list() == [0.69]
@@ -77,14 +79,14 @@ def test_market_params_null_emode_is_a_key_value(tmp_path):
 
 def test_missing_required_column_names_table_and_column(tmp_path):
     with pytest.raises(DataError, match=r"prices: missing required column 'price'"):
-        lake.write_table(tmp_path, "prices", _prices([1], [1.0]).drop("price"), "x")
+        lake_write.write_table(tmp_path, "prices", _prices([1], [1.0]).drop("price"), "x")
     assert not (tmp_path / "prices" / "x.parquet").exists()
 
 
 def test_wrong_type_names_the_column(tmp_path):
     bad = _prices([1], [1.0]).with_columns(pl.lit("one").alias("price"))
     with pytest.raises(DataError, match=r"prices: column 'price' must be numeric"):
-        lake.write_table(tmp_path, "prices", bad, "x")
+        lake_write.write_table(tmp_path, "prices", bad, "x")
     bad_ts = _prices([1], [1.0]).with_columns(pl.lit(1.5).alias("ts"))
     with pytest.raises(DataError, match=r"prices: column 'ts' must be an integer"):
         lake.validate("prices", bad_ts)
@@ -116,29 +118,29 @@ def test_datetime_ts_is_converted_to_epoch_seconds():
 
 def test_unknown_table_and_bad_names(tmp_path):
     with pytest.raises(DataError, match="unknown lake table 'price'"):
-        lake.write_table(tmp_path, "price", _prices([1], [1.0]), "x")
+        lake_write.write_table(tmp_path, "price", _prices([1], [1.0]), "x")
     with pytest.raises(DataError, match="bad lake file name"):
-        lake.write_table(tmp_path, "prices", _prices([1], [1.0]), "../x")
+        lake_write.write_table(tmp_path, "prices", _prices([1], [1.0]), "../x")
     assert isinstance(DataError("x"), InputError)
 
 
 def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    p = lake.write_table(tmp_path, "prices", _prices([1], [1.0]), "dex")
+    p = lake_write.write_table(tmp_path, "prices", _prices([1], [1.0]), "dex")
     before = p.read_bytes()
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(lake.pq, "write_table", boom)
+    monkeypatch.setattr(lake_write.pq, "write_table", boom)
     with pytest.raises(OSError):
-        lake.write_table(tmp_path, "prices", _prices([2], [2.0]), "dex")
+        lake_write.write_table(tmp_path, "prices", _prices([2], [2.0]), "dex")
     assert p.read_bytes() == before
     assert [f.name for f in (tmp_path / "prices").iterdir()] == ["dex.parquet"]
 
 
 def test_read_series_filters(tmp_path):
-    lake.write_table(tmp_path, "prices", _prices([1, 2, 3], [1.0, 2.0, 3.0], quote="ETH"), "a")
-    lake.write_table(tmp_path, "prices", _prices([1, 2], [5.0, 6.0], base="ETH", quote="USD"), "b")
+    lake_write.write_table(tmp_path, "prices", _prices([1, 2, 3], [1.0, 2.0, 3.0], quote="ETH"), "a")
+    lake_write.write_table(tmp_path, "prices", _prices([1, 2], [5.0, 6.0], base="ETH", quote="USD"), "b")
     got = lake.read_series(tmp_path, "prices", base="wstETH", quote=["ETH", "WETH"], start=2)
     assert got["price"].to_list() == [2.0, 3.0]
     assert got["filename"].str.ends_with("a.parquet").all()
@@ -148,7 +150,7 @@ def test_read_series_filters(tmp_path):
 
 
 def test_files_in_partition_folders_are_read(tmp_path):
-    lake.write_table(tmp_path, "gas", pl.DataFrame({"ts": [1], "base_fee_gwei": [1.0]}), "a")
+    lake_write.write_table(tmp_path, "gas", pl.DataFrame({"ts": [1], "base_fee_gwei": [1.0]}), "a")
     sub = tmp_path / "gas" / "year=2024"
     sub.mkdir()
     shutil.copy(tmp_path / "gas" / "a.parquet", sub / "b.parquet")
@@ -157,9 +159,9 @@ def test_files_in_partition_folders_are_read(tmp_path):
 
 
 def test_catalog_one_row_per_series(tmp_path):
-    lake.write_table(tmp_path, "prices", _prices([0, 3600, 7200, 14400], [1.0] * 4), "a")
-    lake.write_table(tmp_path, "prices", _prices([100, 200], [1.0, 1.0], source="other"), "b")
-    lake.write_table(tmp_path, "gas", pl.DataFrame({"ts": [0, 12, 24], "base_fee_gwei": [1.0, 2.0, 3.0]}), "g")
+    lake_write.write_table(tmp_path, "prices", _prices([0, 3600, 7200, 14400], [1.0] * 4), "a")
+    lake_write.write_table(tmp_path, "prices", _prices([100, 200], [1.0, 1.0], source="other"), "b")
+    lake_write.write_table(tmp_path, "gas", pl.DataFrame({"ts": [0, 12, 24], "base_fee_gwei": [1.0, 2.0, 3.0]}), "g")
     cat = lake.catalog(tmp_path)
     assert cat.columns == ["table", "key", "source", "rows", "first_ts", "last_ts", "median_spacing_s"]
     row = cat.filter((pl.col("table") == "prices") & (pl.col("source") == "dex")).row(0, named=True)
@@ -173,8 +175,8 @@ def test_catalog_one_row_per_series(tmp_path):
 
 def test_data_hash_depends_on_bytes_and_relative_paths_only(tmp_path):
     a = tmp_path / "a"
-    p1 = lake.write_table(a, "prices", _prices([1, 2], [1.0, 2.0]), "dex")
-    p2 = lake.write_table(a, "gas", pl.DataFrame({"ts": [1], "base_fee_gwei": [1.0]}), "g")
+    p1 = lake_write.write_table(a, "prices", _prices([1, 2], [1.0, 2.0]), "dex")
+    p2 = lake_write.write_table(a, "gas", pl.DataFrame({"ts": [1], "base_fee_gwei": [1.0]}), "g")
     h = lake.data_hash([p1, p2], root=a)
     assert len(h) == 64
     assert lake.data_hash([p2, p1, p1], root=a) == h                   # order and duplicates do not matter
@@ -182,6 +184,6 @@ def test_data_hash_depends_on_bytes_and_relative_paths_only(tmp_path):
     shutil.copytree(a, b)
     assert lake.data_hash([b / "prices" / "dex.parquet", b / "gas" / "g.parquet"], root=b) == h
     assert lake.data_hash([p1, p2]) == lake.data_hash([b / "prices" / "dex.parquet", b / "gas" / "g.parquet"])
-    lake.write_table(a, "prices", _prices([3], [3.0]), "dex")
+    lake_write.write_table(a, "prices", _prices([3], [3.0]), "dex")
     assert lake.data_hash([p1, p2], root=a) != h                       # content changed
     assert lake.data_hash([p1], root=a) != lake.data_hash([p1, p2], root=a)

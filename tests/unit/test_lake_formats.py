@@ -25,6 +25,7 @@ from polars.testing import assert_frame_equal
 
 from backtest.cli import cli
 from backtest.data import lake
+from backtest.data import lake_write
 from backtest.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,10 +82,10 @@ def summary(folder: Path) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def canonical(frames, tmp_path_factory) -> pl.DataFrame:
-    """The replay of the same rows written by lake.write_table (optional columns filled as nulls)."""
+    """The replay of the same rows written by lake_write.write_table (optional columns filled as nulls)."""
     tmp = tmp_path_factory.mktemp("canonical")
     for table, tab in frames.items():
-        lake.write_table(tmp / "lake", table, pl.from_arrow(tab), "calm")
+        lake_write.write_table(tmp / "lake", table, pl.from_arrow(tab), "calm")
     code, output, folder = replay(tmp, tmp / "lake")
     assert code == 0, output
     return summary(folder)

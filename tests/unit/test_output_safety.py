@@ -299,29 +299,31 @@ def test_a_finished_work_folder_replaces_the_set_it_was_made_for(tmp_path):
 
 def test_an_import_killed_while_committing_is_finished_on_the_next_read(proj):
     from backtest.data import lake
+    from backtest.data import lake_write
 
     # a committed journal whose second rename never happened: the lake must get both files, not one
     files = sorted((proj / "data" / "prices").glob("*.parquet"))[:1]
-    staged_a = proj / "data" / "prices" / f".a.parquet{lake.STAGE}999"
-    staged_b = proj / "data" / "gas" / f".b.parquet{lake.STAGE}999"
+    staged_a = proj / "data" / "prices" / f".a.parquet{lake_write.STAGE}999"
+    staged_b = proj / "data" / "gas" / f".b.parquet{lake_write.STAGE}999"
     shutil.copy(files[0], staged_a)
     shutil.copy(files[0], proj / "data" / "prices" / "a.parquet")     # first rename done
     staged_a.unlink()
     staged_b.write_bytes(b"B")
-    (proj / "data" / lake.JOURNAL).write_text(json.dumps(
+    (proj / "data" / lake_write.JOURNAL).write_text(json.dumps(
         {"renames": [["prices/.a.parquet.stage-999", "prices/a.parquet"], ["gas/.b.parquet.stage-999", "gas/b.parquet"]]}))
-    lake.recover(proj / "data")
+    lake_write.recover(proj / "data")
     assert (proj / "data" / "gas" / "b.parquet").read_bytes() == b"B"
-    assert not (proj / "data" / lake.JOURNAL).exists() and not staged_b.exists()
+    assert not (proj / "data" / lake_write.JOURNAL).exists() and not staged_b.exists()
 
 
 def test_an_uncommitted_import_leaves_the_lake_as_it_was(proj):
     from backtest.data import lake
+    from backtest.data import lake_write
 
     before = snapshot(proj / "data")
     with pytest.raises(RuntimeError):
-        with lake.transaction(proj / "data"):
-            lake.write_table(proj / "data", "gas", pl.DataFrame({"ts": [1717200000], "base_fee_gwei": [5.0]}),
+        with lake_write.transaction(proj / "data"):
+            lake_write.write_table(proj / "data", "gas", pl.DataFrame({"ts": [1717200000], "base_fee_gwei": [5.0]}),
                              "extra")
             raise RuntimeError("killed here")
     assert snapshot(proj / "data") == before
@@ -329,10 +331,11 @@ def test_an_uncommitted_import_leaves_the_lake_as_it_was(proj):
 
 def test_the_lock_file_of_a_killed_import_is_removed_on_the_next_read(proj):
     from backtest.data import lake
+    from backtest.data import lake_write
 
     before = snapshot(proj / "data")
-    (proj / "data" / lake.LAKE_LOCK).write_text("999999999\n")      # no such PID: its flock died with it
-    lake.recover(proj / "data")
+    (proj / "data" / lake_write.LAKE_LOCK).write_text("999999999\n")      # no such PID: its flock died with it
+    lake_write.recover(proj / "data")
     assert snapshot(proj / "data") == before
 
 
@@ -382,9 +385,9 @@ def test_import_into_a_file_is_refused(proj):
     csv.write_text("symbol,timestamp,USD_price\nwstETH,1717200000000,4000.0\n")
     r = CliRunner().invoke(cli, ["data", "import", "coingecko", str(csv), "--into", "lake.txt", "--quiet"])
     assert r.exit_code == 2 and "'--into': Directory 'lake.txt' is a file" in r.output
-    from backtest.data import lake                              # the library call says it in its own words
+    from backtest.data import lake_write                        # the library call says it in its own words
     with pytest.raises(InputError, match="data lake lake.txt is a file, not a folder"):
-        with lake.transaction("lake.txt"):
+        with lake_write.transaction("lake.txt"):
             pass
     assert (proj / "lake.txt").read_text() == "x\n"
 

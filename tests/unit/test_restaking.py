@@ -11,7 +11,7 @@ import pytest
 
 import backtest
 from backtest.config import config_from_dict, load_config
-from backtest.data.align import align
+from backtest.plan import market_for
 from backtest.engine import (EIGEN_DELAY, EIGEN_DELAY_LATE, EIGEN_DELAY_LATE_FROM, Lane, encode_params,
                              lane_of)
 from backtest.errors import ConfigError, DataError
@@ -181,7 +181,7 @@ def test_align_restaked_market_on_the_bundled_lake():
     # 2025-02-09 -> 2025-02-12: the synthetic 0.5 % weETH slash is at 2025-02-10 12:00 = block 10,800
     d = _cfg({"restake": "weETH", "rewards": {"value": "points", "price_per_point": 1e-4}})
     d["run"].update(start="2025-02-09", end="2025-02-12")
-    m = align(config_from_dict(d))
+    m = market_for(config_from_dict(d))
     n = len(m)
     assert n == 21600 and int(m.ts[10800]) == 1739188800
     ex = pl.read_parquet(REPO / "data" / "exchange_rates").sort("ts")
@@ -207,7 +207,7 @@ def test_align_token_rewards_valued_in_eth():
     # over (b-1, b]): R[-1] = sum_b<n-1 0.09 / 604,800 x eigen_usd[b] / eth_usd[b] x 12
     d = _cfg({"restake": "weETH", "rewards": {"value": "token", "token": "EIGEN"}})
     d["run"].update(start="2025-02-09", end="2025-02-10")
-    m = align(config_from_dict(d))
+    m = market_for(config_from_dict(d))
     pr = pl.read_parquet(REPO / "data" / "prices").sort("ts")
     e = pr.filter(pl.col("base") == "EIGEN")
     u = pr.filter((pl.col("base") == "ETH") & (pl.col("quote") == "USD"))
@@ -217,11 +217,11 @@ def test_align_token_rewards_valued_in_eth():
     assert 0 < want and m.reward[-1] == pytest.approx(want, rel=1e-9)
     # before EIGEN's first row (2024-10-01) no token reward accrues
     d["run"].update(start="2024-07-01", end="2024-07-02")
-    assert align(config_from_dict(d)).reward[-1] == 0.0
+    assert market_for(config_from_dict(d)).reward[-1] == 0.0
     # a reward token without a price is a DataError naming it
     d["strategy"]["rewards"]["token"] = "NOPE"
     with pytest.raises(DataError, match="rewards weETH:NOPE"):
-        align(config_from_dict(d))
+        market_for(config_from_dict(d))
 
 
 # ------------------------------------------------------------------------------------------ example
@@ -259,7 +259,7 @@ def test_depeg_overlay_hits_the_token_it_names():
     # 10 blocks; a 10 % step depeg from block 0 over the whole window on weETH (held) or wstETH (the hold
     # benchmark): only the named token's price is multiplied by 0.9
     from backtest.config_types import ScenarioConfig
-    from backtest.data.align import apply_scenarios
+    from backtest.data.scenarios import apply_scenarios
 
     m = market(np.ones(10))
     m.hold_price = np.full(10, 2.0)

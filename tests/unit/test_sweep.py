@@ -115,3 +115,55 @@ def test_a_second_writer_of_the_same_result_set_is_refused(tmp_path):
         Store(tmp_path / "x", ["h"], force=False)
     first.release()
     Store(tmp_path / "x", ["h"], force=False).release()
+
+
+LTVS = [0.80, 0.85, 0.88, 0.90, 0.92]
+
+
+def test_a_constant_sweep_aligns_once_and_equals_single_runs(tmp_path, monkeypatch):
+    # market.ltv only sets a constant array: one DuckDB join for the five values (backtest.plan.Markets)
+    from backtest.data.asof import Aligner
+
+    joins = []
+    real = Aligner.join
+    monkeypatch.setattr(Aligner, "join", lambda self: joins.append(1) or real(self))
+    ov = {**overrides(tmp_path / "sweep"), "strategy.target_ltv": 0.75}
+    swept = backtest.run(LOOP, overrides=ov, grids={"market.ltv": LTVS, "strategy.loops": [3, 6]})
+    assert len(joins) == 1
+    s, e, t = read_all(swept["path"])
+    assert s.height == 10
+    for i, ltv in enumerate(LTVS):
+        for j, loops in enumerate((3, 6)):
+            one = backtest.run(LOOP, overrides={**overrides(tmp_path / f"one-{i}-{j}"), "strategy.target_ltv": 0.75,
+                                                "market.ltv": ltv, "strategy.loops": loops})
+            s1, e1, t1 = read_all(one["path"])
+            cid = swept["manifest"]["points"][[p["labels"] for p in swept["manifest"]["points"]].index(
+                {"market.ltv": ltv, "strategy.loops": loops})]["config_id"]
+            row = s.filter(pl.col("config_id") == cid)
+            cols = [c for c in s1.columns if c != "config_id" and c in row.columns]
+            assert row.select(cols).equals(s1.select(cols)), (ltv, loops)
+            assert e.filter(pl.col("config_id") == cid).drop("config_id").equals(e1.drop("config_id"))
+            assert t[f"config_id={cid}"].drop("config_id", strict=False).equals(
+                t1["config_id=0"].drop("config_id", strict=False))
+    assert len(joins) == 1 + 10                       # each single run joins once
+
+
+def test_a_dask_task_returns_its_time_series_and_writes_nothing(tmp_path):
+    # a worker on another machine cannot reach the driver's work folder: the task returns everything
+    from backtest.config import expand_sweep, load_config
+    from backtest.engine import encode_params, lane_of
+    from backtest.plan import market_for
+    from backtest.sweep import Group, _dask_batch, prepare
+
+    cfg = load_config(LOOP, overrides(tmp_path))
+    points = expand_sweep(cfg, {"strategy.loops": [1, 3]}, False)
+    prep = prepare(Group([0, 1], points[0][1]), points, market_for)
+    before = sorted(p.name for p in tmp_path.rglob("*")) + sorted(p.name for p in REPO.rglob(".*.work"))
+    payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.rec_idx,
+               "metric_every": prep.metric_every, "key": "t"}
+    ids, summaries, events, records = _dask_batch(payload, encode_params([c for _, c in points], prep.lanes),
+                                                  [0, 1], False)
+    assert ids == [0, 1] and len(summaries) == 2 and len(events) == 2
+    assert records.shape[:2] == (2, len(prep.rec_idx)) and len(prep.rec_idx) > 0
+    assert sorted(p.name for p in tmp_path.rglob("*")) + sorted(p.name for p in REPO.rglob(".*.work")) == before
+    assert lane_of(points[0][1]) in prep.lanes

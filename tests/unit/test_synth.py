@@ -10,7 +10,7 @@ import pytest
 
 from backtest.config_types import Config, CostsConfig, MarketConfig, RunConfig, StrategyConfig
 from backtest.data import lake
-from backtest.data.align import align
+from backtest.plan import market_for
 from backtest.data.synth import LIDO_DAILY_CAP, SCENARIOS, WINDOWS, rate_model, synth
 from backtest.errors import InputError
 
@@ -222,8 +222,30 @@ def test_bundled_data_is_small():
 def test_bundled_lake_aligns_for_each_scenario(window, market):
     c = Config(run=RunConfig(name="t", start=T(window[0]), end=T(window[1]), data=BUNDLED, block_time=3600),
                market=MarketConfig(**market), strategy=StrategyConfig(), costs=CostsConfig())
-    m = align(c)
+    m = market_for(c)
     assert np.isfinite(m.price).all() and np.isfinite(m.eth_usd).all() and np.isfinite(m.gas_gwei).all()
     assert len({s.key for s in m.series}) >= 6
     if market.get("protocol") == "aave-v2":
         assert m.lt[0] == 0.81 and m.bonus[0] == 0.075 and m.pfee[0] == 0.0
+
+
+def test_the_bundled_lake_replays_stablecoin_debt_markets():
+    """wstETH/USDC (calm, steth-depeg) and weETH/USDC (calm) on Aave v3 align from the bundled lake: the price
+    is the cross through ETH/USD, and the de-peg window's ETH/USD fall takes wstETH/USDC below what a
+    0.75-LTV loop survives (HF at the open LT / LTV = 0.81 / 0.75; liquidation below 0.75 / 0.81 of the start)."""
+    from backtest.data.build import build
+    from backtest.data.request import MarketRequest
+
+    root = Path(__file__).resolve().parents[2] / "data"
+    for coll, name in (("wstETH", "calm"), ("weETH", "calm"), ("wstETH", "steth-depeg")):
+        start, end = WINDOWS[name]
+        m = build(MarketRequest(lake=root, start=start, end=end, block_time=3600, collateral=coll, hold=coll,
+                                debt="USDC", emode=None), checks=True)
+        assert m.derived["price"] == f"{coll}/USDC = {coll}/WETH x ETH/USD / USDC/USD"
+        assert m.derived["gas_token"] == m.derived["underlying"] == "ETH/USDC = ETH/USD / USDC/USD"
+        assert (m.lt[0], m.ltv[0]) == ((0.81, 0.785) if coll == "wstETH" else (0.75, 0.725))
+        # aave-v3 USDC borrow_apr: at most the model at the 95 % utilisation cap, 6.5 % + 60 % x 0.03 / 0.08
+        assert 0.0 < m.borrow_apr.min() and m.borrow_apr.max() <= 0.065 + 0.60 * (0.95 - 0.92) / (1 - 0.92) + 1e-12
+        assert np.all(np.abs(m.eth_usd - 1.0) <= 0.003)                         # USDC/USD
+        if name == "steth-depeg":
+            assert m.price.min() / m.price[0] < 0.75 / 0.81

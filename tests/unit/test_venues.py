@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest import _core
-from backtest.data.align import apply_irm, apply_scenarios
+from backtest.data.scenarios import apply_scenarios
+from backtest.irm import apply_irm
 from backtest.config_types import ScenarioConfig
 from backtest.engine import Lane, record_indices, run_core
 from backtest.params import default_params, morpho_lif as params_lif
@@ -604,14 +605,14 @@ def test_config_comet_factors(tmp_path):
 def venue_lake(d, with_util=True):
     """Two days of hourly wstETH/WETH prices and rates under every venue's label."""
     import polars as pl
-    from backtest.data import lake
+    from backtest.data import lake_write
 
     s0 = 1_717_200_000 - 86400                   # 2024-05-31 00:00 UTC
     ts = np.arange(s0, s0 + 4 * 86400, 3600, dtype=np.int64)
     n = len(ts)
-    lake.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": "wstETH", "quote": "WETH",
+    lake_write.write_table(d, "prices", pl.DataFrame({"ts": ts, "base": "wstETH", "quote": "WETH",
                                                 "price": np.full(n, 1.17), "source": "dex"}), "p")
-    lake.write_table(d, "exchange_rates", pl.DataFrame({"ts": ts, "token": "wstETH", "underlying": "stETH",
+    lake_write.write_table(d, "exchange_rates", pl.DataFrame({"ts": ts, "token": "wstETH", "underlying": "stETH",
                                                         "rate": np.full(n, 1.18), "source": "lido"}), "x")
     frames = []
     for proto, b in (("morpho-blue", 0.031), ("compound-v3", 0.027), ("aave-v3", 0.025), ("kamino", 0.06)):
@@ -620,7 +621,7 @@ def venue_lake(d, with_util=True):
                                    schema_overrides={"utilization": pl.Float64}))
     frames.append(pl.DataFrame({"ts": ts, "protocol": "kamino", "asset": "wstETH", "supply_apr": 0.001,
                                 "borrow_apr": 0.01, "utilization": 0.1}))
-    lake.write_table(d, "rates", pl.concat(frames), "r")
+    lake_write.write_table(d, "rates", pl.concat(frames), "r")
     return d
 
 
@@ -634,66 +635,66 @@ def venue_cfg(d, **market):
 
 
 def test_align_morpho_reads_no_supply_series_and_sets_ltv_to_the_lltv(tmp_path):
-    from backtest.data.align import align
+    from backtest.plan import market_for
 
     venue_lake(tmp_path)
-    m = align(venue_cfg(tmp_path, protocol="morpho-blue"))            # defaults: wstETH/WETH LLTV 94.5 %
+    m = market_for(venue_cfg(tmp_path, protocol="morpho-blue"))            # defaults: wstETH/WETH LLTV 94.5 %
     assert np.all(m.ltv == 0.945) and np.all(m.lt == 0.945) and np.all(m.pfee == 0.0)
     assert np.allclose(m.bonus, 1 / 0.9835 - 1) and np.all(m.supply_apr == 0.0) and np.all(m.borrow_apr == 0.031)
     assert not any(s.key.endswith("supply_apr") for s in m.series)
-    m = align(venue_cfg(tmp_path, protocol="morpho-blue", lltv=0.965))
+    m = market_for(venue_cfg(tmp_path, protocol="morpho-blue", lltv=0.965))
     assert np.all(m.ltv == 0.965) and np.all(m.lt == 0.965)
     # the adaptive-curve IRM from the lake's utilisation (0.95: err 0.5 -> 2.5 x r_T), or a constant one
-    m = align(venue_cfg(tmp_path, protocol="morpho-blue", irm="adaptive-curve"))
+    m = market_for(venue_cfg(tmp_path, protocol="morpho-blue", irm="adaptive-curve"))
     assert np.all(m.utilization == 0.95) and m.borrow_apr[0] == pytest.approx(
         irm_step(0.04, 0.95, 12.0)[0], rel=1e-14)
     assert m.borrow_apr[-2] > m.borrow_apr[0]                          # r_T climbs above the target
-    m = align(venue_cfg(tmp_path, protocol="morpho-blue", irm="adaptive-curve", utilization=0.9,
+    m = market_for(venue_cfg(tmp_path, protocol="morpho-blue", irm="adaptive-curve", utilization=0.9,
                         rate_at_target=0.03))
     assert np.allclose(m.borrow_apr, 0.03)                             # at the target nothing moves
     # Aave's WETH rates as a documented stand-in
-    m = align(venue_cfg(tmp_path, protocol="morpho-blue", rates_from="aave-v3"))
+    m = market_for(venue_cfg(tmp_path, protocol="morpho-blue", rates_from="aave-v3"))
     assert np.all(m.borrow_apr == 0.025)
 
 
 def test_align_adaptive_curve_needs_utilization(tmp_path):
-    from backtest.data.align import align
+    from backtest.plan import market_for
 
     venue_lake(tmp_path, with_util=False)
     with pytest.raises(DataError, match=r"rates morpho-blue:WETH:utilization: no utilization at"):
-        align(venue_cfg(tmp_path, protocol="morpho-blue", irm="adaptive-curve"))
+        market_for(venue_cfg(tmp_path, protocol="morpho-blue", irm="adaptive-curve"))
 
 
 def test_align_comet_factors(tmp_path):
-    from backtest.data.align import align
+    from backtest.plan import market_for
 
     venue_lake(tmp_path)
-    m = align(venue_cfg(tmp_path, protocol="compound-v3"))              # launch defaults 0.90 / 0.93 / 0.95
+    m = market_for(venue_cfg(tmp_path, protocol="compound-v3"))              # launch defaults 0.90 / 0.93 / 0.95
     assert np.all(m.ltv == 0.90) and np.all(m.lt == 0.93) and np.allclose(m.bonus, 0.05)
     assert np.all(m.pfee == 0.0) and np.all(m.supply_apr == 0.0) and np.all(m.borrow_apr == 0.027)
-    m = align(venue_cfg(tmp_path, protocol="compound-v3", liquidation_factor=0.92, ltv=0.82,
+    m = market_for(venue_cfg(tmp_path, protocol="compound-v3", liquidation_factor=0.92, ltv=0.82,
                         liquidation_threshold=0.87))
     assert np.all(m.ltv == 0.82) and np.all(m.lt == 0.87) and np.allclose(m.bonus, 0.08)
 
 
 def test_align_generic_takes_everything_from_the_config(tmp_path):
-    from backtest.data.align import align
+    from backtest.plan import market_for
 
     venue_lake(tmp_path)
-    m = align(venue_cfg(tmp_path, protocol="generic", ltv=0.7, liquidation_threshold=0.75, liquidation_bonus=0.08,
+    m = market_for(venue_cfg(tmp_path, protocol="generic", ltv=0.7, liquidation_threshold=0.75, liquidation_bonus=0.08,
                         close_factor=0.5, liquidation_protocol_fee=0.05, rates_from="kamino"))
     assert (m.ltv[0], m.lt[0], m.bonus[0], m.pfee[0]) == (0.7, 0.75, 0.08, 0.05)
     assert np.all(m.borrow_apr == 0.06) and np.all(m.supply_apr == 0.001)
     assert not any(s.table == "market_params" for s in m.series)
     with pytest.raises(DataError, match="rates generic:WETH:borrow_apr"):
-        align(venue_cfg(tmp_path, protocol="generic", ltv=0.7, liquidation_threshold=0.75, liquidation_bonus=0.08,
+        market_for(venue_cfg(tmp_path, protocol="generic", ltv=0.7, liquidation_threshold=0.75, liquidation_bonus=0.08,
                         close_factor=0.5, liquidation_protocol_fee=0.05))
 
 
 def test_check_against_market_morpho_target_at_the_lltv(tmp_path):
     import dataclasses
 
-    from backtest.data.align import align
+    from backtest.plan import market_for
     from backtest.engine import check_against_market
     from backtest.errors import ConfigError
 
@@ -701,4 +702,4 @@ def test_check_against_market_morpho_target_at_the_lltv(tmp_path):
     cfg = venue_cfg(tmp_path, protocol="morpho-blue")
     cfg = dataclasses.replace(cfg, strategy=dataclasses.replace(cfg.strategy, target_ltv=0.945))
     with pytest.raises(ConfigError, match="at or above the LLTV 0.945 of the morpho-blue wstETH/WETH market"):
-        check_against_market(cfg, align(cfg))
+        check_against_market(cfg, market_for(cfg))

@@ -1,6 +1,6 @@
 """Writing normalised series into the lake: every series of one import is validated first
 (:func:`backtest.data.sources.toolkit.validate_frame`, one value per time), then each lake file is written
-atomically by :func:`backtest.data.lake.write_table`, which merges on the series key + ``ts`` so that importing
+atomically by :func:`backtest.data.lake_write.write_table`, which merges on the series key + ``ts`` so that importing
 the same file twice gives the same lake.
 
 Provenance: the ``source`` column where the table has one (``prices``, ``exchange_rates``), the Parquet
@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import polars as pl
 
 from backtest.data import lake as _lake
+from backtest.data import lake_write as _lake_write
 from backtest.data.sources.toolkit import Series, check_unique_ts, utc_text, validate_frame
 
 
@@ -53,7 +54,7 @@ def commit(lake: str | os.PathLike, items: Sequence[Series]) -> ImportReport:
         meta = {"source": it.source}
         if it.file:
             meta["file"] = it.file
-        report.append(_lake.write_table(lake, it.table, df, it.name, metadata=meta))
+        report.append(_lake_write.write_table(lake, it.table, df, it.name, metadata=meta))
         for key_df in _split_by_key(it.table, df):
             first = key_df["ts"].min() if key_df.height else None
             last = key_df["ts"].max() if key_df.height else None
