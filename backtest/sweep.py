@@ -176,7 +176,8 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
         if ln not in lanes:
             lanes.append(ln)
     rec_idx = record_indices(market, group.first.run.record)
-    per_cfg = max(1, len(rec_idx) * 11 * 8)
+    legs = n_legs(market)                   # several legs: 4 more fields a record per leg (leg_records)
+    per_cfg = max(1, len(rec_idx) * (11 + (4 * legs if legs > 1 else 0)) * 8)
     batch = max(1, min(max_batch, RECORD_BUDGET_BYTES // per_cfg))
     return Prepared(market, lanes, rec_idx, metric_every(group.first.run.block_time), batch)
 
@@ -240,6 +241,9 @@ def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], dense: bool):
 
 def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dense: bool, workers: int,
              address: str | None, progress: Callable[[int, int], None] | None) -> None:
+    if any(n_legs(prep.market) > 1 for prep, _ in jobs):
+        raise BacktestError("--executor dask: multi-collateral positions ([[strategy.collateral]]) run locally "
+                            "only for now; drop --executor dask")
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -255,9 +259,6 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        if any(n_legs(prep.market) > 1 for prep, _ in jobs):
-            raise BacktestError("--executor dask: multi-collateral positions ([[strategy.collateral]]) run locally "
-                                "only for now; drop --executor dask")
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         for g, (prep, todo) in enumerate(jobs):
             if not todo:

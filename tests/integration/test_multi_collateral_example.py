@@ -49,3 +49,18 @@ def test_time_series_hf_is_the_sum_over_both_reserves():
     lt = np.array([leg.lt[rec[k]] for leg in m.legs])
     debt = out.records[0, k, 1]
     assert out.records[0, k, 3] == pytest.approx(float(np.sum(tokens * oracle * lt)) / debt, rel=1e-12)
+
+
+def test_a_sweep_of_a_multi_collateral_config_and_the_dask_refusal():
+    from backtest.errors import BacktestError
+
+    r = api.run(EXAMPLE, overrides={"run.end": "2024-06-03"}, grids={"strategy.target_ltv": [0.7, 0.8]},
+                write=False)
+    s = r["summary"].sort("config_id")
+    assert s.height == 2
+    # a lower target LTV borrows less: less debt, fewer tokens of both legs
+    assert s["end_debt"][0] < s["end_debt"][1]
+    assert s["end_collateral_wstETH"][0] < s["end_collateral_wstETH"][1]
+    assert s["end_collateral_weETH"][0] < s["end_collateral_weETH"][1]
+    with pytest.raises(BacktestError, match="run locally only"):
+        api.run(EXAMPLE, overrides={"run.end": "2024-06-03"}, executor="dask", write=False)
