@@ -181,3 +181,33 @@ def test_morpho_blue_is_refused_with_several_legs():
     with pytest.raises(ValueError, match="one collateral"):
         run_core(m, p, [Lane("market", 0.0, 7 * 86400, "morpho-blue")], record_indices(m, 0), 300,
                  weights=np.array([[0.6, 0.4]]))
+
+
+def test_v33_full_close_reads_the_seized_legs_collateral_not_the_total():
+    # LiquidationLogic (v3.3): the 50 % close factor needs userReserveCollateralInBaseCurrency >= $2,000, the
+    # collateral of the reserve being liquidated. At $40 per WETH: debt $3,600, wstETH $1,900, weETH $1,836 (the
+    # total $3,736 would pass; the leg does not), so the close factor is 100 % although HF > 0.95.
+    m = two_legs([1.2, 0.5], [1.05, 0.63])
+    for leg in m.legs:
+        leg.eth_usd[:] = 40.0
+    m.eth_usd[:] = 40.0
+    p = params(kind="loop", loops=1, target_ltv=0.9, v33_from=0)
+    wst, wee, debt = opened()
+    usd = 40.0
+    assert debt * usd >= 2000 and wst * 0.5 * usd < 2000 and (wst * 0.5 + wee * 0.63) * usd >= 2000
+    hf1 = (wst * 0.5 * 0.95 + wee * 0.63 * 0.93) / debt
+    assert 0.95 < hf1 < 1.0
+    # call 1: all the debt may be repaid; wstETH (the larger leg) caps it: seized whole, repay = value / LB
+    repay1 = wst * 0.5 / 1.01
+    debt2 = debt - repay1
+    # call 2: weETH alone, $1,836 < $2,000: 100 % again; the whole debt is repaid (no leftover rule then)
+    seized2 = debt2 * 1.015 / 0.63
+    assert seized2 < wee
+    for out in run_both(m, p, [0.6, 0.4]):
+        ev = out.events[0]
+        liq = ev["kind"] == EVENT_KINDS["liquidation"]
+        assert list(out.event_legs[0][liq]) == [0, 1]
+        assert ev["coll"][liq] == pytest.approx([-wst, -seized2], rel=1e-12)
+        assert ev["debt"][liq] == pytest.approx([-repay1, -debt2], rel=1e-12)
+        assert out.summaries["end_debt"][0] == 0.0 and out.summaries["bad_debt"][0] == 0.0
+        assert out.leg_summary[0, :, 0] == pytest.approx([0.0, wee - seized2], abs=1e-12)
