@@ -646,7 +646,7 @@ cdef inline double l_hf_r(const LMkt* m, const double* r, Py_ssize_t b) noexcept
 cdef void l_replay(LState* st, const Params* p, const LMkt* m, LOut* o, bint dense) noexcept nogil:
     cdef Summary* sm = o.sm
     cdef Py_ssize_t c, b, lo, hi, i, rp = 0, n = m.n, me = m.metric_every, nm = 0, L = m.L
-    cdef double hf, t, cost, f, years, hold, cap_i, fee, slip
+    cdef double hf, t, cost, f, years, hold, cap_i, fee, slip, lower
     cdef double r[MAX_LEGS]
     cdef bint held
     cdef int64_t t0 = m.ts[0]
@@ -656,7 +656,12 @@ cdef void l_replay(LState* st, const Params* p, const LMkt* m, LOut* o, bint den
         lo = c * m.chunk
         hi = lo + m.chunk if lo + m.chunk < n else n
         if not dense and l_can_skip(st, p, m, r, c, lo, hi):
-            if st.d > 0:
+            # the chunk's HF scan only when its lower bound could beat the minimum so far: every block's HF is
+            # >= the bound (the monotone rounding above), so with bound >= min_hf no block updates it
+            lower = 0.0
+            for i in range(L):
+                lower += r[i] * m.amin[i][c]
+            if st.d > 0 and lower < sm.min_hf:
                 for b in range(lo, hi):
                     hf = l_hf_r(m, r, b)
                     if hf < sm.min_hf:
