@@ -38,6 +38,7 @@ from _aave cimport (CLOSE_FACTOR_HF_THRESHOLD, MIN_BASE_MAX_CLOSE_FACTOR_USD, MI
 from _strategies cimport FIXED_POINT_ITERS
 from _venues cimport liquidate
 from _strategies cimport strategy_step
+from _quiet cimport quiet_end, quiet_run
 
 cnp.import_array()
 
@@ -348,11 +349,57 @@ cdef inline double ratio(const State* st) noexcept nogil:
     return st.s / st.d if st.d > 0 else 0.0
 
 
+cdef inline void block_body(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b, double* r,
+                            Py_ssize_t* rp, Py_ssize_t* nm) noexcept nogil:
+    # the full block body: slash event, HF, liquidation, strategy actions, records, metric samples
+    cdef double hf, tokens
+    cdef Summary* sm = o.sm
+    if m.slash[b] > 0:
+        # the exchange rate was cut at this block (already in xrate, a and the yield integrals):
+        # record what the collateral held lost, tokens x rate x f / (1 - f) (rate before the cut)
+        tokens = coll_of(st, m, b) + st.w
+        if tokens > 0:
+            push_event(st, m, o, b, EV_SLASH, 0.0, 0.0,
+                       tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]) * m.up[b])
+    if st.d > 0:
+        hf = r[0] * m.a[b]
+        if hf < sm.min_hf:
+            sm.min_hf = hf
+            sm.min_hf_idx = b
+        if hf < 1.05:
+            sm.blocks_below_105 += 1
+            if hf < 1.0:
+                liquidate(st, p, m, o, b)
+                r[0] = ratio(st)
+    if action_due(st, p, m, b):
+        strategy_step(st, p, m, o, b)
+        r[0] = ratio(st)
+    while rp[0] < m.n_rec and m.rec_idx[rp[0]] == b:
+        record_row(st, m, o, rp[0], b)
+        rp[0] += 1
+    if b == nm[0]:
+        metric_sample(st, m, o, b)
+        nm[0] += m.metric_every
+    elif b == m.n - 1:
+        metric_sample(st, m, o, b)
+
+
+cdef bint FULL_BODY_ONLY = False     # tests only (set_full_body_only): the full body at every replayed block
+
+
+def set_full_body_only(bint on):
+    """Private, for tests: replay every block that the chunk skip does not skip with the full block body
+    (no quiet-stretch fast path); the outputs must be bit-identical either way."""
+    global FULL_BODY_ONLY
+    FULL_BODY_ONLY = on
+
+
 cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept nogil:
     cdef State st
     cdef Summary* sm = o.sm
-    cdef Py_ssize_t c, b, lo, hi, rp = 0, n = m.n, me = m.metric_every, nm = 0
+    cdef Py_ssize_t c, b, e, lo, hi, rp = 0, n = m.n, me = m.metric_every, nm = 0
     cdef double hf, r, tokens
+    cdef bint depeg, slashes
     cdef int64_t t0 = m.ts[0]
     st.s = 0.0
     st.d = 0.0
@@ -385,35 +432,23 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
                 metric_sample(&st, m, o, nm)
                 nm += me
             continue
-        for b in range(lo, hi):
-            if m.slash[b] > 0:
-                # the exchange rate was cut at this block (already in xrate, a and the yield integrals):
-                # record what the collateral held lost, tokens x rate x f / (1 - f) (rate before the cut)
-                tokens = coll_of(&st, m, b) + st.w
-                if tokens > 0:
-                    push_event(&st, m, o, b, EV_SLASH, 0.0, 0.0,
-                               tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]) * m.up[b])
-            if st.d > 0:
-                hf = r * m.a[b]
-                if hf < sm.min_hf:
-                    sm.min_hf = hf
-                    sm.min_hf_idx = b
-                if hf < 1.05:
-                    sm.blocks_below_105 += 1
-                    if hf < 1.0:
-                        liquidate(&st, p, m, o, b)
-                        r = ratio(&st)
-            if action_due(&st, p, m, b):
-                strategy_step(&st, p, m, o, b)
-                r = ratio(&st)
-            while rp < m.n_rec and m.rec_idx[rp] == b:
-                record_row(&st, m, o, rp, b)
-                rp += 1
-            if b == nm:
-                metric_sample(&st, m, o, b)
-                nm += me
-            elif b == n - 1:
-                metric_sample(&st, m, o, b)
+        if FULL_BODY_ONLY:
+            for b in range(lo, hi):
+                block_body(&st, p, m, o, b, &r, &rp, &nm)
+            continue
+        # quiet stretches up to the next block where the full body must run; de-peg ratios and slashes are
+        # watched per block only in the chunks whose bounds say they can matter
+        depeg = p.exit_on and not st.closed and not (m.qmin[c] >= p.depeg_below)
+        slashes = m.schunk[c] > 0
+        b = lo
+        while b < hi:
+            e = quiet_end(m, b, hi, rp, nm)
+            if e > b:
+                b = quiet_run(&st, r, p, m, sm, b, e, depeg, slashes)
+            if b < hi:
+                block_body(&st, p, m, o, b, &r, &rp, &nm)
+                b += 1
+                depeg = depeg and not st.closed
     # finish: value at the last block, benchmark, APYs
     b = n - 1
     settle(&st, m, o, b)

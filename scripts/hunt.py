@@ -2,6 +2,8 @@
 
     python scripts/hunt.py --runs 50 [--tests tests/unit/test_differential.py ...] [--stop-on-failure]
 
+By default every differential file (tests/unit/test_differential*.py).
+
 Each run is ``pytest --hypothesis-profile=hunt --hypothesis-seed=SEED`` (tests/conftest.py: fresh draws, no
 example database), so runs are independent and any failure reproduces with the printed command. A failing run
 prints hypothesis' falsifying example (its ``seed`` argument builds the market) and the reproduction blob.
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/unit/test_differential.py", "tests/unit/test_differential_hunt.py"]
+TESTS = sorted(str(f.relative_to(ROOT)) for f in (ROOT / "tests" / "unit").glob("test_differential*.py"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     for k in range(1, args.runs + 1):
         seed = draw.randrange(2**32)
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--hypothesis-profile=hunt",
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=",
+               "--hypothesis-profile=hunt",
                f"--hypothesis-seed={seed}", *args.tests]
         t = time.time()
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

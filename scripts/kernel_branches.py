@@ -1,11 +1,14 @@
 """Which branches of the Cython kernel does the differential test reach?
 
 In a throw-away copy of the tracked files (never in this checkout) the extension is built with gcc branch
-coverage (-O0 --coverage), tests/unit/test_differential.py runs there (with --rules, the rule tests too;
-hypothesis seeded, so the same draws each time), and gcov's per-line branch counts on the generated ext/_core.c
-are mapped back to the .pxd / .pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C
-code of each source line. Printed: per kernel file, branch outcomes reached / total, then every conditional source line (if / elif / while / ternary / and-or)
-whose C branches were not all taken (never reached, or only one way).
+coverage (-O0 --coverage), every differential file (tests/unit/test_differential*.py) runs there under the
+fixed CI seed (CI=true: hypothesis' "ci" profile, derandomized, so the same draws each time; with --rules the
+rule tests too), and gcov's per-line branch counts on the generated ext/_core.c are mapped back to the .pxd /
+.pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C code of each source line.
+Printed: per kernel file, branch outcomes reached / total; the allow-list of branches unreachable by
+construction (UNREACHABLE, each with its reason); every other source line with a C branch outcome never taken.
+Exit code 1 when the tests fail, when a branch off the list is not taken both ways, or when a listed one is
+taken (its reason is then wrong): "every reachable kernel branch is reached" is what exit code 0 says.
 
 Only the cdef functions count (the nogil kernels, C names __pyx_f_*): the def wrappers of _core.pyx only check
 their arguments with the GIL, and Python-API error branches (`unlikely(...)`, `__PYX_ERR`, `__Pyx_*`) are left
@@ -31,7 +34,6 @@ import mutate  # noqa: E402  (make_copy, env_for, rule_tests: one way to make an
 MARKER = re.compile(r'^\s*/\* "([^"]+)":(\d+)\s*$')
 C_FUNC = re.compile(r"^static [^;]*?\b(__pyx_\w+)\(.*[^;]\s*$")   # a C function definition at column 0
 NOISE = re.compile(r"unlikely|__PYX_ERR|_error\b|__Pyx_|\bPy[A-Z_]|__pyx_memoryview|__pyx_mstate")
-CONDITIONAL = re.compile(r"^(if|elif|while)\b|\bif\b.*\belse\b|^(and|or)\b|\b(and|or)$")
 
 
 def kernel_files(copy: Path) -> set[str]:
@@ -95,7 +97,45 @@ def gcov_lines(copy: Path) -> dict[int, list[int]]:
     return out
 
 
-def report(copy: Path, owners, counts) -> str:
+# Branches no input can take, reviewed one by one: (kernel file, the source line's code, outcomes never taken
+# on each line with that code, why). Keyed by the code, not the line number, so an edit elsewhere in the file does not move them. The script
+# fails when one of them IS taken (the reason is wrong: take it out) or when any other outcome is not.
+UNREACHABLE = [
+    ("_math.pxd", "if dt <= 0:", 1,
+     "aave_borrow/supply_growth, morpho_borrow_growth, linear_growth: dt = ts[b] - ts[b-1] > 0, the block clock "
+     "is start + k x block_time with block_time > 0 (data/align.py block_clock)"),
+    ("_math.pxd", "if dx <= 0:", 1,
+     "stableswap_out's one caller, slippage_fraction, has already returned for notional <= 0"),
+    ("_math.pxd", "if notional <= 0 or model == 0:", 1,
+     "notional = amount x (1 - swap fee) or tokens x price x (1 - swap fee): the quotes return first for an "
+     "amount <= 0, the fee is < 1 (config) and prices are > 0 (data/check.py)"),
+    ("_position.pxd", "if amount <= 0:", 1,
+     "buy_quote is called with the capital (> 0, config), capital + flash loan, a loop borrow or releverage "
+     "loan above the dust, or 1.0"),
+    ("_aave.pxd", "repay = min(repay, min(r1, r2))", 1,
+     "the leftover clause holds only when repay > r1 ((debt - repay) usd < $1,000) or repay > r2 (the "
+     "collateral clause rearranged), so min(r1, r2) < repay: the outer min never keeps repay (barring a tie "
+     "to the last ulp)"),
+    ("_morpho.pxd", "if debt <= st.dust or coll <= st.dust:", 2,
+     "liquidate is called only with d > 0 (_core.pyx replay_one); set_balances stores a balance at or below "
+     "the dust as 0 and the indices never fall (rates >= 0), so d > 0 means debt > dust and s > 0 coll > dust"),
+    ("_comet.pxd", "if debt <= st.dust or coll <= st.dust:", 2, "as for Morpho: d > 0 and s > 0 exceed the dust"),
+    ("_morpho.pxd", "if not hf_of(st, m, b) < 1.0:", 1,
+     "one call per block, made only when r x a[b] < 1, and hf_of is the same product (settle moves no balance)"),
+    ("_comet.pxd", "if not hf_of(st, m, b) < 1.0:", 1, "as for Morpho: called only when r x a[b] < 1"),
+    ("_core.pyx", "if j > b:", 1, "the CAPO snapshot index j only advances while j < b"),
+    ("_core.pyx", "if (p.reb_on and not st.closed and m.ts[hi - 1] >= st.next_check", 1,
+     "inside `if st.d > 0`: closing a position sets d = 0, so a closed position has no debt"),
+    ("_core.pyx", "and (p.kind == KIND_LOOP or p.kind == KIND_FLASH)):", 1,
+     "inside `if st.d > 0`: only a loop or a flash loan borrows (the kind is neither: never with debt)"),
+    ("_strategies.pxd", "if st.d > 0 and (p.kind == KIND_LOOP or p.kind == KIND_FLASH):", 1,
+     "only a loop or a flash loan borrows, so d > 0 with another kind never happens"),
+]
+
+
+def report(copy: Path, owners, counts) -> tuple[str, list[str]]:
+    """The table, the allow-listed lines, the lines with outcomes never taken; and the problems (a reachable
+    outcome not taken, an allow-listed one taken, an allow-list entry that matches no line)."""
     per_src: dict[tuple[str, int], list[int]] = defaultdict(list)
     for cline, outcomes in counts.items():
         if cline in owners:
@@ -109,13 +149,32 @@ def report(copy: Path, owners, counts) -> str:
         tot_r, tot_n = tot_r + r, tot_n + len(outs)
         lines.append(f"{name:18} {r:>13} / {len(outs):<6} {100.0 * r / len(outs):5.1f} %")
     lines.append(f"{'all kernel files':18} {tot_r:>13} / {tot_n:<6} {100.0 * tot_r / max(tot_n, 1):5.1f} %")
-    lines.append("\nconditional lines not taken both ways (outcomes taken / total; 0 = never reached):")
+    allowed = {(f, code): (k, why) for f, code, k, why in UNREACHABLE}
+    used: set = set()
+    listed, missed, problems = [], [], []
     for (name, ln), outs in sorted(per_src.items()):
-        text = src_text[name][ln - 1].strip() if ln <= len(src_text[name]) else ""
-        code = text.split("#")[0].strip()
-        if CONDITIONAL.search(code) and min(outs) == 0:
-            lines.append(f"  {name}:{ln:<4} {sum(c > 0 for c in outs)}/{len(outs)}  {code[:90]}")
-    return "\n".join(lines)
+        code = (src_text[name][ln - 1] if ln <= len(src_text[name]) else "").split("#")[0].strip()
+        never = sum(c == 0 for c in outs)
+        entry = allowed.get((name, code))
+        if entry is not None:
+            used.add((name, code))
+            k, why = entry
+            listed.append(f"  {name}:{ln:<4} {never}/{len(outs)} never  {code[:80]}\n      {why}")
+            if never != k:
+                problems.append(f"{name}:{ln} {code!r}: {never} outcome(s) never taken, the allow-list says {k}"
+                                + (" (it IS reached: take it off the list)" if never < k else ""))
+        elif never:
+            missed.append(f"  {name}:{ln:<4} {never}/{len(outs)} never  {code[:90]}")
+            problems.append(f"{name}:{ln} {code!r}: {never} outcome(s) never taken and not allow-listed")
+    for f, code, k, _ in UNREACHABLE:
+        if (f, code) not in used:
+            problems.append(f"allow-list entry {f} {code!r} matches no kernel line: update the list")
+    lines.append(f"\nunreachable by construction (allow-list, {len(UNREACHABLE)} entries; outcomes never taken / "
+                 "total):")
+    lines += listed or ["  (none)"]
+    lines.append("\nreachable outcomes never taken (outcomes never taken / total):")
+    lines += missed or ["  none: every reachable kernel branch was taken both ways"]
+    return "\n".join(lines), problems
 
 
 def main(argv=None) -> int:
@@ -131,16 +190,23 @@ def main(argv=None) -> int:
     if not ok:
         sys.exit(f"kernel_branches: the instrumented copy does not build:\n{out}")
     mutate.check_import(copy)
-    tests = mutate.rule_tests(copy, ()) if a.rules else ["tests/unit/test_differential.py"]
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--hypothesis-seed=0", *tests],
-                       cwd=copy, env=mutate.env_for(copy), capture_output=True, text=True)
+    diff = sorted(f"tests/unit/{p.name}" for p in (copy / "tests" / "unit").glob("test_differential*.py"))
+    tests = mutate.rule_tests(copy, ()) if a.rules else diff
+    env = dict(mutate.env_for(copy), CI="true")         # the "ci" profile: the fixed, derandomized draws
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests],
+                       cwd=copy, env=env, capture_output=True, text=True)
     print(f"tests: {' '.join(t.split('/')[-1] for t in tests)}: {r.stdout.strip().splitlines()[-1]}")
-    print(report(copy, c_line_owners(copy / "ext" / "_core.c", kernel_files(copy)), gcov_lines(copy)))
+    text, problems = report(copy, c_line_owners(copy / "ext" / "_core.c", kernel_files(copy)), gcov_lines(copy))
+    print(text)
+    if r.returncode != 0:
+        problems.insert(0, "the tests failed:\n" + "\n".join((r.stdout + r.stderr).strip().splitlines()[-30:]))
+    for msg in problems:
+        print("FAIL: " + msg)
     if a.keep:
         print(f"copy kept in {copy}")
     else:
         subprocess.run(["rm", "-rf", str(copy)], check=False)
-    return 0 if r.returncode == 0 else 1
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
