@@ -60,5 +60,10 @@ def run_batch_legs(params: np.ndarray, weights: F64, market: dict[str, np.ndarra
     per-leg market and lane arrays [leg, block] / [lane, leg, block]; outputs written in place."""
 
 
+def set_full_body_only(on: bool) -> None:
+    """Private, for tests: replay every block the chunk skip does not skip with the full block body (no
+    quiet-stretch fast path); outputs are bit-identical either way."""
+
+
 def struct_sizes() -> dict[str, int]:
     """sizeof of the packed Params, Summary and Event structs."""
