@@ -1,4 +1,4 @@
-"""The multi-collateral example (examples/pending/multi-collateral-emode.toml: wstETH 60 % + weETH 40 % against
+"""The multi-collateral example (examples/multi-collateral-emode.toml: wstETH 60 % + weETH 40 % against
 WETH in Aave v3's E-mode) on the bundled lake: per-leg columns that add up, the health factor of the time series
 equal to Aave's sum over the two reserves from the per-leg columns, and the core equal to the reference engine
 over a day of blocks."""
@@ -9,7 +9,7 @@ import pytest
 
 from backtest import api
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "pending" / "multi-collateral-emode.toml"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "multi-collateral-emode.toml"
 DAY = {"run.end": "2024-06-02", "run.record": "block"}
 
 
