@@ -52,5 +52,18 @@ def run_batch(params: np.ndarray, market: dict[str, np.ndarray], lanes: dict[str
     """Replay every configuration of params over one market, writing summaries, events and records in place."""
 
 
+def run_batch_legs(params: np.ndarray, weights: F64, market: dict[str, np.ndarray], legs: dict[str, np.ndarray],
+                   lanes: dict[str, Any], rec_idx: I64, metric_every: int, chunk: int, summaries: np.ndarray,
+                   events: np.ndarray, event_legs: I64, records: F64, leg_records: F64, leg_summary: F64,
+                   dense: bool = False, threads: int = 0) -> None:
+    """Replay every configuration over one multi-collateral market (ext/_legs.pxi): weights [config, leg],
+    per-leg market and lane arrays [leg, block] / [lane, leg, block]; outputs written in place."""
+
+
+def set_full_body_only(on: bool) -> None:
+    """Private, for tests: replay every block the chunk skip does not skip with the full block body (no
+    quiet-stretch fast path); outputs are bit-identical either way."""
+
+
 def struct_sizes() -> dict[str, int]:
     """sizeof of the packed Params, Summary and Event structs."""

@@ -37,7 +37,10 @@ def _align(cfg: Config, markets=None) -> Market:
     (a backtest.plan.Markets) shares one lake read among configurations that differ only in constants."""
     from backtest.plan import Markets
 
-    return (markets if markets is not None else Markets(checks=True))(cfg)
+    from backtest.legs import align_legs
+
+    # [[strategy.collateral]]: once per leg token (the same window, debt and venue), stacked
+    return align_legs(cfg, markets if markets is not None else Markets(checks=True))
 
 
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,
@@ -173,9 +176,16 @@ def _columns(points, summary, events) -> dict:
     from backtest.results import column_dictionary
     from backtest.schema import RECORD_FIELDS
 
+    from backtest.results import LEG_RECORD_COLUMNS
+
+    legs = sorted({leg.token for _, c in points for leg in c.strategy.collateral})
+    per_leg = [f"{base}_{tok}" for tok in legs for base in LEG_RECORD_COLUMNS]
     return column_dictionary({"summary": summary.columns, "events": events.columns,
-                              "timeseries": ["block", "ts", *RECORD_FIELDS]},
-                             [c.market.debt for _, c in points], [collateral_token(c) for _, c in points])
+                              "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg]},
+                             [c.market.debt for _, c in points],
+                             # several legs: token amounts are summed over them ("wstETH+weETH tokens")
+                             ["+".join(leg.token for leg in c.strategy.collateral) or collateral_token(c)
+                              for _, c in points])
 
 
 def sweep(config, grids: dict | None = None, **kwargs) -> dict[str, Any]:

@@ -82,6 +82,14 @@ class RewardsConfig:
 
 
 @dataclass(frozen=True)
+class CollateralLeg:
+    """One collateral of a multi-collateral position ([[strategy.collateral]]): the token and the share of every
+    buy (the capital and each borrowed amount) that goes into it."""
+    token: str
+    weight: float
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     kind: str = "loop"             # hold | lend | loop | flash-loan
     capital: float = 100.0
@@ -92,6 +100,9 @@ class StrategyConfig:
     rebalance: RebalanceConfig | None = None
     exit: ExitConfig | None = None
     rewards: RewardsConfig | None = None
+    # [[strategy.collateral]]: two or more collaterals against the one debt (empty = the one market.collateral;
+    # a single [[strategy.collateral]] is folded into market.collateral by the loader)
+    collateral: tuple[CollateralLeg, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,12 @@ class Outputs:
     events: list[np.ndarray]        # EVENT_DTYPE per configuration
     records: np.ndarray             # [config, record, field]
     rec_idx: np.ndarray             # block indices of the records
+    # multi-collateral markets only (backtest/engine_legs.py): per event the leg seized (-1: every leg),
+    # [config, leg, (end collateral, seized, seized value)], [config, record, leg, (tokens, oracle, market, rate)]
+    event_legs: list | None = None
+    leg_summary: np.ndarray | None = None
+    leg_records: np.ndarray | None = None
+    tokens: tuple = ()
 
 
 def collateral_token(cfg: Config) -> str:
@@ -137,6 +143,9 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
 
 def check_against_market(cfg: Config, market: Market) -> None:
     """Checks that need the data: reject before any work (exit code 2)."""
+    if len(getattr(market, "legs", ())) > 1:       # [[strategy.collateral]]: per leg (backtest/engine_legs.py)
+        from backtest.engine_legs import check_legs_against_market
+        return check_legs_against_market(cfg, market)
     mk = cfg.market
     _venues.check_target(cfg, market, collateral_token(cfg))    # the venue's limits in force at the start
     _check_market(market, mk.protocol, mk.v33_from, mk.debt, cfg.market.oracle == "chainlink")
@@ -234,6 +243,9 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
     bounds the core's skip test reads. Arrays are allocated once and filled in place by the core."""
     from backtest import _core
 
+    if len(getattr(market, "legs", ())) > 1:
+        from backtest.engine_legs import build_lanes_legs
+        return build_lanes_legs(market, lanes, chunk)
     n, nl = len(market), len(lanes)
     nch = (n + chunk - 1) // chunk
     protocols = {ln.protocol for ln in lanes}
@@ -267,7 +279,9 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
 
 def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray, me: int,
              chunk: int = CHUNK, dense: bool = False, threads: int = 0,
-             event_cap: int = DEFAULT_EVENT_CAP, lane_arrays: dict | None = None) -> Outputs:
+             event_cap: int = DEFAULT_EVENT_CAP, lane_arrays: dict | None = None,
+             weights: np.ndarray | None = None) -> Outputs:
+    """weights: [config, leg] for a multi-collateral market (backtest.legs.leg_weights), else None."""
     from backtest import _core
 
     n = len(params)
@@ -279,6 +293,10 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
             i = int(wrong[0])
             raise ValueError(f"configuration {i}: protocol code {int(params[i]['protocol'])} but its lane follows "
                              f"{lanes[int(lane[i])].protocol}")
+    if len(getattr(market, "legs", ())) > 1:
+        from backtest.engine_legs import run_core_legs
+        return run_core_legs(market, params, weights, lanes, rec_idx, me, chunk, dense, threads, event_cap,
+                             lane_arrays)
     if lane_arrays is None or lane_arrays["chunk"] != chunk:
         lane_arrays = build_lanes(market, lanes, chunk)
     qmin = lane_arrays["qmin"]
@@ -304,9 +322,12 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
 
 
 def run_reference_batch(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray,
-                        me: int) -> Outputs:
+                        me: int, weights: np.ndarray | None = None) -> Outputs:
     from backtest.reference import run_reference
 
+    if len(getattr(market, "legs", ())) > 1:
+        from backtest.engine_legs import run_reference_legs
+        return run_reference_legs(market, params, weights, lanes, rec_idx, me)
     n = len(params)
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
     records = np.zeros((n, len(rec_idx), N_RECORD))

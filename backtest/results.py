@@ -29,6 +29,10 @@ SUMMARY_METRICS = (
 DEBT_AND_USD = ("debt_asset", "pnl", "capital_usd", "pnl_usd", "total_costs_usd", "liq_penalty_usd", "bad_debt_usd")
 # events whose cost is what the strategy paid (gas, swap fee, slippage, flash fee): their sum is total_costs
 COST_EVENTS = tuple(EVENT_KINDS[k] for k in ("open", "loop", "rebalance", "exit", "unwind"))
+# per-leg columns of a multi-collateral position, each suffixed with the leg's token (end_collateral_weETH);
+# the order of backtest.reference_legs.LEG_SUMMARY / LEG_RECORD
+LEG_SUMMARY_COLUMNS = ("end_collateral", "liq_coll_seized", "liq_coll_seized_value")
+LEG_RECORD_COLUMNS = ("collateral", "oracle_price", "market_price", "exchange_rate")
 
 
 def usd_at_events(out: Outputs, market: Market, kinds: tuple[int, ...]) -> np.ndarray:
@@ -86,12 +90,16 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
     cols["total_costs_usd"] = usd_at_events(out, market, COST_EVENTS)
     cols["liq_penalty_usd"] = usd_at_events(out, market, (EVENT_KINDS["liquidation"],))
     cols["bad_debt_usd"] = usd_at_events(out, market, (EVENT_KINDS["bad_debt"],))
+    # a multi-collateral position: its token amounts above are summed over the legs; per leg (new columns)
+    for k, tok in enumerate(out.tokens):
+        for j, name in enumerate(LEG_SUMMARY_COLUMNS):
+            cols[f"{name}_{tok}"] = out.leg_summary[:, k, j]
     return pl.DataFrame(cols)
 
 
 def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.DataFrame:
     parts = []
-    for cid, ev in zip(config_ids, out.events):
+    for j, (cid, ev) in enumerate(zip(config_ids, out.events)):
         if len(ev) == 0:
             continue
         idx = ev["idx"]
@@ -104,6 +112,9 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
             "debt_change": ev["debt"],
             "cost": ev["cost"],
             "hf_after": ev["hf"],
+            # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
+            **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
+                                               dtype=pl.Utf8)} if out.tokens else {}),
         }))
     if not parts:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
@@ -117,6 +128,10 @@ def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
     cols = {"block": market.block[idx], "ts": market.ts[idx]}
     for j, name in enumerate(RECORD_FIELDS):
         cols[name] = out.records[i, :, j]
+    # a multi-collateral position: per leg (oracle_price, market_price and exchange_rate above are NaN)
+    for k, tok in enumerate(out.tokens):
+        for j, name in enumerate(LEG_RECORD_COLUMNS):
+            cols[f"{name}_{tok}"] = out.leg_records[i, :, k, j]
     return pl.DataFrame(cols)
 
 
@@ -178,6 +193,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "debt_change": ("debt", "debt change (negative: repaid)"),
     "cost": ("debt", "costs of the action, the liquidation penalty, the bad debt or the slash's loss"),
     "hf_after": ("ratio", "health factor after the event (inf: no debt)"),
+    "seized_collateral": ("text", "multi-collateral: the token an Aave-family liquidation seized (null: every leg)"),
     # time series
     "collateral": ("tokens", "collateral tokens held"),
     "debt": ("debt", "debt"),
@@ -200,6 +216,15 @@ def _unit(kind: str, debt: str, collateral: str) -> str:
             "text": "text"}[kind]
 
 
+def _leg_column(name: str, table: str) -> tuple[str, str] | None:
+    """(base column, token) of a per-leg column such as end_collateral_weETH, else None."""
+    bases = {"summary": LEG_SUMMARY_COLUMNS, "timeseries": LEG_RECORD_COLUMNS}.get(table, ())
+    for base in sorted(bases, key=len, reverse=True):
+        if name.startswith(base + "_") and name not in COLUMNS:
+            return base, name[len(base) + 1:]
+    return None
+
+
 def column_dictionary(tables: dict[str, list[str]], debts: list[str], collaterals: list[str]) -> dict[str, list]:
     """{table: [{name, unit, meaning}]} for the manifest. debts / collaterals: the symbols of the result set's
     configurations; when a sweep mixes several, the unit names the column or config key that says which.
@@ -211,7 +236,13 @@ def column_dictionary(tables: dict[str, list[str]], debts: list[str], collateral
     for table, names in tables.items():
         rows = []
         for name in names:
-            if name in COLUMNS:
+            leg = _leg_column(name, table)
+            if leg is not None:
+                base, tok = leg
+                kind, meaning = COLUMNS[base]
+                unit = _unit(kind, debt, f"{tok} tokens" if kind == "tokens" else tok)
+                meaning = f"{meaning}: the {tok} leg"
+            elif name in COLUMNS:
                 kind, meaning = COLUMNS[name]
                 unit = _unit(kind, debt, coll if kind == "tokens" else (cs[0] if len(cs) == 1 else "token"))
             elif "." in name:

@@ -41,6 +41,7 @@ from backtest.engine import (
     run_reference_batch,
 )
 from backtest.errors import BacktestError, ConfigError
+from backtest.legs import leg_weights, n_legs
 from backtest.results import events_frame, summary_frame, timeseries_frame
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
@@ -110,7 +111,8 @@ class WorkDir:
         summary = pl.concat([pl.read_parquet(p) for p in sorted((self.path / "summary").glob("part-*.parquet"))],
                             how="diagonal_relaxed").sort("config_id")
         ev_parts = [pl.read_parquet(p) for p in sorted((self.path / "events").glob("part-*.parquet"))]
-        events = pl.concat(ev_parts).sort(["config_id", "block"], maintain_order=True)
+        # diagonal: a multi-collateral group's events carry seized_collateral (null in the others)
+        events = pl.concat(ev_parts, how="diagonal_relaxed").sort(["config_id", "block"], maintain_order=True)
         return summary, events
 
     def finalize(self, summary: pl.DataFrame, events: pl.DataFrame, manifest: dict[str, Any]) -> Path:
@@ -147,6 +149,8 @@ def market_key(cfg: Config) -> str:
     run = cfg.run
     key = {"run": [run.start, run.end, str(run.data), run.chain, run.block_time, run.record],
            "market": mk, "scenarios": [asdict(s) for s in cfg.scenarios], "gas": cfg.costs.gas}
+    if cfg.strategy.collateral:             # [[strategy.collateral]]: the legs' tokens select the market
+        key["legs"] = [leg.token for leg in cfg.strategy.collateral]
     return json.dumps(key, sort_keys=True, default=str)
 
 
@@ -177,7 +181,8 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
         if ln not in lanes:
             lanes.append(ln)
     rec_idx = record_indices(market, group.first.run.record)
-    per_cfg = max(1, len(rec_idx) * 11 * 8)
+    legs = n_legs(market)                   # several legs: 4 more fields a record per leg (leg_records)
+    per_cfg = max(1, len(rec_idx) * (11 + (4 * legs if legs > 1 else 0)) * 8)
     batch = max(1, min(max_batch, RECORD_BUDGET_BYTES // per_cfg))
     return Prepared(market, lanes, rec_idx, metric_every(group.first.run.block_time), batch)
 
@@ -205,11 +210,13 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
         for lo in range(0, len(todo), prep.batch):
             ids = todo[lo: lo + prep.batch]
             params = encode_params([points[i][1] for i in ids], prep.lanes)
+            weights = leg_weights([points[i][1] for i in ids], prep.market) if n_legs(prep.market) > 1 else None
             if engine == "core":
                 out = run_core(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every, CHUNK, dense,
-                               workers, lane_arrays=lane_arrays)
+                               workers, lane_arrays=lane_arrays, weights=weights)
             elif engine == "reference":
-                out = run_reference_batch(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every)
+                out = run_reference_batch(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every,
+                                          weights)
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
             write_timeseries(work.path, ids, out, prep.market)
@@ -239,6 +246,9 @@ def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], dense: bool):
 
 def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dense: bool, workers: int,
              address: str | None, progress: Callable[[int, int], None] | None) -> None:
+    if any(n_legs(prep.market) > 1 for prep, _ in jobs):
+        raise BacktestError("--executor dask: multi-collateral positions ([[strategy.collateral]]) run locally "
+                            "only for now; drop --executor dask")
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:

@@ -21,7 +21,7 @@ for all of them, except an Aave v4 debt carrying a risk premium (st.ps > 0: debt
 not a multiple of bidx), whose HF is computed per block and whose chunks are never skipped.
 """
 from cython.parallel cimport prange, parallel
-from libc.math cimport INFINITY, pow, isnan
+from libc.math cimport INFINITY, NAN, pow, isnan
 from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
@@ -35,7 +35,10 @@ from _types cimport N_PROTOCOLS
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
 from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
-                        depeg_ratio)
+                        depeg_ratio, sell_quote)
+from _aave cimport (CLOSE_FACTOR_HF_THRESHOLD, MIN_BASE_MAX_CLOSE_FACTOR_USD, MIN_LEFTOVER_USD,
+                    MAX_LIQUIDATIONS_PER_BLOCK)
+from _strategies cimport FIXED_POINT_ITERS
 from _venues cimport liquidate, venue_codes
 from _strategies cimport strategy_step
 from _quiet cimport quiet_end, quiet_run
@@ -608,3 +611,8 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
 def struct_sizes():
     """sizeof of the packed structs, for the schema test against backtest/schema.py."""
     return {"Params": sizeof(Params), "Summary": sizeof(Summary), "Event": sizeof(Event)}
+
+
+# --------------------------------------------------------------------------- multi-collateral positions
+include "_legs.pxi"
+include "_legs_replay.pxi"

@@ -195,10 +195,13 @@ def _jsonable(v: Any) -> Any:
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     """The resolved configuration as JSON-safe data (epoch seconds, seconds, Paths as strings)."""
+    strategy = dataclasses.asdict(config.strategy)
+    if not strategy["collateral"]:
+        del strategy["collateral"]          # the one-collateral form: its hash is what it always was
     return {
         "run": _jsonable(dataclasses.asdict(config.run)),
         "market": _jsonable(dataclasses.asdict(config.market)),
-        "strategy": _jsonable(dataclasses.asdict(config.strategy)),
+        "strategy": _jsonable(strategy),
         "costs": _jsonable(dataclasses.asdict(config.costs)),
         "scenarios": [_jsonable(dataclasses.asdict(s)) for s in config.scenarios],
         "sweep": _jsonable(dict(config.sweep)),

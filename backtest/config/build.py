@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+from backtest.config.collateral import collateral_rules, read_legs
 from backtest.config.fields import Context, type_name
 from backtest.config.rules import (
     market_rules,
@@ -45,6 +46,7 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
                                       "\"loop\" or \"flash-loan\")")
     strat_t = read_table(ctx, data, ("strategy",))
     s = section_fields(ctx, strat_t, ("strategy",), "strategy")
+    legs, market = collateral_rules(ctx, read_legs(ctx, strat_t), strat_t, market_t, market, s)
     target_ltv_rules(ctx, s.get("target_ltv", StrategyConfig.target_ltv), strat_t, market)
     rebalance = exit_ = rewards = None
     if "rebalance" in strat_t:
@@ -60,7 +62,7 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
         path = ("strategy", "rewards")
         rw_t = read_table(ctx, strat_t, path)
         rewards = rewards_rules(ctx, section_fields(ctx, rw_t, path, "strategy.rewards"), rw_t)
-    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, **s)
+    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, collateral=legs, **s)
 
     # -- [costs]
     costs_t = read_table(ctx, data, ("costs",))

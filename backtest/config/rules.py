@@ -192,7 +192,8 @@ def scenario_rules(ctx: Context, path: tuple, sc: dict[str, Any], sc_t: Mapping,
         if not sc["depth"] < 1:
             raise ctx.fail(path + ("depth",), "a depeg depth is a fractional price drop: must be in (0, 1)",
                            sc_t["depth"])
-        if sc["asset"] != market.collateral and sc["asset"] != strategy.restake:
+        legs = tuple(leg.token for leg in strategy.collateral)       # [[strategy.collateral]]: any leg
+        if sc["asset"] != market.collateral and sc["asset"] != strategy.restake and sc["asset"] not in legs:
             lrt = f" or strategy.restake ({strategy.restake!r})" if strategy.restake != "none" else ""
             raise ctx.fail(path + ("asset",), f"a depeg applies to the collateral: must be market.collateral "
                                               f"({market.collateral!r}){lrt}", sc_t["asset"])

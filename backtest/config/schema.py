@@ -250,6 +250,10 @@ SPEC: dict[str, dict[str, Parser]] = {
         "route": choice(EXIT_ROUTES),
         "queue_delay": duration(allow_zero=True),
     },
+    "strategy.collateral": {
+        "token": string,
+        "weight": number(0, 1, lo_open=True),
+    },
     "strategy.rewards": {
         "value": choice(REWARD_VALUES),
         "price_per_point": number(0),
@@ -278,6 +282,7 @@ REQUIRED = {
     "run": ("start", "end"),
     "strategy.rebalance": ("deleverage_below_hf", "target_hf"),
     "strategy.exit": ("depeg_below",),
+    "strategy.collateral": ("token", "weight"),
     "scenario": ("kind", "asset", "at", "depth", "duration"),
 }
 SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
@@ -288,12 +293,12 @@ SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
                       "set; run.step sets the seconds per replayed step",
     },
 }
-SUBTABLES = {"strategy": ("rebalance", "exit", "rewards")}
+SUBTABLES = {"strategy": ("rebalance", "exit", "rewards", "collateral")}
 
 # every scalar dotted path that overrides and sweeps may set -> its parser
 FIELDS: dict[str, Parser] = {}
 for _sec, _spec in SPEC.items():
-    if _sec == "scenario":
+    if _sec in ("scenario", "strategy.collateral"):     # arrays of tables: no single dotted path
         continue
     for _key, _parser in _spec.items():
         if _sec == "costs" and _key == "gas_units":
@@ -340,7 +345,8 @@ def section_fields(ctx: Context, table: Mapping, path: tuple, section: str) -> d
 
 def check_top_level(ctx: Context, data: Mapping) -> None:
     """Only the known sections at the top level; a key written outside its section names the section."""
-    section_names = list(SECTIONS) + ["strategy.rebalance", "strategy.exit", "strategy.rewards"]
+    section_names = list(SECTIONS) + ["strategy.rebalance", "strategy.exit", "strategy.rewards",
+                                      "strategy.collateral"]
     for k, v in data.items():
         if k in SECTIONS:
             continue
@@ -367,7 +373,8 @@ def check_key(ctx: Context, key: Any, err_path: tuple, *, sweep: bool) -> None:
         raise ctx.fail(err_path, f"{key} selects the aligned market (the held token's series and reward values) "
                                  f"and cannot be swept; run one config per value")
     valid = sweep_keys() if sweep else list(FIELDS)
-    if key in ("costs.gas_units", "strategy.rebalance", "strategy.exit", "strategy.rewards") or key.startswith("scenario"):
+    if key in ("costs.gas_units", "strategy.rebalance", "strategy.exit", "strategy.rewards",
+               "strategy.collateral") or key.startswith("scenario"):
         raise ctx.fail(err_path, f"{key} is not a single value; "
                                  f"{'sweep' if sweep else 'override'} one of its keys instead")
     raise ctx.fail(err_path, f"unknown config key{did_you_mean(key, valid)}")

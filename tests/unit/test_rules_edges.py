@@ -5,7 +5,7 @@ Rates 0 (indices 1), gas 0, market oracle, stake entry at rate 1.
 import numpy as np
 import pytest
 
-from backtest.schema import EXIT_ROUTES
+from backtest.schema import EXIT_ROUTES, RECORD_FIELDS
 from tests.helpers import check_both, liq_events, market, params
 
 
@@ -74,3 +74,17 @@ def test_flash_fee_is_charged_when_closing_on_depeg_exit_and_unwind():
     check_both(market([1.0, 0.95, 0.95]),
                params(target_ltv=0.5, flash_fee=ff, exit_on=1, depeg_below=0.99, exit_route=EXIT_ROUTES["dex"]),
                depeg)
+
+
+def test_a_flash_loan_within_the_dust_is_stored_as_no_debt_in_both_engines():
+    # target LTV 1e-14 on 100 WETH at price 1: the flash loan is f = x q cap / (1 + ff - x q) ~ 1e-12, at or below
+    # the dust DUST_REL x capital = 1e-12 x 100 = 1e-10, so both engines store the debt as 0 (found by the hunt:
+    # the reference kept 1e-12 and a later price move turned it into an LTV of 198.7 against the core's 0)
+    def check(out):
+        sm = out.summaries[0]
+        assert sm["end_debt"] == 0.0
+        debt = out.records[0][:, RECORD_FIELDS.index("debt")]
+        assert debt.size == 3 and (debt == 0.0).all()
+        assert out.events[0]["debt"][0] == pytest.approx(1e-12, rel=1e-6)     # the open event still names the loan
+    check_both(market([1.0, 1.0, 1.0]), params(kind="flash-loan", target_ltv=1e-14, capital=100.0), check,
+               oracle="market", record=12)
