@@ -477,5 +477,7 @@ AAVE_V4 = Venue("aave-v4", takes=("supply_rate",), refusals=REFUSALS, meanings=M
                 default_keys="market.collateral_factor / max_liquidation_bonus / liquidation_fee",
                 growth=("linear", "linear"), needs_usd=True, check_target=check_target,
                 check_market=_check_market, liquidation=reference_liquidation, premium_debt=True,
+                one_collateral=("aave-v4 is modelled with one collateral reserve (the risk premium sorts "
+                                "several by collateral risk, not modelled yet): one [[strategy.collateral]] only"),
                 encode=_encode)
 VENUES = (AAVE_V4,)

@@ -102,6 +102,8 @@ class Venue:
     #: methods), or the venue's own step (replay, block) -> None (Aave v4: aave_v4.reference_liquidation); the
     #: kernel dispatches on the protocol code (ext/_venues.pxd)
     liquidation: str | Callable[[Any, int], None] = "aave"
+    #: why the venue takes one collateral leg only ([[strategy.collateral]]), or "" (several are modelled)
+    one_collateral: str = ""
     #: the debt carries a premium on shares (Aave v4): the reference keeps a PremiumDebtPosition
     premium_debt: bool = False
     #: Params fields of the venue's own keys: (MarketConfig) -> {field: value}

@@ -143,3 +143,13 @@ def test_params_fields_of_the_venue_are_in_the_schema():
         if v.encode is not None:
             cfg = v4() if v.protocol == "aave-v4" else None
             assert set(v.encode(cfg.market)) <= set(PARAMS_DTYPE.names)
+
+
+def test_aave_v4_takes_one_collateral_leg():
+    # the multi-collateral engines follow the Aave v3 / Morpho / Comet rules; a v4 account of several reserves
+    # (the risk premium sorted over them) is not modelled, so it is refused rather than replayed as Aave v3
+    text = V4.format(market="", target=0.8).replace('collateral = "wstETH"\n', "") + (
+        '[[strategy.collateral]]\ntoken = "wstETH"\nweight = 0.5\n\n'
+        '[[strategy.collateral]]\ntoken = "weETH"\nweight = 0.5\n')
+    with pytest.raises(ConfigError, match=r"strategy.collateral\[1\]: aave-v4 is modelled with one collateral"):
+        loads_config(text, source="v4.toml")
