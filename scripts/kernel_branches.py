@@ -44,7 +44,8 @@ def patch_setup(copy: Path) -> None:
     # make_copy already turned -O3 into -O0; add gcc's coverage instrumentation (atomic: prange threads)
     setup = copy / "setup.py"
     text = setup.read_text()
-    for old, new in (('"-O0"', '"-O0", "--coverage", "-fprofile-update=atomic"'),
+    # the core's flags only ("-O0", "-fopenmp"): the venue probe extension is not instrumented
+    for old, new in (('"-O0", "-fopenmp"', '"-O0", "--coverage", "-fprofile-update=atomic", "-fopenmp"'),
                      ('extra_link_args=["-fopenmp"]', 'extra_link_args=["-fopenmp", "--coverage"]')):
         if text.count(old) != 1:
             sys.exit(f"kernel_branches: setup.py no longer has {old} exactly once: update this script")
@@ -101,6 +102,9 @@ def gcov_lines(copy: Path) -> dict[int, list[int]]:
 # on each line with that code, why). Keyed by the code, not the line number, so an edit elsewhere in the file does not move them. The script
 # fails when one of them IS taken (the reason is wrong: take it out) or when any other outcome is not.
 UNREACHABLE = [
+    ("_quiet.pxd", "if b <= k < e:", 1,
+     "quiet_end: rp is the first record not yet written and the quiet loop stops at every record (e = k), so the "
+     "full body has written every record before b: k >= b always (the test is k < e)"),
     ("_math.pxd", "if dt <= 0:", 1,
      "aave_borrow/supply_growth, morpho_borrow_growth, linear_growth: dt = ts[b] - ts[b-1] > 0, the block clock "
      "is start + k x block_time with block_time > 0 (data/align.py block_clock)"),

@@ -58,3 +58,33 @@ def test_the_draws_reach_the_v4_rules():
         bad += int(np.sum(out.summaries["bad_debt"] > 0))
         premium += int(np.sum((p["v4_collateral_risk"] > 0) & (out.summaries["interest_paid"] > 0)))
     assert liquidated >= 10 and bad >= 1 and premium >= 10, (liquidated, bad, premium)
+
+
+def spoke_rebalanced(m, p, oracle, rng):
+    """A Spoke whose positions carry a risk premium and rebalance at every check: a deleverage repays part of a
+    premium-carrying debt (the premium restored first, then drawn shares), a releverage draws more of it."""
+    m, p, oracle = spoke(m, p, oracle, rng)
+    k = len(p)
+    p["v4_collateral_risk"] = rng.uniform(0.05, 2.0, k)
+    p["reb_on"] = 1
+    p["check_every"] = rng.choice([12, 60, 600], k)
+    hf = rng.uniform(1.02, 1.3, k)
+    p["delev_below"] = hf * rng.choice([1.0, 1.5], k)           # half of them deleverage at the first check
+    p["target_hf"] = p["delev_below"] + rng.uniform(0.01, 0.3, k)
+    p["relev_above"] = p["target_hf"] + rng.uniform(0.01, 0.2, k)
+    return m, p, oracle
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 400),
+    irregular=st.booleans(),
+    oracle=st.sampled_from(["market", "capo", "chainlink"]),
+    kind=st.sampled_from(["loop", "flash-loan"]),
+    chunk=st.integers(1, 64),
+    n_configs=st.integers(1, 3),
+)
+def test_core_equals_reference_on_aave_v4_rebalancing_a_premium_debt(seed, n, irregular, oracle, kind, chunk,
+                                                                       n_configs):
+    check_case(seed, n, irregular, oracle, kind, "aave-v4", chunk, 0, n_configs, False, force=spoke_rebalanced)
