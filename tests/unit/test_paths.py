@@ -13,6 +13,7 @@ from backtest.engine import Lane, Outputs, record_indices, run_core, run_core_pa
 from backtest.errors import DataError
 from backtest.paths import Paths, scale_market
 from backtest.reference import run_reference_paths
+from backtest.results import summary_frame
 from backtest.schema import EVENT_DTYPE, EVENT_KINDS, N_RECORD, PROTOCOL_NAMES, SUMMARY_DTYPE
 from tests.helpers import params
 from tests.unit.test_differential import VENUES, assert_same, make_market, make_params, venue_market
@@ -84,6 +85,11 @@ def test_two_paths_identity_and_a_one_day_dip():
     same_exact(rows(out, [1]), run_core(hand, p, lanes, rec, 6))
     ref = ref_outputs(run_reference_paths(m, p, lanes, rec, 6, paths), rec)
     assert_same(out, ref, years=4 / 365)
+    # the summary rows: one per (configuration, path), a `path` column only when paths are used
+    df = summary_frame(out, m, [{}, {}], [0, 0], [100.0, 100.0], ["WETH", "WETH"], path=path)
+    assert df.columns[:2] == ["config_id", "path"] and df["path"].to_list() == [0, 1]
+    assert df["liq_count"].to_list()[0] == 0 and df["liq_count"].to_list()[1] >= 1
+    assert "path" not in summary_frame(plain, m, [{}], [0], [100.0], ["WETH"]).columns
 
 
 def test_paths_refuse_bad_input():
