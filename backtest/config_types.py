@@ -28,7 +28,7 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class MarketConfig:
-    protocol: str = "aave-v3"      # aave-v3 | aave-v2 | spark | morpho-blue | compound-v3 | generic
+    protocol: str = "aave-v3"      # aave-v3 | aave-v2 | spark | morpho-blue | compound-v3 | generic | aave-v4
     collateral: str = "wstETH"
     debt: str = "WETH"
     emode: str | None = "eth-correlated"          # Aave family only; None elsewhere
@@ -50,6 +50,8 @@ class MarketConfig:
     utilization: float | None = None              # adaptive-curve: a constant utilisation instead of the lake's
     rate_at_target: float | None = None           # adaptive-curve: r_T at the start; None = the IRM's 4 %
     rates_from: str | None = None                 # the lake's protocol label for this venue's rates; None = protocol
+    venue: tuple[tuple[str, float], ...] = ()     # the venue's own keys, resolved (aave-v4: its Spoke parameters,
+                                                  # backtest.venues.aave_v4.KEYS order); () for the other venues
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtest import venues as _venues
 from backtest.config_types import Config
 from backtest.data.market import Market
 from backtest.errors import ConfigError, DataError
@@ -25,6 +26,7 @@ from backtest.schema import (
     STRATEGIES,
     SUMMARY_DTYPE,
 )
+from backtest.venues import aave_v3 as _aave_v3
 
 # CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH; weETH 8.75 %, bgd-labs/aave-capo
 # scripts/DeployEthereumWeEth.s.sol maxYearlyRatioGrowthPercent 8_75)
@@ -130,6 +132,10 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         row["amp"] = co.amp
         row["flash_fee"] = co.flash_fee
         row["cf_ovr"] = mk.close_factor if mk.close_factor is not None else math.nan
+        encode = _venues.venue(mk.protocol).encode      # the venue's own Params fields (Aave v4's Spoke)
+        if encode is not None:
+            for name, value in encode(mk).items():
+                row[name] = value
         if mk.protocol == "generic" and mk.close_factor is None:
             raise ConfigError("market.close_factor: missing; a generic venue takes its close factor from the config")
     return out
@@ -140,31 +146,8 @@ def check_against_market(cfg: Config, market: Market) -> None:
     if len(getattr(market, "legs", ())) > 1:       # [[strategy.collateral]]: per leg (backtest/engine_legs.py)
         from backtest.engine_legs import check_legs_against_market
         return check_legs_against_market(cfg, market)
-    st, mk = cfg.strategy, cfg.market
-    coll = collateral_token(cfg)
-    if st.kind in ("loop", "flash-loan"):
-        ltv0 = float(market.ltv[0])
-        lt0 = float(market.lt[0])
-        if mk.protocol == "morpho-blue":
-            # one LLTV: the borrow limit and the liquidation line are the same number
-            if st.target_ltv >= lt0:
-                raise ConfigError(
-                    f"strategy.target_ltv = {st.target_ltv} is at or above the LLTV {lt0:g} of the morpho-blue "
-                    f"{coll}/{mk.debt} market: the position would open liquidatable; lower it or pick "
-                    f"another market (market.lltv)"
-                )
-        else:
-            what = "borrow collateral factor" if mk.protocol == "compound-v3" else "max LTV"
-            where = f" (emode {mk.emode})" if mk.emode is not None else ""
-            if st.target_ltv > ltv0:
-                raise ConfigError(
-                    f"strategy.target_ltv = {st.target_ltv} is above the {what} {ltv0:g} in force at the start "
-                    f"for {mk.protocol} {coll}/{mk.debt}{where}; lower it or set market.ltv"
-                )
-            if st.target_ltv >= lt0:
-                raise ConfigError(
-                    f"strategy.target_ltv = {st.target_ltv} is at or above the liquidation threshold {lt0:g}"
-                )
+    mk = cfg.market
+    _venues.check_target(cfg, market, collateral_token(cfg))    # the venue's limits in force at the start
     _check_market(market, mk.protocol, mk.v33_from, mk.debt, cfg.market.oracle == "chainlink")
     _check_oracle_fits_debt(cfg, market)        # after: the underlying's price is known at every block
 
@@ -197,13 +180,9 @@ def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed:
     key = (protocol, v33_from, feed)
     if key in done:
         return
-    if protocol in ("aave-v3", "spark"):         # the v3.3 rules (USD thresholds) apply to these only
-        late = market.ts >= v33_from
-        if late.any() and np.isnan(market.eth_usd[late]).any():
-            raise DataError(
-                f"prices {debt}/USD: missing for blocks after {v33_from} (Aave v3.3 liquidation rules "
-                f"use USD thresholds); add a USD price series for {debt} to the lake"
-            )
+    venue = _venues.venue(protocol)
+    if venue.v33:                                # the v3.3 rules (USD thresholds) apply to these only
+        _aave_v3.check_v33_usd(market, v33_from, debt)
     for name in ("price", "xrate", "lt", "ltv", "hold_price", "hold_xrate"):
         arr = getattr(market, name)
         if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
@@ -219,9 +198,8 @@ def _check_market(market: Market, protocol: str, v33_from: int, debt: str, feed:
                             f"(block {int(market.block[i])}); the lake needs a price to convert it")
     if feed and not np.all(np.isfinite(market.oracle_feed)):
         raise DataError("oracle_prices: the chainlink oracle mode needs an oracle price at every block")
-    if protocol == "compound-v3" and not np.all((market.bonus >= 0) & (market.bonus < 1)):
-        raise DataError("market_params: the compound-v3 liquidation factor (1 - liquidation_bonus) must be in "
-                        "(0, 1] at every block")
+    if venue.check_market is not None:          # the venue's own series checks
+        venue.check_market(market)
     done.add(key)
 
 

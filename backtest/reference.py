@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtest.data.market import Market
+from backtest.venues import aave_v4, venue
 from backtest.schema import (
     ENTRIES,
     EVENT_KINDS,
     EXIT_ROUTES,
     N_RECORD,
+    PROTOCOL_NAMES,
     PROTOCOLS,
     SECONDS_PER_YEAR,
     SLIPPAGE,
@@ -89,18 +91,21 @@ def linear_growth(rate: float, dt: float) -> float:
     return 1.0 + rate * dt / Y
 
 
+BORROW_GROWTH = {"binomial": aave_borrow_growth, "taylor": morpho_borrow_growth, "linear": linear_growth}
+
+
 def index_growth(protocol: int, supply_apr: float, borrow_apr: float, dt: float) -> tuple[float, float]:
-    """(supply index growth of the collateral, borrow index growth of the debt) over dt seconds."""
-    if protocol == PROTOCOLS["morpho-blue"]:
-        return 1.0, morpho_borrow_growth(borrow_apr, dt)
-    if protocol == PROTOCOLS["compound-v3"]:
-        return 1.0, linear_growth(borrow_apr, dt)
-    return aave_supply_growth(supply_apr, dt), aave_borrow_growth(borrow_apr, dt)
+    """(supply index growth of the collateral, borrow index growth of the debt) over dt seconds, by the
+    venue's rate model (Venue.growth: Aave family and generic linear / binomial, Morpho none / Taylor, Comet
+    none / linear, Aave v4 linear / linear drawn index)."""
+    supply, borrow = venue(PROTOCOL_NAMES[protocol]).growth
+    gs = 1.0 if supply == "none" else aave_supply_growth(supply_apr, dt)
+    return gs, BORROW_GROWTH[borrow](borrow_apr, dt)
 
 
 def supply_increment(protocol: int, supply_apr: float, dt: float) -> float:
     """gs - 1 computed directly (1 + 1e-10 minus 1 keeps only ~6 digits): the supply yield per token."""
-    if protocol in (PROTOCOLS["morpho-blue"], PROTOCOLS["compound-v3"]) or dt <= 0:
+    if not venue(PROTOCOL_NAMES[protocol]).supply_yield or dt <= 0:
         return 0.0
     return supply_apr * dt / Y
 
@@ -207,6 +212,41 @@ class Position:
     next_check: int = 0
 
 
+class PremiumDebtPosition(Position):
+    """A position whose debt is an Aave v4 Spoke debt: drawn shares and a premium (aave_v4.Debt) on the Hub's
+    drawn index ``idx``. Reading ``debt`` gives drawn + premium; setting it borrows (aave_v4.draw) or repays
+    (aave_v4.restore: the premium first) the difference and refreshes the premium at the risk premium ``rp``;
+    at or below the dust it clears the debt. So the strategy code reads and writes ``debt`` as on any venue."""
+
+    def __init__(self, rp: float, dust: float, **kw):
+        self.v4 = aave_v4.Debt(0.0, 0.0, 0.0)
+        self.idx = 1.0
+        self.rp = rp
+        self.dust = dust
+        super().__init__(**kw)
+
+    @property
+    def debt(self) -> float:
+        return self.v4.total(self.idx)
+
+    @debt.setter
+    def debt(self, value: float) -> None:
+        old = self.v4.total(self.idx)
+        if value <= self.dust:
+            self.v4 = aave_v4.Debt(0.0, 0.0, 0.0)
+        elif value > old:
+            self.v4 = aave_v4.draw(self.v4, self.idx, value - old, self.rp)
+        elif value < old:
+            self.v4 = aave_v4.restore(self.v4, self.idx, old - value, self.rp)
+
+    def grow_debt(self, gb: float) -> float:
+        """Accrue one step of the drawn index: the drawn and premium shares both grow with it (the accrued
+        premium itself earns nothing); returns the interest."""
+        interest = (self.v4.drawn_shares + self.v4.premium_shares) * self.idx * (gb - 1.0)
+        self.idx *= gb
+        return interest
+
+
 @dataclass
 class Result:
     summary: dict
@@ -226,7 +266,11 @@ class Replay:
         self.capo_age = int(capo_age)
         self.rec_idx = np.asarray(rec_idx, dtype=np.int64)
         self.metric_every = int(metric_every)
-        self.pos = Position(cash=float(p["capital"]))
+        self.dust = DUST_REL * float(p["capital"])
+        if venue(PROTOCOL_NAMES[int(p["protocol"])]).premium_debt:
+            self.pos = PremiumDebtPosition(float(p["v4_collateral_risk"]), self.dust, cash=float(p["capital"]))
+        else:
+            self.pos = Position(cash=float(p["capital"]))
         self.sm = {name: (0 if SUMMARY_DTYPE[name].kind == "i" else 0.0) for name in SUMMARY_DTYPE.names}
         self.sm["min_hf"] = INF
         self.sm["min_hf_idx"] = -1
@@ -234,7 +278,6 @@ class Replay:
         self.events: list = []
         self.peak = -INF
         self.protocol = int(p["protocol"])
-        self.dust = DUST_REL * float(p["capital"])
 
     # --- market views -----------------------------------------------------------------------------
     def oracle_price(self, b: int) -> float:
@@ -340,18 +383,25 @@ class Replay:
         gs, gb = index_growth(self.protocol, float(m.supply_apr[b - 1]), float(m.borrow_apr[b - 1]), dt)
         supplied = pos.coll * supply_increment(self.protocol, float(m.supply_apr[b - 1]), dt)
         sm["supply_yield"] += supplied * float(m.xrate[b]) * up
-        sm["interest_paid"] += pos.debt * (gb - 1.0)
         # restaking rewards accrue on the collateral tokens held over (b-1, b], like the staking yield
         sm["restaking_rewards"] += (pos.coll + pos.wallet) * float(m.reward[b] - m.reward[b - 1])
         pos.coll *= gs
-        pos.debt *= gb
+        if isinstance(pos, PremiumDebtPosition):
+            sm["interest_paid"] += pos.grow_debt(gb)
+        else:
+            sm["interest_paid"] += pos.debt * (gb - 1.0)
+            pos.debt *= gb
 
     # --- step 4: liquidation ----------------------------------------------------------------------
     def liquidate(self, b: int) -> None:
-        if self.protocol == PROTOCOLS["morpho-blue"]:
+        """The venue's liquidation rule (Venue.liquidation: a rule's name, or the venue's own step)."""
+        rule = venue(PROTOCOL_NAMES[self.protocol]).liquidation
+        if rule == "morpho":
             self.liquidate_morpho(b)
-        elif self.protocol == PROTOCOLS["compound-v3"]:
+        elif rule == "comet":
             self.absorb_comet(b)
+        elif callable(rule):
+            rule(self, b)                        # a venue's own step (Aave v4: aave_v4.reference_liquidation)
         else:
             self.liquidate_aave(b)
 

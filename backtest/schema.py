@@ -10,9 +10,11 @@ import numpy as np
 SECONDS_PER_YEAR = 365 * 24 * 3600  # Aave MathUtils.SECONDS_PER_YEAR
 
 # --- enums: small int codes with a Python mirror (must equal the values in ext/_types.pxd) -----------
-PROTOCOLS = {"aave-v3": 0, "aave-v2": 1, "spark": 2, "morpho-blue": 3, "compound-v3": 4, "generic": 5}
+PROTOCOLS = {"aave-v3": 0, "aave-v2": 1, "spark": 2, "morpho-blue": 3, "compound-v3": 4, "generic": 5,
+             "aave-v4": 6}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
-#: venues whose collateral is not lent out and earns no supply interest (supply index stays 1)
+#: venues whose collateral is not lent out and earns no supply interest (supply index stays 1); the venue
+#: registry's Venue.supply_yield says the same (tests/unit/test_venue_registry.py), the data layer reads this
 NO_SUPPLY_YIELD = ("morpho-blue", "compound-v3")
 STRATEGIES = {"hold": 0, "lend": 1, "loop": 2, "flash-loan": 3}
 ENTRIES = {"swap": 0, "stake": 1}
@@ -77,6 +79,12 @@ PARAMS_DTYPE = np.dtype(
         ("amp", "f8"),             # stableswap amplification A
         ("flash_fee", "f8"),       # fraction of the flash-loaned amount
         ("cf_ovr", "f8"),          # close factor override: a fixed fraction of debt per liquidation call
+        # Aave v4's Spoke (backtest/venues/aave_v4.py; 0 for other venues): CF, max bonus and fee are the
+        # market's lt, bonus and pfee
+        ("v4_bonus_factor", "f8"),     # liquidationBonusFactor: minLB = 1 + max bonus x this
+        ("v4_hf_max_bonus", "f8"),     # healthFactorForMaxBonus
+        ("v4_target_hf", "f8"),        # targetHealthFactor a liquidation restores
+        ("v4_collateral_risk", "f8"),  # the user risk premium (one collateral: its collateral risk)
     ]
 )
 

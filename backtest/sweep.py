@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
+from backtest import venues as _venues
 from backtest.config_types import Config
 from backtest.data.market import Market
 from backtest.engine import (
@@ -141,6 +142,10 @@ def market_key(cfg: Config) -> str:
     mk = asdict(cfg.market)
     for k in ("oracle", "capo_growth", "capo_snapshot_age", "v33_from", "close_factor"):
         mk.pop(k, None)
+    # the venue's own keys that are per-configuration parameters (Aave v4's bonus factor, target HF...), not
+    # series of the aligned market
+    per_config = _venues.venue(cfg.market.protocol).per_config_keys
+    mk["venue"] = [kv for kv in mk["venue"] if kv[0] not in per_config]
     run = cfg.run
     key = {"run": [run.start, run.end, str(run.data), run.chain, run.block_time, run.record],
            "market": mk, "scenarios": [asdict(s) for s in cfg.scenarios], "gas": cfg.costs.gas}

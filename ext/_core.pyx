@@ -14,9 +14,11 @@ is an event, so a chunk holding one (schunk > 0) is never skipped; the hold benc
 with hprice / hxrate (the base LST of a restaked position).
 
 Venues: the market-level indices grow by the protocol's own formula (ext/_rates.pxd), and liquidation goes
-through one dispatch (ext/_venues.pxd: Aave / Spark / generic, Morpho Blue, Compound III). Every venue keeps
-HF = (s / d) * a[b] with a = oracle * LT * sidx / bidx (LT is the LLTV on Morpho, the liquidate collateral
-factor on Comet; sidx stays 1 where collateral earns nothing), so the chunk skip stays exact for all of them.
+through one dispatch (ext/_venues.pxd: Aave / Spark / generic, Morpho Blue, Compound III, Aave v4). Every venue
+keeps HF = (s / d) * a[b] with a = oracle * LT * sidx / bidx (LT is the LLTV on Morpho, the liquidate collateral
+factor on Comet, the CF on Aave v4; sidx stays 1 where collateral earns nothing), so the chunk skip stays exact
+for all of them, except an Aave v4 debt carrying a risk premium (st.ps > 0: debt = d x bidx + ps x bidx - po,
+not a multiple of bidx), whose HF is computed per block and whose chunks are never skipped.
 """
 from cython.parallel cimport prange, parallel
 from libc.math cimport INFINITY, NAN, pow, isnan
@@ -29,6 +31,7 @@ from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOL
                      ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
                      PROTO_AAVE_V2, PROTO_SPARK, PROTO_MORPHO, PROTO_COMET, PROTO_GENERIC, EV_OPEN, EV_LOOP,
                      EV_REBALANCE, EV_LIQUIDATION, EV_BAD_DEBT, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND, EV_SLASH)
+from _types cimport N_PROTOCOLS
 from _math cimport SECONDS_PER_YEAR, morpho_lif
 from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
 from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
@@ -36,7 +39,7 @@ from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_q
 from _aave cimport (CLOSE_FACTOR_HF_THRESHOLD, MIN_BASE_MAX_CLOSE_FACTOR_USD, MIN_LEFTOVER_USD,
                     MAX_LIQUIDATIONS_PER_BLOCK)
 from _strategies cimport FIXED_POINT_ITERS
-from _venues cimport liquidate
+from _venues cimport liquidate, venue_codes
 from _strategies cimport strategy_step
 from _quiet cimport quiet_end, quiet_run
 
@@ -147,7 +150,7 @@ def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[:
     if (xrate.shape[0] != n or supply_apr.shape[0] != n or borrow_apr.shape[0] != n
             or underlying_price.shape[0] != n):
         raise ValueError("build_indices: arrays differ in length")
-    if protocol < PROTO_AAVE_V3 or protocol > PROTO_GENERIC:
+    if protocol < 0 or protocol >= N_PROTOCOLS:
         raise ValueError(f"build_indices: unknown protocol code {protocol}")
     out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2", "KW")}
     cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"], KW = out["KW"]
@@ -188,8 +191,7 @@ def liquidation_incentive_factor(double lltv):
 
 def protocol_codes():
     """The PROTO_* enum values, for the schema test against backtest/schema.py."""
-    return {"aave-v3": PROTO_AAVE_V3, "aave-v2": PROTO_AAVE_V2, "spark": PROTO_SPARK,
-            "morpho-blue": PROTO_MORPHO, "compound-v3": PROTO_COMET, "generic": PROTO_GENERIC}
+    return venue_codes()
 
 
 def enum_codes():
@@ -316,6 +318,8 @@ cdef inline bint can_skip(const State* st, const Params* p, const Mkt* m, Py_ssi
         return False
     if m.schunk[c] > 0:         # a slash inside: its event (and the cut) is replayed block by block
         return False
+    if st.ps != 0.0:            # an Aave v4 premium debt: HF is not (s / d) * a, so no chunk bound holds
+        return False
     if st.queued > 0 and m.ts[hi - 1] >= st.release_ts:
         return False
     if st.d > 0:
@@ -362,7 +366,7 @@ cdef inline void block_body(State* st, const Params* p, const Mkt* m, Out* o, Py
             push_event(st, m, o, b, EV_SLASH, 0.0, 0.0,
                        tokens * m.xrate[b] * m.slash[b] / (1.0 - m.slash[b]) * m.up[b])
     if st.d > 0:
-        hf = r[0] * m.a[b]
+        hf = r[0] * m.a[b] if st.ps == 0.0 else hf_of(st, m, b)    # an Aave v4 premium: not (s / d) x a
         if hf < sm.min_hf:
             sm.min_hf = hf
             sm.min_hf_idx = b
@@ -413,6 +417,9 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     st.peak = -INFINITY
     st.dust = DUST_REL * p.capital
     st.n_ev = 0
+    st.ps = 0.0
+    st.po = 0.0
+    st.rp = p.v4_collateral_risk
     r = 0.0
     for c in range(m.nchunks):
         lo = c * m.chunk
@@ -443,7 +450,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
         b = lo
         while b < hi:
             e = quiet_end(m, b, hi, rp, nm)
-            if e > b:
+            if e > b and st.ps == 0.0:   # an Aave v4 premium debt: HF is not r x a[b], the full body computes it
                 b = quiet_run(&st, r, p, m, sm, b, e, depeg, slashes)
             if b < hi:
                 block_body(&st, p, m, o, b, &r, &rp, &nm)
@@ -555,7 +562,7 @@ def run_batch(Params[::1] params, dict market, dict lanes, const double[::1] qmi
     for i in range(nconf):
         if params[i].lane < 0 or params[i].lane >= nlanes or params[i].check_every <= 0:
             raise ValueError(f"configuration {i}: bad lane or check_every")
-        if params[i].protocol < PROTO_AAVE_V3 or params[i].protocol > PROTO_GENERIC:
+        if params[i].protocol < 0 or params[i].protocol >= N_PROTOCOLS:
             raise ValueError(f"configuration {i}: unknown protocol code {params[i].protocol}")
         if params[i].protocol == PROTO_GENERIC and isnan(params[i].cf_ovr):
             raise ValueError(f"configuration {i}: the generic venue needs a close factor (cf_ovr)")

@@ -20,14 +20,18 @@ cdef inline double coll_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept
 
 
 cdef inline double debt_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept nogil:
-    return st.d * m.bidx[b]
+    # drawn + premium (Aave v4: ps x index - po; 0 + 0 elsewhere, which leaves d x bidx as it is)
+    return st.d * m.bidx[b] + (st.ps * m.bidx[b] - st.po)
 
 
 cdef inline double hf_of(const State* st, const Mkt* m, Py_ssize_t b) noexcept nogil:
-    # HF = coll * oracle * LT / debt = (s / d) * a[b] with a = oracle * LT * sidx / bidx
+    # HF = coll * oracle * LT / debt = (s / d) * a[b] with a = oracle * LT * sidx / bidx; an Aave v4 premium
+    # debt is (d + ps - po / bidx) scaled
     if st.d == 0:
         return INFINITY
-    return (st.s / st.d) * m.a[b]
+    if st.ps == 0.0 and st.po == 0.0:
+        return (st.s / st.d) * m.a[b]
+    return (st.s / (debt_of(st, m, b) / m.bidx[b])) * m.a[b]
 
 
 cdef inline void settle(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
@@ -37,7 +41,7 @@ cdef inline void settle(State* st, const Mkt* m, Out* o, Py_ssize_t b) noexcept 
     if b > b0:
         o.sm.staking_yield += st.s * (m.K[b] - m.K[b0]) + st.w * (m.KW[b] - m.KW[b0])
         o.sm.supply_yield += st.s * (m.K2[b] - m.K2[b0])
-        o.sm.interest_paid += st.d * (m.bidx[b] - m.bidx[b0])
+        o.sm.interest_paid += (st.d + st.ps) * (m.bidx[b] - m.bidx[b0])     # premium shares grow as drawn
         o.sm.restaking_rewards += st.s * (m.KR[b] - m.KR[b0]) + st.w * (m.rwd[b] - m.rwd[b0])
     st.seg0 = b
 
@@ -52,10 +56,40 @@ cdef inline double depeg_ratio(const Mkt* m, Py_ssize_t b) noexcept nogil:
     return m.price[b] / (m.xrate[b] * m.up[b])
 
 
+cdef inline void premium_refresh(State* st, double idx, double restored_premium) noexcept nogil:
+    # Aave v4 (UserPositionDebt): premium shares from the drawn shares at st.rp, the offset moved so the premium
+    # left (accrued - restored) is unchanged (backtest/venues/aave_v4.py refresh)
+    cdef double premium_left = (st.ps * idx - st.po) - restored_premium
+    st.ps = st.d * st.rp
+    st.po = st.ps * idx - premium_left
+
+
+cdef inline void set_premium_debt(State* st, double idx, double debt) noexcept nogil:
+    # Aave v4's debt to `debt`: a borrow of the difference (new drawn shares) or a repay of it (the premium
+    # first, then the drawn shares), then a refresh at st.rp (aave_v4.draw / restore)
+    cdef double old = st.d * idx + (st.ps * idx - st.po), amount, premium, restored
+    if debt <= st.dust:
+        st.d = 0.0
+        st.ps = 0.0
+        st.po = 0.0
+    elif debt > old:
+        st.d = st.d + (debt - old) / idx
+        premium_refresh(st, idx, 0.0)
+    elif debt < old:
+        amount = old - debt
+        premium = st.ps * idx - st.po
+        restored = amount if amount < premium else premium
+        st.d = st.d - (amount - restored) / idx
+        premium_refresh(st, idx, restored)
+
+
 cdef inline void set_balances(State* st, const Mkt* m, Py_ssize_t b, double coll, double debt) noexcept nogil:
     # store actual balances as scaled ones; dust is zero
     st.s = coll / m.sidx[b] if coll > st.dust else 0.0
-    st.d = debt / m.bidx[b] if debt > st.dust else 0.0
+    if st.rp == 0.0 and st.ps == 0.0 and st.po == 0.0:
+        st.d = debt / m.bidx[b] if debt > st.dust else 0.0
+    else:
+        set_premium_debt(st, m.bidx[b], debt)
 
 
 cdef inline double pay_gas(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b,
@@ -142,4 +176,6 @@ cdef inline void write_off_bad_debt(State* st, const Mkt* m, Out* o, Py_ssize_t 
     # debt left with no collateral: recorded as bad debt and gone from the borrower's books
     o.sm.bad_debt += bad
     st.d = 0.0
+    st.ps = 0.0
+    st.po = 0.0
     push_event(st, m, o, b, EV_BAD_DEBT, 0.0, -bad, bad)

@@ -1,6 +1,6 @@
 # Index accrual per protocol and Morpho's AdaptiveCurveIRM, inline and nogil (PROTOCOLS.md).
 from libc.math cimport exp
-from _types cimport PROTO_MORPHO, PROTO_COMET
+from _types cimport PROTO_MORPHO, PROTO_COMET, PROTO_AAVE_V4
 from _math cimport (SECONDS_PER_YEAR, aave_borrow_growth, aave_supply_growth, morpho_borrow_growth,
                     linear_growth)
 
@@ -28,6 +28,9 @@ cdef inline void index_growth(long protocol, double supply_apr, double borrow_ap
     elif protocol == PROTO_COMET:
         gs[0] = 1.0                                     # Comet collateral earns nothing
         gb[0] = linear_growth(borrow_apr, dt)           # baseBorrowIndex grows linearly per accrual
+    elif protocol == PROTO_AAVE_V4:
+        gs[0] = aave_supply_growth(supply_apr, dt)      # supplied assets: linear, as Aave v3
+        gb[0] = linear_growth(borrow_apr, dt)           # the Hub's drawn index: linear per accrual
     else:
         gs[0] = aave_supply_growth(supply_apr, dt)      # Aave family and generic: linear liquidity index,
         gb[0] = aave_borrow_growth(borrow_apr, dt)      # binomial variable borrow index

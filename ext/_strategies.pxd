@@ -100,6 +100,8 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
             st.release_ts = m.ts[b] + p.queue_delay
     st.s = 0.0
     st.d = 0.0
+    st.ps = 0.0             # an Aave v4 premium is repaid with the rest
+    st.po = 0.0
     st.w = 0.0
     st.closed = 1
     cost += pay_gas(st, p, m, o, b, p.gas_close)

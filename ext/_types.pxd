@@ -9,6 +9,8 @@ cdef enum:
     PROTO_MORPHO = 3        # Morpho Blue: LLTV (= lt), LIF from the LLTV, no close factor, Taylor interest
     PROTO_COMET = 4         # Compound III: liquidate CF (= lt), absorb() with the liquidation factor (1 - bonus)
     PROTO_GENERIC = 5       # a venue configured by hand: Aave-v2-like with a fixed close factor (cf_ovr)
+    PROTO_AAVE_V4 = 6       # Aave v4 Spoke: CF (= lt), HF-dependent bonus, liquidation to a target HF, premium debt
+    N_PROTOCOLS = 7         # codes are 0 .. N_PROTOCOLS - 1
 
 cdef enum:
     KIND_HOLD = 0
@@ -83,6 +85,10 @@ ctypedef packed struct Params:
     double amp              # StableSwap A
     double flash_fee        # fraction of the flash-loaned amount
     double cf_ovr           # fixed close factor, NaN = protocol rule (generic: required; Morpho/Comet: unused)
+    double v4_bonus_factor  # Aave v4 (0 elsewhere): liquidationBonusFactor
+    double v4_hf_max_bonus  # healthFactorForMaxBonus
+    double v4_target_hf     # targetHealthFactor
+    double v4_collateral_risk  # the user risk premium (one collateral: its collateral risk)
 
 ctypedef packed struct Summary:
     double end_equity
@@ -184,6 +190,11 @@ cdef struct State:
     double peak             # peak equity on metric samples
     double dust             # DUST_REL x capital: balances and amounts at or below count as zero
     Py_ssize_t n_ev         # events written
+    # Aave v4's premium debt (0 on every other venue, so the formulas below reduce to s and d exactly):
+    # debt = d x bidx + (ps x bidx - po), d the drawn shares
+    double ps               # premium shares (drawn shares x rp after each refresh)
+    double po               # premium offset, debt-asset units
+    double rp               # the user risk premium the refreshes use
 
 # Where one configuration's outputs go.
 cdef struct Out:

@@ -198,9 +198,12 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     strategy = dataclasses.asdict(config.strategy)
     if not strategy["collateral"]:
         del strategy["collateral"]          # the one-collateral form: its hash is what it always was
+    market = dataclasses.asdict(config.market)
+    if not market["venue"]:
+        del market["venue"]                 # no venue-own keys (every venue but Aave v4): the hash as before
     return {
         "run": _jsonable(dataclasses.asdict(config.run)),
-        "market": _jsonable(dataclasses.asdict(config.market)),
+        "market": _jsonable(market),
         "strategy": _jsonable(strategy),
         "costs": _jsonable(dataclasses.asdict(config.costs)),
         "scenarios": [_jsonable(dataclasses.asdict(s)) for s in config.scenarios],

@@ -13,6 +13,7 @@ import math
 from dataclasses import replace
 from typing import Any, Mapping
 
+from backtest import venues as _venues
 from backtest.config.fields import Context, type_name
 from backtest.config.schema import section_fields
 from backtest.config_types import CollateralLeg, MarketConfig
@@ -79,6 +80,9 @@ def collateral_rules(ctx: Context, legs: tuple[CollateralLeg, ...], strat_t: Map
     if market.protocol == "morpho-blue":
         raise ctx.fail(path + (1,), "a Morpho Blue market has one collateral token (MarketParams.collateralToken): "
                                     "one [[strategy.collateral]] only; run one config per market instead")
+    one_only = _venues.venue(market.protocol).one_collateral
+    if one_only:
+        raise ctx.fail(path + (1,), one_only)
     if s.get("restake", "none") != "none":
         raise ctx.fail(("strategy", "restake"), "restaking follows one held token: it cannot be combined with "
                                                 "several [[strategy.collateral]] legs yet", strat_t["restake"])

@@ -2,16 +2,17 @@
 
 * [run]: the window (after run.start, after the chain's genesis), run.step a whole number of blocks, and the
   arrays the window and run.record ask for small enough to allocate (:func:`check_sizes`);
-* [market]: which keys each venue takes (one block per venue below: the Aave family, Morpho Blue,
-  Compound III, the generic venue), market.ltv <= market.liquidation_threshold, a liquidation that cannot
-  seize more than all the collateral, and the venues a chain runs;
+* [market]: which keys each venue takes and what they imply (each venue's module in ``backtest.venues``:
+  the Aave family, Morpho Blue, Compound III, the generic venue, Aave v4), market.ltv <=
+  market.liquidation_threshold, a liquidation that cannot seize more than all the collateral, and the venues a
+  chain runs;
 * [strategy]: strategy.target_ltv below the liquidation limit, the rebalance band in order, the LRT unlike
   the collateral, the rewards' valuation complete;
 * [[scenario]]: each overlay applies to an asset of the position and falls inside the window.
 
 Each rule function takes the parsed keys of its table (and the table as written, for the value a message
 shows), raises the ConfigError of the first broken rule, and returns the section's frozen dataclass where it
-builds one. The venue blocks are kept apart so that each can move, whole, into that venue's own module.
+builds one.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from backtest import params as _params
+from backtest import venues as _venues
 from backtest.config.fields import MISSING, Context, fmt_date
-from backtest.config.schema import AAVE_FAMILY, CHAIN_PROTOCOLS, CHAINS, NAME_RE
+from backtest.config.schema import CHAIN_PROTOCOLS, CHAINS, NAME_RE
 from backtest.config_types import (
     MarketConfig,
     RebalanceConfig,
@@ -110,7 +111,7 @@ def run_rules(ctx: Context, r: dict[str, Any], run_t: Mapping, source: Path | No
 def market_rules(ctx: Context, m: dict[str, Any], market_t: Mapping, chain: str) -> MarketConfig:
     """[market]: the venue's own rules, then the risk parameters against each other, then the chain."""
     protocol = m.get("protocol", "aave-v3")
-    _VENUE_RULES[protocol](ctx, protocol, m, market_t)
+    _venues.market_rules(ctx, protocol, m, market_t)
     ltv, lt, bonus = m.get("ltv"), m.get("liquidation_threshold"), m.get("liquidation_bonus")
     if ltv is not None and lt is not None and ltv > lt:
         raise ctx.fail(("market", "ltv"), f"must not exceed market.liquidation_threshold ({lt:g})",
@@ -128,159 +129,14 @@ def market_rules(ctx: Context, m: dict[str, Any], market_t: Mapping, chain: str)
     return market
 
 
-#: the [market] keys that only some venues take, in the order they are checked
-VENUE_KEYS = ("emode", "ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee",
-              "close_factor", "supply_rate", "v33_from", "lltv", "liquidation_factor", "irm", "utilization",
-              "rate_at_target")
-# a venue refusing a key in its own words ({protocol} is the venue, {p} its market.protocol line)
-_NO_EMODE = "{protocol} has no E-mode; remove market.emode"
-_NO_PROTOCOL_FEE = "{protocol} takes no liquidation protocol fee; remove it"
-_NO_SUPPLY_RATE = "collateral on {protocol} is not lent out and earns no interest; remove it"
-
-
-def _refuse_keys(ctx: Context, protocol: str, m: dict, table: Mapping, takes: tuple[str, ...],
-                 refusals: Mapping[str, str]) -> None:
-    """Refuse a venue-specific key that `protocol` does not take: in the venue's own words (`refusals`), or
-    else saying what the key means on the venue that takes it."""
-    for key in VENUE_KEYS:
-        if key in table and key not in takes:
-            if key == "emode" and m.get("emode") is None:
-                continue                       # emode = "none" is harmless anywhere
-            why = refusals.get(key) or _KEY_MEANINGS[key]
-            raise ctx.fail(("market", key), why.format(protocol=protocol, p=f'market.protocol = "{protocol}"',
-                                                       key=key), table[key])
-
-
-# ======================================================================================================
-# venue: the Aave family (aave-v3, aave-v2, spark)
-# ======================================================================================================
-_AAVE_KEYS = ("emode", "ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee",
-              "close_factor", "supply_rate", "v33_from")
-# what the Aave family's own keys mean, told to a venue that does not take them
-_AAVE_KEY_MEANINGS = {
-    "v33_from": "v33_from dates the Aave v3.3 liquidation rules, which {protocol} does not follow",
-}
-
-
-def _aave_family_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
-    """aave-v2 has no E-mode; aave-v3 and Spark date the v3.3 liquidation rules (params.v33_from)."""
-    if protocol == "aave-v2":
-        if m.get("emode") is not None:
-            raise ctx.fail(("market", "emode"), 'aave-v2 has no E-mode; use emode = "none"', table["emode"])
-        m["emode"] = None
-    _refuse_keys(ctx, protocol, m, table, _AAVE_KEYS, {})
-    if protocol in ("aave-v3", "spark") and "v33_from" not in m:
-        m["v33_from"] = _params.v33_from(protocol)     # Spark: never, unless a dated market.v33_from
-
-
-# ======================================================================================================
-# venue: Morpho Blue (morpho-blue)
-# ======================================================================================================
-_MORPHO_BLUE_KEYS = ("lltv", "irm", "utilization", "rate_at_target")
-_MORPHO_BLUE_REFUSALS = {
-    "emode": _NO_EMODE,
-    "ltv": "a morpho-blue market has one LLTV for borrowing and liquidation: set market.lltv",
-    "liquidation_threshold": "a morpho-blue market has one LLTV for borrowing and liquidation: set market.lltv",
-    "liquidation_bonus": ("morpho-blue's liquidation incentive follows from the LLTV "
-                          "(LIF = min(1.15, 1 / (0.3 LLTV + 0.7))); remove it"),
-    "liquidation_protocol_fee": _NO_PROTOCOL_FEE,
-    "close_factor": "morpho-blue has no close factor: a liquidator may repay all the debt",
-    "supply_rate": _NO_SUPPLY_RATE,
-}
-_ADAPTIVE_CURVE_KEY = ("{key} belongs to Morpho Blue's AdaptiveCurveIRM (market.protocol = \"morpho-blue\", "
-                       "market.irm = \"adaptive-curve\"); {protocol} reads its borrow rate from the lake or "
-                       "market.borrow_rate")
-_MORPHO_BLUE_KEY_MEANINGS = {
-    "lltv": ("lltv is the liquidation LTV of a morpho-blue market; with {p} set market.ltv and "
-             "market.liquidation_threshold"),
-    "irm": _ADAPTIVE_CURVE_KEY,
-    "utilization": _ADAPTIVE_CURVE_KEY,
-    "rate_at_target": _ADAPTIVE_CURVE_KEY,
-}
-
-
-def _morpho_blue_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
-    """No E-mode; the AdaptiveCurveIRM computes the borrow rate, its keys need it."""
-    _refuse_keys(ctx, protocol, m, table, _MORPHO_BLUE_KEYS, _MORPHO_BLUE_REFUSALS)
-    m["emode"] = None
-    irm = m.get("irm", "data")
-    if irm == "adaptive-curve" and "borrow_rate" in table:
-        raise ctx.fail(("market", "borrow_rate"), 'conflicts with market.irm = "adaptive-curve", which computes '
-                                                  "the borrow rate from the utilisation: remove one",
-                       table["borrow_rate"])
-    if irm == "data":
-        for key in ("utilization", "rate_at_target"):
-            if key in table:
-                raise ctx.fail(("market", key), 'only used with market.irm = "adaptive-curve"', table[key])
-
-
-def _morpho_blue_target_ltv(ctx: Context, lltv: float, target: float, strat_t: Mapping) -> None:
-    """A morpho-blue position opens below the market's LLTV."""
-    if target >= lltv:
-        raise ctx.fail(("strategy", "target_ltv"),
-                       f"must be below market.lltv ({lltv:g}): the position would open liquidatable",
-                       strat_t.get("target_ltv", target))
-
-
-# ======================================================================================================
-# venue: Compound III (compound-v3)
-# ======================================================================================================
-_COMPOUND_V3_KEYS = ("ltv", "liquidation_threshold", "liquidation_factor")
-_COMPOUND_V3_REFUSALS = {
-    "emode": _NO_EMODE,
-    "liquidation_bonus": ("compound-v3 has no liquidation bonus: absorb() credits the collateral's value x "
-                          "market.liquidation_factor"),
-    "liquidation_protocol_fee": _NO_PROTOCOL_FEE,
-    "close_factor": "compound-v3 has no close factor: absorb() takes the whole position",
-    "supply_rate": _NO_SUPPLY_RATE,
-}
-_COMPOUND_V3_KEY_MEANINGS = {
-    "liquidation_factor": ("liquidation_factor is a compound-v3 parameter (the share of the collateral's value "
-                           "absorb() credits); with {p} use market.liquidation_bonus"),
-}
-
-
-def _compound_v3_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
-    """No E-mode, no bonus, no close factor (market.ltv and market.liquidation_threshold are its borrow and
-    liquidate collateral factors)."""
-    _refuse_keys(ctx, protocol, m, table, _COMPOUND_V3_KEYS, _COMPOUND_V3_REFUSALS)
-    m["emode"] = None
-
-
-# ======================================================================================================
-# venue: the generic venue (generic), every parameter from the config
-# ======================================================================================================
-_GENERIC_KEYS = ("ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee", "close_factor",
-                 "supply_rate")
-_GENERIC_REQUIRED = ("ltv", "liquidation_threshold", "liquidation_bonus", "close_factor", "liquidation_protocol_fee")
-
-
-def _generic_rules(ctx: Context, protocol: str, m: dict, table: Mapping) -> None:
-    """No E-mode; the risk parameters are required, there is no lake to default them from."""
-    _refuse_keys(ctx, protocol, m, table, _GENERIC_KEYS, {"emode": _NO_EMODE})
-    m["emode"] = None
-    for key in _GENERIC_REQUIRED:
-        if key not in table:
-            raise ctx.fail(("market", key), "missing required key in [market]: a generic venue takes ltv, "
-                                            "liquidation_threshold, liquidation_bonus, close_factor and "
-                                            "liquidation_protocol_fee from the config")
-
-
-# market.protocol -> its venue's rules
-_VENUE_RULES = {
-    **{protocol: _aave_family_rules for protocol in AAVE_FAMILY},
-    "morpho-blue": _morpho_blue_rules,
-    "compound-v3": _compound_v3_rules,
-    "generic": _generic_rules,
-}
-_KEY_MEANINGS = {**_AAVE_KEY_MEANINGS, **_MORPHO_BLUE_KEY_MEANINGS, **_COMPOUND_V3_KEY_MEANINGS}
-
-
 # ======================================================================================================
 # [strategy]
 # ======================================================================================================
 def target_ltv_rules(ctx: Context, target: float, strat_t: Mapping, market: MarketConfig) -> None:
     """strategy.target_ltv opens below the liquidation limit and within the borrow limit."""
+    own_rule = _venues.venue(market.protocol).target_ltv_rule
+    if own_rule is not None:
+        own_rule(ctx, market, target, strat_t)
     lt, ltv = market.liquidation_threshold, market.ltv
     if lt is not None and target >= lt:
         raise ctx.fail(("strategy", "target_ltv"),
@@ -289,8 +145,6 @@ def target_ltv_rules(ctx: Context, target: float, strat_t: Mapping, market: Mark
     if ltv is not None and target > ltv:
         raise ctx.fail(("strategy", "target_ltv"), f"must not exceed market.ltv ({ltv:g}), the borrow limit",
                        strat_t.get("target_ltv", target))
-    if market.protocol == "morpho-blue" and market.lltv is not None:
-        _morpho_blue_target_ltv(ctx, market.lltv, target, strat_t)
 
 
 def rebalance_rules(ctx: Context, rb: dict[str, Any], reb_t: Mapping) -> RebalanceConfig:

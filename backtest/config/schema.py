@@ -34,11 +34,13 @@ from backtest.config.fields import (
     suggest,
     type_name,
 )
+from backtest import venues as _venues
 from backtest.config_types import CostsConfig
+from backtest.venues import aave_v3 as _aave_v3
 
 # --- value domains ------------------------------------------------------------------------------------
-PROTOCOLS = ("aave-v3", "aave-v2", "spark", "morpho-blue", "compound-v3", "generic")
-AAVE_FAMILY = ("aave-v3", "aave-v2", "spark")
+PROTOCOLS = _venues.PROTOCOLS                  # the venue registry's market.protocol names
+AAVE_FAMILY = tuple(v.protocol for v in _aave_v3.VENUES)
 IRMS = ("data", "adaptive-curve")
 ORACLES = ("exchange-rate", "market", "capo", "chainlink")
 STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
@@ -56,9 +58,10 @@ SCENARIO_SHAPES = ("v", "step")
 CHAINS = {"ethereum": (12000, 12, 1438269973), "cosmos": (6000, 6, 1552518000), "solana": (400, 60, 1584368940)}
 GAS_UNIT_KEYS = ("open", "loop_step", "rebalance", "close")
 ETHEREUM_GENESIS = 1438269973                   # 2015-07-30 15:26:13 UTC
-#: venues that run on each chain (the Aave family, Morpho Blue and Compound III are Ethereum contracts; the
-#: generic venue, configured by hand, stands for a lending market on any chain)
-CHAIN_PROTOCOLS = {"cosmos": ("generic",), "solana": ("generic",)}
+#: venues that run on each chain other than Ethereum (Venue.chains: the Aave family, Morpho Blue, Compound III
+#: and Aave v4 are Ethereum contracts; the generic venue, configured by hand, stands for a lending market on any
+#: chain)
+CHAIN_PROTOCOLS = {c: _venues.chain_protocols(c) for c in CHAINS if c != "ethereum"}
 MAX_LOOPS = 100
 # magnitude bounds (schema-valid but absurd values are refused before any arithmetic)
 MAX_CAPITAL = 1e12            # debt-asset units: more than all the ETH (~1.2e8) or any stablecoin supply
@@ -224,6 +227,8 @@ SPEC: dict[str, dict[str, Parser]] = {
         "utilization": number(0, 1),
         "rate_at_target": number(0.001, 2.0),
         "rates_from": string,
+        # each venue's own keys (Aave v4's Spoke parameters): numbers, checked by the venue's rules
+        **{key: number() for key in _venues.OWN_KEYS},
     },
     "strategy": {
         "kind": choice(STRATEGY_KINDS),

@@ -345,3 +345,139 @@ def liquidation_step(coll: float, debt: Debt, index: float, por: float, eth_usd:
     if left == 0.0 and owed > dust:
         return Step(0.0, Debt(0.0, 0.0, 0.0), q, owed)
     return Step(left, after, q, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- the venue
+# (the registry's record: config keys and rules, checks against the aligned market, rate model, engine fields)
+from backtest.venues.base import NO_EMODE, Venue  # noqa: E402  (the rules above stand alone)
+
+_NO_LTV = ("aave-v4 has no separate LTV or liquidation threshold: market.collateral_factor is both the borrow "
+           "limit and the liquidation line; set it instead")
+REFUSALS = {
+    "emode": NO_EMODE,
+    "ltv": _NO_LTV,
+    "liquidation_threshold": _NO_LTV,
+    "liquidation_bonus": ("aave-v4's bonus grows as HF falls: set market.max_liquidation_bonus, "
+                          "market.liquidation_bonus_factor and market.health_factor_for_max_bonus"),
+    "liquidation_protocol_fee": "aave-v4's protocol share of the bonus is market.liquidation_fee; set it instead",
+    "close_factor": ("aave-v4 has no close factor: a liquidation repays what restores "
+                     "market.target_health_factor"),
+}
+#: what the venue's own keys mean, told to a venue that does not take them
+MEANINGS = {key: ("{key} is an Aave v4 Spoke parameter (market.protocol = \"aave-v4\"); {protocol} does not "
+                  "take it") for key in KEYS}
+
+
+def _rules(ctx, protocol: str, m: dict, table: Mapping, refuse) -> None:
+    """No E-mode; the Spoke's parameters (defaults for the missing keys) checked by problems(); the market's
+    ltv / liquidation_threshold are the collateral factor, its bonus the max bonus, its fee the liquidation
+    fee (so the aligned market carries them); the rest is kept in MarketConfig.venue."""
+    refuse()
+    m["emode"] = None
+    values = {**DEFAULTS, **{k: m.pop(k) for k in KEYS if k in m}}
+    found = problems(values)
+    if found:
+        key, msg = found[0]
+        shown = f"market.{key} = {values[key]!r}: "
+        why = msg[len(shown):] if msg.startswith(shown) else msg
+        raise ctx.fail(("market", key), why, table[key]) if key in table else ctx.fail(("market", key), why)
+    sp = Spoke(**{k: float(values[k]) for k in KEYS})
+    m["venue"] = tuple((k, float(values[k])) for k in KEYS)
+    m["ltv"] = m["liquidation_threshold"] = sp.collateral_factor
+    m["liquidation_bonus"] = sp.max_liquidation_bonus
+    m["liquidation_protocol_fee"] = sp.liquidation_fee
+
+
+def spoke_of(market_config) -> Spoke:
+    """The resolved Spoke of a MarketConfig (its ``venue`` pairs)."""
+    return Spoke(**dict(market_config.venue))
+
+
+def _target_ltv_rule(ctx, market, target: float, strat_t: Mapping) -> None:
+    cf = dict(market.venue)["collateral_factor"]
+    if target >= cf:
+        raise ctx.fail(("strategy", "target_ltv"),
+                       f"must be below market.collateral_factor ({cf:g}): aave-v4 has no separate LTV and the "
+                       f"position would open at or below HF 1", strat_t.get("target_ltv", target))
+
+
+def check_target(cfg, market, coll: str) -> None:
+    st, mk = cfg.strategy, cfg.market
+    if st.kind not in ("loop", "flash-loan"):
+        return
+    cf0 = float(market.lt[0])
+    if st.target_ltv >= cf0:
+        raise ConfigError(
+            f"strategy.target_ltv = {st.target_ltv} is at or above the collateral factor {cf0:g} of the aave-v4 "
+            f"{coll}/{mk.debt} reserve at the start: the position would open liquidatable; lower it or set "
+            f"market.collateral_factor"
+        )
+
+
+def _check_market(market) -> None:
+    """The $1,000 rules and the Spoke's USD values need USD per debt-asset unit at every block."""
+    import numpy as np
+
+    from backtest.errors import DataError
+
+    bad = ~np.isfinite(market.eth_usd) | (market.eth_usd <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"market series eth_usd (USD per debt-asset unit): missing or non-positive at ts "
+                        f"{int(market.ts[i])} (block {int(market.block[i])}); aave-v4 values positions in USD "
+                        f"(its $1,000 liquidation rules): add a USD price series for the debt asset to the lake")
+
+
+def _encode(market_config) -> dict[str, float]:
+    sp = spoke_of(market_config)
+    return {"v4_bonus_factor": sp.liquidation_bonus_factor, "v4_hf_max_bonus": sp.health_factor_for_max_bonus,
+            "v4_target_hf": sp.target_health_factor,
+            # the user risk premium: with one collateral, its collateral risk
+            "v4_collateral_risk": sp.collateral_risk}
+
+
+def _defaults(asset: str, emode, debt: str) -> list:
+    """The example Spoke's CF (as ltv and lt), max bonus and fee, for any collateral (KEYS says their sources);
+    a config's keys replace them (the aligned market then holds the config's values)."""
+    cf = DEFAULTS["collateral_factor"]
+    return [(0, cf, cf, DEFAULTS["max_liquidation_bonus"], DEFAULTS["liquidation_fee"])]
+
+
+def reference_liquidation(replay, b: int) -> None:
+    """The reference engine's step 4 on Aave v4 (backtest.reference.Replay, whose position is a
+    PremiumDebtPosition): one liquidationCall by liquidation_step, booked as the kernel's aave_v4_liquidate
+    books it. The Spoke: CF = lt, max bonus = bonus, fee = pfee at b (the aligned market), the rest from the
+    configuration's Params row."""
+    m, p, pos = replay.m, replay.p, replay.pos
+    sp = Spoke(collateral_factor=float(m.lt[b]), max_liquidation_bonus=float(m.bonus[b]),
+               liquidation_bonus_factor=float(p["v4_bonus_factor"]),
+               health_factor_for_max_bonus=float(p["v4_hf_max_bonus"]),
+               target_health_factor=float(p["v4_target_hf"]), liquidation_fee=float(m.pfee[b]),
+               collateral_risk=float(p["v4_collateral_risk"]))
+    pc = replay.oracle_price(b)
+    step = liquidation_step(pos.coll, pos.v4, pos.idx, pc, float(m.eth_usd[b]), sp, replay.dust)
+    q = step.liquidation
+    if q is None:
+        return
+    pos.coll = step.coll
+    # the debt left: the step's, or (no collateral left) the bad debt, held as a bare amount (offset -bad:
+    # total = bad exactly) until it is written off, so the liquidation's event sees it as the core does
+    pos.v4 = step.debt if step.bad_debt == 0.0 else Debt(0.0, 0.0, -step.bad_debt)
+    replay.tidy()
+    penalty = replay.book_liquidation(q.seized, pc, q.repaid, q.fee * pc)
+    replay.event(b, "liquidation", -q.seized, -q.repaid, penalty)
+    if step.bad_debt > 0.0:
+        replay.write_off(b)
+
+
+AAVE_V4 = Venue("aave-v4", takes=("supply_rate",), refusals=REFUSALS, meanings=MEANINGS, own_keys=KEYS,
+                per_config_keys=("liquidation_bonus_factor", "health_factor_for_max_bonus", "target_health_factor",
+                                 "collateral_risk"),
+                rules=_rules, target_ltv_rule=_target_ltv_rule, defaults=_defaults,
+                default_keys="market.collateral_factor / max_liquidation_bonus / liquidation_fee",
+                growth=("linear", "linear"), needs_usd=True, check_target=check_target,
+                check_market=_check_market, liquidation=reference_liquidation, premium_debt=True,
+                one_collateral=("aave-v4 is modelled with one collateral reserve (the risk premium sorts "
+                                "several by collateral risk, not modelled yet): one [[strategy.collateral]] only"),
+                encode=_encode)
+VENUES = (AAVE_V4,)

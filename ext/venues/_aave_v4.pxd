@@ -206,8 +206,15 @@ cdef inline void aave_v4_liquidate(State* st, const Params* p, const Mkt* m, Out
     coll = q.coll_after if q.coll_after > st.dust else 0.0
     rp = sp.collateral_risk if coll > 0.0 else 0.0          # the refresh after the call (0 on a deficit)
     v4_restore(debt, idx, q.repaid, rp)
+    owed = v4_total_debt(debt, idx)
+    if owed <= st.dust:                                     # a remainder within rounding of zero is none
+        debt.drawn_shares = 0.0
+        debt.premium_shares = 0.0
+        debt.premium_offset = 0.0
     st.s = coll / m.sidx[b]
     st.d = debt.drawn_shares
+    st.ps = debt.premium_shares
+    st.po = debt.premium_offset
     book_liquidation(st, m, o, b, q.seized, q.repaid, q.seized * pc, q.seized * pc - q.repaid, q.fee * pc)
     owed = v4_total_debt(debt, idx)
     if coll == 0.0 and owed > st.dust:
@@ -215,3 +222,21 @@ cdef inline void aave_v4_liquidate(State* st, const Params* p, const Mkt* m, Out
         debt.premium_shares = 0.0
         debt.premium_offset = 0.0
         write_off_bad_debt(st, m, o, b, owed)
+
+
+cdef inline void aave_v4_step(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
+    # the engines' dispatch: the Spoke from the market (CF = lt, maxLB = 1 + bonus, fee = pfee at b) and the
+    # configuration (bonus factor, HF for the max bonus, target HF, collateral risk), the debt from the State
+    cdef V4Spoke sp
+    cdef V4Debt debt
+    sp.collateral_factor = m.lt[b]
+    sp.max_lb = 1.0 + m.bonus[b]
+    sp.bonus_factor = p.v4_bonus_factor
+    sp.hf_for_max_bonus = p.v4_hf_max_bonus
+    sp.target_hf = p.v4_target_hf
+    sp.liquidation_fee = m.pfee[b]
+    sp.collateral_risk = p.v4_collateral_risk
+    debt.drawn_shares = st.d
+    debt.premium_shares = st.ps
+    debt.premium_offset = st.po
+    aave_v4_liquidate(st, p, m, o, b, &sp, &debt)

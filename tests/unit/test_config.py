@@ -326,7 +326,7 @@ def test_non_finite_rejected(tmp_path):
 # enums and unsupported features
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("section, key, value, suggestion", [
-    ("market", "protocol", "aave-v4", "aave-v3"),
+    ("market", "protocol", "aave_v3", "aave-v3"),
     ("market", "oracle", "exchange_rate", "exchange-rate"),
     ("strategy", "kind", "flashloan", "flash-loan"),
     ("strategy", "entry", "swapp", "swap"),
