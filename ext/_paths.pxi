@@ -135,7 +135,7 @@ def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict marke
             raise ValueError(f"pair {i}: capo_age must be > 0")
         if pair_path[i] < 0 or pair_path[i] >= npaths:
             raise ValueError(f"pair {i}: path {pair_path[i]} outside 0..{npaths - 1}")
-        if params[i].protocol < PROTO_AAVE_V3 or params[i].protocol > PROTO_GENERIC:
+        if params[i].protocol < 0 or params[i].protocol >= N_PROTOCOLS:
             raise ValueError(f"pair {i}: unknown protocol code {params[i].protocol}")
         if params[i].protocol == PROTO_GENERIC and isnan(params[i].cf_ovr):
             raise ValueError(f"pair {i}: the generic venue needs a close factor (cf_ovr)")
