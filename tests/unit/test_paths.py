@@ -17,6 +17,7 @@ from backtest.results import summary_frame
 from backtest.schema import EVENT_DTYPE, EVENT_KINDS, N_RECORD, PROTOCOL_NAMES, SUMMARY_DTYPE
 from tests.helpers import params
 from tests.unit.test_differential import VENUES, assert_same, make_market, make_params, venue_market
+from tests.unit.test_differential_v4 import spoke
 
 LIQ = EVENT_KINDS.index("liquidation") if isinstance(EVENT_KINDS, (list, tuple)) else EVENT_KINDS["liquidation"]
 
@@ -105,13 +106,13 @@ def test_paths_refuse_bad_input():
                        Paths(np.zeros(9, dtype=np.int64), np.ones((2, 1))))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(1, 300),
     oracle=st.sampled_from(["exchange-rate", "market", "capo", "chainlink"]),
     kind=st.sampled_from(["hold", "lend", "loop", "flash-loan"]),
-    protocol=st.sampled_from(VENUES),
+    protocol=st.sampled_from(VENUES + ["aave-v4"]),
     chunk=st.integers(1, 64),
     n_configs=st.integers(1, 3),
     n_paths=st.integers(1, 3),
@@ -121,6 +122,8 @@ def test_paths_core_equals_reference(seed, n, oracle, kind, protocol, chunk, n_c
     m = venue_market(make_market(seed, n, True), protocol)
     rng = np.random.default_rng(seed + 1)
     p = np.concatenate([make_params(rng, m, kind, protocol) for _ in range(n_configs)])
+    if protocol == "aave-v4":
+        m, p, oracle = spoke(m, p, oracle, rng)
     lanes = [Lane(oracle, 0.0968, int(rng.choice([600, 3600])), PROTOCOL_NAMES[int(p[0]["protocol"])])]
     ns = int((m.ts[-1] - m.ts[0]) // interval) + 1
     f = np.exp(rng.normal(0.0, 0.08, (n_paths, ns)))
