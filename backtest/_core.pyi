@@ -60,6 +60,14 @@ def run_batch_legs(params: np.ndarray, weights: F64, market: dict[str, np.ndarra
     per-leg market and lane arrays [leg, block] / [lane, leg, block]; outputs written in place."""
 
 
+def run_batch_paths(params: np.ndarray, pair_path: I64, market: dict[str, np.ndarray], lanes: dict[str, Any],
+                    sample_idx: I64, factor: F64, lane_modes: dict[str, np.ndarray], rec_idx: I64,
+                    metric_every: int, chunk: int, summaries: np.ndarray, events: np.ndarray, records: F64,
+                    scale_hold: bool, dense: bool = False, threads: int = 0) -> None:
+    """Replay (params[i], path pair_path[i]) pairs, the collateral's price x factor[path, sample_idx[b]]
+    (ext/_paths.pxi); outputs written in place."""
+
+
 def set_full_body_only(on: bool) -> None:
     """Private, for tests: replay every block the chunk skip does not skip with the full block body (no
     quiet-stretch fast path); outputs are bit-identical either way."""

@@ -343,3 +343,55 @@ def run_reference_batch(market: Market, params: np.ndarray, lanes: list[Lane], r
         ev_list.append(ev)
         records[i] = res.records
     return Outputs(summaries, ev_list, records, rec_idx)
+
+
+def run_core_paths(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray, me: int,
+                   paths, chunk: int = CHUNK, dense: bool = False, threads: int = 0,
+                   event_cap: int = DEFAULT_EVENT_CAP, lane_arrays: dict | None = None,
+                   pair_path: np.ndarray | None = None) -> tuple[Outputs, np.ndarray]:
+    """Replay every (configuration, path) pair of `params` x `paths` (backtest.paths.Paths) in the core.
+    Rows are configuration-major (row i * n_paths + k is configuration i on path k), unless pair_path is given:
+    then params already holds one row per pair and pair_path[i] is row i's path. Returns the outputs and the
+    path of each row (the results' `path` column)."""
+    from backtest import _core
+    from backtest.paths import hold_follows_price
+
+    if len(getattr(market, "legs", ())) > 1:
+        raise ConfigError("paths: multi-collateral positions do not take paths yet")
+    if len(paths.sample_idx) != len(market):
+        raise DataError(f"paths: sample_idx has {len(paths.sample_idx)} blocks, the market {len(market)}")
+    if pair_path is None:
+        pair_path = np.tile(np.arange(paths.n_paths, dtype=np.int64), len(params))
+        params = np.repeat(params, paths.n_paths)
+    pair_path = np.ascontiguousarray(pair_path, dtype=np.int64)
+    params = np.ascontiguousarray(params)
+    n = len(params)
+    if lane_arrays is None or lane_arrays["chunk"] != chunk:
+        lane_arrays = build_lanes(market, lanes, chunk)
+    pre_ts, pre_x = capo_history(market)
+    modes = {"oracle": np.array([ORACLE_CODES[ln.oracle] for ln in lanes], dtype=np.int32),
+             "capo_growth": np.array([ln.capo_growth for ln in lanes], dtype=np.float64),
+             "capo_age": np.array([ln.capo_age for ln in lanes], dtype=np.int64),
+             "oracle_feed": np.ascontiguousarray(market.oracle_feed, dtype=np.float64),
+             "pre_ts": pre_ts, "pre_xrate": pre_x}
+    mk = {name: getattr(market, name) for name in
+          ("ts", "price", "xrate", "eth_usd", "ltv", "lt", "bonus", "pfee", "gas_gwei", "reward", "slash",
+           "hold_price", "hold_xrate", "underlying_price", "gas_token_price")}
+    summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
+    events = np.zeros((n, event_cap), dtype=EVENT_DTYPE)
+    records = np.zeros((n, len(rec_idx), N_RECORD))
+    if n:
+        _core.run_batch_paths(params, pair_path, mk, lane_arrays, paths.sample_idx, paths.price_factor, modes,
+                              rec_idx, me, chunk, summaries, events, records, hold_follows_price(market),
+                              dense, threads)
+    ev_list = [events[i, : min(int(summaries[i]["n_events"]), event_cap)].copy() for i in range(n)]
+    overflow = np.flatnonzero(summaries["events_dropped"] > 0)
+    if len(overflow):
+        cap = int(summaries["n_events"][overflow].max()) + 1
+        again, _ = run_core_paths(market, params[overflow].copy(), lanes, rec_idx, me, paths, chunk, dense,
+                                  threads, cap, lane_arrays, pair_path[overflow])
+        for j, i in enumerate(overflow):
+            summaries[i] = again.summaries[j]
+            ev_list[i] = again.events[j]
+            records[i] = again.records[j]
+    return Outputs(summaries, ev_list, records, rec_idx), pair_path

@@ -825,3 +825,19 @@ def run_reference(market: Market, params, oracle: str, capo_growth: float, capo_
                   rec_idx, metric_every: int) -> Result:
     """Replay one configuration (a row of PARAMS_DTYPE) with the reference engine."""
     return Replay(market, params, oracle, capo_growth, capo_age, rec_idx, metric_every).run()
+
+
+def run_reference_paths(market: Market, params, lanes, rec_idx, metric_every: int, paths) -> list[Result]:
+    """Every (configuration, path) pair, configuration-major, each path's market built explicitly (the
+    collateral's price times the path's factor per block, backtest.paths.scale_market) and replayed.
+    lanes: the engine's Lane per lane index (oracle, capo_growth, capo_age)."""
+    from backtest.paths import hold_follows_price, scale_market
+
+    scale_hold = hold_follows_price(market)
+    markets = [scale_market(market, paths, k, scale_hold) for k in range(paths.n_paths)]
+    out = []
+    for i in range(len(params)):
+        ln = lanes[int(params[i]["lane"])]
+        for mk in markets:
+            out.append(run_reference(mk, params[i], ln.oracle, ln.capo_growth, ln.capo_age, rec_idx, metric_every))
+    return out

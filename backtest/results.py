@@ -47,8 +47,10 @@ def usd_at_events(out: Outputs, market: Market, kinds: tuple[int, ...]) -> np.nd
 
 
 def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], config_ids: list[int],
-                  capital: list[float], debt: list[str] | None = None) -> pl.DataFrame:
-    """One row per configuration; debt: each configuration's market.debt (the unit of its amounts)."""
+                  capital: list[float], debt: list[str] | None = None,
+                  path: np.ndarray | None = None) -> pl.DataFrame:
+    """One row per configuration; debt: each configuration's market.debt (the unit of its amounts);
+    path: each row's path (engine.run_core_paths), a `path` column after config_id (none without paths)."""
     s = out.summaries
     n = len(s)
     blocks, ts = market.block, market.ts
@@ -56,6 +58,8 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
     exit_idx = s["exit_idx"]
     lev = np.where(s["lev_n"] > 0, s["lev_sum"] / np.maximum(s["lev_n"], 1), np.nan)
     cols: dict[str, Any] = {"config_id": np.asarray(config_ids, dtype=np.int64)}
+    if path is not None:
+        cols["path"] = np.asarray(path, dtype=np.int64)
     keys: list[str] = []
     for lab in labels:
         for k in lab:

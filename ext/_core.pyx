@@ -616,3 +616,4 @@ def struct_sizes():
 # --------------------------------------------------------------------------- multi-collateral positions
 include "_legs.pxi"
 include "_legs_replay.pxi"
+include "_paths.pxi"

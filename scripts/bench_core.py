@@ -8,7 +8,8 @@ configurations (a grid of LTV x loops x rebalance) with the core, both with its 
 default) and with --dense replay of every block (the quiet-stretch fast path with the full block body where
 anything can happen: the path Monte Carlo lives on), and the reference engine on a shorter window. Prints
 wall times (the best of --repeat runs: the machine may be shared), configuration-blocks per second and peak
-RSS. The line for 2 paths x 100 configurations waits for the paths axis (issue 10).
+RSS. The line for 2 paths x 100 configurations replays (configuration, path) pairs (engine.run_core_paths): path 0
+is the market itself, path 1 a 20 % dip of the collateral's price for a day in the middle, hourly samples.
 """
 from __future__ import annotations
 
@@ -45,15 +46,28 @@ def grid(cfg, n: int):
     return out
 
 
-def paths_line() -> str:
-    """The 2 paths x 100 configurations figure needs a paths axis in the core (issue 10), which is not there."""
-    import inspect
+def paths_line(market, params, lanes, rec, me, repeat: int, threads: int, lane_arrays) -> str:
+    """2 paths x the configurations of params: path 0 factors 1.0, path 1 a one-day 20 % dip mid-window."""
+    from backtest.engine import CHUNK, run_core_paths
+    from backtest.paths import Paths
 
-    from backtest.engine import run_core
-
-    if "paths" in inspect.signature(run_core).parameters:
-        return "2 paths x 100 configurations: run_core has a paths axis, but this benchmark does not drive it yet"
-    return "2 paths x 100 configurations: not measured, the core has no paths axis yet (issue 10)"
+    ns = int((market.ts[-1] - market.ts[0]) // 3600) + 1
+    f = np.ones((2, ns))
+    mid = ns // 2
+    f[1, mid: mid + 24] = 0.8
+    paths = Paths.from_times(market.ts, 3600, f)
+    walls = []
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        out, _ = run_core_paths(market, params, lanes, rec, me, paths, CHUNK, False, threads,
+                                lane_arrays=lane_arrays)
+        walls.append(time.perf_counter() - t)
+    wall = min(walls)
+    pairs = len(out.summaries)
+    liq = [int(out.summaries["liq_count"][k::2].sum()) for k in range(2)]
+    return (f"core 2 paths x {len(params)} configs, skip (exact chunk skipping): {wall:8.3f} s  "
+            f"{pairs * len(market) / wall:12.3e} config-path-blocks/s  (best of {len(walls)})  liquidations "
+            f"path 0 {liq[0]}, path 1 {liq[1]}  peak RSS {peak_rss_mb():.0f} MB")
 
 
 def main() -> None:
@@ -100,7 +114,8 @@ def main() -> None:
             liq = int(out.summaries["liq_count"].sum())
             print(f"core {k:>5} configs, {mode:<28}: {wall:8.3f} s  {k * n / wall:12.3e} config-blocks/s  "
                   f"(best of {len(walls)})  liquidations {liq}  peak RSS {peak_rss_mb():.0f} MB")
-    print(paths_line())
+    print(paths_line(market, encode_params(grid(cfg, 100), lanes), lanes, no_rec, me, args.repeat, args.threads,
+                     lane_arrays))
     sub = market.slice(0, min(args.ref_blocks, n))
     params = encode_params(grid(cfg, 1), lanes)
     t = time.perf_counter()
