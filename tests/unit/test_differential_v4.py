@@ -72,6 +72,14 @@ def spoke_rebalanced(m, p, oracle, rng):
     p["delev_below"] = hf * rng.choice([1.0, 1.5], k)           # half of them deleverage at the first check
     p["target_hf"] = p["delev_below"] + rng.uniform(0.01, 0.3, k)
     p["relev_above"] = p["target_hf"] + rng.uniform(0.01, 0.2, k)
+    if rng.random() < 0.5:
+        # a steep drawn rate under a large premium: the HF drifts down block by block and each deleverage back
+        # to a target just above the line repays less than the premium accrued since (the premium restored
+        # in part, drawn shares untouched)
+        m.borrow_apr = np.full(len(m), rng.uniform(5.0, 50.0))
+        p["v4_collateral_risk"] = rng.uniform(2.0, 10.0, k)
+        p["target_hf"] = p["delev_below"] * (1.0 + rng.uniform(1e-4, 1e-3, k))
+        p["relev_above"] = math.inf
     return m, p, oracle
 
 
