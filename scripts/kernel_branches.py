@@ -102,6 +102,13 @@ def gcov_lines(copy: Path) -> dict[int, list[int]]:
 # on each line with that code, why). Keyed by the code, not the line number, so an edit elsewhere in the file does not move them. The script
 # fails when one of them IS taken (the reason is wrong: take it out) or when any other outcome is not.
 UNREACHABLE = [
+    ("_position.pxd", "elif debt < old:", 1,
+     "set_premium_debt with debt == old: every caller changes a premium debt by more than the dust (a loop borrow, "
+     "releverage or flash loan > dust, a deleverage repay > dust; dust = 1e-12 x capital, far above half an ulp of "
+     "the debt), the opening buy at zero debt takes `debt <= st.dust`, and v4 liquidations do not call it"),
+    ("_position.pxd", "if st.rp == 0.0 and st.ps == 0.0 and st.po == 0.0:", 1,
+     "st.ps != 0 with st.rp == 0: st.rp is set once, from Params (0 for every venue but a v4 Spoke with collateral "
+     "risk 0), and premium shares are only ever written as drawn shares x the risk premium (0 x d = 0) or 0"),
     ("_quiet.pxd", "if b <= k < e:", 1,
      "quiet_end: rp is the first record not yet written and the quiet loop stops at every record (e = k), so the "
      "full body has written every record before b: k >= b always (the test is k < e)"),
