@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 K_MATH, K_AAVE, K_MORPHO, K_COMET, K_RATES = "ext/_math.pxd", "ext/_aave.pxd", "ext/_morpho.pxd", "ext/_comet.pxd", "ext/_rates.pxd"
 K_POS, K_STRAT, K_CORE, REF = "ext/_position.pxd", "ext/_strategies.pxd", "ext/_core.pyx", "backtest/reference.py"
 ALIGN = "backtest/data/restaking.py"
+COMET = "backtest/venues/compound_v3.py"     # the reference engine reads each venue's rate model from its record
 
 # The rule tests, in the order they run (fast, hand-worked ones first); any other tests/unit file not listed in
 # NOT_RULES (I/O, config parsing, importers) is appended, so tests added later are picked up.
@@ -63,7 +64,7 @@ MUTATIONS = [
       (REF, "return pos.coll * self.oracle_price(b) * self.lt(b) / pos.debt",
             "return pos.coll * self.oracle_price(b) / pos.debt"), first=(AR,)),
     M("aave-hf-below-098", "Aave v3 / liquidatable when HF < 1",
-      (K_CORE, "if hf < 1.0:\n                        liquidate(", "if hf < 0.98:\n                        liquidate("),
+      (K_CORE, "if hf < 1.0:\n                liquidate(", "if hf < 0.98:\n                liquidate("),
       (K_AAVE, "if not hf < 1.0:", "if not hf < 0.98:"),
       (REF, "if hf < 1.0:\n                    self.liquidate(b)", "if hf < 0.98:\n                    self.liquidate(b)"),
       (REF, "            if not hf < 1.0:\n                return", "            if not hf < 0.98:\n                return"),
@@ -202,14 +203,15 @@ MUTATIONS = [
       (K_COMET, "if shortfall >", "if False and shortfall >"),
       (REF, "if shortfall >", "if False and shortfall >"), first=(VE,)),
     M("comet-index-compounds", "Compound III / borrow index linear per accrual",
-      (K_RATES, "gb[0] = linear_growth(borrow_apr, dt)", "gb[0] = aave_borrow_growth(borrow_apr, dt)"),
-      (REF, "return 1.0, linear_growth(borrow_apr, dt)", "return 1.0, aave_borrow_growth(borrow_apr, dt)"),
+      (K_RATES, "gb[0] = linear_growth(borrow_apr, dt)           # baseBorrowIndex",
+                "gb[0] = aave_borrow_growth(borrow_apr, dt)           # baseBorrowIndex"),
+      (COMET, 'growth=("none", "linear")', 'growth=("none", "binomial")'),
       first=(VE,)),
     M("comet-collateral-earns", "Compound III / collateral earns nothing",
       (K_RATES, "gs[0] = 1.0                                     # Comet collateral earns nothing",
                 "gs[0] = aave_supply_growth(supply_apr, dt)"),
-      (REF, "return 1.0, linear_growth(borrow_apr, dt)",
-            "return aave_supply_growth(supply_apr, dt), linear_growth(borrow_apr, dt)"), first=(VE,)),
+      (COMET, 'supply_yield=False, growth=("none", "linear")', 'supply_yield=True, growth=("linear", "linear")'),
+      first=(VE,)),
     # --- oracles ---------------------------------------------------------------------------------------------
     M("capo-no-growth-time", "Aave oracle / CAPO cap = snapshot x (1 + g dt / Y)",
       (K_CORE, "(1.0 + capo_growth * <double>(ts[b] - snap_ts) / SECONDS_PER_YEAR)", "(1.0 + capo_growth)"),
@@ -260,7 +262,8 @@ MUTATIONS = [
       (REF, "if borrow > room:", "if False:"), first=(AR,)),
     M("flash-open-no-fee-debt", "Costs / flash fee added to the flash-loan debt",
       (K_STRAT, "debt_of(st, m, b) + f * (1.0 + ff))", "debt_of(st, m, b) + f)"),
-      (REF, "pos.debt += f * (1.0 + ff)\n            self.sm", "pos.debt += f\n            self.sm"), first=(AR,)),
+      (REF, "pos.debt += f * (1.0 + ff)\n            self.tidy()", "pos.debt += f\n            self.tidy()"),
+      first=(AR,)),
     M("close-no-flash-fee", "Costs / flash fee when closing (exit, unwind)",
       (K_STRAT, "ff = p.flash_fee if debt >", "ff = 0.0 if debt >"),
       (REF, 'ff = float(p["flash_fee"]) if debt >', "ff = 0.0 if debt >"), first=(AR,)),
