@@ -1,5 +1,5 @@
 """The engine side of multi-collateral positions: checks against the per-leg market, the per-leg lanes, and
-the calls into the kernel (``_core.run_batch_legs``) and the reference (``backtest.reference_legs``).
+the calls into the kernel (``_core.run_batch_legs``) and the reference (``backtest.reference.legs``).
 
 ``backtest.engine`` hands a market with several legs (``backtest.legs.LegsMarket``) to this module; a
 one-collateral market never comes here. Outputs are those of one collateral (the summary, events and records
@@ -14,10 +14,11 @@ import math
 
 import numpy as np
 
+from backtest import venues as _venues
 from backtest.config_types import Config
 from backtest.errors import ConfigError
 from backtest.legs import n_legs, stacked
-from backtest.reference_legs import LEG_RECORD, LEG_SUMMARY
+from backtest.reference.legs import LEG_RECORD, LEG_SUMMARY
 from backtest.schema import EVENT_DTYPE, N_RECORD, ORACLE_CODES, PROTOCOLS, SUMMARY_DTYPE
 
 LEG_ARRAYS = ("price", "xrate", "underlying_price", "ltv", "lt", "bonus", "pfee", "slash", "hold_price", "hold_xrate")
@@ -45,8 +46,9 @@ def check_legs_against_market(cfg: Config, market) -> None:
     from backtest.engine import _check_market, _check_oracle_fits_debt
 
     st, mk = cfg.strategy, cfg.market
-    if mk.protocol == "morpho-blue":
-        raise ConfigError("strategy.collateral: a Morpho Blue market has one collateral token; one leg only")
+    one_only = _venues.venue(mk.protocol).one_collateral      # the config refuses these legs already
+    if one_only:
+        raise ConfigError(f"strategy.collateral: {one_only}")
     w = [leg.weight for leg in st.collateral]
     if st.kind in ("loop", "flash-loan"):
         ltv0 = sum(wi * float(m.ltv[0]) for wi, m in zip(w, market.legs))
@@ -141,7 +143,7 @@ def run_core_legs(market, params, weights, lanes, rec_idx, me, chunk, dense, thr
 
 def run_reference_legs(market, params, weights, lanes, rec_idx, me):
     from backtest.engine import Outputs
-    from backtest.reference_legs import LegsReplay
+    from backtest.reference.legs import LegsReplay
 
     n, L = len(params), n_legs(market)
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)

@@ -85,6 +85,10 @@ class Venue:
     defaults_by_debt: bool = False
     #: follows Aave v3.3's liquidation rules from market.v33_from (its USD thresholds need Market.eth_usd there)
     v33: bool = False
+    #: an Aave-family liquidation's fixed close factor (Aave v2: 50 %), or None: 50 % / 100 % by the HF (v3)
+    close_factor: float | None = None
+    #: an Aave-family liquidation pays the reserve's liquidation protocol fee out of the bonus (not Aave v2)
+    protocol_fee: bool = True
     #: collateral is lent out and earns the reserve's supply rate (the supply_apr series is read)
     supply_yield: bool = True
     #: the market key picks an E-mode (emode is part of the market_params key)

@@ -102,5 +102,7 @@ def check_target(cfg: Any, market: Any, coll: str) -> None:
 MORPHO_BLUE = Venue("morpho-blue", takes=KEYS, refusals=REFUSALS, meanings=MEANINGS, rules=_rules,
                     target_ltv_rule=_target_ltv_rule, defaults=_defaults, default_keys="market.lltv",
                     defaults_by_debt=True, supply_yield=False, growth=("none", "taylor"),
-                    check_target=check_target, liquidation="morpho")
+                    check_target=check_target, liquidation="morpho",
+                    one_collateral=("a Morpho Blue market has one collateral token (MarketParams.collateralToken): "
+                                    "one [[strategy.collateral]] only; run one config per market instead"))
 VENUES = (MORPHO_BLUE,)
