@@ -141,7 +141,8 @@ def run_core_legs(market, params, weights, lanes, rec_idx, me, chunk, dense, thr
                    tokens=tuple(market.tokens))
 
 
-def run_reference_legs(market, params, weights, lanes, rec_idx, me):
+def run_reference_legs(market, params, weights, lanes, rec_idx, me, settings=None):
+    """settings: per configuration its reference Settings (or its row), default the rows of params."""
     from backtest.engine import Outputs
     from backtest.reference.legs import LegsReplay
 
@@ -153,8 +154,9 @@ def run_reference_legs(market, params, weights, lanes, rec_idx, me):
     ev_list, evl = [], []
     for i in range(n):
         ln = lanes[int(params[i]["lane"])]
+        s = params[i] if settings is None else settings[i]
         sm, events, legs_of_events, rec, lsm, lrec = LegsReplay(
-            market, params[i], weights[i], ln.oracle, capo_growths(market, ln), ln.capo_age, rec_idx, me).run()
+            market, s, weights[i], ln.oracle, capo_growths(market, ln), ln.capo_age, rec_idx, me).run()
         for k, v in sm.items():
             summaries[i][k] = v
         ev = np.zeros(len(events), dtype=EVENT_DTYPE)

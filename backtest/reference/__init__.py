@@ -28,7 +28,7 @@ compares two independent implementations of one semantics. All amounts are in un
 value in the debt asset is xrate x ``Market.underlying_price`` (1.0 for a WETH debt, ETH/USDC for a USDC debt),
 and gas (gwei of the chain's gas token) is converted at ``Market.gas_token_price``.
 
-The package, along the steps: ``state`` (constants, the position, the block loop), ``rates`` (step 2: index
+The package, along the steps: ``settings`` (the configuration as the engine reads it), ``state`` (constants, the position, the block loop), ``rates`` (step 2: index
 growth by the venue's rate model; the AdaptiveCurveIRM of ``backtest.irm``), ``liquidation`` (step 4 per venue),
 ``costs`` (swap quotes, slippage, gas), ``strategy`` (step 5), ``replay`` (one collateral: market views,
 accrual, records, the summary; :func:`run_reference`) and ``legs`` (several collateral legs against one debt).
@@ -79,6 +79,7 @@ from backtest.reference.state import (
     annualise,
     new_summary,
 )
+from backtest.reference.settings import Costs, Exit, Rebalance, Settings
 from backtest.reference.strategy import Strategy
 from backtest.schema import (  # noqa: F401  (re-exported as before the split)
     ENTRIES,

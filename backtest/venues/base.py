@@ -54,6 +54,13 @@ def _no_check(cfg: Any, market: Any, coll: str) -> None:
     return None
 
 
+def aave_param_overrides(req: Any) -> dict[str, float | None]:
+    """The Aave family's (and the generic venue's) risk constants from the [market] keys: each of ltv,
+    liquidation_threshold, liquidation_bonus, liquidation_protocol_fee optional (None: read the lake / defaults)."""
+    return {"ltv": req.ltv, "lt": req.liquidation_threshold, "bonus": req.liquidation_bonus,
+            "pfee": req.liquidation_protocol_fee}
+
+
 @dataclass(frozen=True)
 class Venue:
     """One ``market.protocol``: what the config, the data alignment, the engines and the sweep need to know."""
@@ -93,6 +100,12 @@ class Venue:
     supply_yield: bool = True
     #: the market key picks an E-mode (emode is part of the market_params key)
     emode: bool = False
+    #: the risk constants the request's [market] keys fix: (MarketRequest) -> {"ltv", "lt", "bonus", "pfee": value,
+    #: or None to read market_params / the defaults} (the data build's arrays of those names)
+    param_overrides: Callable[[Any], dict[str, float | None]] = aave_param_overrides
+    #: the risk arrays derived from others after the read, in place: ({"ltv", "lt", "bonus", "pfee": array}) ->
+    #: None (Morpho Blue: borrowing stops at the LLTV, the bonus is LIF - 1, no fee), or None
+    derive_params: Callable[[dict], None] | None = None
     #: rate model: (supply index growth, borrow index growth), from SUPPLY_GROWTH / BORROW_GROWTH
     growth: tuple[str, str] = ("linear", "binomial")
     #: USD per debt-asset unit (Market.eth_usd) at every block of the window, not only after v33_from
@@ -112,6 +125,8 @@ class Venue:
     premium_debt: bool = False
     #: Params fields of the venue's own keys: (MarketConfig) -> {field: value}
     encode: Callable[[Any], dict[str, float]] | None = None
+    #: of own_keys, the per-configuration ones -> their Params field (what the reference engine reads by name)
+    params_fields: Mapping[str, str] = field(default_factory=dict)
 
     def problems(self) -> Sequence[str]:
         """Inconsistencies of the record itself (tests/unit/test_venue_registry.py)."""
