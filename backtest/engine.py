@@ -140,8 +140,9 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         if encode is not None:
             for name, value in encode(mk).items():
                 row[name] = value
-        if mk.protocol == "generic" and mk.close_factor is None:
-            raise ConfigError("market.close_factor: missing; a generic venue takes its close factor from the config")
+        if _venues.venue(mk.protocol).requires_close_factor and mk.close_factor is None:
+            raise ConfigError(f"market.close_factor: missing; a {mk.protocol} venue takes its close factor from the "
+                              f"config")
     return out
 
 

@@ -53,7 +53,7 @@ def check_legs_against_market(cfg: Config, market) -> None:
     if st.kind in ("loop", "flash-loan"):
         ltv0 = sum(wi * float(m.ltv[0]) for wi, m in zip(w, market.legs))
         lt0 = sum(wi * float(m.lt[0]) for wi, m in zip(w, market.legs))
-        what = "borrow collateral factor" if mk.protocol == "compound-v3" else "max LTV"
+        what = _venues.venue(mk.protocol).ltv_name
         if st.target_ltv > ltv0:
             raise ConfigError(f"strategy.target_ltv = {st.target_ltv} is above the weighted {what} {ltv0:g} of "
                               f"{', '.join(market.tokens)} at the start ({mk.protocol}); lower it")

@@ -82,6 +82,8 @@ class Venue:
     rules: Callable[[Any, str, dict, Mapping, Callable[[], None]], None] = _no_rules
     #: strategy.target_ltv against this venue's own limit: (ctx, market config, target, strategy table)
     target_ltv_rule: Callable[[Any, Any, float, Mapping], None] | None = None
+    #: what the venue calls the borrow limit market.ltv sets, in messages
+    ltv_name: str = "max LTV"
     #: chains it runs on (None: any chain)
     chains: tuple[str, ...] | None = ("ethereum",)
     #: dated default parameters: (collateral asset, emode, debt asset) -> entries, or None when unknown
@@ -96,6 +98,8 @@ class Venue:
     close_factor: float | None = None
     #: an Aave-family liquidation pays the reserve's liquidation protocol fee out of the bonus (not Aave v2)
     protocol_fee: bool = True
+    #: the close factor comes from the config only (market.close_factor required: the generic venue)
+    requires_close_factor: bool = False
     #: collateral is lent out and earns the reserve's supply rate (the supply_apr series is read)
     supply_yield: bool = True
     #: the market key picks an E-mode (emode is part of the market_params key)
