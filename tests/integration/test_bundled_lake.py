@@ -158,6 +158,10 @@ def test_both_book_windows_replay_from_the_bundled_lake(tmp_path, window):
         # the market-oracle loop at 0.78 is liquidated as the de-peg begins (2022-06-10, test_real_replays); the v2 rates read are the assumed ones
         assert s["liq_count"] > 0
         assert "rates/assumed-aave-v2-2022.parquet" in lp["assumed"]
+        # 2022 lies wholly before the lake's 2024-25 blocks table: block numbers from the Merge anchor (block
+        # 15,537,394 at 1,663,224,179, one per 12 s), not extrapolated back from 2024
+        ev = res["events"]
+        assert (ev["block"] == 15537394 + (ev["ts"] - 1663224179) // 12).all()
         assert any("Aave v2 2022 rates are assumed" in a for a in lp["assumptions"])
     else:
         assert s["liq_count"] == 0 and np.isfinite(s["net_apy"])
