@@ -142,7 +142,7 @@ def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
 # --- the column dictionary ------------------------------------------------------------------------------------
 # unit kinds: "debt" (the debt asset's symbol), "usd", "tokens" (the collateral token), "price" (debt asset per
 # collateral token), "rate" (underlying per collateral token), "fraction", "apy", "ratio", "count", "block", "ts",
-# "id", "text"
+# "utc", "seconds", "bool", "id", "text"
 COLUMNS: dict[str, tuple[str, str]] = {
     "config_id": ("id", "configuration number (the manifest's points)"),
     "block": ("block", "block number"),
@@ -191,6 +191,60 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "total_costs_usd": ("usd", "total_costs, each action's costs at its own block's USD price"),
     "liq_penalty_usd": ("usd", "liq_penalty, each liquidation at its own block's USD price"),
     "bad_debt_usd": ("usd", "bad_debt at its block's USD price"),
+    # honest figures (issue 12), after the columns above
+    "liq_loss_rate": ("debt", "liquidation loss at fair value: collateral seized valued at the exchange rate "
+                              "(x the underlying's price) minus the value credited (the debt repaid; Comet: the "
+                              "absorb's credit); NaN: a multi-collateral liquidation of every leg"),
+    "liq_loss_market": ("debt", "liquidation loss with the collateral seized valued at the market (DEX) price "
+                                "minus the value credited"),
+    "window_return": ("fraction", "end_equity / capital - 1 over the window (not annualised)"),
+    "window_return_rate": ("fraction", "end_equity_rate / capital - 1 over the window (not annualised)"),
+    "hold_return": ("fraction", "hold_end_equity / capital - 1 over the window (not annualised)"),
+    "hold_end_equity_rate": ("debt", "the benchmark's value at the last block, its tokens at the exchange rate"),
+    "hold_apy_rate": ("apy", "the hold benchmark at the exchange-rate mark, annualised (compounded)"),
+    "excess_apy_rate": ("apy", "net_apy_rate - hold_apy_rate"),
+    "time_utc": ("utc", "block time as a UTC timestamp (the same instant as ts)"),
+    # episodes.parquet (backtest/episodes.py): one row per (episode, config_id)
+    "episode_id": ("id", "episode number in the result set (by market group, kind, start)"),
+    "episode_kind": ("text", "market: the DEX price below the exchange-rate value; oracle: the lending "
+                             "protocol's oracle price below it"),
+    "token": ("text", "the collateral token whose price fell below its exchange-rate value"),
+    "oracle": ("text", "kind oracle: the market.oracle mode whose price was below (null for kind market)"),
+    "threshold": ("fraction", "discount an episode must exceed ([episodes] threshold)"),
+    "start_block": ("block", "first block with the discount above the threshold"),
+    "end_block": ("block", "last block with the discount above the threshold (gaps shorter than "
+                           "[episodes] merge_gap merged)"),
+    "start_ts": ("ts", "start_block's time, UTC epoch seconds"),
+    "end_ts": ("ts", "end_block's time, UTC epoch seconds"),
+    "start_utc": ("utc", "start_ts as a UTC timestamp"),
+    "end_utc": ("utc", "end_ts as a UTC timestamp"),
+    "duration_s": ("seconds", "end_ts - start_ts"),
+    "worst_discount": ("fraction", "largest discount in the episode: 1 - price / (exchange rate x underlying)"),
+    "worst_block": ("block", "block of worst_discount"),
+    "worst_ts": ("ts", "time of worst_discount, UTC epoch seconds"),
+    "worst_utc": ("utc", "worst_ts as a UTC timestamp"),
+    "at_window_start": ("bool", "the episode was already on at the window's first block"),
+    "at_window_end": ("bool", "the episode was still on at the window's last block"),
+    "equity_before": ("debt", "equity (market mark) at the block before the episode; capital if it starts at "
+                              "the first block"),
+    "equity_after": ("debt", "equity (market mark) at end_block"),
+    "episode_pnl": ("debt", "equity_after - equity_before"),
+    "episode_return": ("fraction", "episode_pnl / equity_before"),
+    "episode_pnl_rate": ("debt", "the same P&L with the collateral at the exchange rate"),
+    "episode_min_hf": ("ratio", "lowest health factor seen in the episode: at its time-series samples, its "
+                                "boundaries, after its events, and the run's min_hf if that block is inside "
+                                "(NaN: no debt)"),
+    "episode_liq_count": ("count", "liquidation calls inside the episode"),
+    "episode_liq_debt_repaid": ("debt", "debt repaid by liquidators inside the episode"),
+    "episode_liq_penalty": ("debt", "liquidation penalty (oracle price) inside the episode"),
+    "episode_liq_loss_rate": ("debt", "liq_loss_rate of the liquidations inside the episode"),
+    "episode_liq_loss_market": ("debt", "liq_loss_market of the liquidations inside the episode"),
+    "episode_bad_debt": ("debt", "bad debt written off inside the episode"),
+    "episode_costs": ("debt", "gas + swap fees + slippage + flash fees of the actions inside the episode"),
+    "episode_events": ("count", "events inside the episode"),
+    "hold_pnl": ("debt", "the hold benchmark's P&L over the episode (market mark)"),
+    "hold_episode_return": ("fraction", "hold_pnl / the benchmark's value before the episode"),
+    "excess_pnl": ("debt", "episode_pnl - hold_pnl"),
     # events
     "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash"),
     "collateral_change": ("tokens", "collateral change (negative: out of the position)"),
@@ -217,7 +271,7 @@ def _unit(kind: str, debt: str, collateral: str) -> str:
     return {"debt": debt, "usd": "USD", "tokens": collateral, "price": f"{debt} per {collateral}",
             "rate": f"underlying per {collateral}", "fraction": "fraction", "apy": "apy (per year, compounded)",
             "ratio": "ratio", "count": "count", "block": "block number", "ts": "s (UTC epoch)", "id": "id",
-            "text": "text"}[kind]
+            "text": "text", "utc": "UTC timestamp (microseconds)", "seconds": "s", "bool": "true/false"}[kind]
 
 
 def _leg_column(name: str, table: str) -> tuple[str, str] | None:
