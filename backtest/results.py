@@ -15,6 +15,7 @@ import polars as pl
 
 from backtest.data.market import Market
 from backtest.engine import Outputs
+from backtest.episodes import utc_column
 from backtest.schema import EVENT_KINDS, EVENT_NAMES, RECORD_FIELDS
 
 SUMMARY_METRICS = (
@@ -46,11 +47,72 @@ def usd_at_events(out: Outputs, market: Market, kinds: tuple[int, ...]) -> np.nd
     return res
 
 
+def annualise(end_equity: np.ndarray, capital: np.ndarray, years: float) -> np.ndarray:
+    """As the engines annualise (backtest.reference.annualise): 0 for an empty window, -1 once equity is gone."""
+    if years <= 0:
+        return np.zeros(len(end_equity))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        g = np.power(end_equity / capital, 1.0 / years) - 1.0
+    return np.where(end_equity <= 0, -1.0, g)
+
+
+def liquidation_losses(out: Outputs, market: Market, protocols: list[str] | None,
+                       oracle_prices: np.ndarray | None, lanes_of: list[int] | None) -> list[tuple]:
+    """Per configuration, per event: the fair-value liquidation loss at the exchange rate and at the market
+    (backtest.episodes.liquidation_losses). oracle_prices: [lane, leg, block]; a Compound III configuration
+    without them gets NaN (its credit needs the oracle price)."""
+    from backtest.episodes import COMET, LIQ
+    from backtest.episodes import liquidation_losses as per_event
+
+    res = []
+    for j, ev in enumerate(out.events):
+        protocol = protocols[j] if protocols is not None else ""
+        legs = out.event_legs[j] if out.event_legs is not None else None
+        if protocol == COMET and (oracle_prices is None or lanes_of is None):
+            nan = np.where(ev["kind"] == LIQ, np.nan, 0.0)
+            res.append((nan, nan.copy()))
+            continue
+        por = oracle_prices[lanes_of[j]] if protocol == COMET else None
+        res.append(per_event(ev, legs, market, protocol, por))
+    return res
+
+
+def honest_columns(out: Outputs, market: Market, cap: np.ndarray, losses: list[tuple] | None,
+                   on_paths: bool) -> dict[str, np.ndarray]:
+    """The summary's fair-value loss, window returns and the benchmark at the exchange rate (new columns;
+    NaN on Monte Carlo paths, whose prices are not the market's)."""
+    from backtest.episodes import hold_tokens
+    from backtest.schema import SECONDS_PER_YEAR
+
+    s = out.summaries
+    n = len(s)
+    cols: dict[str, np.ndarray] = {}
+    if losses is None or on_paths:
+        cols["liq_loss_rate"] = cols["liq_loss_market"] = np.full(n, np.nan)
+    else:
+        cols["liq_loss_rate"] = np.array([float(np.sum(r)) for r, _ in losses])
+        cols["liq_loss_market"] = np.array([float(np.sum(m)) for _, m in losses])
+    cols["window_return"] = s["end_equity"] / cap - 1.0
+    cols["window_return_rate"] = s["end_equity_rate"] / cap - 1.0
+    cols["hold_return"] = s["hold_end_equity"] / cap - 1.0
+    if on_paths:
+        rate_end = np.full(n, np.nan)
+    else:
+        fair_end = float(market.hold_xrate[-1]) * float(market.underlying_price[-1])
+        rate_end = np.array([hold_tokens(float(h), market) * fair_end for h in s["hold_end_equity"]])
+    years = float(market.ts[-1] - market.ts[0]) / SECONDS_PER_YEAR
+    cols["hold_end_equity_rate"] = rate_end
+    cols["hold_apy_rate"] = np.where(np.isnan(rate_end), np.nan, annualise(rate_end, cap, years))
+    cols["excess_apy_rate"] = s["net_apy_rate"] - cols["hold_apy_rate"]
+    return cols
+
+
 def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], config_ids: list[int],
                   capital: list[float], debt: list[str] | None = None,
-                  path: np.ndarray | None = None) -> pl.DataFrame:
+                  path: np.ndarray | None = None, losses: list[tuple] | None = None) -> pl.DataFrame:
     """One row per configuration; debt: each configuration's market.debt (the unit of its amounts);
-    path: each row's path (engine.run_core_paths), a `path` column after config_id (none without paths)."""
+    path: each row's path (engine.run_core_paths), a `path` column after config_id (none without paths);
+    losses: liquidation_losses(...) of the configurations (None: the fair-value loss columns are NaN)."""
     s = out.summaries
     n = len(s)
     blocks, ts = market.block, market.ts
@@ -98,6 +160,7 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
     for k, tok in enumerate(out.tokens):
         for j, name in enumerate(LEG_SUMMARY_COLUMNS):
             cols[f"{name}_{tok}"] = out.leg_summary[:, k, j]
+    cols.update(honest_columns(out, market, cap, losses, path is not None))
     return pl.DataFrame(cols)
 
 
@@ -119,15 +182,16 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
             # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
             **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
                                                dtype=pl.Utf8)} if out.tokens else {}),
-        }))
+        }).with_columns(utc_column(pl.col("ts")).alias("time_utc")))
     if not parts:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
-                                    "cost": pl.Float64, "hf_after": pl.Float64})
+                                    "cost": pl.Float64, "hf_after": pl.Float64,
+                                    "time_utc": pl.Datetime("us", "UTC")})
     return pl.concat(parts)
 
 
-def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
+def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
     idx = out.rec_idx
     cols = {"block": market.block[idx], "ts": market.ts[idx]}
     for j, name in enumerate(RECORD_FIELDS):
@@ -136,7 +200,9 @@ def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
     for k, tok in enumerate(out.tokens):
         for j, name in enumerate(LEG_RECORD_COLUMNS):
             cols[f"{name}_{tok}"] = out.leg_records[i, :, k, j]
-    return pl.DataFrame(cols)
+    # the Hive partition's config_id also as a plain column, and the time as a UTC timestamp (new columns)
+    cols["config_id"] = np.full(len(idx), config_id, dtype=np.int64)
+    return pl.DataFrame(cols).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
 
 
 # --- the column dictionary ------------------------------------------------------------------------------------
