@@ -266,8 +266,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "window_return": ("fraction", "end_equity / capital - 1 over the window (not annualised)"),
     "window_return_rate": ("fraction", "end_equity_rate / capital - 1 over the window (not annualised)"),
     "hold_return": ("fraction", "hold_end_equity / capital - 1 over the window (not annualised)"),
-    "hold_end_equity_rate": ("debt", "the benchmark's value at the last block, its tokens at the exchange rate"),
-    "hold_apy_rate": ("apy", "the hold benchmark at the exchange-rate mark, annualised (compounded)"),
+    "hold_end_equity_rate": ("debt", "the benchmark's value at the last block, its tokens at the exchange rate "
+                                     "(NaN: multi-collateral, or Monte Carlo paths)"),
+    "hold_apy_rate": ("apy", "the hold benchmark at the exchange-rate mark, annualised (compounded; NaN as "
+                             "hold_end_equity_rate)"),
     "excess_apy_rate": ("apy", "net_apy_rate - hold_apy_rate"),
     "time_utc": ("utc", "block time as a UTC timestamp (the same instant as ts)"),
     # episodes.parquet (backtest/episodes.py): one row per (episode, config_id)
@@ -308,7 +310,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "episode_bad_debt": ("debt", "bad debt written off inside the episode"),
     "episode_costs": ("debt", "gas + swap fees + slippage + flash fees of the actions inside the episode"),
     "episode_events": ("count", "events inside the episode"),
-    "hold_pnl": ("debt", "the hold benchmark's P&L over the episode (market mark)"),
+    "hold_pnl": ("debt", "the hold benchmark's P&L over the episode (market mark; NaN: multi-collateral)"),
     "hold_episode_return": ("fraction", "hold_pnl / the benchmark's value before the episode"),
     "excess_pnl": ("debt", "episode_pnl - hold_pnl"),
     # events
