@@ -182,13 +182,13 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
             # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
             **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
                                                dtype=pl.Utf8)} if out.tokens else {}),
-        }).with_columns(utc_column(pl.col("ts")).alias("time_utc")))
+        }))
     if not parts:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
                                     "cost": pl.Float64, "hf_after": pl.Float64,
                                     "time_utc": pl.Datetime("us", "UTC")})
-    return pl.concat(parts)
+    return pl.concat(parts).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
 
 
 def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
