@@ -260,7 +260,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     # honest figures (issue 12), after the columns above
     "liq_loss_rate": ("debt", "liquidation loss at fair value: collateral seized valued at the exchange rate "
                               "(x the underlying's price) minus the value credited (the debt repaid; Comet: the "
-                              "absorb's credit); NaN: a multi-collateral liquidation of every leg"),
+                              "absorb's credit); NaN: a multi-collateral liquidation of every leg, or Monte "
+                              "Carlo paths"),
     "liq_loss_market": ("debt", "liquidation loss with the collateral seized valued at the market (DEX) price "
                                 "minus the value credited"),
     "window_return": ("fraction", "end_equity / capital - 1 over the window (not annualised)"),
