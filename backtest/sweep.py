@@ -55,6 +55,7 @@ from backtest.results import events_frame, liquidation_losses, summary_frame, ti
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
 MAX_BATCH = 256                           # configurations per batch (resume and progress granularity)
+EPISODE_SAMPLE_S = 3600                   # inside a de-peg episode the core records at least hourly
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -233,7 +234,9 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
         por = build_lanes(market, lanes, CHUNK)["por"]
         por = por if por.ndim == 3 else por[:, None, :]
     episodes = find_episodes(market, tokens, lanes, por, ep_cfg.threshold, ep_cfg.merge_gap)
-    run_idx = np.union1d(rec_idx, extra_record_indices(episodes)).astype(np.int64)
+    # inside an episode the core also records hourly, whatever run.record says: its lowest HF is read there
+    hourly = record_indices(market, EPISODE_SAMPLE_S) if episodes else None
+    run_idx = np.union1d(rec_idx, extra_record_indices(episodes, hourly)).astype(np.int64)
     ts_rows = np.searchsorted(run_idx, rec_idx).astype(np.int64)
     legs = n_legs(market)                   # several legs: 4 more fields a record per leg (leg_records)
     per_cfg = max(1, len(run_idx) * (11 + (4 * legs if legs > 1 else 0)) * 8)

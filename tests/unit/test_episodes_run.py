@@ -68,6 +68,13 @@ def test_an_episode_over_the_whole_window_agrees_with_every_block(every_block):
         assert row["hold_pnl"] == pytest.approx(sm["hold_end_equity"] - sm["capital"], rel=1e-12)
 
 
+def test_episodes_do_not_depend_on_the_time_series_sampling(result, tmp_path):
+    # with no time series the core still records hourly inside the episodes: the same rows, lowest HF included
+    none = _run(tmp_path, **{"episodes.threshold": 0.01, "episodes.merge_gap": "6h", "run.record": "none"})
+    assert not (Path(none["path"]) / "timeseries").exists()
+    assert none["episodes"].equals(result["episodes"])
+
+
 def test_the_discount_is_the_lake_price_against_the_rate(result):
     # the worst discount, recomputed from the time series (hourly) cannot be deeper than the per-block one
     path = Path(result["path"])
