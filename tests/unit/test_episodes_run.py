@@ -128,3 +128,32 @@ def test_a_stricter_threshold_finds_fewer_or_shallower_episodes(tmp_path):
     res = _run(tmp_path, **{"episodes.threshold": 0.9})
     ep = pl.read_parquet(Path(res["path"]) / "episodes.parquet")
     assert ep.height == 0 and dict(ep.schema) == EPISODE_SCHEMA
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_episodes(tmp_path):
+    ov = {"episodes.threshold": 0.01, "episodes.merge_gap": "6h"}
+    whole = _run(tmp_path / "whole", **ov)
+
+    def stop_after_the_first_batch(configs, blocks):
+        raise Stop
+
+    with pytest.raises(Stop):
+        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(REPO / "data"), **ov},
+                     batch_size=4, progress=stop_after_the_first_batch)
+    resumed = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(REPO / "data"),
+                                               **ov}, batch_size=4, resume=True)
+    assert resumed["manifest"]["resumed_configs"] == 4
+    a, b = Path(whole["path"]) / "episodes.parquet", Path(resumed["path"]) / "episodes.parquet"
+    assert a.read_bytes() == b.read_bytes()
+    # another threshold is another set of episodes: a resume starts afresh
+    with pytest.raises(Stop):
+        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(REPO / "data"), **ov},
+                     batch_size=4, progress=stop_after_the_first_batch)
+    other = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(REPO / "data"),
+                                             **ov, "episodes.threshold": 0.02}, batch_size=4, resume=True)
+    assert other["manifest"]["resumed_configs"] == 0
+    assert (other["episodes"]["threshold"] == 0.02).all()
