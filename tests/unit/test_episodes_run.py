@@ -12,13 +12,14 @@ import backtest
 from backtest.config import config_hash, load_config
 from backtest.episodes import EPISODE_SCHEMA
 from backtest.errors import ConfigError
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "steth-2022-v2.toml"
+EXAMPLE = REPO / "examples" / "steth-2022-v2.toml"     # on the synthetic stETH de-peg lake
 
 
 def _run(out: Path, **extra):
-    ov = {"run.output": str(out), "run.data": str(REPO / "data"), **extra}
+    ov = {"run.output": str(out), "run.data": str(synth_lake()), **extra}
     return backtest.run(EXAMPLE, overrides=ov)
 
 
@@ -142,18 +143,18 @@ def test_an_interrupted_sweep_resumes_to_the_same_episodes(tmp_path):
         raise Stop
 
     with pytest.raises(Stop):
-        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(REPO / "data"), **ov},
+        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(synth_lake()), **ov},
                      batch_size=4, progress=stop_after_the_first_batch)
-    resumed = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(REPO / "data"),
+    resumed = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(synth_lake()),
                                                **ov}, batch_size=4, resume=True)
     assert resumed["manifest"]["resumed_configs"] == 4
     a, b = Path(whole["path"]) / "episodes.parquet", Path(resumed["path"]) / "episodes.parquet"
     assert a.read_bytes() == b.read_bytes()
     # another threshold is another set of episodes: a resume starts afresh
     with pytest.raises(Stop):
-        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(REPO / "data"), **ov},
+        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(synth_lake()), **ov},
                      batch_size=4, progress=stop_after_the_first_batch)
-    other = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(REPO / "data"),
+    other = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(synth_lake()),
                                              **ov, "episodes.threshold": 0.02}, batch_size=4, resume=True)
     assert other["manifest"]["resumed_configs"] == 0
     assert (other["episodes"]["threshold"] == 0.02).all()
