@@ -121,13 +121,21 @@ class CostsConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    kind: str                      # depeg | rate_spike | utilization
+    """One [[scenario]] overlay; backtest.data.request.Scenario says what each field means per kind."""
+    kind: str                      # depeg | rate_spike | utilization | slash | gas_spike | oracle | capo_snapshot
     asset: str
     at: int                        # epoch seconds
-    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added;
-                                   # utilization: utilisation added (clipped to 1), for the AdaptiveCurveIRM
+    depth: float | None            # depeg / oracle: fractional drop; rate_spike: APR added; utilization:
+                                   # utilisation added (clipped to 1); slash: fraction cut; gas_spike: gwei added;
+                                   # capo_snapshot: the snapshot below the live rate, as a fraction
     duration: int                  # seconds
-    shape: str = "v"               # v | step
+    shape: str = "v"               # v | step | linear
+    recovery: int = 0              # seconds (step / linear): fade back to 0 after the duration
+    level: float | None = None     # rate_spike: APR during it; gas_spike: gwei
+    multiple: float | None = None  # rate_spike / gas_spike: factor
+    ratio: float | None = None     # capo_snapshot: the snapshot ratio itself
+    snapshot_at: int | None = None # capo_snapshot: its timestamp (default: at)
+    growth: float | None = None    # capo_snapshot: max yearly growth (default: market.capo_growth / the asset's)
 
 
 @dataclass(frozen=True)

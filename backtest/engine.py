@@ -264,7 +264,7 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
         _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt, out["sidx"],
                          out["bidx"], ORACLE_CODES[ln.oracle], ln.capo_growth, ln.capo_age, chunk,
                          out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i],
-                         pre_ts, pre_x, market.underlying_price)
+                         pre_ts, pre_x, market.underlying_price, market.oracle_scale, market.oracle_cap)
     out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk, market.underlying_price)
     # rewards per scaled token (as K for the staking yield): KR[b] = sum_j sidx[j-1] (reward[j] - reward[j-1])
     kr = np.zeros(n)
