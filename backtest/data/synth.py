@@ -482,6 +482,19 @@ def _rate_spike(out: _Out) -> None:
 
 _BUILDERS: dict[str, Callable[[_Out], None]] = {"calm": _calm, "steth-depeg": _steth_depeg,
                                                 "rate-spike": _rate_spike}
+#: what `python -m backtest.data.synth` writes with no name (the bundled lake); the stress markets of
+#: backtest.data.synth_stress are written only when named
+DEFAULT = tuple(_BUILDERS)
+
+
+def _stress() -> None:
+    from backtest.data import synth_stress
+
+    SCENARIOS.update(synth_stress.SCENARIOS)
+    _BUILDERS.update(synth_stress.BUILDERS)
+
+
+_stress()
 
 
 def synth(name: str, lake: str | Path) -> list[Path]:
@@ -503,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help=f"scenarios ({', '.join(SCENARIOS)}); default: all")
     ap.add_argument("--into", default="data", help="lake folder (default: data)")
     args = ap.parse_args(argv)
-    names = args.names or list(SCENARIOS)
+    names = args.names or list(DEFAULT)
     for name in names:
         for p in synth(name, args.into):
             print(p)
