@@ -121,9 +121,17 @@ def cases(tmp: Path) -> list[tuple[str, Path, dict, dict | None]]:
     for name, ex, ov, grid in MATRIX:
         ov = {"run.data": str(REPO / "data"), **ov}
         out.append((f"matrix:{name}", REPO / "examples" / f"{ex}.toml", ov, grid))
+    from backtest.data.synth import synth
+    capo = tmp / "lakes" / "capo-2026"
+    synth("capo-2026", capo)             # examples/stress: a synthetic market of its own
+    out.append(("example:stress-capo-march-2026", REPO / "examples" / "stress" / "capo-march-2026.toml",
+                {"run.data": str(capo)}, None))
     if SHARED.is_dir():
         for name, lake in _import_real_lakes(tmp / "lakes").items():
             out.append((f"example:{name}", REPO / "examples" / f"{name}.toml", {"run.data": str(lake)}, None))
+            if name == "real-steth-2022-aave-v2":
+                out.append(("example:stress-real-june-2022-deeper",
+                            REPO / "examples" / "stress" / "real-june-2022-deeper.toml", {"run.data": str(lake)}, None))
     return out
 
 
