@@ -116,6 +116,10 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         elif ex is not None:
             row["queue_delay"] = DEFAULT_QUEUE_DELAY
         row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
+        frozen = [s for s in cfg.scenarios if s.kind == "withdrawals_frozen"]
+        if frozen:                  # one freeze per run (config rules); a kernel parameter, not a market array
+            row["queue_frozen_from"] = frozen[0].at
+            row["queue_frozen_until"] = frozen[0].at + frozen[0].duration
         row["v33_from"] = mk.v33_from
         row["unwind_at_end"] = 1 if cfg.run.unwind_at_end else 0
         row["capital"] = st.capital

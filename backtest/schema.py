@@ -85,6 +85,8 @@ PARAMS_DTYPE = np.dtype(
         ("v4_hf_max_bonus", "f8"),     # healthFactorForMaxBonus
         ("v4_target_hf", "f8"),        # targetHealthFactor a liquidation restores
         ("v4_collateral_risk", "f8"),  # the user risk premium (one collateral: its collateral risk)
+        ("queue_frozen_from", "i8"),   # [[scenario]] withdrawals_frozen: a queue request in [from, until) waits
+        ("queue_frozen_until", "i8"),  # until `until`, then its delay; 0, 0 = never frozen
     ]
 )
 

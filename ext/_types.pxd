@@ -89,6 +89,8 @@ ctypedef packed struct Params:
     double v4_hf_max_bonus  # healthFactorForMaxBonus
     double v4_target_hf     # targetHealthFactor
     double v4_collateral_risk  # the user risk premium (one collateral: its collateral risk)
+    int64_t queue_frozen_from   # [[scenario]] withdrawals_frozen: a queue request at a time in [from, until)
+    int64_t queue_frozen_until  # waits until `until`, then its delay; 0, 0 = never frozen
 
 ctypedef packed struct Summary:
     double end_equity

@@ -187,13 +187,15 @@ def rewards_rules(ctx: Context, rw: dict[str, Any], rw_t: Mapping) -> RewardsCon
 #: the keys each kind needs (besides kind and at), the one-of groups, and the keys it takes
 _SC_NEEDS = {"depeg": ("asset", "depth", "duration"), "rate_spike": ("asset", "duration"),
              "utilization": ("asset", "depth", "duration"), "slash": ("asset", "depth"), "gas_spike": ("duration",),
-             "oracle": ("asset", "depth", "duration"), "capo_snapshot": ("asset",)}
+             "oracle": ("asset", "depth", "duration"), "capo_snapshot": ("asset",),
+             "withdrawals_frozen": ("asset", "duration")}
 _SC_ONE_OF = {"rate_spike": ("depth", "level", "multiple"), "gas_spike": ("depth", "level", "multiple"),
               "capo_snapshot": ("depth", "ratio")}
 _SC_TAKES = {"depeg": ("shape", "recovery"), "rate_spike": ("level", "multiple", "depth", "shape"),   # a step
              "utilization": ("shape", "recovery"), "slash": (), "gas_spike": ("shape", "recovery", "level", "multiple",
                                                                             "depth"),
-             "oracle": ("shape", "recovery"), "capo_snapshot": ("depth", "ratio", "snapshot_at", "growth", "duration")}
+             "oracle": ("shape", "recovery"), "capo_snapshot": ("depth", "ratio", "snapshot_at", "growth", "duration"),
+             "withdrawals_frozen": ()}
 _SC_BASE = ("kind", "at", "asset", "depth", "duration")
 
 
@@ -225,7 +227,10 @@ def scenario_rules(ctx: Context, path: tuple, sc: dict[str, Any], sc_t: Mapping,
                                              'shape = "step" or "linear"', sc_t["recovery"])
     legs = tuple(leg.token for leg in strategy.collateral)       # [[strategy.collateral]]: any leg
     colls = (market.collateral, strategy.restake) + legs
-    if kind in ("depeg", "slash", "oracle", "capo_snapshot"):
+    if kind in ("depeg", "slash", "oracle", "capo_snapshot", "withdrawals_frozen"):
+        if kind == "withdrawals_frozen" and sc["depth"] is not None:
+            raise ctx.fail(path + ("depth",), "a withdrawals_frozen scenario has no depth: the queue is shut for "
+                                              "its duration", sc_t["depth"])
         if kind != "capo_snapshot" and sc["depth"] is not None and not sc["depth"] < 1:
             what = {"depeg": "a fractional price drop", "slash": "the fraction of the exchange rate cut",
                     "oracle": "the fractional drop of the oracle price"}[kind]

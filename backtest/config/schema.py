@@ -47,7 +47,8 @@ STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
 ENTRIES = ("swap", "stake")
 SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
-SCENARIO_KINDS = ("depeg", "rate_spike", "utilization", "slash", "gas_spike", "oracle", "capo_snapshot")
+SCENARIO_KINDS = ("depeg", "rate_spike", "utilization", "slash", "gas_spike", "oracle", "capo_snapshot",
+                  "withdrawals_frozen")
 SCENARIO_SHAPES = ("v", "step", "linear")
 # chain -> (milliseconds per block or slot, default replay step in whole seconds, genesis UTC epoch seconds)
 #   ethereum: 12 s slots since the Merge; genesis 2015-07-30 15:26:13

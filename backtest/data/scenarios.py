@@ -21,6 +21,9 @@ capo_snapshot      a governance-set CAPO snapshot on ``[at, at + duration)``: ca
                    snapshot_at) / Y) replaces the snapshot rule's cap (ratio = the exchange rate at ``at`` x
                    ``1 - depth`` unless given), as on 10 Mar 2026 when a snapshot set below the rate priced wstETH
                    2.85 % under it (PROTOCOLS.md)
+withdrawals_frozen no queue request is served on ``[at, at + duration)``: a queue exit requested then waits until
+                   the freeze ends, then its delay (the engines' ``queue_frozen_from`` / ``queue_frozen_until``
+                   parameters, set by ``backtest.engine``; one freeze per run; ezETH had no withdrawals in Apr 2024)
 =================  ==========================================================================================
 
 Shapes: ``step`` 1 on the duration; ``v`` down to full depth at mid-duration and back; ``linear`` a straight
@@ -151,6 +154,8 @@ def apply_scenarios(market: Market, scenarios: Sequence[Scenario], collateral: s
         elif sc.kind == "capo_snapshot":
             if on_coll and hi > lo:
                 _capo_snapshot(arr("oracle_cap"), market, lo, hi, sc)
+        elif sc.kind == "withdrawals_frozen":
+            pass            # a replay parameter, not a market series (the engines' queue_frozen_from / until)
         else:
             raise DataError(f"unknown scenario kind {sc.kind!r}")
     return Market(**out, series=list(market.series), data_hash=market.data_hash, derived=dict(market.derived))

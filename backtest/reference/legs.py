@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from backtest.reference.strategy import frozen_wait
 from backtest.reference.liquidation import (
     MAX_LIQUIDATIONS_PER_BLOCK,
     aave_liquidation_size,
@@ -312,6 +313,7 @@ class LegsReplay(BlockLoop):
             if rest > self.dust:
                 self.queued += rest * self.views[i].rate_value(b)
                 self.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
+                self.release_ts += frozen_wait(p, int(self.m.ts[b]))
         self.coll = [0.0] * L
         self.wallet = [0.0] * L
         self.debt = 0.0

@@ -7,6 +7,12 @@ from backtest.reference.state import FIXED_POINT_ITERS, INF
 from backtest.schema import EVENT_KINDS, EXIT_ROUTES, STRATEGIES
 
 
+
+def frozen_wait(p, ts: int) -> int:
+    """The extra wait of a queue request at ``ts`` under a [[scenario]] withdrawals_frozen: until the freeze ends."""
+    lo, hi = int(p["queue_frozen_from"]), int(p["queue_frozen_until"])
+    return hi - ts if lo <= ts < hi else 0
+
 class Strategy:
     """The one-collateral replay's step 5 (a mixin of Replay)."""
 
@@ -98,6 +104,7 @@ class Strategy:
             pos.queued += rest * self.rate_value(b)    # redeemed at the exchange rate, in the debt asset
             late = int(p["queue_late_from"]) > 0 and int(self.m.ts[b]) >= int(p["queue_late_from"])
             pos.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
+            pos.release_ts += frozen_wait(p, int(self.m.ts[b]))
         pos.coll = 0.0
         pos.wallet = 0.0
         pos.debt = 0.0

@@ -164,3 +164,23 @@ def test_an_oracle_offset_scales_every_mode_in_both_engines():
         for out in (core, ref):
             assert out.records[0][:, F["oracle_price"]] == pytest.approx([live, 0.9 * live, 0.9 * live, live],
                                                                         rel=1e-15)
+
+
+@pytest.mark.parametrize("frozen, release_block", [(None, 12), ((0, 5 * H), 15), ((3 * H, 8 * H), 12)])
+def test_a_frozen_queue_serves_a_request_only_after_the_freeze_in_both_engines(frozen, release_block):
+    # the peg breaks at block 2 (0.95 < 0.97): the loop exits through the queue, which waits 10 h. Unfrozen: the
+    # claim is paid at 2 h + 10 h = block 12. Frozen on [0, 5 h): it waits until 5 h, then 10 h: block 15. A freeze
+    # from 3 h starts after the request and changes nothing.
+    from backtest.schema import EVENT_KINDS, EXIT_ROUTES
+
+    t0 = 1_700_000_000 - 1_700_000_000 % H
+    m = market(np.r_[1.0, 1.0, np.full(28, 0.95)], xrate=1.0, dt=H, t0=t0)
+    kw = dict(exit_on=1, exit_route=EXIT_ROUTES["queue"], depeg_below=0.97, queue_delay=10 * H, check_every=H)
+    if frozen is not None:
+        kw.update(queue_frozen_from=t0 + frozen[0], queue_frozen_until=t0 + frozen[1])
+    core, ref = both(m, params(kind="loop", target_ltv=0.5, loops=2, **kw), oracle="exchange-rate")
+    for out in (core, ref):
+        ev = out.events[0]
+        assert ev[ev["kind"] == EVENT_KINDS["exit"]]["idx"].tolist() == [2]
+        assert ev[ev["kind"] == EVENT_KINDS["queue_release"]]["idx"].tolist() == [release_block]
+    assert core.summaries[0]["end_cash"] == pytest.approx(ref.summaries[0]["end_cash"], rel=1e-12)
