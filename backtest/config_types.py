@@ -42,6 +42,7 @@ class MarketConfig:
     supply_rate: float | None = None              # APR override of the collateral's supply rate
     capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
     capo_snapshot_age: int = 7 * 86400
+    liquidation_delay: int = 0     # blocks HF stays below 1 before liquidators act (0 = the first block, the default)
     v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum; the loader
                                                   # sets params.v33_from(protocol): Spark never (2**62)
     lltv: float | None = None                     # morpho-blue: the market's LLTV (max LTV = liquidation LTV)

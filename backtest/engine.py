@@ -116,6 +116,7 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         elif ex is not None:
             row["queue_delay"] = DEFAULT_QUEUE_DELAY
         row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
+        row["liq_delay"] = mk.liquidation_delay
         frozen = [s for s in cfg.scenarios if s.kind == "withdrawals_frozen"]
         if frozen:                  # one freeze per run (config rules); a kernel parameter, not a market array
             row["queue_frozen_from"] = frozen[0].at

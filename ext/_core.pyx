@@ -400,8 +400,18 @@ cdef inline void block_body(State* st, const Params* p, const Mkt* m, Out* o, Py
         if hf < 1.05:
             sm.blocks_below_105 += 1
             if hf < 1.0:
-                liquidate(st, p, m, o, b)
-                r[0] = ratio(st)
+                # liquidators act once HF has been below 1 for liq_delay blocks (0: at once, the default)
+                if st.below_since < 0:
+                    st.below_since = b
+                if b - st.below_since >= p.liq_delay:
+                    liquidate(st, p, m, o, b)
+                    r[0] = ratio(st)
+            else:
+                st.below_since = -1
+        else:
+            st.below_since = -1
+    else:
+        st.below_since = -1
     if action_due(st, p, m, b):
         strategy_step(st, p, m, o, b)
         r[0] = ratio(st)
@@ -447,6 +457,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     st.ps = 0.0
     st.po = 0.0
     st.rp = p.v4_collateral_risk
+    st.below_since = -1
     r = 0.0
     for c in range(m.nchunks):
         lo = c * m.chunk
@@ -465,6 +476,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
             while nm < hi:
                 metric_sample(&st, m, o, nm)
                 nm += me
+            st.below_since = -1         # a skipped chunk keeps HF >= 1.05
             continue
         if FULL_BODY_ONLY:
             for b in range(lo, hi):
@@ -478,7 +490,10 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
         while b < hi:
             e = quiet_end(m, b, hi, rp, nm)
             if e > b and st.ps == 0.0:   # an Aave v4 premium debt: HF is not r x a[b], the full body computes it
-                b = quiet_run(&st, r, p, m, sm, b, e, depeg, slashes)
+                e = quiet_run(&st, r, p, m, sm, b, e, depeg, slashes)
+                if e > b:
+                    st.below_since = -1     # the quiet stretch kept HF >= 1.05
+                b = e
             if b < hi:
                 block_body(&st, p, m, o, b, &r, &rp, &nm)
                 b += 1

@@ -126,6 +126,10 @@ def cases(tmp: Path) -> list[tuple[str, Path, dict, dict | None]]:
     synth("capo-2026", capo)             # examples/stress: a synthetic market of its own
     out.append(("example:stress-capo-march-2026", REPO / "examples" / "stress" / "capo-march-2026.toml",
                 {"run.data": str(capo)}, None))
+    ezeth = tmp / "lakes" / "ezeth-2024"
+    synth("ezeth-2024", ezeth)
+    out.append(("example:stress-ezeth-april-2024", REPO / "examples" / "stress" / "ezeth-april-2024.toml",
+                {"run.data": str(ezeth)}, None))
     if SHARED.is_dir():
         for name, lake in _import_real_lakes(tmp / "lakes").items():
             out.append((f"example:{name}", REPO / "examples" / f"{name}.toml", {"run.data": str(lake)}, None))

@@ -221,6 +221,7 @@ SPEC: dict[str, dict[str, Parser]] = {
         "supply_rate": number(0, 1),
         "capo_growth": number(0, 1),
         "capo_snapshot_age": duration(),
+        "liquidation_delay": integer(0, 10_000_000),
         "v33_from": date,
         "lltv": number(0, 1, lo_open=True, hi_open=True),
         "liquidation_factor": number(0, 1, lo_open=True),

@@ -67,3 +67,26 @@ def test_capo_march_2026_liquidates_hf_102_not_104_at_4_percent_of_the_debt_repa
     loss = -e["collateral_change"] * rate / -e["debt_change"] - 1.0
     assert loss == pytest.approx(1.01 / 0.9715 - 1.0, rel=1e-9)          # 3.96 %: "loss ~ 4 %" (PROTOCOLS.md)
     assert 0.039 < loss < 0.040
+
+
+def test_ezeth_april_2024_liquidations_and_the_liquidators_delay(tmp_path):
+    lk = tmp_path / "ezeth"
+    synth("ezeth-2024", lk)
+    res = backtest.run(STRESS / "ezeth-april-2024.toml", overrides={"run.data": str(lk), "run.output": str(tmp_path)})
+    root = Path(res["path"])
+    s = pl.read_parquet(root / "summary.parquet")
+    ev = pl.read_parquet(root / "events.parquet").filter(pl.col("kind") == "liquidation").join(
+        s.select("config_id", pl.col("strategy.target_ltv").round(2).alias("ltv"),
+                 pl.col("market.liquidation_delay").alias("delay")), on="config_id")
+    when = {(r["ltv"], r["delay"]): dt.datetime.fromtimestamp(r["ts"], dt.timezone.utc).strftime("%m-%d %H")
+            for r in ev.iter_rows(named=True)}
+    # opened at LTV x (HF 0.86 / x), a loop's HF at the oracle's trough (0.79 of its opening peg ~0.996) is about
+    # 0.86 x 0.79 / x: 1.13 at 0.60 and 1.05 at 0.65 (they survive), below 1 from 0.70. Morpho has no close factor:
+    # one liquidation each, of the whole debt, the higher the LTV the earlier in the fall; one hour of liquidators'
+    # delay (300 blocks) moves each an hour later, and lets 0.70 (below 1 for less than an hour) escape
+    assert when == {(0.7, 0): "04-24 01", (0.75, 0): "04-24 00", (0.75, 300): "04-24 01", (0.8, 0): "04-23 22",
+                    (0.8, 300): "04-23 23", (0.84, 0): "04-23 21", (0.84, 300): "04-23 22"}
+    assert (s["bad_debt"] == 0).all()
+    eq = {(round(a, 2), d): v for a, d, v in zip(s["strategy.target_ltv"], s["market.liquidation_delay"],
+                                                 s["end_equity"])}
+    assert eq[(0.75, 300)] < eq[(0.75, 0)]        # liquidated deeper in the fall: more of the equity gone
