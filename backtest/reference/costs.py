@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from backtest.schema import ENTRIES, SLIPPAGE
+from backtest.reference.settings import Costs
 
 
 def stableswap_out(dx: float, depth: float, amp: float) -> float:
@@ -23,25 +23,26 @@ def stableswap_out(dx: float, depth: float, amp: float) -> float:
     return 2.0 * cq / (bq + math.sqrt(bq * bq - 4.0 * cq))
 
 
-def slippage_fraction(model: int, notional: float, p) -> float:
-    """Fraction of a trade's value lost to price impact (the swap fee is separate)."""
-    if notional <= 0 or model == SLIPPAGE["none"]:
+def slippage_fraction(c: Costs, notional: float) -> float:
+    """Fraction of a trade's value lost to price impact under costs.slippage (the swap fee is separate)."""
+    model = c.slippage
+    if notional <= 0 or model == "none":
         return 0.0
-    if model == SLIPPAGE["linear"]:
-        return min(p["slip_param"] * notional / 1e4, 0.99)
-    if model == SLIPPAGE["constant-product"]:
-        return notional / (p["pool_depth"] + notional)
-    if model == SLIPPAGE["stableswap"]:
-        return 1.0 - stableswap_out(notional, p["pool_depth"], p["amp"]) / notional
+    if model == "linear":
+        return min(c.slippage_bps * notional / 1e4, 0.99)
+    if model == "constant-product":
+        return notional / (c.pool_depth + notional)
+    if model == "stableswap":
+        return 1.0 - stableswap_out(notional, c.pool_depth, c.amp) / notional
     raise ValueError(f"unknown slippage model {model}")
 
 
 class Trading:
-    """The replay's quotes and costs (a mixin of Replay: reads self.m, self.p, self.pos, self.sm)."""
+    """The replay's quotes and costs (a mixin of Replay: reads self.m, self.s, self.pos, self.sm)."""
 
     def gas(self, b: int, units: float) -> float:
-        g = self.p["gas_gwei"]
-        price = float(self.m.gas_gwei[b]) if math.isnan(g) else float(g)
+        g = self.s.costs.gas_gwei
+        price = float(self.m.gas_gwei[b]) if g is None else g
         # gwei of the chain's gas token, in the debt asset at the block's gas-token price
         cost = units * price * 1e-9 * float(self.m.gas_token_price[b])
         self.pos.cash -= cost
@@ -51,26 +52,26 @@ class Trading:
     # --- swaps ------------------------------------------------------------------------------------
     def buy_quote(self, b: int, amount: float) -> tuple[float, float, float]:
         """Tokens received for `amount` of debt asset, with (fee, slippage) costs in the debt asset."""
-        p = self.p
+        c = self.s.costs
         if amount <= 0:
             return 0.0, 0.0, 0.0
-        if p["entry"] == ENTRIES["stake"]:
+        if self.s.entry == "stake":
             # the debt asset buys the underlying at its price; the underlying is minted at the exchange rate
             return amount / float(self.m.underlying_price[b]) / float(self.m.xrate[b]), 0.0, 0.0
-        fee = amount * p["swap_fee"]
+        fee = amount * c.swap_fee
         net = amount - fee
-        slip = net * slippage_fraction(int(p["slip_model"]), net, p)
+        slip = net * slippage_fraction(c, net)
         return (net - slip) / float(self.m.price[b]), fee, slip
 
     def sell_quote(self, b: int, tokens: float) -> tuple[float, float, float]:
         """Debt asset received for `tokens` sold on the DEX, with (fee, slippage) costs."""
-        p = self.p
+        c = self.s.costs
         if tokens <= 0:
             return 0.0, 0.0, 0.0
         value = tokens * float(self.m.price[b])
-        fee = value * p["swap_fee"]
+        fee = value * c.swap_fee
         net = value - fee
-        slip = net * slippage_fraction(int(p["slip_model"]), net, p)
+        slip = net * slippage_fraction(c, net)
         return net - slip, fee, slip
 
     def book_swap(self, fee: float, slip: float) -> None:

@@ -34,8 +34,9 @@ from backtest.reference.liquidation import (
 from backtest.reference.costs import slippage_fraction
 from backtest.reference.rates import index_growth, supply_increment
 from backtest.reference.replay import Replay
+from backtest.reference.settings import Settings
 from backtest.reference.state import DUST_REL, FIXED_POINT_ITERS, INF, Y, BlockLoop, annualise, new_summary
-from backtest.schema import ENTRIES, EVENT_KINDS, EXIT_ROUTES, N_RECORD, PROTOCOL_NAMES, STRATEGIES
+from backtest.schema import EVENT_KINDS, N_RECORD, PROTOCOL_NAMES, PROTOCOLS
 from backtest.venues import venue
 
 LEG_SUMMARY = ("end_collateral", "liq_coll_seized", "liq_coll_seized_value")
@@ -43,21 +44,23 @@ LEG_RECORD = ("collateral", "oracle_price", "market_price", "exchange_rate")
 
 
 class LegsReplay(BlockLoop):
-    """One configuration over a LegsMarket; `views[i]` prices leg i (a one-leg Replay used for its quotes)."""
+    """One configuration (its Settings, or a PARAMS_DTYPE row decoded into them) over a LegsMarket, bought by
+    `weights`; `views[i]` prices leg i (a one-leg Replay used for its quotes)."""
 
     def __init__(self, market, p, weights, oracle: str, capo_growths, capo_age: int, rec_idx, metric_every: int):
+        s = p if isinstance(p, Settings) else Settings.of_params(p)
         self.m = market
-        self.p = p
+        self.s = s
         self.L = len(market.legs)
         self.w = [float(x) for x in weights]
-        self.views = [Replay(leg, p, oracle, g, capo_age, rec_idx, metric_every)
+        self.views = [Replay(leg, s, oracle, g, capo_age, rec_idx, metric_every)
                       for leg, g in zip(market.legs, capo_growths)]
         self.rec_idx = np.asarray(rec_idx, dtype=np.int64)
         self.metric_every = int(metric_every)
         self.coll = [0.0] * self.L
         self.wallet = [0.0] * self.L
         self.debt = 0.0
-        self.cash = float(p["capital"])
+        self.cash = s.capital
         self.queued = 0.0
         self.release_ts = 0
         self.closed = False
@@ -67,8 +70,9 @@ class LegsReplay(BlockLoop):
         self.events: list = []
         self.event_legs: list = []
         self.peak = -INF
-        self.protocol = int(p["protocol"])
-        self.dust = DUST_REL * float(p["capital"])
+        self.protocol = PROTOCOLS[s.protocol]
+        self.risks = [v.risk for v in self.views]            # each leg's risk parameters by the venue's names
+        self.dust = DUST_REL * s.capital
         self.rec = np.zeros((len(self.rec_idx), N_RECORD))
         self.leg_rec = np.zeros((len(self.rec_idx), self.L, len(LEG_RECORD)))
 
@@ -95,8 +99,8 @@ class LegsReplay(BlockLoop):
         return all(c <= self.dust for c in self.coll)
 
     def gas(self, b, units):
-        g = self.p["gas_gwei"]
-        price = float(self.m.gas_gwei[b]) if math.isnan(g) else float(g)
+        g = self.s.costs.gas_gwei
+        price = float(self.m.gas_gwei[b]) if g is None else g
         cost = units * price * 1e-9 * float(self.m.gas_token_price[b])
         self.cash -= cost
         self.sm["gas_cost"] += cost
@@ -165,7 +169,7 @@ class LegsReplay(BlockLoop):
             return
         seized = list(self.coll)
         value = [self.coll[i] * self.pc(i, b) for i in range(self.L)]
-        credit = sum(value[i] * (1.0 - float(self.m.legs[i].bonus[b])) for i in range(self.L))
+        credit = sum(value[i] * float(self.risks[i]["liquidation_factor"][b]) for i in range(self.L))
         debt = self.debt
         repay = min(credit, debt)
         total = sum(value)
@@ -177,7 +181,7 @@ class LegsReplay(BlockLoop):
             self.write_off(b, debt - repay)
 
     def liquidate_aave(self, b):
-        m, p = self.m, self.p
+        m, s = self.m, self.s
         for _ in range(MAX_LIQUIDATIONS_PER_BLOCK):
             if self.debt <= self.dust or self.empty():
                 return
@@ -189,12 +193,11 @@ class LegsReplay(BlockLoop):
                 v = self.coll[i] * self.pc(i, b)
                 if self.coll[i] > self.dust and v > best:
                     j, best = i, v
-            lm = m.legs[j]
             coll, debt = self.coll[j], self.debt
             pc = self.pc(j, b)
-            lb = 1.0 + float(lm.bonus[b])
-            pf = protocol_fee_share(self.protocol, lm.pfee[b])
-            size = aave_liquidation_size(self.protocol, p, int(m.ts[b]), hf, coll, debt, pc, lb,
+            lb = 1.0 + float(self.risks[j]["liquidation_bonus"][b])
+            pf = protocol_fee_share(self.protocol, self.risks[j]["liquidation_protocol_fee"][b])
+            size = aave_liquidation_size(self.protocol, s, int(m.ts[b]), hf, coll, debt, pc, lb,
                                          float(m.eth_usd[b]), self.dust)
             if size is None:
                 return
@@ -212,13 +215,13 @@ class LegsReplay(BlockLoop):
 
     # --- step 5 ---------------------------------------------------------------------------------------
     def open(self, b):
-        p = self.p
-        kind = int(p["kind"])
-        cap = float(p["capital"])
+        s = self.s
+        kind = s.strategy
+        cap = s.capital
         L, w = self.L, self.w
         pcs = [self.pc(i, b) for i in range(L)]
-        if kind == STRATEGIES["flash-loan"]:
-            x, ff = float(p["target_ltv"]), float(p["flash_fee"])
+        if kind == "flash-loan":
+            x, ff = s.target_ltv, s.costs.flash_fee
             # F (1 + ff) = x Q (C + F), Q = oracle value bought per unit spent, summed over the legs
             f = cap * x / (1.0 - x)
             for _ in range(FIXED_POINT_ITERS):
@@ -233,23 +236,23 @@ class LegsReplay(BlockLoop):
                 self.coll[i] += got[i]
             self.debt += f * (1.0 + ff)
             self.sm["flash_fee_cost"] += f * ff
-            g = self.gas(b, p["gas_open"])
+            g = self.gas(b, s.costs.gas_open)
             self.event(b, "open", sum(got), f * (1.0 + ff), cost + f * ff + g)
             return
         got, cost = self.buy_all(b, cap)
         self.cash -= cap
         for i in range(L):
-            if kind == STRATEGIES["hold"]:
+            if kind == "hold":
                 self.wallet[i] += got[i]
             else:
                 self.coll[i] += got[i]
-        g = self.gas(b, p["gas_open"])
+        g = self.gas(b, s.costs.gas_open)
         self.event(b, "open", sum(got), 0.0, cost + g)
-        if kind != STRATEGIES["loop"]:
+        if kind != "loop":
             return
-        x = float(p["target_ltv"])
+        x = s.target_ltv
         last = sum(got[i] * pcs[i] for i in range(L))
-        for _ in range(int(p["loops"])):
+        for _ in range(s.loops):
             borrow = x * last
             room = sum(float(self.m.legs[i].ltv[b]) * self.coll[i] * pcs[i] for i in range(L)) - self.debt
             if borrow > room:
@@ -261,7 +264,7 @@ class LegsReplay(BlockLoop):
                 self.coll[i] += got[i]
             self.debt += borrow
             last = sum(got[i] * pcs[i] for i in range(L))
-            g = self.gas(b, p["gas_loop"])
+            g = self.gas(b, s.costs.gas_loop)
             self.event(b, "loop", sum(got), borrow, cost + g)
 
     def buy_all(self, b, amount):
@@ -285,18 +288,18 @@ class LegsReplay(BlockLoop):
         return out, cost
 
     def close_all(self, b, kind, route):
-        p, sm, L = self.p, self.sm, self.L
+        s, sm, L = self.s, self.sm, self.L
         tokens = [self.coll[i] + self.wallet[i] for i in range(L)]
         debt = self.debt
-        ff = float(p["flash_fee"]) if debt > self.dust else 0.0
+        ff = s.costs.flash_fee if debt > self.dust else 0.0
         owed = debt * (1.0 + ff)
         sold = list(tokens)
-        if route == EXIT_ROUTES["queue"] and sum(tokens) > 0:
+        if route == "queue" and sum(tokens) > 0:
             # sell the same fraction of every leg, just enough to repay the flash loan; queue the rest
             phi = 0.0
             if owed > 0:
                 v = sum(tokens[i] * self.px(i, b) for i in range(L))
-                k = 1.0 - float(p["swap_fee"])
+                k = 1.0 - s.costs.swap_fee
                 for _ in range(FIXED_POINT_ITERS):
                     phi = owed / (v * k)
                     out, _ = self.sell_all(b, [phi * t for t in tokens], False)
@@ -307,24 +310,25 @@ class LegsReplay(BlockLoop):
         cost += debt * ff
         sm["flash_fee_cost"] += debt * ff
         self.cash += out - owed
-        late = int(p["queue_late_from"]) > 0 and int(self.m.ts[b]) >= int(p["queue_late_from"])
         for i in range(L):
             rest = tokens[i] - sold[i]
             if rest > self.dust:
+                ex = s.exit                            # only the queue route leaves tokens to redeem
+                late = ex.queue_late_from > 0 and int(self.m.ts[b]) >= ex.queue_late_from
                 self.queued += rest * self.views[i].rate_value(b)
-                self.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
-                self.release_ts += frozen_wait(p, int(self.m.ts[b]))
+                self.release_ts = int(self.m.ts[b]) + (ex.queue_delay_late if late else ex.queue_delay)
+                self.release_ts += frozen_wait(ex, int(self.m.ts[b]))
         self.coll = [0.0] * L
         self.wallet = [0.0] * L
         self.debt = 0.0
         self.closed = True
-        cost += self.gas(b, p["gas_close"])
+        cost += self.gas(b, s.costs.gas_close)
         self.event(b, kind, -sum(tokens), -debt, cost)
 
     def deleverage(self, b):
-        p, L = self.p, self.L
-        h, ff = float(p["target_hf"]), float(p["flash_fee"])
-        k = 1.0 - float(p["swap_fee"])
+        s, L = self.s, self.L
+        h, ff = s.rebalance.target_hf, s.costs.flash_fee
+        k = 1.0 - s.costs.swap_fee
         a = sum(self.coll[i] * self.pc(i, b) * float(self.m.legs[i].lt[b]) for i in range(L))
         v = sum(self.coll[i] * self.px(i, b) for i in range(L))
         phi = 0.0
@@ -338,7 +342,7 @@ class LegsReplay(BlockLoop):
         if not phi < 1.0:
             out, _ = self.sell_all(b, self.coll, False)
             if out >= self.debt * (1.0 + ff):
-                self.close_all(b, "rebalance", EXIT_ROUTES["dex"])
+                self.close_all(b, "rebalance", "dex")
                 self.sm["n_rebalances"] += 1
                 return True
             return False
@@ -352,14 +356,14 @@ class LegsReplay(BlockLoop):
         self.debt -= repay
         self.tidy()
         self.sm["flash_fee_cost"] += repay * ff
-        g = self.gas(b, p["gas_reb"])
+        g = self.gas(b, s.costs.gas_rebalance)
         self.sm["n_rebalances"] += 1
         self.event(b, "rebalance", -sum(delta), -repay, cost + repay * ff + g)
         return True
 
     def releverage(self, b):
-        p, L, w = self.p, self.L, self.w
-        h, ff = float(p["target_hf"]), float(p["flash_fee"])
+        s, L, w = self.s, self.L, self.w
+        h, ff = s.rebalance.target_hf, s.costs.flash_fee
         pcs = [self.pc(i, b) for i in range(L)]
         lts = [float(self.m.legs[i].lt[b]) for i in range(L)]
         ltvs = [float(self.m.legs[i].ltv[b]) for i in range(L)]
@@ -387,20 +391,22 @@ class LegsReplay(BlockLoop):
             self.coll[i] += got[i]
         self.debt += f * (1.0 + ff)
         self.sm["flash_fee_cost"] += f * ff
-        g = self.gas(b, p["gas_reb"])
+        g = self.gas(b, s.costs.gas_rebalance)
         self.sm["n_rebalances"] += 1
         self.event(b, "rebalance", sum(got), f * (1.0 + ff), cost + f * ff + g)
         return True
 
     def depegged(self, b):
-        return any(v.depeg_ratio(b) < self.p["depeg_below"] for v in self.views)
+        return any(v.depeg_ratio(b) < self.s.exit.depeg_below for v in self.views)
 
     def strategy(self, b):
-        p, m = self.p, self.m
+        s, m = self.s, self.m
         ts = int(m.ts[b])
+        reb, ex = s.rebalance, s.exit
         if b == 0:
             self.open(b)
-            self.next_check = int(m.ts[0]) + int(p["check_every"])
+            if reb is not None:
+                self.next_check = int(m.ts[0]) + reb.check_every
             return
         if self.queued > 0 and ts >= self.release_ts:
             self.cash += self.queued
@@ -408,21 +414,21 @@ class LegsReplay(BlockLoop):
             self.event(b, "queue_release", 0.0, 0.0, 0.0)
         if self.closed:
             return
-        if p["exit_on"] and self.depegged(b):
-            self.close_all(b, "exit", int(p["exit_route"]))
+        if ex is not None and self.depegged(b):
+            self.close_all(b, "exit", ex.route)
             self.sm["exit_idx"] = b
             return
-        if p["reb_on"] and ts >= self.next_check:
-            every, t0 = int(p["check_every"]), int(m.ts[0])
+        if reb is not None and ts >= self.next_check:
+            every, t0 = reb.check_every, int(m.ts[0])
             self.next_check = t0 + ((ts - t0) // every + 1) * every
-            if self.debt > self.dust and int(p["kind"]) in (STRATEGIES["loop"], STRATEGIES["flash-loan"]):
+            if self.debt > self.dust and s.levered:
                 hf = self.hf(b)
-                if hf < p["delev_below"]:
+                if hf < reb.deleverage_below_hf:
                     self.deleverage(b)
-                elif hf > p["relev_above"]:
+                elif hf > reb.releverage_above_hf:
                     self.releverage(b)
-        if b == len(m) - 1 and p["unwind_at_end"]:
-            self.close_all(b, "unwind", EXIT_ROUTES["dex"])
+        if b == len(m) - 1 and s.unwind_at_end:
+            self.close_all(b, "unwind", "dex")
 
     # --- step 6 ---------------------------------------------------------------------------------------
     def equity(self, b, marks):
@@ -482,8 +488,8 @@ class LegsReplay(BlockLoop):
         return self.sm, self.events, self.event_legs, self.rec, self.leg_sm, self.leg_rec
 
     def finish(self, b):
-        m, p, sm, L = self.m, self.p, self.sm, self.L
-        cap = float(p["capital"])
+        m, s, sm, L = self.m, self.s, self.sm, self.L
+        cap = s.capital
         sm["end_equity"] = self.equity(b, [self.px(i, b) for i in range(L)])
         sm["end_equity_rate"] = self.equity(b, [v.rate_value(b) for v in self.views])
         sm["end_collateral"] = sum(self.coll[i] + self.wallet[i] for i in range(L))
@@ -498,12 +504,12 @@ class LegsReplay(BlockLoop):
         hold = 0.0
         for i, lm in enumerate(m.legs):
             c = self.w[i] * cap
-            if int(p["entry"]) == ENTRIES["stake"]:
+            if s.entry == "stake":
                 tokens = c / float(lm.underlying_price[0]) / float(lm.hold_xrate[0])
             else:
-                fee = c * float(p["swap_fee"])
+                fee = c * s.costs.swap_fee
                 net = c - fee
-                slip = net * slippage_fraction(int(p["slip_model"]), net, p)
+                slip = net * slippage_fraction(s.costs, net)
                 tokens = (net - slip) / float(lm.hold_price[0])
             hold += tokens * float(lm.hold_price[b])
         sm["hold_end_equity"] = hold

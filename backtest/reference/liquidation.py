@@ -9,8 +9,6 @@ one-collateral replay and the multi-collateral one (``backtest.reference.legs``,
 """
 from __future__ import annotations
 
-import math
-
 from backtest.schema import PROTOCOL_NAMES
 from backtest.venues import venue
 
@@ -25,11 +23,11 @@ def morpho_lif(lltv: float) -> float:
     return min(1.15, 1.0 / (1.0 - 0.3 * (1.0 - lltv)))
 
 
-def aave_liquidation_size(protocol: int, p, ts: int, hf: float, coll: float, debt: float, pc: float, lb: float,
+def aave_liquidation_size(protocol: int, s, ts: int, hf: float, coll: float, debt: float, pc: float, lb: float,
                           usd: float, dust: float) -> tuple[float, float] | None:
     """(debt repaid, collateral tokens seized) of one Aave-family liquidationCall on a collateral of ``coll``
     tokens at oracle price ``pc`` and bonus ``lb`` (1 + bonus), the account at health factor ``hf`` owing
-    ``debt``; ``usd`` is USD per debt-asset unit. None: the v3.3 leftover rule leaves nothing to repay.
+    ``debt``, under the configuration's Settings ``s``; ``usd`` is USD per debt-asset unit. None: the v3.3 leftover rule leaves nothing to repay.
 
     Close factor: the configuration's (market.close_factor, the generic venue's), else the venue's fixed one
     (Aave v2: 50 %), else 50 % while HF > 0.95 and 100 % at or below; from v33_from (venues following v3.3) also
@@ -37,9 +35,9 @@ def aave_liquidation_size(protocol: int, p, ts: int, hf: float, coll: float, deb
     repay then shrinks to value / LB). v3.3 MUST_NOT_LEAVE_DUST: a partial liquidation leaves >= $1,000 of
     debt and collateral; the liquidator shrinks its repay to the largest amount that passes."""
     v = venue(PROTOCOL_NAMES[protocol])
-    v33 = v.v33 and ts >= int(p["v33_from"])
-    if not math.isnan(p["cf_ovr"]):
-        max_repay = p["cf_ovr"] * debt
+    v33 = v.v33 and ts >= s.v33_from
+    if s.close_factor is not None:
+        max_repay = s.close_factor * debt
     elif v.close_factor is not None:
         max_repay = v.close_factor * debt
     elif v33:
@@ -70,7 +68,7 @@ def protocol_fee_share(protocol: int, pfee: float) -> float:
 
 
 class Liquidation:
-    """The one-collateral replay's step 4 (a mixin of Replay: reads self.m, self.p, self.pos, self.sm)."""
+    """The one-collateral replay's step 4 (a mixin of Replay: reads self.m, self.s, self.pos, self.sm)."""
 
     def liquidate(self, b: int) -> None:
         """The venue's liquidation rule (Venue.liquidation: a rule's name, or the venue's own step)."""
@@ -113,7 +111,7 @@ class Liquidation:
         if pos.debt <= self.dust or pos.coll <= self.dust or not self.hf(b) < 1.0:
             return
         pc = self.oracle_price(b)
-        lif = morpho_lif(self.lt(b))
+        lif = morpho_lif(float(self.risk["lltv"][b]))
         repay = pos.debt
         seized = repay * lif / pc
         if seized >= pos.coll:
@@ -129,7 +127,7 @@ class Liquidation:
 
     def absorb_comet(self, b: int) -> None:
         """Compound III (Comet.sol absorbInternal): when coll x price x liquidate CF < debt, the protocol takes
-        all the collateral and credits value x liquidation factor (LF = 1 - bonus). Shortfall: reserves cover
+        all the collateral and credits value x liquidation factor. Shortfall: reserves cover
         it (bad debt, debt to 0). Excess: the borrower's supplied base asset, held here as cash. The protocol
         keeps value x (1 - LF), which is also the borrower's penalty."""
         pos = self.pos
@@ -138,7 +136,7 @@ class Liquidation:
         pc = self.oracle_price(b)
         coll, debt = pos.coll, pos.debt
         value = coll * pc
-        credit = value * (1.0 - float(self.m.bonus[b]))
+        credit = value * float(self.risk["liquidation_factor"][b])
         repay = min(credit, debt)
         pos.coll = 0.0
         pos.debt = 0.0
@@ -153,7 +151,7 @@ class Liquidation:
 
     def liquidate_aave(self, b: int) -> None:
         """Aave v3 / v2, Spark and the generic venue (Aave v2 rules with the configured close factor)."""
-        m, pos, p = self.m, self.pos, self.p
+        m, pos, s = self.m, self.pos, self.s
         for _ in range(MAX_LIQUIDATIONS_PER_BLOCK):
             if pos.debt <= self.dust or pos.coll <= self.dust:
                 return
@@ -161,9 +159,10 @@ class Liquidation:
             if not hf < 1.0:
                 return
             pc = self.oracle_price(b)
-            lb = 1.0 + float(m.bonus[b])
-            pf = protocol_fee_share(self.protocol, m.pfee[b])
-            size = aave_liquidation_size(self.protocol, p, int(m.ts[b]), hf, pos.coll, pos.debt, pc, lb,
+            r = self.risk
+            lb = 1.0 + float(r["liquidation_bonus"][b])
+            pf = protocol_fee_share(self.protocol, r["liquidation_protocol_fee"][b])
+            size = aave_liquidation_size(self.protocol, s, int(m.ts[b]), hf, pos.coll, pos.debt, pc, lb,
                                          float(m.eth_usd[b]), self.dust)
             if size is None:
                 return

@@ -12,6 +12,7 @@ from backtest.data.market import Market
 from backtest.reference.costs import Trading, slippage_fraction
 from backtest.reference.liquidation import Liquidation
 from backtest.reference.rates import index_growth, supply_increment
+from backtest.reference.settings import Settings
 from backtest.reference.state import (
     DUST_REL,
     INF,
@@ -24,31 +25,34 @@ from backtest.reference.state import (
     new_summary,
 )
 from backtest.reference.strategy import Strategy
-from backtest.schema import ENTRIES, EVENT_KINDS, N_RECORD, PROTOCOL_NAMES
-from backtest.venues import venue
+from backtest.schema import EVENT_KINDS, N_RECORD, PROTOCOLS
+from backtest.venues import risk_parameters, venue
 
 
 class Replay(BlockLoop, Trading, Liquidation, Strategy):
-    """One configuration replayed over one market."""
+    """One configuration (its Settings) replayed over one market, the collateral priced by the oracle mode
+    ``oracle`` (with CAPO's growth and snapshot age)."""
 
-    def __init__(self, market: Market, p, oracle: str, capo_growth: float, capo_age: int,
+    def __init__(self, market: Market, s: Settings, oracle: str, capo_growth: float, capo_age: int,
                  rec_idx: np.ndarray, metric_every: int):
         self.m = market
-        self.p = p
+        self.s = s
         self.oracle = oracle
         self.capo_growth = capo_growth
         self.capo_age = int(capo_age)
         self.rec_idx = np.asarray(rec_idx, dtype=np.int64)
         self.metric_every = int(metric_every)
-        self.dust = DUST_REL * float(p["capital"])
-        if venue(PROTOCOL_NAMES[int(p["protocol"])]).premium_debt:
-            self.pos = PremiumDebtPosition(float(p["v4_collateral_risk"]), self.dust, cash=float(p["capital"]))
+        self.dust = DUST_REL * s.capital
+        if venue(s.protocol).premium_debt:
+            # the user risk premium: with one collateral, its collateral risk
+            self.pos = PremiumDebtPosition(s.venue["collateral_risk"], self.dust, cash=s.capital)
         else:
-            self.pos = Position(cash=float(p["capital"]))
+            self.pos = Position(cash=s.capital)
         self.sm = new_summary()
         self.events: list = []
         self.peak = -INF
-        self.protocol = int(p["protocol"])
+        self.protocol = PROTOCOLS[s.protocol]
+        self.risk = risk_parameters(s.protocol, market)     # the venue's risk parameters by their names
         self.rec = np.zeros((len(self.rec_idx), N_RECORD))
 
     # --- market views -----------------------------------------------------------------------------
@@ -187,9 +191,9 @@ class Replay(BlockLoop, Trading, Liquidation, Strategy):
         return Result(summary=self.sm, events=self.events, records=self.rec)
 
     def finish(self, b: int) -> None:
-        m, p, pos, sm = self.m, self.p, self.pos, self.sm
+        m, s, pos, sm = self.m, self.s, self.pos, self.sm
         px, xr = float(m.price[b]), self.rate_value(b)
-        cap = float(p["capital"])
+        cap = s.capital
         sm["end_equity"] = self.equity(b, px)
         sm["end_equity_rate"] = self.equity(b, xr)
         sm["end_collateral"] = pos.coll + pos.wallet
@@ -200,13 +204,13 @@ class Replay(BlockLoop, Trading, Liquidation, Strategy):
         sm["net_apy_rate"] = annualise(sm["end_equity_rate"], cap, years)
         # benchmark: the same capital bought through the same entry at the first block and held, in the hold
         # token (the base LST when restaking: Market.hold_price / hold_xrate)
-        if int(p["entry"]) == ENTRIES["stake"]:
+        if s.entry == "stake":
             # the hold token's underlying is the collateral's: bought at underlying_price, minted at hold_xrate
             tokens = cap / float(m.underlying_price[0]) / float(m.hold_xrate[0])
         else:
-            fee = cap * float(p["swap_fee"])
+            fee = cap * s.costs.swap_fee
             net = cap - fee
-            slip = net * slippage_fraction(int(p["slip_model"]), net, p)
+            slip = net * slippage_fraction(s.costs, net)
             tokens = (net - slip) / float(m.hold_price[0])
         sm["hold_end_equity"] = tokens * float(m.hold_price[b])
         sm["hold_apy"] = annualise(sm["hold_end_equity"], cap, years)
@@ -216,8 +220,10 @@ class Replay(BlockLoop, Trading, Liquidation, Strategy):
 
 def run_reference(market: Market, params, oracle: str, capo_growth: float, capo_age: int,
                   rec_idx, metric_every: int) -> Result:
-    """Replay one configuration (a row of PARAMS_DTYPE) with the reference engine."""
-    return Replay(market, params, oracle, capo_growth, capo_age, rec_idx, metric_every).run()
+    """Replay one configuration with the reference engine: its Settings (Settings.of_config of a resolved
+    Config), or a row of PARAMS_DTYPE, decoded into them."""
+    s = params if isinstance(params, Settings) else Settings.of_params(params)
+    return Replay(market, s, oracle, capo_growth, capo_age, rec_idx, metric_every).run()
 
 
 def run_reference_paths(market: Market, params, lanes, rec_idx, metric_every: int, paths) -> list[Result]:
@@ -231,6 +237,7 @@ def run_reference_paths(market: Market, params, lanes, rec_idx, metric_every: in
     out = []
     for i in range(len(params)):
         ln = lanes[int(params[i]["lane"])]
+        s = Settings.of_params(params[i])
         for mk in markets:
-            out.append(run_reference(mk, params[i], ln.oracle, ln.capo_growth, ln.capo_age, rec_idx, metric_every))
+            out.append(run_reference(mk, s, ln.oracle, ln.capo_growth, ln.capo_age, rec_idx, metric_every))
     return out

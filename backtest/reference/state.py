@@ -105,7 +105,7 @@ class BlockLoop:
         m, sm = self.m, self.sm
         n = len(m)
         r = 0
-        delay = int(self.p["liq_delay"])      # liquidators act once HF has stayed below 1 this many blocks
+        delay = self.s.liquidation_delay      # liquidators act once HF has stayed below 1 this many blocks
         below_since = -1
         for b in range(n):
             if b > 0:

@@ -4,26 +4,25 @@ and the unwind at the end, each sized by fixed-point solves under the swap costs
 from __future__ import annotations
 
 from backtest.reference.state import FIXED_POINT_ITERS, INF
-from backtest.schema import EVENT_KINDS, EXIT_ROUTES, STRATEGIES
+from backtest.schema import EVENT_KINDS
 
 
-
-def frozen_wait(p, ts: int) -> int:
-    """The extra wait of a queue request at ``ts`` under a [[scenario]] withdrawals_frozen: until the freeze ends."""
-    lo, hi = int(p["queue_frozen_from"]), int(p["queue_frozen_until"])
-    return hi - ts if lo <= ts < hi else 0
+def frozen_wait(ex, ts: int) -> int:
+    """The extra wait of a queue request at ``ts`` under a [[scenario]] withdrawals_frozen (``ex``: the Exit
+    settings): until the freeze ends."""
+    return ex.queue_frozen_until - ts if ex.queue_frozen_from <= ts < ex.queue_frozen_until else 0
 
 class Strategy:
     """The one-collateral replay's step 5 (a mixin of Replay)."""
 
     def open(self, b: int) -> None:
-        p, pos = self.p, self.pos
-        kind = int(p["kind"])
-        cap = float(p["capital"])
+        s, pos = self.s, self.pos
+        kind = s.strategy
+        cap = s.capital
         pc = self.oracle_price(b)
-        if kind == STRATEGIES["flash-loan"]:
-            x = float(p["target_ltv"])
-            ff = float(p["flash_fee"])
+        if kind == "flash-loan":
+            x = s.target_ltv
+            ff = s.costs.flash_fee
             # F (1 + ff) = x * pc * q * (C + F), q = tokens per unit bought (depends on F via slippage)
             # no finite F reaches x when a unit bought is worth more than (1 + ff) / x at the oracle (a deep
             # DEX discount): the loan is then sized at cost, C x / (1 - x)
@@ -43,24 +42,24 @@ class Strategy:
             self.tidy()                 # a flash loan within the dust is stored as no debt (core: set_balances)
             self.sm["flash_fee_cost"] += f * ff
             pos.open = True
-            g = self.gas(b, p["gas_open"])
+            g = self.gas(b, s.costs.gas_open)
             self.event(b, "open", tokens, f * (1.0 + ff), fee + slip + f * ff + g)
             return
         tokens, fee, slip = self.buy_quote(b, cap)
         self.book_swap(fee, slip)
         pos.cash -= cap
-        if kind == STRATEGIES["hold"]:
+        if kind == "hold":
             pos.wallet += tokens
         else:
             pos.coll += tokens
         pos.open = True
-        g = self.gas(b, p["gas_open"])
+        g = self.gas(b, s.costs.gas_open)
         self.event(b, "open", tokens, 0.0, fee + slip + g)
-        if kind != STRATEGIES["loop"]:
+        if kind != "loop":
             return
-        x = float(p["target_ltv"])
+        x = s.target_ltv
         last = tokens
-        for _ in range(int(p["loops"])):
+        for _ in range(s.loops):
             borrow = x * last * pc
             room = float(self.m.ltv[b]) * pos.coll * pc - pos.debt
             if borrow > room:
@@ -72,23 +71,23 @@ class Strategy:
             pos.debt += borrow
             pos.coll += t
             last = t
-            g = self.gas(b, p["gas_loop"])
+            g = self.gas(b, s.costs.gas_loop)
             self.event(b, "loop", t, borrow, fee + slip + g)
 
-    def close_all(self, b: int, kind: str, route: int) -> None:
+    def close_all(self, b: int, kind: str, route: str) -> None:
         """Unwind everything: flash-repay the debt, sell (dex) or queue (queue) the collateral."""
-        pos, p, sm = self.pos, self.p, self.sm
+        pos, s, sm = self.pos, self.s, self.sm
         tokens = pos.coll + pos.wallet
         debt = pos.debt
-        ff = float(p["flash_fee"]) if debt > self.dust else 0.0
+        ff = s.costs.flash_fee if debt > self.dust else 0.0
         owed = debt * (1.0 + ff)
         cost = 0.0
         sold = tokens
-        if route == EXIT_ROUTES["queue"] and tokens > 0:
+        if route == "queue" and tokens > 0:
             # sell just enough on the DEX to cover the flash loan; queue the rest at the exchange rate
             sold = 0.0
             if owed > 0:
-                k = 1.0 - float(p["swap_fee"])
+                k = 1.0 - s.costs.swap_fee
                 for _ in range(FIXED_POINT_ITERS):
                     sold = owed / (float(self.m.price[b]) * k)
                     out, _, _ = self.sell_quote(b, sold)
@@ -102,22 +101,23 @@ class Strategy:
         rest = tokens - sold
         if rest > self.dust:
             pos.queued += rest * self.rate_value(b)    # redeemed at the exchange rate, in the debt asset
-            late = int(p["queue_late_from"]) > 0 and int(self.m.ts[b]) >= int(p["queue_late_from"])
-            pos.release_ts = int(self.m.ts[b]) + int(p["queue_delay_late"] if late else p["queue_delay"])
-            pos.release_ts += frozen_wait(p, int(self.m.ts[b]))
+            ex = s.exit                                # only the queue route leaves tokens to redeem
+            late = ex.queue_late_from > 0 and int(self.m.ts[b]) >= ex.queue_late_from
+            pos.release_ts = int(self.m.ts[b]) + (ex.queue_delay_late if late else ex.queue_delay)
+            pos.release_ts += frozen_wait(ex, int(self.m.ts[b]))
         pos.coll = 0.0
         pos.wallet = 0.0
         pos.debt = 0.0
         pos.closed = True
-        cost += self.gas(b, p["gas_close"])
+        cost += self.gas(b, s.costs.gas_close)
         self.event(b, kind, -tokens, -debt, cost)
 
     def deleverage(self, b: int) -> bool:
-        pos, p, m = self.pos, self.p, self.m
-        h = float(p["target_hf"])
+        pos, s, m = self.pos, self.s, self.m
+        h = s.rebalance.target_hf
         pc, lt, px = self.oracle_price(b), self.lt(b), float(m.price[b])
-        ff = float(p["flash_fee"])
-        k = 1.0 - float(p["swap_fee"])
+        ff = s.costs.flash_fee
+        k = 1.0 - s.costs.swap_fee
         delta = 0.0
         for _ in range(FIXED_POINT_ITERS):
             denom = h * px * k / (1.0 + ff) - pc * lt
@@ -129,7 +129,7 @@ class Strategy:
         if not delta < pos.coll:
             out, _, _ = self.sell_quote(b, pos.coll)
             if out >= pos.debt * (1.0 + ff):
-                self.close_all(b, "rebalance", EXIT_ROUTES["dex"])
+                self.close_all(b, "rebalance", "dex")
                 self.sm["n_rebalances"] += 1
                 return True
             return False
@@ -142,17 +142,17 @@ class Strategy:
         pos.debt -= repay
         self.tidy()
         self.sm["flash_fee_cost"] += repay * ff
-        g = self.gas(b, p["gas_reb"])
+        g = self.gas(b, s.costs.gas_rebalance)
         self.sm["n_rebalances"] += 1
         self.event(b, "rebalance", -delta, -repay, fee + slip + repay * ff + g)
         return True
 
     def releverage(self, b: int) -> bool:
-        pos, p, m = self.pos, self.p, self.m
-        h = float(p["target_hf"])
+        pos, s, m = self.pos, self.s, self.m
+        h = s.rebalance.target_hf
         pc, lt, px = self.oracle_price(b), self.lt(b), float(m.price[b])
         ltv = float(m.ltv[b])
-        ff = float(p["flash_fee"])
+        ff = s.costs.flash_fee
         kq, _, _ = self.buy_quote(b, 1.0)
         kq *= px                                   # tokens per unit of debt asset, times price
         f = 0.0
@@ -171,17 +171,19 @@ class Strategy:
         pos.coll += t
         pos.debt += f * (1.0 + ff)
         self.sm["flash_fee_cost"] += f * ff
-        g = self.gas(b, p["gas_reb"])
+        g = self.gas(b, s.costs.gas_rebalance)
         self.sm["n_rebalances"] += 1
         self.event(b, "rebalance", t, f * (1.0 + ff), fee + slip + f * ff + g)
         return True
 
     def strategy(self, b: int) -> None:
-        pos, p, m = self.pos, self.p, self.m
+        pos, s, m = self.pos, self.s, self.m
         ts = int(m.ts[b])
+        reb, ex = s.rebalance, s.exit
         if b == 0:
             self.open(b)
-            pos.next_check = int(m.ts[0]) + int(p["check_every"])
+            if reb is not None:
+                pos.next_check = int(m.ts[0]) + reb.check_every
             return
         if pos.queued > 0 and ts >= pos.release_ts:
             amt = pos.queued
@@ -190,19 +192,19 @@ class Strategy:
             self.events.append((b, EVENT_KINDS["queue_release"], 0.0, 0.0, 0.0, self.hf(b)))
         if pos.closed:
             return
-        if p["exit_on"] and self.depeg_ratio(b) < p["depeg_below"]:
-            self.close_all(b, "exit", int(p["exit_route"]))
+        if ex is not None and self.depeg_ratio(b) < ex.depeg_below:
+            self.close_all(b, "exit", ex.route)
             self.sm["exit_idx"] = b
             return
-        if p["reb_on"] and ts >= pos.next_check:
-            every = int(p["check_every"])
+        if reb is not None and ts >= pos.next_check:
+            every = reb.check_every
             t0 = int(m.ts[0])
             pos.next_check = t0 + ((ts - t0) // every + 1) * every
-            if pos.debt > self.dust and int(p["kind"]) in (STRATEGIES["loop"], STRATEGIES["flash-loan"]):
+            if pos.debt > self.dust and s.levered:
                 hf = self.hf(b)
-                if hf < p["delev_below"]:
+                if hf < reb.deleverage_below_hf:
                     self.deleverage(b)
-                elif hf > p["relev_above"]:
+                elif hf > reb.releverage_above_hf:
                     self.releverage(b)
-        if b == len(m) - 1 and p["unwind_at_end"]:
-            self.close_all(b, "unwind", EXIT_ROUTES["dex"])
+        if b == len(m) - 1 and s.unwind_at_end:
+            self.close_all(b, "unwind", "dex")

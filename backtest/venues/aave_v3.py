@@ -127,7 +127,9 @@ def check_target(cfg: Any, market: Any, coll: str) -> None:
     if st.kind not in ("loop", "flash-loan"):
         return
     ltv0, lt0 = float(market.ltv[0]), float(market.lt[0])
-    what = "borrow collateral factor" if mk.protocol == "compound-v3" else "max LTV"
+    from backtest.venues import venue
+
+    what = venue(mk.protocol).ltv_name
     where = f" (emode {mk.emode})" if mk.emode is not None else ""
     if st.target_ltv > ltv0:
         raise ConfigError(
