@@ -43,6 +43,8 @@ class MarketConfig:
     capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
     capo_snapshot_age: int = 7 * 86400
     liquidation_delay: int = 0     # blocks HF stays below 1 before liquidators act (0 = the first block, the default)
+    liquidation_gas: float = 0.0   # gas units a liquidation costs its liquidator: > 0, it repays the amount that
+                                   # earns it most (a partial when the bonus does not cover gas + slippage); 0 = full
     v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum; the loader
                                                   # sets params.v33_from(protocol): Spark never (2**62)
     lltv: float | None = None                     # morpho-blue: the market's LLTV (max LTV = liquidation LTV)

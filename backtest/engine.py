@@ -27,6 +27,7 @@ from backtest.schema import (
     SUMMARY_DTYPE,
 )
 from backtest.venues import aave_v3 as _aave_v3
+from backtest.venues import venue
 
 # CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH; weETH 8.75 %, bgd-labs/aave-capo
 # scripts/DeployEthereumWeEth.s.sol maxYearlyRatioGrowthPercent 8_75)
@@ -130,6 +131,11 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
             row["queue_delay"], row["queue_delay_late"], row["queue_late_from"] = queue_delays(cfg)
         row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
         row["liq_delay"] = mk.liquidation_delay
+        row["liq_gas"] = mk.liquidation_gas
+        if mk.liquidation_gas > 0 and (venue(mk.protocol).liquidation != "aave" or st.collateral):
+            raise ConfigError(f"market.liquidation_gas = {mk.liquidation_gas:g}: a profit-sized liquidation is "
+                              f"modelled for the Aave family and the generic venue with one collateral (not "
+                              f"{mk.protocol}{' with [[strategy.collateral]]' if st.collateral else ''})")
         row["queue_frozen_from"], row["queue_frozen_until"] = queue_frozen(cfg)
         row["v33_from"] = mk.v33_from
         row["unwind_at_end"] = 1 if cfg.run.unwind_at_end else 0

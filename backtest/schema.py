@@ -85,6 +85,7 @@ PARAMS_DTYPE = np.dtype(
         ("queue_frozen_from", "i8"),   # [[scenario]] withdrawals_frozen: a queue request in [from, until) waits
         ("queue_frozen_until", "i8"),  # until `until`, then its delay; 0, 0 = never frozen
         ("liq_delay", "i8"),           # blocks HF must stay below 1 before liquidators act (0 = at once)
+        ("liq_gas", "f8"),             # gas units per liquidation: > 0, the liquidator sizes its repay for profit
     ]
 )
 

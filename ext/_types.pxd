@@ -92,6 +92,7 @@ ctypedef packed struct Params:
     int64_t queue_frozen_from   # [[scenario]] withdrawals_frozen: a queue request at a time in [from, until)
     int64_t queue_frozen_until  # waits until `until`, then its delay; 0, 0 = never frozen
     int64_t liq_delay           # blocks HF must stay below 1 before liquidators act (0 = the first such block)
+    double liq_gas              # gas units a liquidator spends (> 0: it sizes its repay for profit; 0 = full size)
 
 ctypedef packed struct Summary:
     double end_equity

@@ -222,6 +222,7 @@ SPEC: dict[str, dict[str, Parser]] = {
         "capo_growth": number(0, 1),
         "capo_snapshot_age": duration(),
         "liquidation_delay": integer(0, 10_000_000),
+        "liquidation_gas": number(0, 1e8),
         "v33_from": date,
         "lltv": number(0, 1, lo_open=True, hi_open=True),
         "liquidation_factor": number(0, 1, lo_open=True),

@@ -289,7 +289,7 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
         series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived),
     )
     market = apply_scenarios(market, req.scenarios, collateral=req.collateral, debt=req.debt, hold=req.hold,
-                             protocol=proto, irm=req.irm)
+                             protocol=req.protocol, irm=req.irm)
     _check_arrays(market, labels, req.scenarios)
     if rd.capo_pre is not None:
         market.capo_pre_ts, market.capo_pre_xrate = rd.capo_pre

@@ -43,7 +43,6 @@ from backtest.errors import DataError
 
 Y = 365 * 86400
 SHAPES = ("v", "step", "linear")
-AAVE_CURVE = ("aave-v3", "aave-v2")     # venues whose utilization overlay moves the rate along their curve
 
 
 def scenario_shape(ts: np.ndarray, at: int, duration: int, shape: str, recovery: int = 0) -> np.ndarray:
@@ -178,7 +177,7 @@ def _utilization(arr, ts: np.ndarray, lo: int, hi: int, sc: Scenario, protocol: 
     util = arr("utilization")
     u0 = util[lo:hi].copy()
     u1 = np.minimum(u0 + sc.depth * s, 1.0)
-    if irm == "data" and protocol in AAVE_CURVE:
+    if irm == "data":           # the venue's own dated curve (venues.aave_v3.RATE_CURVES: an error for another)
         if not np.all(np.isfinite(u0)):
             i = lo + int(np.argmax(~np.isfinite(u0)))
             raise DataError(f"rates {protocol}:{debt}:utilization: no value at block {i} (ts {int(ts[i])}); a "

@@ -84,6 +84,7 @@ class Settings:
     #: health_factor_for_max_bonus, target_health_factor, collateral_risk)
     venue: Mapping[str, float] = field(default_factory=dict)
     liquidation_delay: int = 0       # market.liquidation_delay: blocks HF stays below 1 before liquidators act
+    liquidation_gas: float = 0.0     # market.liquidation_gas: > 0, liquidators size their repay for profit
 
     @property
     def levered(self) -> bool:
@@ -113,7 +114,7 @@ class Settings:
         return cls(protocol, _name(STRATEGIES, p["kind"]), _name(ENTRIES, p["entry"]), float(p["capital"]),
                    float(p["target_ltv"]), int(p["loops"]), reb, ex, bool(p["unwind_at_end"]), costs,
                    None if math.isnan(cf) else cf, int(p["v33_from"]),
-                   {key: float(p[f]) for key, f in fields.items()}, int(p["liq_delay"]))
+                   {key: float(p[f]) for key, f in fields.items()}, int(p["liq_delay"]), float(p["liq_gas"]))
 
     @classmethod
     def of_config(cls, cfg) -> "Settings":
@@ -138,5 +139,5 @@ class Settings:
         return cls(mk.protocol, st.kind, st.entry, float(st.capital), float(st.target_ltv), int(st.loops), reb, ex,
                    bool(cfg.run.unwind_at_end), costs, None if mk.close_factor is None else float(mk.close_factor),
                    int(mk.v33_from), {key: float(own[f]) for key, f in v.params_fields.items()},
-                   int(mk.liquidation_delay))
+                   int(mk.liquidation_delay), float(mk.liquidation_gas))
 
