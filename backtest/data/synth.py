@@ -482,15 +482,15 @@ def _rate_spike(out: _Out) -> None:
 
 _BUILDERS: dict[str, Callable[[_Out], None]] = {"calm": _calm, "steth-depeg": _steth_depeg,
                                                 "rate-spike": _rate_spike}
-#: what `python -m backtest.data.synth` writes with no name (the bundled lake); the stress markets of
-#: backtest.data.synth_stress are written only when named
-DEFAULT = tuple(_BUILDERS)
+#: every market `synth` writes: the three above (the bundled lake, what `python -m backtest.data.synth` writes with
+#: no name) and the stress markets of backtest.data.synth_stress, written only when named
+ALL_SCENARIOS: dict[str, str] = dict(SCENARIOS)
 
 
 def _stress() -> None:
     from backtest.data import synth_stress
 
-    SCENARIOS.update(synth_stress.SCENARIOS)
+    ALL_SCENARIOS.update(synth_stress.SCENARIOS)
     _BUILDERS.update(synth_stress.BUILDERS)
 
 
@@ -504,7 +504,7 @@ def synth(name: str, lake: str | Path) -> list[Path]:
     rewrites the same rows.
     """
     if name not in _BUILDERS:
-        raise InputError(f"unknown synthetic scenario {name!r} (choose from {', '.join(SCENARIOS)})")
+        raise InputError(f"unknown synthetic scenario {name!r} (choose from {', '.join(ALL_SCENARIOS)})")
     out = _Out(name)
     _BUILDERS[name](out)
     return out.write(lake)
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help=f"scenarios ({', '.join(SCENARIOS)}); default: all")
     ap.add_argument("--into", default="data", help="lake folder (default: data)")
     args = ap.parse_args(argv)
-    names = args.names or list(DEFAULT)
+    names = args.names or list(SCENARIOS)
     for name in names:
         for p in synth(name, args.into):
             print(p)
