@@ -248,7 +248,7 @@ def scenario_rules(ctx: Context, path: tuple, sc: dict[str, Any], sc_t: Mapping,
                                                   "snapshot is set: must be in (0, 1)", sc_t["depth"])
     elif kind == "utilization":
         if market.irm != "adaptive-curve" and market.protocol not in ("aave-v3", "aave-v2"):
-            raise ctx.fail(path + ("kind",), "a utilization overlay drives a rate model: Morpho's AdaptiveCurveIRM "
+            raise ctx.fail(path + ("kind",), "a utilization overlay drives Morpho's AdaptiveCurveIRM "
                                              '(market.irm = "adaptive-curve") or the Aave v3 / v2 rate curve '
                                              f"(market.protocol is {market.protocol!r})", sc_t["kind"])
         if market.irm != "adaptive-curve" and market.borrow_rate is not None:

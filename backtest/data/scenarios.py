@@ -177,7 +177,7 @@ def _utilization(arr, ts: np.ndarray, lo: int, hi: int, sc: Scenario, protocol: 
     util = arr("utilization")
     u0 = util[lo:hi].copy()
     u1 = np.minimum(u0 + sc.depth * s, 1.0)
-    if irm == "data":           # the venue's own dated curve (venues.aave_v3.RATE_CURVES: an error for another)
+    if irm == "data" and protocol is not None:   # the venue's dated curve (aave_v3.RATE_CURVES; else an error)
         if not np.all(np.isfinite(u0)):
             i = lo + int(np.argmax(~np.isfinite(u0)))
             raise DataError(f"rates {protocol}:{debt}:utilization: no value at block {i} (ts {int(ts[i])}); a "
