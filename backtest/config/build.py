@@ -81,6 +81,9 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
             raise ctx.fail(path, f"must be a table, not {type_name(sc_t)}", sc_t)
         sc = section_fields(ctx, sc_t, path, "scenario")
         scenarios.append(scenario_rules(ctx, path, sc, sc_t, run, market, strategy))
+        if sc["kind"] == "withdrawals_frozen" and sum(s.kind == "withdrawals_frozen" for s in scenarios) > 1:
+            raise ctx.fail(path + ("kind",), "one withdrawals_frozen scenario per run (merge the freezes into one)",
+                           sc_t["kind"])
 
     # -- [episodes] (read by backtest/episodes.py; not part of the config hash)
     ep_t = read_table(ctx, data, ("episodes",))

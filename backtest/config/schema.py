@@ -47,8 +47,9 @@ STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
 ENTRIES = ("swap", "stake")
 SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
-SCENARIO_KINDS = ("depeg", "rate_spike", "utilization")
-SCENARIO_SHAPES = ("v", "step")
+SCENARIO_KINDS = ("depeg", "rate_spike", "utilization", "slash", "gas_spike", "oracle", "capo_snapshot",
+                  "withdrawals_frozen")
+SCENARIO_SHAPES = ("v", "step", "linear")
 # chain -> (milliseconds per block or slot, default replay step in whole seconds, genesis UTC epoch seconds)
 #   ethereum: 12 s slots since the Merge; genesis 2015-07-30 15:26:13
 #   cosmos:   the Cosmos Hub, ~6 s blocks; cosmoshub-1 genesis 2019-03-13 23:00:00
@@ -220,6 +221,8 @@ SPEC: dict[str, dict[str, Parser]] = {
         "supply_rate": number(0, 1),
         "capo_growth": number(0, 1),
         "capo_snapshot_age": duration(),
+        "liquidation_delay": integer(0, 10_000_000),
+        "liquidation_gas": number(0, 1e8),
         "v33_from": date,
         "lltv": number(0, 1, lo_open=True, hi_open=True),
         "liquidation_factor": number(0, 1, lo_open=True),
@@ -280,6 +283,12 @@ SPEC: dict[str, dict[str, Parser]] = {
         "depth": number(0, lo_open=True),
         "duration": duration(),
         "shape": choice(SCENARIO_SHAPES),
+        "recovery": duration(allow_zero=True),
+        "level": number(0),
+        "multiple": number(0, lo_open=True),
+        "ratio": number(0, lo_open=True),
+        "snapshot_at": date,
+        "growth": number(0, 1),
     },
 }
 REQUIRED = {
@@ -287,7 +296,7 @@ REQUIRED = {
     "strategy.rebalance": ("deleverage_below_hf", "target_hf"),
     "strategy.exit": ("depeg_below",),
     "strategy.collateral": ("token", "weight"),
-    "scenario": ("kind", "asset", "at", "depth", "duration"),
+    "scenario": ("kind", "at"),      # the other keys each kind needs: config.rules.scenario_rules
 }
 SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
     "run": {
