@@ -17,6 +17,10 @@ cdef enum:
     KIND_LEND = 1
     KIND_LOOP = 2
     KIND_FLASH = 3
+    KIND_BASKET = 4         # the strategy book (ext/_book.pxi): not replayed by run_batch
+    KIND_LP = 5
+    KIND_VAULT = 6
+    KIND_FARM = 7
 
 cdef enum:
     ENTRY_SWAP = 0
