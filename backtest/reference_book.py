@@ -160,7 +160,7 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
         debt = ds * bidx
         o = orc[b]
         for _ in range(MAX_LIQ):
-            if not (debt > 0):
+            if not (debt > 0) or not (coll > 0):
                 break
             hf = coll * o * LT[b] / debt
             if hf >= 1.0:

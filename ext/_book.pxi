@@ -169,8 +169,8 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
         o = orc[b]
         # liquidation (Aave's rule at the oracle: 50 % close factor above HF 0.95, all of it at or below)
         for k in range(BOOK_MAX_LIQ):
-            if not (debt > 0):
-                break
+            if not (debt > 0) or not (coll > 0):
+                break          # no collateral left: the rest is bad debt, nothing to seize
             hf = coll * o * lt[b] / debt
             if hf >= 1.0:
                 break

@@ -43,7 +43,9 @@ PROTOCOLS = _venues.PROTOCOLS                  # the venue registry's market.pro
 AAVE_FAMILY = tuple(v.protocol for v in _aave_v3.VENUES)
 IRMS = ("data", "adaptive-curve")
 ORACLES = ("exchange-rate", "market", "capo", "chainlink")
-STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
+STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan", "basket", "lp", "vault", "farm")
+#: the strategy book's kinds (backtest/book): replayed by `backtest book` / `run`, not by the loop engine
+BOOK_KINDS = ("basket", "lp", "vault", "farm")
 ENTRIES = ("swap", "stake")
 SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
