@@ -214,6 +214,22 @@ def show(results_dir, sql):
     click.echo(rel.pl())
 
 
+@cli.command("book")
+@click.option("--window", default="real-2024", show_default=True,
+              help="real-2024 (2024-05-14..2025-09-18), june-2022 (2022-05-01..2022-09-30) or START..END")
+@click.option("--capital", type=float, default=1000.0, show_default=True, help="dollars put into each strategy")
+@click.option("--data", "data_dir", default="data", show_default=True, help="the lake")
+@click.option("--output", default="results", show_default=True, help="writes OUTPUT/book/")
+@click.option("--configs", default=None, help="a folder of book configs (default: examples/book/)")
+def book_cmd(window, capital, data_dir, output, configs):
+    """The strategy book: every advertised strategy replayed over one window, "what $1,000 became"."""
+    from backtest.book import EXAMPLES, book, print_book
+
+    frame = book(window, capital, data_dir, output, Path(configs) if configs else EXAMPLES)
+    print_book(frame, capital)
+    click.echo(f"book: {Path(output) / 'book' / 'book.parquet'}")
+
+
 from backtest.cli_data import data  # noqa: E402  (the `data` group lives in its own module)
 
 cli.add_command(data)

@@ -241,6 +241,27 @@ SPEC: dict[str, dict[str, Parser]] = {
         "loops": integer(0, MAX_LOOPS),
         "restake": _restake,
     },
+    "strategy.lp": {
+        "pool": string,
+        "amp": bounded(number(0, lo_open=True), MAX_AMP, "Curve's StableSwap caps A at 1e6"),
+    },
+    "strategy.vault": {
+        "over": choice(("lend", "loop")),
+        "band": number(0, 1),
+        "check_every": duration(),
+        "management_fee": number(0, 1, hi_open=True),
+        "performance_fee": number(0, 1, hi_open=True),
+    },
+    "strategy.basket": {
+        "weights": lambda ctx, path, v: __import__("backtest.config.book", fromlist=["weights"]).weights(ctx, path, v),
+        "rebalance_every": duration(allow_zero=True),
+    },
+    "strategy.farm": {
+        "reward_token": string,
+        "exit_after": duration(),
+        "sell_every": duration(),
+        "halving": duration(allow_zero=True),
+    },
     "strategy.rebalance": {
         "deleverage_below_hf": number(1.0, lo_open=True),
         "target_hf": number(1.0, lo_open=True),
@@ -285,6 +306,9 @@ REQUIRED = {
     "strategy.rebalance": ("deleverage_below_hf", "target_hf"),
     "strategy.exit": ("depeg_below",),
     "strategy.collateral": ("token", "weight"),
+    "strategy.lp": ("pool",),
+    "strategy.basket": ("weights",),
+    "strategy.farm": ("reward_token", "exit_after"),
     "scenario": ("kind", "asset", "at", "depth", "duration"),
 }
 SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
@@ -295,12 +319,12 @@ SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
                       "set; run.step sets the seconds per replayed step",
     },
 }
-SUBTABLES = {"strategy": ("rebalance", "exit", "rewards", "collateral")}
+SUBTABLES = {"strategy": ("rebalance", "exit", "rewards", "collateral", "lp", "vault", "basket", "farm")}
 
 # every scalar dotted path that overrides and sweeps may set -> its parser
 FIELDS: dict[str, Parser] = {}
 for _sec, _spec in SPEC.items():
-    if _sec in ("scenario", "strategy.collateral"):     # arrays of tables: no single dotted path
+    if _sec in ("scenario", "strategy.collateral", "strategy.basket"):     # arrays of tables: no single dotted path
         continue
     for _key, _parser in _spec.items():
         if _sec == "costs" and _key == "gas_units":

@@ -1,0 +1,259 @@
+"""`backtest book`: every strategy the guides advertise, one config each (examples/book/), over one window.
+
+Each config is replayed with the window's dates and ``--capital`` dollars (converted into the strategy's unit
+at the window's first ETH/USD price when that unit is ETH), then compared with the range the guides print.
+Writes ``<output>/book/<strategy>/`` (a result set per strategy) and ``<output>/book/book.parquet`` (DESIGN §6).
+A strategy whose series the lake does not hold is still a row: ``status`` says what is missing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from backtest.errors import BacktestError, InputError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "book"
+
+#: window name -> (start, end) dates
+WINDOWS = {"real-2024": ("2024-05-14", "2025-09-18"), "june-2022": ("2022-05-01", "2022-09-30")}
+
+
+@dataclass(frozen=True)
+class Advertised:
+    text: str
+    low: float | None           # APY fractions; None: no range ("highly variable")
+    high: float | None
+    over_base: bool = False     # the range is added to the base (hold the LST) APY
+
+
+#: the guides' "$1,000 after a year" ranges, by the book config's name (examples/book/<name>.toml)
+ADVERTISED = {
+    "hold-lst": Advertised("3-5 %", 0.03, 0.05),
+    "hold-lrt": Advertised("8-12 %", 0.08, 0.12),
+    "basket": Advertised("5-8 %", 0.05, 0.08),
+    "lend": Advertised("base + 0.5-2 %", 0.005, 0.02, True),
+    "lp": Advertised("7-12 %", 0.07, 0.12),
+    "vault": Advertised("base + 1-4 %", 0.01, 0.04, True),
+    "loop": Advertised("10-20 %", 0.10, 0.20),
+    "restake-lrt": Advertised("8-18 %", 0.08, 0.18),
+    "farm": Advertised("highly variable", None, None),
+}
+ORDER = tuple(ADVERTISED)
+
+
+def parse_window(text: str) -> tuple[str, str, str]:
+    """(name, start, end) of --window: a named window or START..END dates."""
+    if text in WINDOWS:
+        return (text, *WINDOWS[text])
+    start, sep, end = text.partition("..")
+    if not sep or not start or not end:
+        raise InputError(f"--window {text!r}: use {', '.join(WINDOWS)} or START..END (e.g. 2024-06-01..2025-06-01)")
+    for d in (start, end):
+        try:
+            dt.date.fromisoformat(d)
+        except ValueError:
+            raise InputError(f"--window {text!r}: {d!r} is not a date (YYYY-MM-DD)") from None
+    if start >= end:
+        raise InputError(f"--window {text!r}: the end is not after the start")
+    return text, start, end
+
+
+def verdict(apy: float, adv: Advertised, base: float | None) -> tuple[float | None, float | None, str]:
+    if adv.low is None or not math.isfinite(apy):
+        return None, None, "n/a"
+    lo, hi = adv.low, adv.high
+    if adv.over_base:
+        if base is None or not math.isfinite(base):
+            return None, None, "n/a"
+        lo, hi = base + lo, base + hi
+    return lo, hi, "below" if apy < lo else "above" if apy > hi else "inside"
+
+
+def _usd_per_unit(cfg) -> float:
+    """The strategy's unit in USD at the window's first step (1 for USD); ETH/USD from the lake."""
+    from backtest.data.book_series import BookRequest, price_at
+
+    unit = "USD" if cfg.strategy.kind == "basket" else cfg.market.debt
+    if unit in ("USD", "USDC", "USDT", "DAI"):
+        return 1.0
+    req = BookRequest(Path(cfg.run.data), cfg.run.start, cfg.run.start + cfg.run.block_time, cfg.run.block_time,
+                      tuple(cfg.run.sources), tuple(cfg.run.allow))
+    return price_at(req, unit, "USD")
+
+
+def _load(path: Path, data: str, start: str, end: str, output: Path):
+    from backtest.config import load_config
+
+    return load_config(path, {"run.start": start, "run.end": end, "run.data": data,
+                              "run.output": str(output), "run.record": "1h"})
+
+
+def _run_existing(cfg, capital: float) -> tuple[dict, str | None]:
+    """hold / lend / loop / flash-loan (restake) through the loop engine's `run`, its result set written."""
+    from backtest.api import run
+
+    res = run(cfg, write=True, force=True)
+    r = res["summary"].row(0, named=True)
+    costs = sum(r.get(k, 0.0) or 0.0 for k in ("gas_cost", "swap_fee_cost", "slippage_cost", "flash_fee_cost"))
+    row = {"end_value": r["end_equity"], "net_apy": r["net_apy"], "hold_apy": r["hold_apy"],
+           "liq_count": float(r["liq_count"]), "max_drawdown": r["max_drawdown"], "total_costs": costs,
+           "restaking_rewards": r.get("restaking_rewards", 0.0) or 0.0, "min_hf": r.get("min_hf", math.nan)}
+    return row, str(res["path"])
+
+
+def _write_set(dest: Path, cfg, row: dict, ts, value) -> str:
+    """A book kind's result set: manifest.json, summary.parquet, timeseries/config_id=0/ (hourly samples)."""
+    from backtest.config import config_hash, config_to_dict
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    summary = pl.DataFrame([{"config_id": 0, **row}])
+    summary.write_parquet(tmp / "summary.parquet")
+    import numpy as np
+
+    every = max(1, 3600 // max(1, int(cfg.run.block_time)))
+    idx = np.unique(np.append(np.arange(0, len(ts), every), len(ts) - 1))
+    (tmp / "timeseries" / "config_id=0").mkdir(parents=True)
+    pl.DataFrame({"block": idx.astype("int64"), "ts": ts[idx],
+                  "equity": value[idx]}).write_parquet(tmp / "timeseries" / "config_id=0" / "part-0.parquet")
+    pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8}).write_parquet(
+        tmp / "events.parquet")
+    manifest = {"format": "backtest-result-set", "name": cfg.run.name, "config": config_to_dict(cfg),
+                "config_hash": config_hash(cfg), "engine": "core", "status": "complete",
+                "notes": row.get("notes", ""),
+                "columns": {"summary": [[c, row.get("unit", "") if c.startswith(("end_value", "hold_end")) else "",
+                                         ""] for c in summary.columns]}}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+    if dest.exists():
+        import shutil
+
+        if not (dest / "manifest.json").exists():
+            raise InputError(f"{dest}: exists and is not a result set; not replaced")
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return str(dest)
+
+
+def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data", output: str = "results",
+         configs: Path = EXAMPLES, engine: str = "core") -> pl.DataFrame:
+    """Replay every config of ``configs`` over ``window``; returns book.parquet's frame (also written)."""
+    from backtest.config import load_config  # noqa: F401  (config errors surface before any replay)
+    from backtest.strategy_book import BOOK_KINDS, run_book_kind
+
+    if not (capital > 0) or capital > 1e12:
+        raise InputError(f"--capital {capital!r}: must be a number of dollars > 0 and at most 1e12")
+    name, start, end = parse_window(window)
+    out_root = Path(output) / "book"
+    paths = sorted(configs.glob("*.toml"), key=lambda p: ORDER.index(p.stem) if p.stem in ORDER else len(ORDER))
+    if not paths:
+        raise InputError(f"{configs}: no book configs (*.toml)")
+    rows = []
+    for path in paths:
+        cfg = _load(path, data, start, end, out_root)
+        adv = ADVERTISED.get(path.stem, Advertised("-", None, None))
+        base = {"strategy": path.stem, "kind": cfg.strategy.kind, "window": name, "capital_usd": capital,
+                "tokens": _tokens(cfg), "venue": _venue(cfg), "advertised": adv.text, "config": str(path)}
+        try:
+            usd = _usd_per_unit(cfg)
+            from dataclasses import replace
+
+            cfg = replace(cfg, strategy=replace(cfg.strategy, capital=capital / usd))
+            if cfg.strategy.kind in BOOK_KINDS:
+                row, ts, value = run_book_kind(cfg, engine)
+                result = _write_set(out_root / cfg.run.name, cfg, row, ts, value)
+            else:
+                row, result = _run_existing(cfg, capital / usd)
+                row["unit"] = cfg.market.debt
+                row["notes"] = _existing_notes(cfg, row)
+            growth = row["end_value"] / cfg.strategy.capital
+            lo, hi, v = verdict(row["net_apy"], adv, row.get("hold_apy") if adv.over_base else None)
+            if adv.over_base and path.stem in ("lend", "vault"):
+                lo, hi, v = verdict(row["net_apy"], adv, row.get("hold_apy"))
+            rows.append({**base, "status": "replayed", "unit": row.get("unit", ""),
+                         "ending_value_usd": capital * growth, "end_value": row["end_value"],
+                         "realized_apy": row["net_apy"], "advertised_low": lo, "advertised_high": hi,
+                         "verdict": v, "liquidations": int(row.get("liq_count", 0)),
+                         "worst_drawdown": row.get("max_drawdown", math.nan),
+                         "costs": row.get("total_costs", math.nan), "hold_apy": row.get("hold_apy", math.nan),
+                         "rewards_value": row.get("restaking_rewards", 0.0),
+                         "apy_with_rewards": _with_rewards(row, cfg), "notes": row.get("notes", ""),
+                         "result_set": result, "result_row": 0})
+        except (BacktestError, InputError) as exc:
+            rows.append({**base, "status": f"not replayed: {exc.format_message()}", "verdict": "n/a", "result_set": None,
+                         "notes": "the lake lacks a series this strategy needs"})
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    out_root.mkdir(parents=True, exist_ok=True)
+    tmp = out_root / ".book.parquet.tmp"
+    frame.write_parquet(tmp)
+    os.replace(tmp, out_root / "book.parquet")
+    return frame
+
+
+def _with_rewards(row: dict, cfg) -> float:
+    """The restaking row's APY with its rewards added to the ending value (they are reported beside it)."""
+    from backtest.strategy_book import annualised
+
+    rw = row.get("restaking_rewards", 0.0) or 0.0
+    if not rw:
+        return row["net_apy"]
+    return annualised(row["end_value"] + rw, cfg.strategy.capital, float(cfg.run.end - cfg.run.start))
+
+
+def _existing_notes(cfg, row: dict) -> str:
+    notes = []
+    if cfg.strategy.restake != "none":
+        rw = cfg.strategy.rewards
+        notes.append(f"restaked into {cfg.strategy.restake}; rewards valued as "
+                     f"{'zero' if rw is None else rw.value + (' ' + rw.token if rw.token else '')}, "
+                     f"APY shown without and with them")
+    return "; ".join(notes)
+
+
+def _tokens(cfg) -> str:
+    if cfg.strategy.book is not None and cfg.strategy.book.basket is not None:
+        return "+".join(t for t, _ in cfg.strategy.book.basket.weights)
+    if cfg.strategy.book is not None and cfg.strategy.book.farm is not None:
+        return f"{cfg.market.collateral}+{cfg.strategy.book.farm.reward_token}"
+    coll = cfg.strategy.restake if cfg.strategy.restake != "none" else cfg.market.collateral
+    return f"{coll}/{cfg.market.debt}"
+
+
+def _venue(cfg) -> str:
+    if cfg.strategy.book is not None and cfg.strategy.book.lp is not None:
+        return cfg.strategy.book.lp.pool
+    if cfg.strategy.kind in ("basket", "farm", "hold"):
+        return "-" if cfg.strategy.kind != "farm" else "farm"
+    return cfg.market.protocol
+
+
+def print_book(frame: pl.DataFrame, capital: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"what ${capital:,.0f} became ({frame['window'][0]})")
+    for c in ("strategy", "tokens", "ending value", "realized APY", "advertised", "vs range", "liqs",
+              "worst drawdown", "costs", "notes"):
+        t.add_column(c, justify="left" if c in ("strategy", "tokens", "advertised", "notes") else "right")
+    for r in frame.iter_rows(named=True):
+        if r["status"] != "replayed":
+            t.add_row(r["strategy"], r["tokens"], "-", "-", r["advertised"], "n/a", "-", "-", "-", _short(r["status"]))
+            continue
+        apy = r["realized_apy"]
+        txt = f"{apy:.2%}"
+        if r.get("rewards_value"):
+            txt += f" ({r['apy_with_rewards']:.2%} w/ rewards)"
+        t.add_row(r["strategy"], r["tokens"], f"${r['ending_value_usd']:,.2f}", txt, r["advertised"],
+                  r["verdict"], str(r["liquidations"]), f"{r['worst_drawdown']:.2%}",
+                  f"{r['costs']:.4g} {r['unit']}", _short(r["notes"] or ""))
+    Console(width=max(160, Console().width)).print(t)
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,148 @@
+"""The series the strategy book's kinds read, ASOF-joined onto one clock (plain requests in, arrays out).
+
+``lp``: a pool of the ``liquidity`` table (reserves, amp, virtual price) and the LST's market price in the
+native; ``basket``: each token's and each token's native's price in USD; ``farm``: the deposit token's price,
+the reward rows (tokens per deposited token per second) and the reward token's price. The data layer's own
+rules apply: every series must cover the window (or the request names the span that exists).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backtest.data import lake as _lake
+from backtest.data.asof import Aligner, aliases, iso
+from backtest.data.prices import PriceResolver, underlying_of
+from backtest.data.restaking import _PER_SECOND
+from backtest.errors import DataError
+
+
+@dataclass(frozen=True)
+class BookRequest:
+    lake: Path
+    start: int
+    end: int
+    step: int                                    # seconds per replayed step
+    sources: tuple[tuple[str, str], ...] = ()
+    allow: tuple[str, ...] = ()
+
+
+@dataclass
+class BookSeries:
+    ts: np.ndarray
+    arrays: dict[str, np.ndarray]
+    labels: dict[str, str] = field(default_factory=dict)     # array -> the lake series it came from
+    derived: dict[str, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def _aligner(req: BookRequest) -> Aligner:
+    return Aligner(Path(req.lake), req.start, req.end, req.step, req.sources, req.allow, checks=True)
+
+
+def _finish(al: Aligner, pr: PriceResolver | None) -> BookSeries:
+    arr = al.join()
+    derived = pr.combine(arr) if pr is not None else {}
+    out = BookSeries(al.ts.copy(), arr, dict(al.labels), derived, sorted(al.files))
+    al.close()
+    return out
+
+
+def liquidity_span(lake: Path, pool: str) -> tuple[int, int] | None:
+    """(first ts, last ts) of a pool's rows in the lake's ``liquidity`` table, None when it has none."""
+    con = _lake.connect(Path(lake))
+    try:
+        if not _lake.has_table(con, "liquidity"):
+            return None
+        lo, hi = con.sql("SELECT min(ts), max(ts) FROM liquidity WHERE pool = ?", params=[pool]).fetchone()
+        return None if lo is None else (int(lo), int(hi))
+    finally:
+        con.close()
+
+
+def lp_series(req: BookRequest, pool: str, lst: str, native: str, gas_fixed: float | None) -> BookSeries:
+    """reserve0 (native), reserve1 (LST), amp, virtual_price of ``pool``; the LST's price in the native; gas."""
+    al = _aligner(req)
+    pts = al.points("liquidity", pool, {"pool": pool},
+                    [("reserve0", "reserve0"), ("reserve1", "reserve1"), ("amp", "amp"),
+                     ("virtual_price", "virtual_price")], source=False)
+    pts = al.require(pts, "liquidity", pool)
+    if not np.isfinite(pts.values["virtual_price"]).all():
+        raise DataError(f"liquidity {pool}: no virtual_price in the lake's rows (the share's fee income is read "
+                        f"from it); import the pool with its virtual price")
+    al.use(pts)
+    al.add("pool", pts)
+    pr = PriceResolver(al)
+    pr.queue("price", lst, native, "the LST's market price in the pool's native coin")
+    if gas_fixed is None:
+        g = al.require(al.points("gas", "gas", {}, [("v", "base_fee_gwei + coalesce(priority_fee_gwei, 0)")],
+                                 source=False), "gas", "base_fee_gwei+priority_fee_gwei")
+        al.use(g)
+        al.add("gas", g)
+    out = _finish(al, pr)
+    if gas_fixed is not None:
+        out.arrays["gas.v"] = np.full(out.ts.shape[0], float(gas_fixed))
+    return out
+
+
+def basket_series(req: BookRequest, tokens: list[str]) -> BookSeries:
+    """Each token's price in USD (``px.i``) and its native's (``nat.i``: ETH, SOL, ATOM...)."""
+    al = _aligner(req)
+    pr = PriceResolver(al)
+    cross = []
+    for i, tok in enumerate(tokens):
+        nat = underlying_of(tok)
+        if nat == "ETH" or pr.route(tok, "USD") is not None:
+            pr.queue(f"px{i}", tok, "USD", f"basket token {tok}")
+        else:                          # mSOL/USD = mSOL/SOL x SOL/USD: the native is the pivot
+            pr.queue(f"pxn{i}", tok, nat, f"basket token {tok} in its native")
+            cross.append(i)
+        pr.queue(f"nat{i}", nat, "USD", f"the native of {tok}, the benchmark")
+    out = _finish(al, pr)
+    for i in cross:
+        out.arrays[f"px{i}.v"] = out.arrays.pop(f"pxn{i}.v") * out.arrays[f"nat{i}.v"]
+        out.derived[f"px{i}"] = f"{tokens[i]}/USD = {tokens[i]}/{underlying_of(tokens[i])} x {underlying_of(tokens[i])}/USD"
+    return out
+
+
+def farm_series(req: BookRequest, deposit: str, reward: str, quote: str) -> BookSeries:
+    """The deposit token's price in ``quote``, the reward rows (reward tokens per deposited token per second,
+    0 before the first row) and the reward token's price in ``quote``."""
+    al = _aligner(req)
+    key = f"{deposit}:{reward}"
+    pts = al.points("rewards", key, {"token": deposit, "kind": reward}, [("v", f"coalesce({_PER_SECOND}, 0.0)")],
+                    source=False)
+    if pts is None:
+        raise DataError(f"rewards {key}: no rows in the lake at {al.lake} (the farm's emission schedule: "
+                        f"token = {deposit}, kind = {reward}, amount per deposited token per day)")
+    al.use(pts)
+    al.add("rate", pts)
+    pr = PriceResolver(al)
+    pr.queue("dprice", deposit, quote, "the farm's deposit token")
+    pr.queue("rprice", reward, quote, "the farm's reward token, sold at its market price")
+    out = _finish(al, pr)
+    rate = out.arrays["rate.v"] = np.nan_to_num(out.arrays["rate.v"], nan=0.0)
+    # the reward token needs a price only from its first emission on (before it nothing accrues or is sold)
+    live = np.cumsum(rate != 0) > 0
+    out.arrays["rprice.v"] = np.where(live, out.arrays["rprice.v"], 0.0)
+    bad = ~np.isfinite(out.arrays["rprice.v"])
+    if bad.any():
+        raise DataError(f"prices {reward}/{quote}: no price at {iso(out.ts[np.flatnonzero(bad)[0]])} to sell the "
+                        f"farm's rewards at")
+    return out
+
+
+def price_at(req: BookRequest, base: str, quote: str) -> float:
+    """base/quote at the request's first step (a direct pair, its inverse or a cross through USD / ETH)."""
+    al = _aligner(req)
+    pr = PriceResolver(al)
+    pr.queue("p", base, quote, "to convert --capital")
+    v = float(_finish(al, pr).arrays["p.v"][0])
+    if not (v > 0):
+        raise DataError(f"prices {base}/{quote}: no price at {iso(req.start)}")
+    return v
+
+
+__all__ = ["price_at", "BookRequest", "BookSeries", "lp_series", "basket_series", "farm_series", "liquidity_span", "aliases"]

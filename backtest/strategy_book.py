@@ -1,0 +1,202 @@
+"""Replaying one config of a strategy-book kind (basket, lp, vault, farm) through either engine.
+
+config -> data (backtest.data.book_series, or the loop engine's aligned market for a vault) -> the kernel
+(backtest._core.book_*) or the reference (backtest.reference_book) -> one summary row and the value per step.
+Every row says which series it read and what it assumed (``notes``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backtest.config_types import Config
+from backtest.data.book_series import BookRequest, basket_series, farm_series, liquidity_span, lp_series
+from backtest.data.asof import iso
+from backtest.errors import DataError
+from backtest.schema import PROTOCOLS, SECONDS_PER_YEAR
+
+BOOK_KINDS = ("basket", "lp", "vault", "farm")
+
+
+def _engine(engine: str):
+    if engine == "core":
+        from backtest import _core
+
+        return _core
+    from backtest import reference_book
+
+    return reference_book
+
+
+def _request(cfg: Config, start: int | None = None, end: int | None = None) -> BookRequest:
+    r = cfg.run
+    return BookRequest(Path(r.data), r.start if start is None else start, r.end if end is None else end,
+                       r.block_time, tuple(r.sources), tuple(r.allow))
+
+
+def _gas(cfg: Config) -> float | None:
+    g = cfg.costs.gas
+    return None if g == "data" else float(g)
+
+
+def annualised(end: float, capital: float, seconds: float) -> float:
+    """(end / capital)^(1 / years) - 1; the window return when the window is under a day."""
+    if not (capital > 0) or not (end > 0):
+        return -1.0
+    years = seconds / SECONDS_PER_YEAR
+    if years < 1 / 365:
+        return end / capital - 1.0
+    return (end / capital) ** (1.0 / years) - 1.0
+
+
+def _row(cfg: Config, ts: np.ndarray, end: float, hold_end: float, extra: dict[str, Any], unit: str,
+         notes: list[str], series: dict[str, str]) -> dict[str, Any]:
+    cap = cfg.strategy.capital
+    secs = float(ts[-1] - ts[0])
+    return {"kind": cfg.strategy.kind, "capital": cap, "unit": unit, "start_ts": int(ts[0]), "end_ts": int(ts[-1]),
+            "blocks": int(ts.shape[0]), "end_value": float(end), "net_apy": annualised(end, cap, secs),
+            "window_return": float(end / cap - 1.0), "hold_end_value": float(hold_end),
+            "hold_apy": annualised(hold_end, cap, secs), **{k: float(v) for k, v in extra.items()},
+            "notes": "; ".join(notes), "series": "; ".join(f"{k}: {v}" for k, v in sorted(series.items()))}
+
+
+# ------------------------------------------------------------------------------------------------- lp
+def run_lp(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndarray]:
+    lp = cfg.strategy.book.lp
+    mk = cfg.market
+    notes = []
+    span = liquidity_span(Path(cfg.run.data), lp.pool)
+    if span is None:
+        raise DataError(f"liquidity {lp.pool}: no rows in the lake at {cfg.run.data} (the pool's reserves and "
+                        f"virtual price; import them with `backtest data import curve`)")
+    start, end = cfg.run.start, cfg.run.end
+    # the pool's rows are ~daily: the share is replayed where they exist, and the row says so
+    if span[0] > start or span[1] + 3 * 86400 < end:
+        start, end = max(start, span[0]), min(end, span[1] + 1)
+        if end <= start:
+            raise DataError(f"liquidity {lp.pool}: rows from {iso(span[0])} to {iso(span[1])}, none inside the "
+                            f"window {iso(cfg.run.start)} to {iso(cfg.run.end)}")
+        notes.append(f"pool rows cover {iso(span[0])} to {iso(span[1])}: replayed {iso(start)} to {iso(end)}")
+    s = lp_series(_request(cfg, start, end), lp.pool, mk.collateral, mk.debt, _gas(cfg))
+    a = s.arrays
+    amp = a["pool.amp"]
+    if not np.isfinite(amp).all():
+        if lp.amp is None:
+            raise DataError(f"liquidity {lp.pool}: amp is null in the lake; set strategy.lp.amp (the invariant's A)")
+        amp = np.where(np.isfinite(amp), amp, lp.amp)
+        notes.append(f"amplification A = {lp.amp:g} assumed (strategy.lp.amp; the lake has none)")
+    gu = cfg.costs.gas_units
+    out, value, hold, share = _engine(engine).book_lp(
+        np.ascontiguousarray(a["pool.reserve0"]), np.ascontiguousarray(a["pool.reserve1"]),
+        np.ascontiguousarray(a["pool.virtual_price"]), np.ascontiguousarray(amp),
+        np.ascontiguousarray(a["price.v"]), np.ascontiguousarray(a["gas.v"]), cfg.strategy.capital,
+        gu["open"], gu["close"])
+    from backtest.reference_book import LP_FIELDS
+
+    f = dict(zip(LP_FIELDS, out))
+    extra = {k: f[k] for k in ("fee_income", "impermanent_loss", "gas_cost", "max_drawdown", "max_lst_share",
+                               "lst_share_at_min", "min_value", "pool_price_end", "lp_tokens")}
+    extra["min_value_ts"] = float(s.ts[int(f["min_value_idx"])])
+    extra["total_costs"] = f["gas_cost"]
+    extra["liq_count"] = 0.0
+    labels = {**s.labels, **{k: v for k, v in s.derived.items()}}
+    return _row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, mk.debt, notes, labels), s.ts, value
+
+
+# ---------------------------------------------------------------------------------------------- vault
+def run_vault(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndarray]:
+    from backtest.plan import market_for
+
+    v = cfg.strategy.book.vault
+    m = market_for(cfg, checks=True)
+    orc = np.ascontiguousarray(m.xrate * m.underlying_price)      # the vault marks at the exchange rate
+    gu = cfg.costs.gas_units
+    params = np.array([PROTOCOLS[cfg.market.protocol], 1.0 if v.over == "loop" else 0.0, cfg.strategy.capital,
+                       cfg.strategy.target_ltv, v.band, float(v.check_every), cfg.costs.swap_fee, gu["open"],
+                       gu["rebalance"], gu["close"], v.management_fee, v.performance_fee])
+    gas = np.ascontiguousarray(m.gas_gwei * m.gas_token_price)
+    out, value = _engine(engine).book_vault(m.ts, m.price, orc, m.supply_apr, m.borrow_apr, m.lt, m.bonus, gas,
+                                            params)
+    from backtest.reference_book import VAULT_FIELDS
+
+    f = dict(zip(VAULT_FIELDS, out))
+    extra = {k: f[k] for k in VAULT_FIELDS if k not in ("end_value", "hold_end_value")}
+    extra["total_costs"] = f["gas_cost"] + f["swap_fee_cost"] + f["management_fee_paid"] + f["performance_fee_paid"]
+    notes = [f"a vault over {v.over} of {cfg.market.collateral} on {cfg.market.protocol}: fees "
+             f"{v.management_fee:.2%}/yr on assets + {v.performance_fee:.0%} of gains (as minted shares)"]
+    labels = {s.table + " " + s.key: f"{iso(s.first_ts)}..{iso(s.last_ts)}" for s in m.series}
+    return _row(cfg, m.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels), m.ts, value
+
+
+# --------------------------------------------------------------------------------------------- basket
+def run_basket(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndarray]:
+    bk = cfg.strategy.book.basket
+    tokens = [t for t, _ in bk.weights]
+    w = np.array([x for _, x in bk.weights])
+    s = basket_series(_request(cfg), tokens)
+    a = s.arrays
+    px = np.ascontiguousarray(np.stack([a[f"px{i}.v"] for i in range(len(tokens))]))
+    nat = np.ascontiguousarray(np.stack([a[f"nat{i}.v"] for i in range(len(tokens))]))
+    out, value, bench, units = _engine(engine).book_basket(s.ts, px, nat, w, cfg.strategy.capital,
+                                                           cfg.costs.swap_fee, int(bk.rebalance_every))
+    from backtest.reference_book import BASKET_FIELDS
+
+    f = dict(zip(BASKET_FIELDS, out))
+    extra = {k: f[k] for k in BASKET_FIELDS if k not in ("end_value",)}
+    extra["bench_apy"] = annualised(f["bench_end_value"], cfg.strategy.capital, float(s.ts[-1] - s.ts[0]))
+    extra["total_costs"] = f["swap_fee_cost"]
+    extra["liq_count"] = 0.0
+    notes = ["in USD; benchmark: the same weights of the natives (" + ", ".join(
+        f"{t} {x:.0%}" for t, x in bk.weights) + ")"]
+    labels = {**s.labels, **s.derived}
+    synth = sorted({v for v in labels.values() if "synth" in v})
+    if synth:
+        notes.append("synthetic series: " + ", ".join(synth))
+    # the hold benchmark of a basket is its natives
+    return _row(cfg, s.ts, f["end_value"], f["bench_end_value"], extra, "USD", notes, labels), s.ts, value
+
+
+# ----------------------------------------------------------------------------------------------- farm
+def run_farm(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndarray]:
+    fm = cfg.strategy.book.farm
+    s = farm_series(_request(cfg), cfg.market.collateral, fm.reward_token, cfg.market.debt)
+    a = s.arrays
+    out, value = _engine(engine).book_farm(s.ts, np.ascontiguousarray(a["dprice.v"]),
+                                           np.ascontiguousarray(a["rate.v"]), np.ascontiguousarray(a["rprice.v"]),
+                                           cfg.strategy.capital, cfg.costs.swap_fee, float(fm.halving),
+                                           int(fm.sell_every), int(fm.exit_after))
+    from backtest.reference_book import FARM_FIELDS
+
+    f = dict(zip(FARM_FIELDS, out))
+    extra = {k: f[k] for k in FARM_FIELDS if k not in ("end_value", "hold_end_value")}
+    extra["total_costs"] = f["swap_fee_cost"]
+    extra["liq_count"] = 0.0
+    extra["max_drawdown"] = f["max_drawdown"]
+    notes = [f"{fm.reward_token} emissions from the lake's rewards rows"
+             + (f", halving every {fm.halving / 86400:g} d" if fm.halving else "")
+             + f", sold every {fm.sell_every / 86400:g} d, exit after {fm.exit_after / 86400:g} d"]
+    labels = {**s.labels, **s.derived}
+    synth = sorted({v for v in labels.values() if "synth" in v})
+    if synth:
+        notes.append("synthetic series: " + ", ".join(synth))
+    return _row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels), s.ts, value
+
+
+RUNNERS = {"lp": run_lp, "vault": run_vault, "basket": run_basket, "farm": run_farm}
+
+
+def run_book_kind(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndarray]:
+    """(summary row, step times, the position's value per step) of a book-kind config."""
+    return RUNNERS[cfg.strategy.kind](cfg, engine)
+
+
+def config_dict(cfg: Config) -> dict:
+    from backtest.config import config_to_dict
+
+    return config_to_dict(cfg)
+
+
+__all__ = ["BOOK_KINDS", "run_book_kind", "annualised", "config_dict", "dataclasses"]
