@@ -108,44 +108,11 @@ def _run_existing(cfg, capital: float) -> tuple[dict, str | None]:
     return row, str(res["path"])
 
 
-def _write_set(dest: Path, cfg, row: dict, ts, value) -> str:
-    """A book kind's result set: manifest.json, summary.parquet, timeseries/config_id=0/ (hourly samples)."""
-    from backtest.config import config_hash, config_to_dict
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    summary = pl.DataFrame([{"config_id": 0, **row}])
-    summary.write_parquet(tmp / "summary.parquet")
-    import numpy as np
-
-    every = max(1, 3600 // max(1, int(cfg.run.block_time)))
-    idx = np.unique(np.append(np.arange(0, len(ts), every), len(ts) - 1))
-    (tmp / "timeseries" / "config_id=0").mkdir(parents=True)
-    pl.DataFrame({"block": idx.astype("int64"), "ts": ts[idx],
-                  "equity": value[idx]}).write_parquet(tmp / "timeseries" / "config_id=0" / "part-0.parquet")
-    pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8}).write_parquet(
-        tmp / "events.parquet")
-    manifest = {"format": "backtest-result-set", "name": cfg.run.name, "config": config_to_dict(cfg),
-                "config_hash": config_hash(cfg), "engine": "core", "status": "complete",
-                "notes": row.get("notes", ""),
-                "columns": {"summary": [[c, row.get("unit", "") if c.startswith(("end_value", "hold_end")) else "",
-                                         ""] for c in summary.columns]}}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
-    if dest.exists():
-        import shutil
-
-        if not (dest / "manifest.json").exists():
-            raise InputError(f"{dest}: exists and is not a result set; not replaced")
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return str(dest)
-
-
 def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data", output: str = "results",
          configs: Path = EXAMPLES, engine: str = "core") -> pl.DataFrame:
     """Replay every config of ``configs`` over ``window``; returns book.parquet's frame (also written)."""
     from backtest.config import load_config  # noqa: F401  (config errors surface before any replay)
-    from backtest.strategy_book import BOOK_KINDS, run_book_kind
+    from backtest.strategy_book import BOOK_KINDS, run_book_config
 
     if not (capital > 0) or capital > 1e12:
         raise InputError(f"--capital {capital!r}: must be a number of dollars > 0 and at most 1e12")
@@ -166,8 +133,8 @@ def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data",
 
             cfg = replace(cfg, strategy=replace(cfg.strategy, capital=capital / usd))
             if cfg.strategy.kind in BOOK_KINDS:
-                row, ts, value = run_book_kind(cfg, engine)
-                result = _write_set(out_root / cfg.run.name, cfg, row, ts, value)
+                res = run_book_config(cfg, engine, force=True)
+                row, result = res["row"], str(res["path"])
             else:
                 row, result = _run_existing(cfg, capital / usd)
                 row["unit"] = cfg.market.debt

@@ -132,7 +132,13 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
                       on_start=prog.start)
     finally:
         prog.stop()
-    if not quiet:
+    if not quiet and res["manifest"] is None:      # a strategy-book kind (backtest/strategy_book.py)
+        r = res["summary"].row(0, named=True)
+        click.echo(f"{r['kind']}: end value {r['end_value']:.6g} {r['unit']} from {r['capital']:.6g}, net APY "
+                   f"{r['net_apy']:.2%} (hold {r['hold_apy']:.2%}), max drawdown {r['max_drawdown']:.2%}, costs "
+                   f"{r['total_costs']:.4g}" + (f"; {r['notes']}" if r["notes"] else ""))
+        click.echo(f"result set: {res['path']}")
+    elif not quiet:
         labels = [p for p in res["summary"].columns if "." in p]
         print_summary(res["summary"], labels)
         m = res["manifest"]

@@ -193,10 +193,79 @@ def run_book_kind(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, 
     return RUNNERS[cfg.strategy.kind](cfg, engine)
 
 
-def config_dict(cfg: Config) -> dict:
-    from backtest.config import config_to_dict
+def _write(tmp: Path, cfg: Config, row: dict, ts: np.ndarray, value: np.ndarray, set_hash: str, engine: str) -> None:
+    """A book kind's result set into ``tmp``: manifest.json, summary.parquet, events.parquet (empty: the book
+    kinds record no events yet) and timeseries/config_id=0/ (hourly samples of the value)."""
+    import json
 
-    return config_to_dict(cfg)
+    import polars as pl
+
+    from backtest import __version__
+    from backtest.config import config_hash, config_to_dict
+    from backtest.store import FORMAT_VERSION, MARKER
+
+    summary = pl.DataFrame([{"config_id": 0, **row}])
+    summary.write_parquet(tmp / "summary.parquet")
+    every = max(1, 3600 // max(1, int(cfg.run.block_time)))
+    idx = np.unique(np.append(np.arange(0, len(ts), every), len(ts) - 1))
+    (tmp / "timeseries" / "config_id=0").mkdir(parents=True)
+    pl.DataFrame({"block": idx.astype(np.int64), "ts": ts[idx].astype(np.int64), "equity": value[idx]}).write_parquet(
+        tmp / "timeseries" / "config_id=0" / "part-0.parquet")
+    pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8}).write_parquet(
+        tmp / "events.parquet")
+    unit = row.get("unit", "")
+    cols = [[c, unit if c.startswith(("end_value", "hold_end", "bench_end", "fee_income", "impermanent", "gas_cost",
+                                      "swap_fee", "management", "performance", "total_costs", "rewards_sold",
+                                      "unsold", "min_value", "liq_penalty", "interest")) else "", ""]
+            for c in summary.columns]
+    manifest = {"format": MARKER, "format_version": FORMAT_VERSION, "set_hash": set_hash, "name": cfg.run.name,
+                "config": config_to_dict(cfg), "config_hash": config_hash(cfg),
+                "points": [{"config_id": 0, "labels": {}, "config_hash": config_hash(cfg)}],
+                "engine": engine, "package_version": __version__, "status": "complete",
+                "notes": row.get("notes", ""), "series_read": row.get("series", ""),
+                "columns": {"summary": cols}}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
 
 
-__all__ = ["BOOK_KINDS", "run_book_kind", "annualised", "config_dict", "dataclasses"]
+def run_book_config(cfg: Config, engine: str = "core", write: bool = True, force: bool = False) -> dict:
+    """Replay a book-kind config and write its result set to <run.output>/<run.name>/ (atomically, through the
+    loop engine's Store: checked and locked first, replaced only when it is ours). Returns {"row", "summary",
+    "path", "ts", "value"}."""
+    import os
+    import shutil
+    import tempfile
+
+    import polars as pl
+
+    from backtest.config import config_hash
+    from backtest.store import Store
+
+    if cfg.sweep:
+        from backtest.errors import ConfigError
+
+        raise ConfigError(f"{cfg.source}: [sweep] is not supported for kind = \"{cfg.strategy.kind}\" yet; "
+                          f"run one config per value")
+    dest = Path(cfg.run.output) / cfg.run.name
+    store = Store(dest, [config_hash(cfg)], force, Path(cfg.run.data)) if write else None
+    try:
+        row, ts, value = run_book_kind(cfg, engine)
+        path = None
+        if store is not None:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new.", dir=dest.parent))
+            _write(tmp, cfg, row, ts, value, store.set_hash, engine)
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(dest, old)
+                os.replace(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, dest)
+            path = dest
+    finally:
+        if store is not None:
+            store.release()
+    return {"row": row, "summary": pl.DataFrame([{"config_id": 0, **row}]), "path": path, "ts": ts, "value": value}
+
+
+__all__ = ["BOOK_KINDS", "run_book_kind", "run_book_config", "annualised", "dataclasses"]
