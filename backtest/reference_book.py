@@ -319,6 +319,7 @@ def book_farm(ts, deposit_price, reward_rate, reward_price, capital: float, swap
     value = np.empty(n)
     exit_idx = -1
     last_sale = int(ts[0])
+    t_emit = -1
     pend = cash = earned = sold = sold_v = 0.0
     peak = -math.inf
     dd = 0.0
@@ -328,8 +329,10 @@ def book_farm(ts, deposit_price, reward_rate, reward_price, capital: float, swap
         if b > 0 and dep > 0:
             dt = float(ts[b] - ts[b - 1])
             r = rate[b - 1]
-            if halving > 0:
-                r = r * math.pow(0.5, float(ts[b - 1] - ts[0]) / halving)
+            if r != 0 and t_emit < 0:
+                t_emit = int(ts[b - 1])
+            if halving > 0 and r != 0:
+                r = r * math.pow(0.5, float(ts[b - 1] - t_emit) / halving)
             pend += dep * r * dt
             earned += dep * r * dt
         if pend > 0 and (int(ts[b]) - last_sale >= sell_every or (dep > 0 and int(ts[b] - ts[0]) >= exit_after)):

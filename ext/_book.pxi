@@ -378,11 +378,11 @@ cdef void _book_farm(Py_ssize_t n, const int64_t* ts, const double* dprice, cons
                      const double* rprice, double capital, double fee, double halving, int64_t sell_every,
                      int64_t exit_after, double* value, double* out) noexcept nogil:
     # rate: reward tokens per deposited token per second (the rewards rows); halving: seconds per halving of
-    # the emission on top of the rows (0: the rows alone)
+    # the emission on top of the rows, counted from the first emission (0: the rows alone)
     # out: end_value, reward_tokens_earned, reward_tokens_sold, rewards_sold_value, swap_fee_cost,
     #      max_drawdown, exit_idx, hold_end_value, unsold_reward_value
     cdef Py_ssize_t b, exit_idx = -1
-    cdef int64_t last_sale = ts[0]
+    cdef int64_t last_sale = ts[0], t_emit = -1
     cdef double dep, pend = 0.0, cash = 0.0, earned = 0.0, sold = 0.0, sold_v = 0.0, fc, dt, r, V
     cdef double peak = -INFINITY, dd = 0.0
     dep = capital * (1.0 - fee) / dprice[0]
@@ -391,8 +391,10 @@ cdef void _book_farm(Py_ssize_t n, const int64_t* ts, const double* dprice, cons
         if b > 0 and dep > 0:
             dt = <double>(ts[b] - ts[b - 1])
             r = rate[b - 1]
-            if halving > 0:
-                r = r * pow(0.5, <double>(ts[b - 1] - ts[0]) / halving)
+            if r != 0 and t_emit < 0:
+                t_emit = ts[b - 1]      # the schedule halves from the farm's first emission
+            if halving > 0 and r != 0:
+                r = r * pow(0.5, <double>(ts[b - 1] - t_emit) / halving)
             pend += dep * r * dt
             earned += dep * r * dt
         if pend > 0 and (ts[b] - last_sale >= sell_every or (dep > 0 and ts[b] - ts[0] >= exit_after)):

@@ -15,7 +15,6 @@ import numpy as np
 from backtest.data import lake as _lake
 from backtest.data.asof import Aligner, aliases, iso
 from backtest.data.prices import PriceResolver, underlying_of
-from backtest.data.restaking import _PER_SECOND
 from backtest.errors import DataError
 
 
@@ -109,25 +108,24 @@ def basket_series(req: BookRequest, tokens: list[str]) -> BookSeries:
 
 def farm_series(req: BookRequest, deposit: str, reward: str, quote: str) -> BookSeries:
     """The deposit token's price in ``quote``, the reward rows (reward tokens per deposited token per second,
-    0 before the first row) and the reward token's price in ``quote``."""
+    0 before the first row) and the reward token's price in ``quote`` (REWARD/quote, else REWARD/USD over
+    quote/USD), needed only from the first emission on (a new farm's token has no price before it)."""
+    from backtest.data.request import RewardsSpec
+    from backtest.data.restaking import queue_rewards
+
     al = _aligner(req)
-    key = f"{deposit}:{reward}"
-    pts = al.points("rewards", key, {"token": deposit, "kind": reward}, [("v", f"coalesce({_PER_SECOND}, 0.0)")],
-                    source=False)
-    if pts is None:
-        raise DataError(f"rewards {key}: no rows in the lake at {al.lake} (the farm's emission schedule: "
-                        f"token = {deposit}, kind = {reward}, amount per deposited token per day)")
-    al.use(pts)
-    al.add("rate", pts)
+    queue_rewards(al, RewardsSpec("token", None, reward), deposit, quote)
     pr = PriceResolver(al)
     pr.queue("dprice", deposit, quote, "the farm's deposit token")
-    pr.queue("rprice", reward, quote, "the farm's reward token, sold at its market price")
+    if "rtok" not in al.labels:
+        pr.queue("quote_usd", quote, "USD", f"to price {reward}/USD in {quote}")
     out = _finish(al, pr)
-    rate = out.arrays["rate.v"] = np.nan_to_num(out.arrays["rate.v"], nan=0.0)
-    # the reward token needs a price only from its first emission on (before it nothing accrues or is sold)
+    a = out.arrays
+    rate = a["rate.v"] = np.nan_to_num(a.pop("rwd.v"), nan=0.0)
+    rprice = a.pop("rtok.v") if "rtok.v" in a else a.pop("rtok_usd.v") / a["quote_usd.v"]
     live = np.cumsum(rate != 0) > 0
-    out.arrays["rprice.v"] = np.where(live, out.arrays["rprice.v"], 0.0)
-    bad = ~np.isfinite(out.arrays["rprice.v"])
+    a["rprice.v"] = np.where(live, rprice, 0.0)
+    bad = ~np.isfinite(a["rprice.v"])
     if bad.any():
         raise DataError(f"prices {reward}/{quote}: no price at {iso(out.ts[np.flatnonzero(bad)[0]])} to sell the "
                         f"farm's rewards at")

@@ -221,3 +221,16 @@ def test_farm_emissions_halve_rewards_are_sold_on_schedule_and_the_deposit_exits
     assert s["exit_idx"] == 3
     assert s["end_value"] == pytest.approx(1000 + (10 + day2) * 2 + 10, rel=1e-12)   # nothing accrues after
     assert s["hold_end_value"] == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_farm_halving_counts_from_the_first_emission_not_the_window_start(engine):
+    # no emission over day 0 -> 1; from day 1 on 0.01 per token per day, halving daily: day 1 -> 2 earns
+    # 1000 x 0.01 x 0.5^0 = 10, day 2 -> 3 earns 1000 x 0.01 x 0.5^1 = 5 (halvings counted from day 1)
+    d = 86400
+    ts = np.arange(4, dtype=np.int64) * d
+    rate = np.array([0.0, 0.01 / d, 0.01 / d, 0.01 / d])
+    out, _ = ENGINES[engine].book_farm(ts, np.ones(4), rate, np.ones(4), 1000.0, 0.0, float(d), 100 * d, 100 * d)
+    s = named(ref.FARM_FIELDS, out)
+    assert s["reward_tokens_earned"] == pytest.approx(15.0, rel=1e-12)
+    assert s["reward_tokens_sold"] == 0 and s["unsold_reward_value"] == pytest.approx(15.0, rel=1e-12)
