@@ -22,7 +22,9 @@ from backtest.errors import BacktestError, InputError
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "book"
 
 #: window name -> (start, end) dates
-WINDOWS = {"real-2024": ("2024-05-14", "2025-09-18"), "june-2022": ("2022-05-01", "2022-09-30")}
+#: june-2022 opens on 2 May: 1 May 2022 was the Otherside mint (Etherscan's daily average gas 474.6 gwei), which
+#: would make any $1,000 position a gas story rather than a de-peg one
+WINDOWS = {"real-2024": ("2024-05-14", "2025-09-18"), "june-2022": ("2022-05-02", "2022-09-30")}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ ADVERTISED = {
     "farm": Advertised("highly variable", None, None),
 }
 ORDER = tuple(ADVERTISED)
+#: per-kind figures carried into book.parquet (null where a kind has none)
+DETAIL = ("fee_income", "impermanent_loss", "max_lst_share", "lst_share_at_min", "min_value", "min_value_ts",
+          "management_fee_paid", "performance_fee_paid", "n_rebalances", "bench_end_value", "bench_apy",
+          "rewards_sold_value", "reward_tokens_sold", "min_hf")
 
 
 def parse_window(text: str) -> tuple[str, str, str]:
@@ -118,6 +124,9 @@ def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data",
         raise InputError(f"--capital {capital!r}: must be a number of dollars > 0 and at most 1e12")
     name, start, end = parse_window(window)
     out_root = Path(output) / "book"
+    # a window may keep its own configs (examples/book/june-2022/: the 2022 markets and their assumptions)
+    if (configs / name).is_dir():
+        configs = configs / name
     paths = sorted(configs.glob("*.toml"), key=lambda p: ORDER.index(p.stem) if p.stem in ORDER else len(ORDER))
     if not paths:
         raise InputError(f"{configs}: no book configs (*.toml)")
@@ -145,16 +154,25 @@ def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data",
                 lo, hi, v = verdict(row["net_apy"], adv, row.get("hold_apy"))
             rows.append({**base, "status": "replayed", "unit": row.get("unit", ""),
                          "ending_value_usd": capital * growth, "end_value": row["end_value"],
-                         "realized_apy": row["net_apy"], "advertised_low": lo, "advertised_high": hi,
+                         "realized_apy": row["net_apy"], "window_return": growth - 1.0, "advertised_low": lo, "advertised_high": hi,
                          "verdict": v, "liquidations": int(row.get("liq_count", 0)),
                          "worst_drawdown": row.get("max_drawdown", math.nan),
                          "costs": row.get("total_costs", math.nan), "hold_apy": row.get("hold_apy", math.nan),
                          "rewards_value": row.get("restaking_rewards", 0.0),
                          "apy_with_rewards": _with_rewards(row, cfg), "notes": row.get("notes", ""),
-                         "result_set": result, "result_row": 0})
+                         "result_set": result, "result_row": 0,
+                         **{k: row.get(k) for k in DETAIL}})
         except (BacktestError, InputError) as exc:
             rows.append({**base, "status": f"not replayed: {exc.format_message()}", "verdict": "n/a", "result_set": None,
                          "notes": "the lake lacks a series this strategy needs"})
+    have = {p.stem for p in paths}
+    for strat in ORDER:               # every advertised strategy is a row, replayed or not
+        if strat not in have:
+            rows.append({"strategy": strat, "kind": None, "window": name, "capital_usd": capital, "tokens": "-",
+                         "venue": "-", "advertised": ADVERTISED[strat].text, "config": None,
+                         "status": f"not replayed: no {name} config (no history for it in this window)",
+                         "verdict": "n/a", "result_set": None, "notes": "no history for this strategy here"})
+    rows.sort(key=lambda r: ORDER.index(r["strategy"]) if r["strategy"] in ORDER else len(ORDER))
     frame = pl.DataFrame(rows, infer_schema_length=None)
     out_root.mkdir(parents=True, exist_ok=True)
     tmp = out_root / ".book.parquet.tmp"
@@ -205,18 +223,20 @@ def print_book(frame: pl.DataFrame, capital: float) -> None:
     from rich.table import Table
 
     t = Table(title=f"what ${capital:,.0f} became ({frame['window'][0]})")
-    for c in ("strategy", "tokens", "ending value", "realized APY", "advertised", "vs range", "liqs",
+    for c in ("strategy", "tokens", "ending value", "window return", "realized APY", "advertised", "vs range", "liqs",
               "worst drawdown", "costs", "notes"):
         t.add_column(c, justify="left" if c in ("strategy", "tokens", "advertised", "notes") else "right")
     for r in frame.iter_rows(named=True):
         if r["status"] != "replayed":
-            t.add_row(r["strategy"], r["tokens"], "-", "-", r["advertised"], "n/a", "-", "-", "-", _short(r["status"]))
+            t.add_row(r["strategy"], r["tokens"], "-", "-", "-", r["advertised"], "n/a", "-", "-", "-",
+                      _short(r["status"]))
             continue
         apy = r["realized_apy"]
         txt = f"{apy:.2%}"
         if r.get("rewards_value"):
             txt += f" ({r['apy_with_rewards']:.2%} w/ rewards)"
-        t.add_row(r["strategy"], r["tokens"], f"${r['ending_value_usd']:,.2f}", txt, r["advertised"],
+        t.add_row(r["strategy"], r["tokens"], f"${r['ending_value_usd']:,.2f}", f"{r['window_return']:+.2%}", txt,
+                  r["advertised"],
                   r["verdict"], str(r["liquidations"]), f"{r['worst_drawdown']:.2%}",
                   f"{r['costs']:.4g} {r['unit']}", _short(r["notes"] or ""))
     Console(width=max(160, Console().width)).print(t)

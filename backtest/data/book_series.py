@@ -55,7 +55,7 @@ def liquidity_span(lake: Path, pool: str) -> tuple[int, int] | None:
     try:
         if not _lake.has_table(con, "liquidity"):
             return None
-        lo, hi = con.sql("SELECT min(ts), max(ts) FROM liquidity WHERE pool = ?", params=[pool]).fetchone()
+        lo, hi = con.execute("SELECT min(ts), max(ts) FROM liquidity WHERE pool = ?", [pool]).fetchall()[0]
         return None if lo is None else (int(lo), int(hi))
     finally:
         con.close()
@@ -75,12 +75,21 @@ def lp_series(req: BookRequest, pool: str, lst: str, native: str, gas_fixed: flo
     al.add("pool", pts)
     pr = PriceResolver(al)
     pr.queue("price", lst, native, "the LST's market price in the pool's native coin")
+    # the lake prices an LST per share and keeps its exchange rate (stETH: rebase growth from 1.0); the pool
+    # holds rebasing units, each worth price / rate of the native on the market
+    xr = al.points("exchange_rates", lst, {"token": lst}, [("v", "rate")], source=True)
+    if xr is not None:
+        al.use(al.require(xr, "exchange_rates", lst))
+        al.add("xrate", xr)
     if gas_fixed is None:
         g = al.require(al.points("gas", "gas", {}, [("v", "base_fee_gwei + coalesce(priority_fee_gwei, 0)")],
                                  source=False), "gas", "base_fee_gwei+priority_fee_gwei")
         al.use(g)
         al.add("gas", g)
     out = _finish(al, pr)
+    if "xrate.v" in out.arrays:
+        out.arrays["price.v"] = out.arrays["price.v"] / out.arrays.pop("xrate.v")
+        out.derived["price"] = f"{lst}/{native} per pool unit = prices {lst}/{native} / exchange_rates {lst}"
     if gas_fixed is not None:
         out.arrays["gas.v"] = np.full(out.ts.shape[0], float(gas_fixed))
     return out
