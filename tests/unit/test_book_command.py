@@ -98,3 +98,16 @@ def test_both_engines_give_the_same_book(tmp_path):
     cols = ["strategy", "end_value", "realized_apy", "worst_drawdown", "costs"]
     assert a.filter(book_kinds).select(cols).equals(b.filter(book_kinds).select(cols))
     assert all(math.isfinite(v) for v in a.filter(book_kinds & (pl.col("status") == "replayed"))["end_value"])
+
+
+def test_backtest_run_replays_a_book_kind_and_a_rerun_gives_identical_bytes(tmp_path):
+    args = ["run", str(REPO / "examples" / "book" / "vault.toml"), "--set", f"run.output={tmp_path}",
+            "--set", "run.start=2024-06-01", "--set", "run.end=2024-06-05", "--set", f"run.data={REPO / 'data'}"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "vault: end value" in res.output
+    folder = tmp_path / "book-vault"
+    first = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert {"summary.parquet", "manifest.json", "events.parquet", "part-0.parquet"} <= set(first)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == first
