@@ -80,7 +80,7 @@ def run_lp(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndar
             raise DataError(f"liquidity {lp.pool}: rows from {iso(span[0])} to {iso(span[1])}, none inside the "
                             f"window {iso(cfg.run.start)} to {iso(cfg.run.end)}")
         notes.append(f"pool rows cover {iso(span[0])} to {iso(span[1])}: replayed {iso(start)} to {iso(end)}")
-    s = lp_series(_request(cfg, start, end), lp.pool, mk.collateral, mk.debt, _gas(cfg))
+    s = lp_series(_request(cfg, start, end), lp.pool, mk.collateral, mk.debt, _gas(cfg), lp.lp_token)
     a = s.arrays
     amp = a["pool.amp"]
     if not np.isfinite(amp).all():

@@ -244,6 +244,7 @@ SPEC: dict[str, dict[str, Parser]] = {
     "strategy.lp": {
         "pool": string,
         "amp": bounded(number(0, lo_open=True), MAX_AMP, "Curve's StableSwap caps A at 1e6"),
+        "lp_token": string,
     },
     "strategy.vault": {
         "over": choice(("lend", "loop")),
