@@ -12,8 +12,10 @@ from backtest.data.market import Market
 from backtest.engine import check_against_market, encode_params, lane_of
 from backtest.errors import ConfigError, DataError
 from backtest.reference import index_growth
-from backtest.schema import NO_SUPPLY_YIELD, PARAMS_DTYPE, PROTOCOLS
+from backtest.schema import PARAMS_DTYPE, PROTOCOLS
 from backtest.sweep import market_key
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_registry_holds_every_protocol_of_the_schema_in_its_order():
@@ -23,10 +25,41 @@ def test_the_registry_holds_every_protocol_of_the_schema_in_its_order():
         assert v.problems() == [], v.protocol
 
 
-def test_the_data_layers_constants_agree_with_the_registry():
-    # backtest/data/align.py reads schema.NO_SUPPLY_YIELD (to be switched to the registry after the data split)
-    assert venues.no_supply_yield() == NO_SUPPLY_YIELD
+def test_the_registry_says_which_venues_lend_collateral_out_and_where_they_run():
+    # collateral on Morpho Blue and Compound III is not lent out (PROTOCOLS.md): the data build reads no
+    # supply_apr series for them and their supply index stays 1
+    assert venues.no_supply_yield() == ("morpho-blue", "compound-v3")
     assert CHAIN_PROTOCOLS == {"cosmos": ("generic",), "solana": ("generic",)}
+
+
+# the modules that replay, check and build a market ask the venue registry (backtest/venues/) what a venue does;
+# none of them branches on a venue's name
+NO_VENUE_NAMES = ("backtest/engine.py", "backtest/engine_legs.py", "backtest/data/build.py",
+                  *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "backtest" / "reference").glob("*.py")))
+
+
+@pytest.mark.parametrize("path", NO_VENUE_NAMES)
+def test_no_venue_branch_outside_the_registry(path):
+    import ast
+
+    names = set(PROTOCOLS)
+    found = []
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Compare):          # protocol == "morpho-blue", proto in ("compound-v3", ...)
+            found += [f"{path}:{node.lineno} {c.value!r}" for part in (node.left, *node.comparators)
+                      for c in ast.walk(part) if isinstance(c, ast.Constant) and c.value in names]
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in names:
+            found.append(f"{path}:{node.lineno} [{node.slice.value!r}]")    # PROTOCOLS["aave-v2"]
+    assert found == [], found
+
+
+def test_the_venue_branch_check_finds_a_branch():
+    import ast
+
+    tree = ast.parse('if p == "morpho-blue" or q in ("spark",) or r == PROTOCOLS["aave-v2"]: pass')
+    comps = [c.value for n in ast.walk(tree) if isinstance(n, ast.Compare)
+             for part in (n.left, *n.comparators) for c in ast.walk(part) if isinstance(c, ast.Constant)]
+    assert comps == ["morpho-blue", "spark", "aave-v2"]
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
