@@ -113,6 +113,7 @@ class Read:
     data_hash: str
     capo_pre: tuple[np.ndarray, np.ndarray] | None = None
     derived: dict[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()         # the lake files read, relative to the lake (for its provenance)
 
 
 def read(req: MarketRequest, checks: bool = False) -> Read:
@@ -236,7 +237,8 @@ def _read(al: Aligner, req: MarketRequest, lake: Path) -> Read:
               "underlying_price": al.labels.get("underlying"), "gas_token_price": al.labels.get("gas_token"),
               "par": al.labels.get("par", "market_params (defaults)")}
     return Read(read_key(req), al.ts, block, arr, xrate, slash, reward, labels, al.series,
-                _lake.data_hash(sorted(al.files), root=lake) if al.files else "", capo_pre, derived)
+                _lake.data_hash(sorted(al.files), root=lake) if al.files else "", capo_pre, derived,
+                _lake.relative_files(al.files, lake))
 
 
 def assemble(rd: Read, req: MarketRequest) -> Market:
@@ -280,7 +282,7 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
         ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
         gas_gwei=const(req.gas_gwei) if req.gas_gwei is not None else arr["gas.v"], utilization=util,
         underlying_price=arr.get("underlying.v", ones), gas_token_price=arr.get("gas_token.v", ones.copy()),
-        series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived),
+        series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived), files=list(rd.files),
     )
     market = apply_scenarios(market, req.scenarios, collateral=req.collateral, debt=req.debt, hold=req.hold)
     _check_arrays(market, labels, req.scenarios)
