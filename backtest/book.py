@@ -107,10 +107,14 @@ def _run_existing(cfg, capital: float) -> tuple[dict, str | None]:
 
     res = run(cfg, write=True, force=True)
     r = res["summary"].row(0, named=True)
+    prov = (res.get("manifest") or {}).get("lake_provenance") or {}
     costs = sum(r.get(k, 0.0) or 0.0 for k in ("gas_cost", "swap_fee_cost", "slippage_cost", "flash_fee_cost"))
     row = {"end_value": r["end_equity"], "net_apy": r["net_apy"], "hold_apy": r["hold_apy"],
            "liq_count": float(r["liq_count"]), "max_drawdown": r["max_drawdown"], "total_costs": costs,
-           "restaking_rewards": r.get("restaking_rewards", 0.0) or 0.0, "min_hf": r.get("min_hf", math.nan)}
+           "restaking_rewards": r.get("restaking_rewards", 0.0) or 0.0, "min_hf": r.get("min_hf", math.nan),
+           # the lake's own flags on the files this run read (data/provenance.json)
+           "flags": [f"{k} series: {', '.join(v)}" for k, v in sorted(prov.items())
+                     if k in ("assumed", "synthetic") and v]}
     return row, str(res["path"])
 
 
@@ -147,7 +151,7 @@ def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data",
             else:
                 row, result = _run_existing(cfg, capital / usd)
                 row["unit"] = cfg.market.debt
-                row["notes"] = _existing_notes(cfg, row)
+                row["notes"] = "; ".join(x for x in [_existing_notes(cfg, row), *row.pop("flags")] if x)
             growth = row["end_value"] / cfg.strategy.capital
             lo, hi, v = verdict(row["net_apy"], adv, row.get("hold_apy") if adv.over_base else None)
             if adv.over_base and path.stem in ("lend", "vault"):

@@ -7,13 +7,16 @@ Every row says which series it read and what it assumed (``notes``).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backtest.config_types import Config
-from backtest.data.book_series import BookRequest, basket_series, farm_series, liquidity_span, lp_series
+from backtest.data.book_series import (BookRequest, basket_series, farm_series, liquidity_span, lp_series,
+                                       price_span)
+from backtest.data.prices import underlying_of
 from backtest.data.asof import iso
 from backtest.errors import DataError
 from backtest.schema import PROTOCOLS, SECONDS_PER_YEAR
@@ -52,15 +55,30 @@ def annualised(end: float, capital: float, seconds: float) -> float:
     return (end / capital) ** (1.0 / years) - 1.0
 
 
+def provenance(cfg: Config, files) -> tuple[dict | None, list[str]]:
+    """What the lake's provenance.json says about the files read, and the notes naming the assumed and the
+    synthetic ones (none without a provenance file: a lake the user imported)."""
+    from backtest.data.provenance import for_files
+
+    prov = for_files(cfg.run.data, list(files))
+    if prov is None:
+        return None, []
+    return prov, [f"{k} series: {', '.join(prov[k])}" for k in ("assumed", "synthetic") if prov.get(k)]
+
+
 def _row(cfg: Config, ts: np.ndarray, end: float, hold_end: float, extra: dict[str, Any], unit: str,
-         notes: list[str], series: dict[str, str]) -> dict[str, Any]:
+         notes: list[str], series: dict[str, str], files=()) -> dict[str, Any]:
     cap = cfg.strategy.capital
+    prov, flags = provenance(cfg, files)
+    # the lake's provenance names assumed and synthetic files; without one, the series' own source labels do
+    notes = notes + (flags if prov is not None else flagged(series))
     secs = float(ts[-1] - ts[0])
     return {"kind": cfg.strategy.kind, "capital": cap, "unit": unit, "start_ts": int(ts[0]), "end_ts": int(ts[-1]),
             "blocks": int(ts.shape[0]), "end_value": float(end), "net_apy": annualised(end, cap, secs),
             "window_return": float(end / cap - 1.0), "hold_end_value": float(hold_end),
             "hold_apy": annualised(hold_end, cap, secs), **{k: float(v) for k, v in extra.items()},
-            "notes": "; ".join(notes), "series": "; ".join(f"{k}: {v}" for k, v in sorted(series.items()))}
+            "notes": "; ".join(notes), "series": "; ".join(f"{k}: {v}" for k, v in sorted(series.items())),
+            "lake_provenance": json.dumps(prov, sort_keys=True) if prov is not None else None}
 
 
 # ------------------------------------------------------------------------------------------------- lp
@@ -103,7 +121,10 @@ def run_lp(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.ndar
     extra["total_costs"] = f["gas_cost"]
     extra["liq_count"] = 0.0
     labels = {**s.labels, **{k: v for k, v in s.derived.items()}}
-    return _row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, mk.debt, notes, labels), s.ts, value
+    if np.isfinite(a["pool.amp"]).all():
+        notes.append(f"amplification A from the lake's rows ({a['pool.amp'][0]:g} at the start)")
+    return (_row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, mk.debt, notes, labels, s.files),
+            s.ts, value)
 
 
 # ---------------------------------------------------------------------------------------------- vault
@@ -128,7 +149,8 @@ def run_vault(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.n
     notes = [f"a vault over {v.over} of {cfg.market.collateral} on {cfg.market.protocol}: fees "
              f"{v.management_fee:.2%}/yr on assets + {v.performance_fee:.0%} of gains (as minted shares)"]
     labels = {s.table + " " + s.key: f"{iso(s.first_ts)}..{iso(s.last_ts)}" for s in m.series}
-    return _row(cfg, m.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels), m.ts, value
+    return (_row(cfg, m.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels, m.files),
+            m.ts, value)
 
 
 # --------------------------------------------------------------------------------------------- basket
@@ -136,7 +158,18 @@ def run_basket(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.
     bk = cfg.strategy.book.basket
     tokens = [t for t, _ in bk.weights]
     w = np.array([x for _, x in bk.weights])
-    s = basket_series(_request(cfg), tokens)
+    # tokens of other chains exist only over their (synthetic) span: the basket is replayed where all do
+    start, end, clipped = cfg.run.start, cfg.run.end, []
+    for tok in tokens:
+        nat = underlying_of(tok)
+        for base, quote in ((tok, nat), (nat, "USD")):
+            sp = price_span(Path(cfg.run.data), base, quote) if nat != "ETH" else None
+            if sp is not None and (sp[0] > start or sp[1] + 3 * 86400 < end):
+                start, end = max(start, sp[0]), min(end, sp[1] + 1)
+                clipped.append(f"{base}/{quote} {iso(sp[0])} to {iso(sp[1])}")
+    if end <= start:
+        raise DataError(f"basket: its tokens' prices have no common span inside the window ({'; '.join(clipped)})")
+    s = basket_series(_request(cfg, start, end), tokens)
     a = s.arrays
     px = np.ascontiguousarray(np.stack([a[f"px{i}.v"] for i in range(len(tokens))]))
     nat = np.ascontiguousarray(np.stack([a[f"nat{i}.v"] for i in range(len(tokens))]))
@@ -151,12 +184,12 @@ def run_basket(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.
     extra["liq_count"] = 0.0
     notes = ["in USD; benchmark: the same weights of the natives (" + ", ".join(
         f"{t} {x:.0%}" for t, x in bk.weights) + ")"]
+    if clipped:
+        notes.append(f"replayed {iso(start)} to {iso(end)}, where every token has prices ({'; '.join(clipped)})")
     labels = {**s.labels, **s.derived}
-    synth = sorted({v for v in labels.values() if "synth" in v})
-    if synth:
-        notes.append("synthetic series: " + ", ".join(synth))
     # the hold benchmark of a basket is its natives
-    return _row(cfg, s.ts, f["end_value"], f["bench_end_value"], extra, "USD", notes, labels), s.ts, value
+    return (_row(cfg, s.ts, f["end_value"], f["bench_end_value"], extra, "USD", notes, labels, s.files),
+            s.ts, value)
 
 
 # ----------------------------------------------------------------------------------------------- farm
@@ -179,10 +212,18 @@ def run_farm(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.nd
              + (f", halving every {fm.halving / 86400:g} d" if fm.halving else "")
              + f", sold every {fm.sell_every / 86400:g} d, exit after {fm.exit_after / 86400:g} d"]
     labels = {**s.labels, **s.derived}
-    synth = sorted({v for v in labels.values() if "synth" in v})
-    if synth:
-        notes.append("synthetic series: " + ", ".join(synth))
-    return _row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels), s.ts, value
+    return (_row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels, s.files),
+            s.ts, value)
+
+
+def flagged(labels: dict[str, str]) -> list[str]:
+    """Notes naming the synthetic and the assumed series a row read (their lake source says so)."""
+    out = []
+    for word, title in (("synth", "synthetic series"), ("assumed", "assumed series")):
+        hit = sorted({v for v in labels.values() if word in v})
+        if hit:
+            out.append(f"{title}: " + ", ".join(hit))
+    return out
 
 
 RUNNERS = {"lp": run_lp, "vault": run_vault, "basket": run_basket, "farm": run_farm}
@@ -223,6 +264,7 @@ def _write(tmp: Path, cfg: Config, row: dict, ts: np.ndarray, value: np.ndarray,
                 "points": [{"config_id": 0, "labels": {}, "config_hash": config_hash(cfg)}],
                 "engine": engine, "package_version": __version__, "status": "complete",
                 "notes": row.get("notes", ""), "series_read": row.get("series", ""),
+                "lake_provenance": json.loads(row["lake_provenance"]) if row.get("lake_provenance") else None,
                 "columns": {"summary": cols}}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
 

@@ -44,7 +44,7 @@ def _aligner(req: BookRequest) -> Aligner:
 def _finish(al: Aligner, pr: PriceResolver | None) -> BookSeries:
     arr = al.join()
     derived = pr.combine(arr) if pr is not None else {}
-    out = BookSeries(al.ts.copy(), arr, dict(al.labels), derived, sorted(al.files))
+    out = BookSeries(al.ts.copy(), arr, dict(al.labels), derived, _lake.relative_files(al.files, Path(al.lake)))
     al.close()
     return out
 
@@ -56,6 +56,19 @@ def liquidity_span(lake: Path, pool: str) -> tuple[int, int] | None:
         if not _lake.has_table(con, "liquidity"):
             return None
         lo, hi = con.execute("SELECT min(ts), max(ts) FROM liquidity WHERE pool = ?", [pool]).fetchall()[0]
+        return None if lo is None else (int(lo), int(hi))
+    finally:
+        con.close()
+
+
+def price_span(lake: Path, base: str, quote: str) -> tuple[int, int] | None:
+    """(first ts, last ts) of the lake's direct prices base/quote (ETH = WETH), None when it has none."""
+    con = _lake.connect(Path(lake))
+    try:
+        if not _lake.has_table(con, "prices"):
+            return None
+        where, params = _lake.where_clause({"base": aliases(base), "quote": aliases(quote)})
+        lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM prices WHERE {where}", params).fetchall()[0]
         return None if lo is None else (int(lo), int(hi))
     finally:
         con.close()
@@ -114,9 +127,11 @@ def basket_series(req: BookRequest, tokens: list[str]) -> BookSeries:
     cross = []
     for i, tok in enumerate(tokens):
         nat = underlying_of(tok)
-        if nat == "ETH" or pr.route(tok, "USD") is not None:
+        # through the native where the lake has the pair (wstETH/WETH x WETH/USD, mSOL/SOL x SOL/USD): the DEX
+        # pair covers the window where a token's own USD series may not
+        if pr.route(tok, nat) is None or len(pr.route(tok, nat)) > 1:
             pr.queue(f"px{i}", tok, "USD", f"basket token {tok}")
-        else:                          # mSOL/USD = mSOL/SOL x SOL/USD: the native is the pivot
+        else:
             pr.queue(f"pxn{i}", tok, nat, f"basket token {tok} in its native")
             cross.append(i)
         pr.queue(f"nat{i}", nat, "USD", f"the native of {tok}, the benchmark")
@@ -164,4 +179,4 @@ def price_at(req: BookRequest, base: str, quote: str) -> float:
     return v
 
 
-__all__ = ["price_at", "BookRequest", "BookSeries", "lp_series", "basket_series", "farm_series", "liquidity_span", "aliases"]
+__all__ = ["price_at", "price_span", "BookRequest", "BookSeries", "lp_series", "basket_series", "farm_series", "liquidity_span", "aliases"]

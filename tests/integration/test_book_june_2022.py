@@ -1,8 +1,9 @@
-"""`backtest book --window june-2022` on real history (../shared/data): what each strategy did in the de-peg.
+"""`backtest book --window june-2022` on real history: what each strategy did in the de-peg.
 
-The lake is imported here as README's "Real data" section does (CoinGecko stETH/USD and WETH/USD, the derived
-stETH/WETH ratio with Lido's assumed 4 % rebase, Etherscan's gas and ETH/USD) plus the Curve pool's balances and
-virtual price. Skipped only when ../shared/data is absent.
+Twice: on the bundled lake (data/, what a user gets out of the box) and on a lake imported here from
+../shared/data as README's "Real data" section does (CoinGecko stETH/USD and WETH/USD, the derived stETH/WETH
+ratio with Lido's assumed 4 % rebase, Etherscan's gas and ETH/USD) plus the Curve pool's balances with their
+virtual price in the liquidity rows. The imported variant is skipped only when ../shared/data is absent.
 """
 from pathlib import Path
 
@@ -11,17 +12,22 @@ import pytest
 
 from tests.pins import SHARED
 
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def book_2022(tmp_path_factory):
+@pytest.fixture(scope="module", params=["bundled", "imported"])
+def book_2022(request, tmp_path_factory):
     from backtest.book import book
+
+    root = tmp_path_factory.mktemp("book22")
+    if request.param == "bundled":
+        return book("june-2022", 1000.0, str(REPO / "data"), str(root / "out")), root / "out" / "book"
+    if not SHARED.is_dir():
+        pytest.skip("needs ../shared/data")
     from backtest.data.derive import derive_ratio
     from backtest.data.sources.curve import import_curve
     from backtest.data.sources.registry import import_files
 
-    root = tmp_path_factory.mktemp("book22")
     lk = root / "lake"
     cg, es = SHARED / "coingecko-steth-weth-hourly", SHARED / "etherscan-daily"
     import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)

@@ -51,7 +51,8 @@ def test_each_replayed_row_is_its_result_sets_numbers(frame):
 
 def test_the_basket_row_says_its_series_are_synthetic(frame):
     b = frame[0].filter(pl.col("strategy") == "basket").row(0, named=True)
-    assert "synthetic series" in b["notes"] and "mSOL/SOL source=synth:calm" in b["notes"]
+    # named from the lake's provenance.json (mSOL and stATOM have no real history)
+    assert "synthetic series: prices/synth-calm-other-chains.parquet" in b["notes"]
     assert b["unit"] == "USD"
 
 
@@ -60,6 +61,7 @@ def test_the_restaking_row_shows_the_apy_with_and_without_rewards(frame):
     assert r["rewards_value"] >= 0
     assert "without and with" in r["notes"]
     assert r["apy_with_rewards"] >= r["realized_apy"]
+    assert "assumed series: prices/assumed-EIGEN-ETHFI-USD.parquet" in r["notes"]   # EIGEN has no market price
 
 
 def test_verdicts_against_absolute_and_base_relative_ranges():
