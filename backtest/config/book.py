@@ -12,6 +12,7 @@ from backtest.config_types import BasketConfig, BookConfig, FarmConfig, LpConfig
 
 BOOK_KINDS = ("basket", "lp", "vault", "farm")
 VAULT_OVER = ("lend", "loop")
+VAULT_VENUES = ("aave-v3", "aave-v2", "spark")
 MAX_BASKET = 8
 
 
@@ -29,7 +30,8 @@ def weights(ctx: Context, path: tuple, v: Any) -> tuple[tuple[str, float], ...]:
     return out
 
 
-def book_rules(ctx: Context, kind: str, strat_t: Mapping, fields) -> BookConfig | None:
+def book_rules(ctx: Context, kind: str, strat_t: Mapping, fields, market=None,
+               market_t: Mapping | None = None) -> BookConfig | None:
     """The book table of ``kind`` read against its section (``fields`` = schema.section_fields)."""
     present = [k for k in BOOK_KINDS if k in strat_t]
     for k in present:
@@ -48,6 +50,13 @@ def book_rules(ctx: Context, kind: str, strat_t: Mapping, fields) -> BookConfig 
     if kind == "lp":
         return BookConfig(lp=LpConfig(**f))
     if kind == "vault":
+        # the vault's kernel liquidates by Aave's close-factor rule at the exchange rate (ext/_book.pxi)
+        if market is not None and market.protocol not in VAULT_VENUES:
+            raise ctx.fail(("market", "protocol"), f"kind = \"vault\" replays Aave's liquidation rule: use one of "
+                                                   f"{', '.join(VAULT_VENUES)}", market.protocol)
+        if market is not None and market.oracle != "exchange-rate":
+            raise ctx.fail(("market", "oracle"), 'kind = "vault" marks and liquidates at the exchange rate: use '
+                                                 '"exchange-rate"', market.oracle)
         return BookConfig(vault=VaultConfig(**f))
     if kind == "basket":
         return BookConfig(basket=BasketConfig(**f))

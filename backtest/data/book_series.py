@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from backtest.data import lake as _lake
-from backtest.data.asof import Aligner, aliases, iso
+from backtest.data.asof import Aligner, aliases, iso, same_asset
 from backtest.data.prices import PriceResolver, underlying_of
 from backtest.errors import DataError
 
@@ -84,6 +84,10 @@ def lp_series(req: BookRequest, pool: str, lst: str, native: str, gas_fixed: flo
                     [("reserve0", "reserve0"), ("reserve1", "reserve1"), ("amp", "amp"),
                      ("virtual_price", "virtual_price")], source=False)
     pts = al.require(pts, "liquidity", pool)
+    coins = al.con.execute("SELECT DISTINCT token0, token1 FROM liquidity WHERE pool = ?", [pool]).fetchall()
+    if len(coins) != 1 or not same_asset(coins[0][0], native) or coins[0][1] != lst:
+        raise DataError(f"liquidity {pool}: its coins are {', '.join(f'{a}/{b}' for a, b in coins)}, not {native}/{lst} "
+                        f"(market.debt is coin 0, the native; market.collateral coin 1, the LST)")
     al.use(pts)
     al.add("pool", pts)
     own_vp = bool(np.isfinite(pts.values["virtual_price"]).all())

@@ -48,3 +48,14 @@ def test_lp_reads_the_pool_and_marks_the_share(tmp_path, own_vp):
     assert row["impermanent_loss"] == pytest.approx(0.0, abs=1e-12)
     assert row["end_value"] == pytest.approx(value[-1], rel=1e-15)
     assert "exchange_rates stETH" in row["series"] or "exchange_rates stETH" in str(row)
+
+
+def test_a_pool_of_other_coins_than_the_config_names_is_refused(tmp_path):
+    from backtest.errors import DataError
+
+    lk = lake(tmp_path, True)
+    text = (f'[run]\nstart = "2022-04-16"\nend = "2022-04-17"\nstep = "1h"\ndata = "{lk}"\n'
+            '[market]\nprotocol = "aave-v3"\ncollateral = "wstETH"\ndebt = "WETH"\n'
+            f'[strategy]\nkind = "lp"\n[strategy.lp]\npool = "{POOL}"\n[costs]\ngas = 0\n')
+    with pytest.raises(DataError, match="its coins are ETH/stETH, not WETH/wstETH"):
+        run_lp(loads_config(text, "lp.toml"))

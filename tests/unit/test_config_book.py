@@ -43,6 +43,8 @@ def test_the_book_tables_are_read_into_their_configs():
     ('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nfee = 0.1\n', "strategy.lp.fee"),
     ('[strategy]\nkind = "vault"\n[strategy.vault]\nover = "flash"\n', "strategy.vault.over"),
     ('[strategy]\nkind = "vault"\n[strategy.vault]\nmanagement_fee = 1.5\n', "strategy.vault.management_fee"),
+    ('[strategy]\nkind = "vault"\n[strategy.vault]\nover = "loop"\n'.replace("[strategy]", 'oracle = "market"\n[strategy]'),
+     'kind = "vault" marks and liquidates at the exchange rate'),
     ('[strategy]\nkind = "basket"\n[strategy.basket]\nweights = { a = 0.5, b = 0.4 }\n', "sum to 0.9, not 1"),
     ('[strategy]\nkind = "basket"\n[strategy.basket]\nweights = { a = 1.0, b = 0.0 }\n', "strategy.basket.weights.b"),
     ('[strategy]\nkind = "basket"\n[strategy.basket]\nweights = []\n', "must be a table of token = weight"),
@@ -54,6 +56,12 @@ def test_a_wrong_book_table_is_refused_naming_the_key(strategy, message):
     with pytest.raises(ConfigError) as e:
         cfg(strategy)
     assert message in str(e.value.format_message())
+
+
+def test_a_vault_on_a_venue_with_other_liquidation_rules_is_refused():
+    with pytest.raises(ConfigError, match="replays Aave's liquidation rule"):
+        loads_config(HEAD.replace("aave-v3", "morpho-blue") + '[strategy]\nkind = "vault"\n[strategy.vault]\n',
+                     "v.toml")
 
 
 def test_the_book_table_enters_the_hash_and_the_loop_kinds_hash_as_before():
