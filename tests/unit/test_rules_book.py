@@ -234,3 +234,21 @@ def test_farm_halving_counts_from_the_first_emission_not_the_window_start(engine
     s = named(ref.FARM_FIELDS, out)
     assert s["reward_tokens_earned"] == pytest.approx(15.0, rel=1e-12)
     assert s["reward_tokens_sold"] == 0 and s["unsold_reward_value"] == pytest.approx(15.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_management_fee_is_charged_every_block(engine):
+    # a flat NAV of 100 for 1,000 blocks of 12 s at 2 %/yr: each block mints fee / (NAV - fee) of the shares,
+    # so the holder keeps 1 - 0.02 x 12 / Y per block: 100 x (1 - 0.02 x 12 / Y)^999 after the 999 accruals
+    n = 1000
+    ts = (np.arange(n) * 12).astype(np.int64)
+    z, one = np.zeros(n), np.ones(n)
+    out, value = ENGINES[engine].book_vault(ts, one, one, z, z, one * 0.9, one * 0.05, z,
+                                            vault_params(0, mgmt=0.02))
+    s = named(ref.VAULT_FIELDS, out)
+    want = 100 * (1 - 0.02 * 12 / Y) ** (n - 1)
+    assert s["end_value"] == pytest.approx(want, rel=1e-12)
+    assert s["management_fee_paid"] == pytest.approx(100 - want, rel=1e-9)
+    assert value[1] == pytest.approx(100 * (1 - 0.02 * 12 / Y), rel=1e-14)
+    # charged once over the same time it would be 100 x (1 - 0.02 x 999 x 12 / Y): block by block is less
+    assert s["end_value"] > 100 * (1 - 0.02 * (n - 1) * 12 / Y)
