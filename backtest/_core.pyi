@@ -92,8 +92,8 @@ def book_lp(reserve0: F64, reserve1: F64, virtual_price: F64, amp: F64, price: F
 
 
 def book_vault(ts: I64, price: F64, oracle: F64, supply_apr: F64, borrow_apr: F64, lt: F64, bonus: F64,
-               gas_gwei: F64, params: F64) -> tuple[F64, F64]:
-    """A lend / loop vault with fees charged block by block: (VAULT_FIELDS vector, holder value)."""
+               gas_gwei: F64, params: F64, max_events: int = 100000) -> tuple[F64, F64, F64]:
+    """A lend / loop vault with fees charged block by block: (VAULT_FIELDS vector, holder value, event rows)."""
 
 
 def book_basket(ts: I64, prices: F64, natives: F64, weights: F64, capital: float, swap_fee: float,

@@ -87,10 +87,7 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         if grids:
             raise ConfigError(f"--grid: kind = \"{cfg.strategy.kind}\" cannot be swept yet")
         res = run_book_config(cfg, engine, write=write, force=force)
-        import polars as pl
-
-        events = pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8})
-        return {"summary": res["summary"], "events": events, "path": res["path"], "manifest": None}
+        return {"summary": res["summary"], "events": res["events"], "path": res["path"], "manifest": None}
     points = expand_sweep(cfg, grids, zip_)
     groups = group_points(points, list(range(len(points))))
     hashes = [config_hash(c) for _, c in points]

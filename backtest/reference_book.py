@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from backtest.reference import index_growth
-from backtest.schema import SECONDS_PER_YEAR as Y
+from backtest.schema import EVENT_KINDS, SECONDS_PER_YEAR as Y
 
 NEWTON_ITERS = 255
 MAX_LIQ = 64
@@ -26,7 +26,7 @@ VAULT_PARAMS = ("protocol", "loop", "capital", "target_ltv", "band", "check_ever
                 "gas_rebalance", "gas_close", "management_fee", "performance_fee")
 VAULT_FIELDS = ("end_value", "end_value_rate", "management_fee_paid", "performance_fee_paid", "gas_cost",
                 "swap_fee_cost", "liq_count", "liq_penalty", "min_hf", "n_rebalances", "max_drawdown",
-                "interest_paid", "end_collateral", "end_debt", "vault_end_value", "hold_end_value")
+                "interest_paid", "end_collateral", "end_debt", "vault_end_value", "hold_end_value", "n_events")
 
 
 # ------------------------------------------------------------------------------------ Curve StableSwap
@@ -113,7 +113,7 @@ def book_lp(reserve0, reserve1, virtual_price, amp, price, gas_gwei, capital: fl
 
 
 # ---------------------------------------------------------------------------------------------- vault
-def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, params):
+def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, params, max_events: int = 100000):
     ts = np.asarray(ts, dtype=np.int64)
     P, orc, sa, ba, LT, LB, gas = (np.asarray(a, dtype=np.float64) for a in
                                    (price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei))
@@ -146,6 +146,16 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
     g = p[7] * gas[0] * 1e-9
     cash -= g
     gpaid += g
+    events: list[list[float]] = []
+    n_ev = 0
+
+    def event(b, kind, c, d, cost, hf):
+        nonlocal n_ev
+        if n_ev < max_events:
+            events.append([float(b), float(kind), c, d, cost, hf])
+        n_ev += 1
+
+    event(0, EVENT_KINDS["open"], tokens, f, spaid + g, tokens * orc[0] * LT[0] / f if f > 0 else math.inf)
     hwm = (cs * orc[0] - ds + cash) / S
     coll = debt = 0.0
     for b in range(n):
@@ -177,6 +187,8 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
             cs = coll / sidx
             ds = debt / bidx
             nliq += 1.0
+            event(b, EVENT_KINDS["liquidation"], -seize, -rep, seize * o - rep,
+                  coll * o * LT[b] / debt if debt > 0 else math.inf)
         if debt > 0:
             hf = coll * o * LT[b] / debt
             if hf < minhf:
@@ -188,6 +200,7 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
                 s = (debt - x * coll * o) / (P[b] * (1.0 - fee) - x * o)
                 if s > coll:
                     s = coll
+                old = debt
                 coll -= s
                 debt -= s * P[b] * (1.0 - fee)
                 spaid += s * P[b] * fee
@@ -200,9 +213,12 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
                 cash -= g
                 gpaid += g
                 nreb += 1.0
+                event(b, EVENT_KINDS["rebalance"], -s, debt - old, s * P[b] * fee + g,
+                      coll * o * LT[b] / debt if debt > 0 else math.inf)
             elif coll > 0 and ltv < x - band and 1.0 - x * o * (1.0 - fee) / P[b] > 0:
                 f = (x * coll * o - debt) / (1.0 - x * o * (1.0 - fee) / P[b])
-                coll += f * (1.0 - fee) / P[b]
+                old = f * (1.0 - fee) / P[b]
+                coll += old
                 debt += f
                 spaid += f * fee
                 cs = coll / sidx
@@ -211,6 +227,8 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
                 cash -= g
                 gpaid += g
                 nreb += 1.0
+                event(b, EVENT_KINDS["rebalance"], old, f, f * fee + g,
+                      coll * o * LT[b] / debt if debt > 0 else math.inf)
         nav = coll * o - debt + cash
         if b > 0 and nav > 0:
             fm = nav * mfee * dt / Y
@@ -233,8 +251,8 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
     g = p[9] * gas[n - 1] * 1e-9
     gpaid += g
     out = np.array([(navm - g) * H / S, (nav - g) * H / S, mpaid, ppaid, gpaid, spaid, nliq, pen, minhf, nreb,
-                    dd, interest, coll, debt, navm - g, cap * (1.0 - fee) / P[0] * P[n - 1]])
-    return out, value
+                    dd, interest, coll, debt, navm - g, cap * (1.0 - fee) / P[0] * P[n - 1], float(n_ev)])
+    return out, value, np.array(events, dtype=np.float64).reshape(len(events), 6)
 
 
 # --------------------------------------------------------------------------------------------- basket

@@ -22,6 +22,23 @@ from backtest.errors import DataError
 from backtest.schema import PROTOCOLS, SECONDS_PER_YEAR
 
 BOOK_KINDS = ("basket", "lp", "vault", "farm")
+MAX_EVENTS = 100_000        # event rows kept per replay (the summary counts the rest as events_dropped)
+
+
+def _events_frame(ev: np.ndarray, ts: np.ndarray, block: np.ndarray):
+    """The kernel's event rows (idx, kind, coll, debt, cost, hf) as events.parquet's columns."""
+    import polars as pl
+
+    from backtest.schema import EVENT_NAMES
+
+    idx = ev[:, 0].astype(np.int64)
+    return pl.DataFrame({"config_id": np.zeros(len(idx), dtype=np.int64), "block": block[idx].astype(np.int64),
+                         "ts": ts[idx].astype(np.int64), "kind": [EVENT_NAMES[int(k)] for k in ev[:, 1]],
+                         "collateral_change": ev[:, 2], "debt_change": ev[:, 3], "cost": ev[:, 4],
+                         "hf_after": ev[:, 5]},
+                        schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
+                                "collateral_change": pl.Float64, "debt_change": pl.Float64, "cost": pl.Float64,
+                                "hf_after": pl.Float64})
 
 
 def _engine(engine: str):
@@ -139,18 +156,20 @@ def run_vault(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.n
                        cfg.strategy.target_ltv, v.band, float(v.check_every), cfg.costs.swap_fee, gu["open"],
                        gu["rebalance"], gu["close"], v.management_fee, v.performance_fee])
     gas = np.ascontiguousarray(m.gas_gwei * m.gas_token_price)
-    out, value = _engine(engine).book_vault(m.ts, m.price, orc, m.supply_apr, m.borrow_apr, m.lt, m.bonus, gas,
-                                            params)
+    out, value, ev = _engine(engine).book_vault(m.ts, m.price, orc, m.supply_apr, m.borrow_apr, m.lt, m.bonus,
+                                                gas, params, MAX_EVENTS)
     from backtest.reference_book import VAULT_FIELDS
 
     f = dict(zip(VAULT_FIELDS, out))
     extra = {k: f[k] for k in VAULT_FIELDS if k not in ("end_value", "hold_end_value")}
+    extra["events_dropped"] = max(0.0, f["n_events"] - MAX_EVENTS)
     extra["total_costs"] = f["gas_cost"] + f["swap_fee_cost"] + f["management_fee_paid"] + f["performance_fee_paid"]
     notes = [f"a vault over {v.over} of {cfg.market.collateral} on {cfg.market.protocol}: fees "
              f"{v.management_fee:.2%}/yr on assets + {v.performance_fee:.0%} of gains (as minted shares)"]
     labels = {s.table + " " + s.key: f"{iso(s.first_ts)}..{iso(s.last_ts)}" for s in m.series}
-    return (_row(cfg, m.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels, m.files),
-            m.ts, value)
+    row = _row(cfg, m.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels, m.files)
+    row["_events"] = _events_frame(ev, m.ts, m.block)
+    return row, m.ts, value
 
 
 # --------------------------------------------------------------------------------------------- basket
@@ -245,6 +264,7 @@ def _write(tmp: Path, cfg: Config, row: dict, ts: np.ndarray, value: np.ndarray,
     from backtest.config import config_hash, config_to_dict
     from backtest.store import FORMAT_VERSION, MARKER
 
+    events = row.pop("_events", None)
     summary = pl.DataFrame([{"config_id": 0, **row}])
     summary.write_parquet(tmp / "summary.parquet")
     every = max(1, 3600 // max(1, int(cfg.run.block_time)))
@@ -252,8 +272,9 @@ def _write(tmp: Path, cfg: Config, row: dict, ts: np.ndarray, value: np.ndarray,
     (tmp / "timeseries" / "config_id=0").mkdir(parents=True)
     pl.DataFrame({"block": idx.astype(np.int64), "ts": ts[idx].astype(np.int64), "equity": value[idx]}).write_parquet(
         tmp / "timeseries" / "config_id=0" / "part-0.parquet")
-    pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8}).write_parquet(
-        tmp / "events.parquet")
+    if events is None:          # lp, basket, farm record no events yet
+        events = _events_frame(np.zeros((0, 6)), ts, ts)
+    events.write_parquet(tmp / "events.parquet")
     unit = row.get("unit", "")
     cols = [[c, unit if c.startswith(("end_value", "hold_end", "bench_end", "fee_income", "impermanent", "gas_cost",
                                       "swap_fee", "management", "performance", "total_costs", "rewards_sold",
@@ -291,6 +312,7 @@ def run_book_config(cfg: Config, engine: str = "core", write: bool = True, force
     store = Store(dest, [config_hash(cfg)], force, Path(cfg.run.data)) if write else None
     try:
         row, ts, value = run_book_kind(cfg, engine)
+        events = row.get("_events")
         path = None
         if store is not None:
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new.", dir=dest.parent))
@@ -307,7 +329,11 @@ def run_book_config(cfg: Config, engine: str = "core", write: bool = True, force
     finally:
         if store is not None:
             store.release()
-    return {"row": row, "summary": pl.DataFrame([{"config_id": 0, **row}]), "path": path, "ts": ts, "value": value}
+    row.pop("_events", None)
+    if events is None:
+        events = _events_frame(np.zeros((0, 6)), ts, ts)
+    return {"row": row, "summary": pl.DataFrame([{"config_id": 0, **row}]), "events": events, "path": path,
+            "ts": ts, "value": value}
 
 
 __all__ = ["BOOK_KINDS", "run_book_kind", "run_book_config", "annualised", "dataclasses"]

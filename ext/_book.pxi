@@ -5,6 +5,7 @@
 # operation (tests/unit/test_differential_book.py keeps the two equal).
 from libc.math cimport fabs
 from _rates cimport index_growth as _book_index_growth
+from _types cimport EV_OPEN, EV_REBALANCE, EV_LIQUIDATION
 
 cdef enum:
     BOOK_NEWTON_ITERS = 255     # Curve's get_D loops at most 255 times, stopping when D moves by <= 1 unit
@@ -121,14 +122,31 @@ def stableswap_pool_price(double x0, double x1, double amp):
 
 
 # ---------------------------------------------------------------------------------------------- vault
+cdef inline void _book_event(double* ev, Py_ssize_t cap, Py_ssize_t* ne, Py_ssize_t b, long kind, double coll,
+                             double debt, double cost, double hf) noexcept nogil:
+    # one EVENT_DTYPE row (idx, kind, coll, debt, cost, hf) while there is room; ne counts every event
+    cdef double* r
+    if ne[0] < cap:
+        r = ev + 6 * ne[0]
+        r[0] = <double>b
+        r[1] = <double>kind
+        r[2] = coll
+        r[3] = debt
+        r[4] = cost
+        r[5] = hf
+    ne[0] += 1
+
+
 cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, const double* orc,
                       const double* supply_apr, const double* borrow_apr, const double* lt, const double* bonus,
-                      const double* gas, const double* p, double* value, double* out) noexcept nogil:
+                      const double* gas, const double* p, double* value, double* out, double* ev,
+                      Py_ssize_t ecap) noexcept nogil:
     # p: protocol, loop (0/1), capital, target_ltv, band, check_every, swap_fee, gas_open, gas_reb, gas_close,
     #    mgmt_fee (per year on assets), perf_fee (of gains over the high-water mark)
     # out: end_value, end_value_rate, mgmt_fee_paid, perf_fee_paid, gas_cost, swap_fee_cost, liq_count,
     #      liq_penalty, min_hf, n_rebalances, max_drawdown, interest_paid, end_collateral, end_debt,
-    #      vault_end_value, hold_end_value
+    #      vault_end_value, hold_end_value, n_events (events: the first ecap rows of idx, kind, coll, debt,
+    #      cost, hf)
     cdef long protocol = <long>p[0]
     cdef bint loop = p[1] != 0
     cdef double cap = p[2], x = p[3], band = p[4], fee = p[6], mfee = p[10], pfee = p[11]
@@ -139,6 +157,7 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
     cdef double cash = 0.0, S = cap, H = cap, hwm, nav, navm, fm, fp, tot, pps, ltv, s, g, peak = -INFINITY
     cdef double dd = 0.0, hv, mpaid = 0.0, ppaid = 0.0, gpaid = 0.0, spaid = 0.0, pen = 0.0, minhf = INFINITY
     cdef double nliq = 0.0, nreb = 0.0, interest = 0.0, old
+    cdef Py_ssize_t ne = 0
     navm = 0.0
     nav = 0.0
     dt = 0.0
@@ -155,6 +174,7 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
     g = p[7] * gas[0] * 1e-9
     cash -= g
     gpaid += g
+    _book_event(ev, ecap, &ne, 0, EV_OPEN, tokens, f, spaid + g, tokens * orc[0] * lt[0] / f if f > 0 else INFINITY)
     hwm = (cs * orc[0] - ds + cash) / S
     for b in range(n):
         if b > 0:
@@ -186,6 +206,8 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
             cs = coll / sidx
             ds = debt / bidx
             nliq += 1.0
+            _book_event(ev, ecap, &ne, b, EV_LIQUIDATION, -seize, -rep, seize * o - rep,
+                        coll * o * lt[b] / debt if debt > 0 else INFINITY)
         if debt > 0:
             hf = coll * o * lt[b] / debt
             if hf < minhf:
@@ -199,6 +221,7 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
                 s = (debt - x * coll * o) / (price[b] * (1.0 - fee) - x * o)
                 if s > coll:
                     s = coll
+                old = debt
                 coll -= s
                 debt -= s * price[b] * (1.0 - fee)
                 spaid += s * price[b] * fee
@@ -211,10 +234,13 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
                 cash -= g
                 gpaid += g
                 nreb += 1.0
+                _book_event(ev, ecap, &ne, b, EV_REBALANCE, -s, debt - old, s * price[b] * fee + g,
+                            coll * o * lt[b] / debt if debt > 0 else INFINITY)
             elif coll > 0 and ltv < x - band and 1.0 - x * o * (1.0 - fee) / price[b] > 0:
                 # borrow F and buy: debt + F = x (coll + F (1 - fee) / P) o
                 f = (x * coll * o - debt) / (1.0 - x * o * (1.0 - fee) / price[b])
-                coll += f * (1.0 - fee) / price[b]
+                old = f * (1.0 - fee) / price[b]
+                coll += old
                 debt += f
                 spaid += f * fee
                 cs = coll / sidx
@@ -223,6 +249,8 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
                 cash -= g
                 gpaid += g
                 nreb += 1.0
+                _book_event(ev, ecap, &ne, b, EV_REBALANCE, old, f, f * fee + g,
+                            coll * o * lt[b] / debt if debt > 0 else INFINITY)
         # fees, block by block, by minting vault shares to the manager (the assets stay invested)
         nav = coll * o - debt + cash
         if b > 0 and nav > 0:
@@ -261,14 +289,16 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
     out[13] = debt
     out[14] = navm - g
     out[15] = cap * (1.0 - fee) / price[0] * price[n - 1]
+    out[16] = <double>ne
 
 
 def book_vault(const int64_t[::1] ts, const double[::1] price, const double[::1] oracle,
                const double[::1] supply_apr, const double[::1] borrow_apr, const double[::1] lt,
-               const double[::1] bonus, const double[::1] gas_gwei, const double[::1] params):
+               const double[::1] bonus, const double[::1] gas_gwei, const double[::1] params,
+               Py_ssize_t max_events=100000):
     """A vault over a lend (params[1] = 0) or a loop (1) of one token, fees charged block by block.
-    Returns (summary vector, the holder's value per block at market); backtest.reference_book names both
-    (VAULT_PARAMS, VAULT_FIELDS)."""
+    Returns (summary vector, the holder's value per block at market, events: rows of idx, kind, coll, debt,
+    cost, hf, the first max_events); backtest.reference_book names them (VAULT_PARAMS, VAULT_FIELDS)."""
     cdef Py_ssize_t n = ts.shape[0]
     if n == 0:
         raise ValueError("book_vault needs blocks")
@@ -277,13 +307,17 @@ def book_vault(const int64_t[::1] ts, const double[::1] price, const double[::1]
         raise ValueError("book_vault: arrays differ in length")
     if params.shape[0] != 12:
         raise ValueError("book_vault: 12 parameters")
+    if max_events < 1:
+        raise ValueError("book_vault: max_events must be >= 1")
     value = np.empty(n)
-    out = np.zeros(16)
+    out = np.zeros(17)
+    events = np.zeros((max_events, 6))
     cdef double[::1] v = value, o = out
+    cdef double[:, ::1] e = events
     with nogil:
         _book_vault(n, &ts[0], &price[0], &oracle[0], &supply_apr[0], &borrow_apr[0], &lt[0], &bonus[0],
-                    &gas_gwei[0], &params[0], &v[0], &o[0])
-    return out, value
+                    &gas_gwei[0], &params[0], &v[0], &o[0], &e[0, 0], max_events)
+    return out, value, events[:min(int(out[16]), max_events)]
 
 
 # --------------------------------------------------------------------------------------------- basket

@@ -68,7 +68,7 @@ def test_vault_core_equals_reference(seed, n, irregular, loop, protocol, target,
     gas = rng.uniform(0, 100, n)
     params = np.array([protocol, float(loop), rng.uniform(1, 1e4), target, band, every, fee,
                        6e5, 4e5, 5e5, mgmt, perf])
-    args = (ts, price, orc, sa, ba, lt, bonus, gas, params)
+    args = (ts, price, orc, sa, ba, lt, bonus, gas, params, int(rng.integers(1, 50)))
     same(_core.book_vault(*args), ref.book_vault(*args))
 
 

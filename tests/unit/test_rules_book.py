@@ -9,6 +9,7 @@ import pytest
 
 from backtest import _core
 from backtest import reference_book as ref
+from backtest.schema import EVENT_KINDS
 
 Y = 365 * 86400
 ENGINES = {"core": _core, "reference": ref}
@@ -104,8 +105,8 @@ def test_vault_charges_management_and_performance_fees_as_shares(engine):
     ts = np.array([0, Y], dtype=np.int64)
     px = np.array([1.0, 1.1])
     z, one = np.zeros(2), np.ones(2)
-    out, value = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.9, one * 0.05, z,
-                                            vault_params(0, mgmt=0.02, perf=0.1))
+    out, value, _ = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.9, one * 0.05, z,
+                                               vault_params(0, mgmt=0.02, perf=0.1))
     s = named(ref.VAULT_FIELDS, out)
     assert s["management_fee_paid"] == pytest.approx(2.2, rel=1e-12)
     assert s["performance_fee_paid"] == pytest.approx(1.0, rel=1e-12)
@@ -122,9 +123,13 @@ def test_vault_loop_opens_at_the_target_and_releverages_back_to_it(engine):
     ts = np.array([0, 86400], dtype=np.int64)
     px = np.array([1.0, 1.25])
     z, one = np.zeros(2), np.ones(2)
-    out, value = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.95, one * 0.01, z, vault_params(1))
+    out, value, ev = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.95, one * 0.01, z, vault_params(1))
     s = named(ref.VAULT_FIELDS, out)
     assert s["n_rebalances"] == 1
+    # events: the open (500 tokens, 400 borrowed) and the releverage (+400 tokens, +500 debt), HF 0.95 / 0.8
+    assert ev[:, 1].tolist() == [EVENT_KINDS["open"], EVENT_KINDS["rebalance"]]
+    assert ev[0, 2:4].tolist() == pytest.approx([500.0, 400.0]) and ev[1, 2:4].tolist() == pytest.approx([400, 500])
+    assert ev[1, 5] == pytest.approx(900 * 1.25 * 0.95 / 900)
     assert s["end_collateral"] == pytest.approx(900.0, rel=1e-12)
     assert s["end_debt"] == pytest.approx(900.0, rel=1e-12)
     assert s["end_value"] == pytest.approx(900 * 1.25 - 900, rel=1e-12)
@@ -137,7 +142,7 @@ def test_vault_loop_deleverages_back_to_the_target(engine):
     ts = np.array([0, 86400], dtype=np.int64)
     px = np.array([1.0, 0.9])
     z, one = np.zeros(2), np.ones(2)
-    out, _ = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.95, one * 0.01, z, vault_params(1))
+    out, _, ev = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.95, one * 0.01, z, vault_params(1))
     s = named(ref.VAULT_FIELDS, out)
     sold = (400 - 0.8 * 500 * 0.9) / (0.9 - 0.8 * 0.9)
     assert s["end_collateral"] == pytest.approx(500 - sold, rel=1e-12)
@@ -153,7 +158,7 @@ def test_vault_is_liquidated_by_aaves_close_factor_until_healthy(engine):
     ts = np.array([0, 60], dtype=np.int64)
     px = np.array([1.0, 0.85])
     z, one = np.zeros(2), np.ones(2)
-    out, _ = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.9, one * 0.05, z, vault_params(1, every=86400))
+    out, _, ev = ENGINES[engine].book_vault(ts, px, px, z, z, one * 0.9, one * 0.05, z, vault_params(1, every=86400))
     s = named(ref.VAULT_FIELDS, out)
     coll, debt, calls, pen = 500.0, 400.0, 0, 0.0
     while coll * 0.85 * 0.9 / debt < 1:
@@ -162,6 +167,10 @@ def test_vault_is_liquidated_by_aaves_close_factor_until_healthy(engine):
         coll, debt, calls, pen = coll - seize, debt - rep, calls + 1, pen + seize * 0.85 - rep
     assert calls == 3                        # 0.956 -> 0.968 -> 0.990 -> 1.035
     assert s["liq_count"] == calls
+    liq = ev[ev[:, 1] == EVENT_KINDS["liquidation"]]
+    assert liq[:, 3].tolist() == pytest.approx([-200.0, -100.0, -50.0])       # half the debt each call
+    assert liq[:, 4].tolist() == pytest.approx([10.0, 5.0, 2.5])             # 5 % of the repay each
+    assert (liq[:, 0] == 1).all() and liq[-1, 5] == pytest.approx(coll * 0.85 * 0.9 / debt)
     assert s["end_collateral"] == pytest.approx(coll, rel=1e-12)
     assert s["end_debt"] == pytest.approx(debt, rel=1e-12)
     assert s["liq_penalty"] == pytest.approx(0.05 * (200 + 100 + 50), rel=1e-12)
@@ -243,8 +252,8 @@ def test_the_management_fee_is_charged_every_block(engine):
     n = 1000
     ts = (np.arange(n) * 12).astype(np.int64)
     z, one = np.zeros(n), np.ones(n)
-    out, value = ENGINES[engine].book_vault(ts, one, one, z, z, one * 0.9, one * 0.05, z,
-                                            vault_params(0, mgmt=0.02))
+    out, value, _ = ENGINES[engine].book_vault(ts, one, one, z, z, one * 0.9, one * 0.05, z,
+                                               vault_params(0, mgmt=0.02))
     s = named(ref.VAULT_FIELDS, out)
     want = 100 * (1 - 0.02 * 12 / Y) ** (n - 1)
     assert s["end_value"] == pytest.approx(want, rel=1e-12)
