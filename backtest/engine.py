@@ -257,7 +257,7 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
     if len(protocols) != 1:
         raise ValueError(f"build_lanes: one replay follows one protocol's index math, got {sorted(protocols)}")
     out = _core.build_indices(market.ts, market.xrate, market.supply_apr, market.borrow_apr,
-                              PROTOCOLS[protocols.pop()], market.underlying_price)
+                              *_venues.growth_codes(protocols.pop()), market.underlying_price)
     out["por"] = np.empty((nl, n))
     out["a"] = np.empty((nl, n))
     out["amin"] = np.empty((nl, nch))

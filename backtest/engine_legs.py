@@ -76,10 +76,10 @@ def build_lanes_legs(market, lanes, chunk: int) -> dict[str, np.ndarray]:
     protocols = {ln.protocol for ln in lanes}
     if len(protocols) != 1:
         raise ValueError(f"build_lanes: one replay follows one protocol's index math, got {sorted(protocols)}")
-    code = PROTOCOLS[protocols.pop()]
+    growth = _venues.growth_codes(protocols.pop())        # the venue's rate model (Venue.growth)
     out = {k: np.empty((L, n)) for k in ("sidx", "K", "K2", "KW")}
     for i, m in enumerate(market.legs):
-        ix = _core.build_indices(m.ts, m.xrate, m.supply_apr, m.borrow_apr, code, m.underlying_price)
+        ix = _core.build_indices(m.ts, m.xrate, m.supply_apr, m.borrow_apr, *growth, m.underlying_price)
         for k in ("sidx", "K", "K2", "KW"):
             out[k][i] = ix[k]
         out["bidx"] = ix["bidx"]            # the one debt: the same at every leg (one borrow APR)

@@ -28,11 +28,16 @@ compares two independent implementations of one semantics. All amounts are in un
 value in the debt asset is xrate x ``Market.underlying_price`` (1.0 for a WETH debt, ETH/USDC for a USDC debt),
 and gas (gwei of the chain's gas token) is converted at ``Market.gas_token_price``.
 
-The package, along the steps: ``settings`` (the configuration as the engine reads it), ``state`` (constants, the position, the block loop), ``rates`` (step 2: index
-growth by the venue's rate model; the AdaptiveCurveIRM of ``backtest.irm``), ``liquidation`` (step 4 per venue),
-``costs`` (swap quotes, slippage, gas), ``strategy`` (step 5), ``replay`` (one collateral: market views,
-accrual, records, the summary; :func:`run_reference`) and ``legs`` (several collateral legs against one debt).
-The names below are the public interface, importable from ``backtest.reference`` as before the split.
+The engine reads a configuration's resolved values (``settings.Settings``: strategy "loop", exit route "queue",
+no rebalance = None) and the aligned market, its risk parameters by the venue's own names
+(``backtest.venues.risk_parameters``); every venue-specific rule comes from the venue's registry record.
+
+The package, along the steps: ``settings`` (the configuration as the engine reads it), ``state`` (constants,
+the position, the block loop), ``rates`` (step 2: index growth by the venue's rate model; the AdaptiveCurveIRM
+of ``backtest.irm``), ``liquidation`` (step 4 per venue), ``costs`` (swap quotes, slippage, gas),
+``strategy`` (step 5), ``replay`` (one collateral: market views, accrual, records, the summary;
+:func:`run_reference`) and ``legs`` (several collateral legs against one debt). The names below are the
+public interface, importable from ``backtest.reference`` as before the split.
 """
 from __future__ import annotations
 

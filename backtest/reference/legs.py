@@ -70,6 +70,7 @@ class LegsReplay(BlockLoop):
         self.event_legs: list = []
         self.peak = -INF
         self.protocol = PROTOCOLS[s.protocol]
+        self.risks = [v.risk for v in self.views]            # each leg's risk parameters by the venue's names
         self.dust = DUST_REL * s.capital
         self.rec = np.zeros((len(self.rec_idx), N_RECORD))
         self.leg_rec = np.zeros((len(self.rec_idx), self.L, len(LEG_RECORD)))
@@ -167,7 +168,7 @@ class LegsReplay(BlockLoop):
             return
         seized = list(self.coll)
         value = [self.coll[i] * self.pc(i, b) for i in range(self.L)]
-        credit = sum(value[i] * (1.0 - float(self.m.legs[i].bonus[b])) for i in range(self.L))
+        credit = sum(value[i] * float(self.risks[i]["liquidation_factor"][b]) for i in range(self.L))
         debt = self.debt
         repay = min(credit, debt)
         total = sum(value)
@@ -191,11 +192,10 @@ class LegsReplay(BlockLoop):
                 v = self.coll[i] * self.pc(i, b)
                 if self.coll[i] > self.dust and v > best:
                     j, best = i, v
-            lm = m.legs[j]
             coll, debt = self.coll[j], self.debt
             pc = self.pc(j, b)
-            lb = 1.0 + float(lm.bonus[b])
-            pf = protocol_fee_share(self.protocol, lm.pfee[b])
+            lb = 1.0 + float(self.risks[j]["liquidation_bonus"][b])
+            pf = protocol_fee_share(self.protocol, self.risks[j]["liquidation_protocol_fee"][b])
             size = aave_liquidation_size(self.protocol, s, int(m.ts[b]), hf, coll, debt, pc, lb,
                                          float(m.eth_usd[b]), self.dust)
             if size is None:

@@ -111,7 +111,7 @@ class Liquidation:
         if pos.debt <= self.dust or pos.coll <= self.dust or not self.hf(b) < 1.0:
             return
         pc = self.oracle_price(b)
-        lif = morpho_lif(self.lt(b))
+        lif = morpho_lif(float(self.risk["lltv"][b]))
         repay = pos.debt
         seized = repay * lif / pc
         if seized >= pos.coll:
@@ -127,7 +127,7 @@ class Liquidation:
 
     def absorb_comet(self, b: int) -> None:
         """Compound III (Comet.sol absorbInternal): when coll x price x liquidate CF < debt, the protocol takes
-        all the collateral and credits value x liquidation factor (LF = 1 - bonus). Shortfall: reserves cover
+        all the collateral and credits value x liquidation factor. Shortfall: reserves cover
         it (bad debt, debt to 0). Excess: the borrower's supplied base asset, held here as cash. The protocol
         keeps value x (1 - LF), which is also the borrower's penalty."""
         pos = self.pos
@@ -136,7 +136,7 @@ class Liquidation:
         pc = self.oracle_price(b)
         coll, debt = pos.coll, pos.debt
         value = coll * pc
-        credit = value * (1.0 - float(self.m.bonus[b]))
+        credit = value * float(self.risk["liquidation_factor"][b])
         repay = min(credit, debt)
         pos.coll = 0.0
         pos.debt = 0.0
@@ -159,8 +159,9 @@ class Liquidation:
             if not hf < 1.0:
                 return
             pc = self.oracle_price(b)
-            lb = 1.0 + float(m.bonus[b])
-            pf = protocol_fee_share(self.protocol, m.pfee[b])
+            r = self.risk
+            lb = 1.0 + float(r["liquidation_bonus"][b])
+            pf = protocol_fee_share(self.protocol, r["liquidation_protocol_fee"][b])
             size = aave_liquidation_size(self.protocol, s, int(m.ts[b]), hf, pos.coll, pos.debt, pc, lb,
                                          float(m.eth_usd[b]), self.dust)
             if size is None:

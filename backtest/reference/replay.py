@@ -24,7 +24,7 @@ from backtest.reference.state import (
 )
 from backtest.reference.strategy import Strategy
 from backtest.schema import EVENT_KINDS, N_RECORD, PROTOCOLS
-from backtest.venues import venue
+from backtest.venues import risk_parameters, venue
 
 
 class Replay(BlockLoop, Trading, Liquidation, Strategy):
@@ -50,6 +50,7 @@ class Replay(BlockLoop, Trading, Liquidation, Strategy):
         self.events: list = []
         self.peak = -INF
         self.protocol = PROTOCOLS[s.protocol]
+        self.risk = risk_parameters(s.protocol, market)     # the venue's risk parameters by their names
         self.rec = np.zeros((len(self.rec_idx), N_RECORD))
 
     # --- market views -----------------------------------------------------------------------------

@@ -54,6 +54,16 @@ def _no_check(cfg: Any, market: Any, coll: str) -> None:
     return None
 
 
+#: the Aave family's (and the generic venue's) risk parameters, named, from the market's arrays (ltv, lt, bonus,
+#: pfee: the kernel's four columns, whose meaning is the venue's)
+AAVE_RISK_FIELDS: Mapping[str, Callable[[Any], Any]] = {
+    "ltv": lambda m: m.ltv,
+    "liquidation_threshold": lambda m: m.lt,
+    "liquidation_bonus": lambda m: m.bonus,                  # a fraction: LB = 1 + bonus
+    "liquidation_protocol_fee": lambda m: m.pfee,            # the protocol's share of the bonus
+}
+
+
 def aave_param_overrides(req: Any) -> dict[str, float | None]:
     """The Aave family's (and the generic venue's) risk constants from the [market] keys: each of ltv,
     liquidation_threshold, liquidation_bonus, liquidation_protocol_fee optional (None: read the lake / defaults)."""
@@ -82,6 +92,9 @@ class Venue:
     rules: Callable[[Any, str, dict, Mapping, Callable[[], None]], None] = _no_rules
     #: strategy.target_ltv against this venue's own limit: (ctx, market config, target, strategy table)
     target_ltv_rule: Callable[[Any, Any, float, Mapping], None] | None = None
+    #: the venue's risk parameters by their own names, each from the aligned market's four columns (ltv, lt, bonus,
+    #: pfee): name -> (market) -> array (backtest.venues.risk_parameters; what the reference engine reads)
+    risk_fields: Mapping[str, Callable[[Any], Any]] = field(default_factory=lambda: dict(AAVE_RISK_FIELDS))
     #: what the venue calls the borrow limit market.ltv sets, in messages
     ltv_name: str = "max LTV"
     #: chains it runs on (None: any chain)

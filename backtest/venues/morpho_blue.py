@@ -31,6 +31,11 @@ def morpho_entry(lltv: float) -> Entry:
     return (0, lltv, lltv, morpho_lif(lltv) - 1.0, 0.0)
 
 
+#: one LLTV (the market's lt, = ltv); the liquidation incentive factor LIF = 1 + the bonus column (information:
+#: the engines compute it from the LLTV)
+RISK_FIELDS = {"lltv": lambda m: m.lt, "liquidation_incentive_factor": lambda m: 1.0 + m.bonus}
+
+
 def _param_overrides(req: Any) -> dict[str, float | None]:
     """market.lltv fixes ltv = lt = LLTV, the bonus LIF - 1 and no fee (None: the lake's / default LLTV)."""
     v = req.lltv
@@ -118,7 +123,7 @@ MORPHO_BLUE = Venue("morpho-blue", takes=KEYS, refusals=REFUSALS, meanings=MEANI
                     target_ltv_rule=_target_ltv_rule, defaults=_defaults, default_keys="market.lltv",
                     defaults_by_debt=True, supply_yield=False, growth=("none", "taylor"),
                     check_target=check_target, liquidation="morpho", param_overrides=_param_overrides,
-                    derive_params=_derive_params,
+                    derive_params=_derive_params, risk_fields=RISK_FIELDS,
                     one_collateral=("a Morpho Blue market has one collateral token (MarketParams.collateralToken): "
                                     "one [[strategy.collateral]] only; run one config per market instead"))
 VENUES = (MORPHO_BLUE,)

@@ -21,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_registry_holds_every_protocol_of_the_schema_in_its_order():
     assert tuple(venues.REGISTRY) == tuple(PROTOCOLS) == CONFIG_PROTOCOLS
     assert _core.protocol_codes() == PROTOCOLS
+    # the rate models: the registry's names at their positions are the kernel's codes
+    from backtest.venues.base import BORROW_GROWTH, SUPPLY_GROWTH
+    supply, borrow = _core.growth_codes()
+    assert supply == {name: i for i, name in enumerate(SUPPLY_GROWTH)}
+    assert borrow == {name: i for i, name in enumerate(BORROW_GROWTH)}
     for v in venues.REGISTRY.values():
         assert v.problems() == [], v.protocol
 
@@ -64,10 +69,11 @@ def test_the_venue_branch_check_finds_a_branch():
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_each_venues_rate_model_is_the_kernels(protocol):
-    # the kernel's build_indices (ext/_rates.pxd, dispatched on the code) and the reference's index_growth (the
-    # registry's Venue.growth) give the same indices over two steps of a year at 12 % borrow, 3 % supply
+    # the kernel's build_indices (ext/_rates.pxd, on the venue's rate-model codes) and the reference's
+    # index_growth (the registry's Venue.growth) give the same indices over two steps of a year at 12 % borrow,
+    # 3 % supply
     ts = np.array([0, 31536000, 63072000], dtype=np.int64)
-    out = _core.build_indices(ts, np.ones(3), np.full(3, 0.03), np.full(3, 0.12), PROTOCOLS[protocol])
+    out = _core.build_indices(ts, np.ones(3), np.full(3, 0.03), np.full(3, 0.12), *venues.growth_codes(protocol))
     gs, gb = index_growth(PROTOCOLS[protocol], 0.03, 0.12, 31536000.0)
     assert out["sidx"][2] == pytest.approx(gs * gs, rel=1e-15)
     assert out["bidx"][2] == pytest.approx(gb * gb, rel=1e-15)
@@ -198,3 +204,26 @@ def test_the_config_hash_of_a_venue_without_own_keys_is_what_it_was():
     assert "venue" not in config_to_dict(load_config(root / "loop.toml"))["market"]
     v4 = config_to_dict(load_config(root / "aave-v4-wsteth-loop.toml"))["market"]
     assert v4["venue"] and all(len(kv) == 2 for kv in v4["venue"])
+
+
+def test_each_venue_names_its_own_risk_parameters():
+    from tests.helpers import market
+
+    # Compound III's market holds bonus = 1 - liquidation factor (0.92 for weETH on cWETHv3, PROTOCOLS.md):
+    # read by name it is the factor itself, and the collateral factors are the market's ltv and lt
+    m = market([1.0, 1.0], ltv=0.82, lt=0.87, bonus=1.0 - 0.92, pfee=0.0)
+    comet = venues.risk_parameters("compound-v3", m)
+    assert set(comet) == {"borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor"}
+    assert np.allclose(comet["liquidation_factor"], 0.92, rtol=0, atol=1e-15)
+    assert np.all(comet["borrow_collateral_factor"] == 0.82) and np.all(comet["liquidate_collateral_factor"] == 0.87)
+    # Morpho Blue: one LLTV; LIF = 1 + the bonus column (1 / (0.3 x 0.945 + 0.7) = 1.016777 at LLTV 94.5 %)
+    lif = 1.0 / (0.3 * 0.945 + 0.7)
+    morpho = venues.risk_parameters("morpho-blue", market([1.0], ltv=0.945, lt=0.945, bonus=lif - 1.0, pfee=0.0))
+    assert set(morpho) == {"lltv", "liquidation_incentive_factor"}
+    assert morpho["lltv"][0] == 0.945 and abs(morpho["liquidation_incentive_factor"][0] - lif) < 1e-15
+    v4 = venues.risk_parameters("aave-v4", market([1.0], ltv=0.955, lt=0.955, bonus=0.01, pfee=0.1))
+    assert (v4["collateral_factor"][0], v4["max_liquidation_bonus"][0], v4["liquidation_fee"][0]) == (0.955, 0.01, 0.1)
+    aave = venues.risk_parameters("aave-v3", m)
+    assert set(aave) == {"ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee"}
+    with pytest.raises(KeyError, match="compound-v3 has no risk parameter 'liquidation_bonus'"):
+        comet["liquidation_bonus"]
