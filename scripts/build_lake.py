@@ -129,7 +129,6 @@ def build(shared: Path, lake: Path) -> list[dict]:
     steps: list[dict] = []
 
     def step(name: str, source: str, files: list[Path], what: str, assumptions=(), sets=None, keep=None):
-        before = _files(lake)
         items = normalise(source, files, sets=sets)
         if keep is not None:
             items = keep(items)
@@ -138,7 +137,7 @@ def build(shared: Path, lake: Path) -> list[dict]:
                       + "".join(f" --set {k}={v}" for k, v in (sets or {}).items()),
                       "inputs": [str(f.relative_to(shared)) for f in files], "what": what,
                       "assumptions": list(assumptions), "notes": sorted(set(report.notes)),
-                      "files": sorted(_files(lake) - before) or sorted({str(p.relative_to(lake)) for p in report.paths})})
+                      "files": sorted({str(Path(p).relative_to(lake)) for p in report})})
 
     def derived(name: str, fn, what: str, assumptions=()):
         before = _files(lake)

@@ -71,8 +71,10 @@ def lake_blocks(con: duckdb.DuckDBPyConnection, ts: np.ndarray, start: int, slot
             "AND ts <= coalesce((SELECT min(ts) FROM blocks WHERE ts >= ?), ?) ORDER BY ts",
             params=[start, start, last, last],
         ).to_arrow_table()
-        if tab.num_rows:
-            kt = tab.column("ts").to_numpy()
+        kt = tab.column("ts").to_numpy()
+        # a window wholly before the table (2022 in a 2024-25 table) keeps the Merge-anchor estimate, not a
+        # 12 s extrapolation back from the table's first block (which drifts by the slots missed in between)
+        if tab.num_rows and kt[0] <= ts[-1]:
             info = SeriesInfo("blocks", "blocks", tab.num_rows, int(kt[0]), int(kt[-1]),
                               int(np.diff(kt).max()) if kt.size > 1 else 0)
             return (estimate_blocks(ts, kt, tab.column("block").to_numpy(), slot=slot), info,
