@@ -23,7 +23,7 @@ LP_FIELDS = ("lp_tokens", "fee_income", "impermanent_loss", "gas_cost", "min_val
              "lst_share_at_min", "max_lst_share", "max_drawdown", "end_value", "hold_end_value", "pool_price_end",
              "d0", "supply0")
 VAULT_PARAMS = ("protocol", "loop", "capital", "target_ltv", "band", "check_every", "swap_fee", "gas_open",
-                "gas_rebalance", "gas_close", "management_fee", "performance_fee")
+                "gas_rebalance", "gas_close", "management_fee", "performance_fee", "supply_model", "borrow_model")
 VAULT_FIELDS = ("end_value", "end_value_rate", "management_fee_paid", "performance_fee_paid", "gas_cost",
                 "swap_fee_cost", "liq_count", "liq_penalty", "min_hf", "n_rebalances", "max_drawdown",
                 "interest_paid", "end_collateral", "end_debt", "vault_end_value", "hold_end_value", "n_events")

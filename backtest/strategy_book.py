@@ -20,6 +20,7 @@ from backtest.data.prices import underlying_of
 from backtest.data.asof import iso
 from backtest.errors import DataError
 from backtest.schema import PROTOCOLS, SECONDS_PER_YEAR
+from backtest.venues import growth_codes
 
 BOOK_KINDS = ("basket", "lp", "vault", "farm")
 MAX_EVENTS = 100_000        # event rows kept per replay (the summary counts the rest as events_dropped)
@@ -154,7 +155,8 @@ def run_vault(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.n
     gu = cfg.costs.gas_units
     params = np.array([PROTOCOLS[cfg.market.protocol], 1.0 if v.over == "loop" else 0.0, cfg.strategy.capital,
                        cfg.strategy.target_ltv, v.band, float(v.check_every), cfg.costs.swap_fee, gu["open"],
-                       gu["rebalance"], gu["close"], v.management_fee, v.performance_fee])
+                       gu["rebalance"], gu["close"], v.management_fee, v.performance_fee,
+                       *growth_codes(cfg.market.protocol)])
     gas = np.ascontiguousarray(m.gas_gwei * m.gas_token_price)
     out, value, ev = _engine(engine).book_vault(m.ts, m.price, orc, m.supply_apr, m.borrow_apr, m.lt, m.bonus,
                                                 gas, params, MAX_EVENTS)

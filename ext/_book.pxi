@@ -142,12 +142,13 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
                       const double* gas, const double* p, double* value, double* out, double* ev,
                       Py_ssize_t ecap) noexcept nogil:
     # p: protocol, loop (0/1), capital, target_ltv, band, check_every, swap_fee, gas_open, gas_reb, gas_close,
-    #    mgmt_fee (per year on assets), perf_fee (of gains over the high-water mark)
+    #    mgmt_fee (per year on assets), perf_fee (of gains over the high-water mark), the venue's supply and
+    #    borrow rate-model codes (backtest.venues.growth_codes: the kernel grows the indices by them)
     # out: end_value, end_value_rate, mgmt_fee_paid, perf_fee_paid, gas_cost, swap_fee_cost, liq_count,
     #      liq_penalty, min_hf, n_rebalances, max_drawdown, interest_paid, end_collateral, end_debt,
     #      vault_end_value, hold_end_value, n_events (events: the first ecap rows of idx, kind, coll, debt,
     #      cost, hf)
-    cdef long protocol = <long>p[0]
+    cdef long supply_model = <long>p[12], borrow_model = <long>p[13]
     cdef bint loop = p[1] != 0
     cdef double cap = p[2], x = p[3], band = p[4], fee = p[6], mfee = p[10], pfee = p[11]
     cdef int64_t every = <int64_t>p[5], last_check = ts[0]
@@ -179,7 +180,7 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
     for b in range(n):
         if b > 0:
             dt = <double>(ts[b] - ts[b - 1])
-            _book_index_growth(protocol, supply_apr[b - 1], borrow_apr[b - 1], dt, &gs, &gb)
+            _book_index_growth(supply_model, borrow_model, supply_apr[b - 1], borrow_apr[b - 1], dt, &gs, &gb)
             sidx = sidx * gs
             old = ds * bidx
             bidx = bidx * gb
@@ -305,8 +306,10 @@ def book_vault(const int64_t[::1] ts, const double[::1] price, const double[::1]
     if (price.shape[0] != n or oracle.shape[0] != n or supply_apr.shape[0] != n or borrow_apr.shape[0] != n
             or lt.shape[0] != n or bonus.shape[0] != n or gas_gwei.shape[0] != n):
         raise ValueError("book_vault: arrays differ in length")
-    if params.shape[0] != 12:
-        raise ValueError("book_vault: 12 parameters")
+    if params.shape[0] != 14:
+        raise ValueError("book_vault: 14 parameters")
+    if not (0 <= params[12] < N_SUPPLY_MODELS and 0 <= params[13] < N_BORROW_MODELS):
+        raise ValueError("book_vault: unknown rate model codes")
     if max_events < 1:
         raise ValueError("book_vault: max_events must be >= 1")
     value = np.empty(n)

@@ -16,6 +16,7 @@ import numpy as np
 
 from backtest import _core
 from backtest import reference_book as ref
+from backtest.venues import growth_codes
 
 N = 2_628_000
 
@@ -36,7 +37,7 @@ def inputs(n: int):
     return {
         "lp": (r0, r1, vp, amp, px, gas, 100.0, 3e5, 2e5),
         "vault": (ts, orc * px, orc, np.full(n, 0.001), np.full(n, 0.025), np.full(n, 0.95), np.full(n, 0.01), gas,
-                  np.array([0, 1, 100.0, 0.8, 0.02, 86400, 1e-4, 6e5, 4e5, 5e5, 0.02, 0.1])),
+                  np.array([0, 1, 100.0, 0.8, 0.02, 86400, 1e-4, 6e5, 4e5, 5e5, 0.02, 0.1, *growth_codes("aave-v3")])),
         "basket": (ts, prices, natives, np.full(4, 0.25), 1000.0, 5e-4, 30 * 86400),
         "farm": (ts, np.ones(n), np.full(n, 0.01 / 86400), np.linspace(2, 0.5, n), 1000.0, 3e-3, 14 * 86400.0,
                  86400, 180 * 86400),

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from backtest import _core
 from backtest import reference_book as ref
+from backtest.schema import PROTOCOL_NAMES
+from backtest.venues import growth_codes
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -67,7 +69,7 @@ def test_vault_core_equals_reference(seed, n, irregular, loop, protocol, target,
     lt, bonus = np.full(n, rng.uniform(0.8, 0.96)), np.full(n, rng.uniform(0, 0.1))
     gas = rng.uniform(0, 100, n)
     params = np.array([protocol, float(loop), rng.uniform(1, 1e4), target, band, every, fee,
-                       6e5, 4e5, 5e5, mgmt, perf])
+                       6e5, 4e5, 5e5, mgmt, perf, *growth_codes(PROTOCOL_NAMES[protocol])])
     args = (ts, price, orc, sa, ba, lt, bonus, gas, params, int(rng.integers(1, 50)))
     same(_core.book_vault(*args), ref.book_vault(*args))
 

@@ -10,6 +10,7 @@ import pytest
 from backtest import _core
 from backtest import reference_book as ref
 from backtest.schema import EVENT_KINDS
+from backtest.venues import growth_codes
 
 Y = 365 * 86400
 ENGINES = {"core": _core, "reference": ref}
@@ -94,7 +95,8 @@ def test_lp_in_a_depeg_holds_mostly_steth_and_loses_against_the_deposit(engine):
 
 # ---------------------------------------------------------------------------------------------- vault
 def vault_params(loop, target_ltv=0.8, band=0.05, every=3600, fee=0.0, mgmt=0.0, perf=0.0, gas=(0, 0, 0)):
-    return np.array([0, loop, 100.0, target_ltv, band, every, fee, *gas, mgmt, perf], dtype=np.float64)
+    return np.array([0, loop, 100.0, target_ltv, band, every, fee, *gas, mgmt, perf, *growth_codes("aave-v3")],
+                    dtype=np.float64)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
