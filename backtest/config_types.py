@@ -94,9 +94,8 @@ class LpConfig:
     """[strategy.lp]: a share of a 2-coin Curve StableSwap pool of the lake's ``liquidity`` table (token0 the
     native, token1 the LST), bought at its market value and marked at the LST's market price."""
     pool: str                      # the liquidity table's pool key, e.g. "curve:0xDC24316b9AE028F1497c275EB9192a3Ea0f67022"
+    lp_token: str                  # the LP token whose exchange_rates hold the pool's virtual price ("steCRV")
     amp: float | None = None       # the invariant's A where the lake's amp is null (Curve's A() is A n^(n-1))
-    lp_token: str | None = None    # the LP token whose exchange_rates hold the virtual price, where the
-                                   # liquidity rows have none (the bundled lake: "steCRV")
 
 
 @dataclass(frozen=True)

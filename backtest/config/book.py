@@ -40,7 +40,7 @@ def book_rules(ctx: Context, kind: str, strat_t: Mapping, fields, market=None,
     if kind not in BOOK_KINDS:
         return None
     if kind not in strat_t:
-        need = {"lp": "pool", "vault": "over", "basket": "weights", "farm": "reward_token, exit_after"}[kind]
+        need = {"lp": "pool, lp_token", "vault": "over", "basket": "weights", "farm": "reward_token, exit_after"}[kind]
         raise ctx.fail(("strategy", kind), f"kind = \"{kind}\" needs a [strategy.{kind}] table (at least {need})")
     path = ("strategy", kind)
     t = strat_t[kind]

@@ -307,7 +307,7 @@ REQUIRED = {
     "strategy.rebalance": ("deleverage_below_hf", "target_hf"),
     "strategy.exit": ("depeg_below",),
     "strategy.collateral": ("token", "weight"),
-    "strategy.lp": ("pool",),
+    "strategy.lp": ("pool", "lp_token"),
     "strategy.basket": ("weights",),
     "strategy.farm": ("reward_token", "exit_after"),
     "scenario": ("kind", "asset", "at", "depth", "duration"),

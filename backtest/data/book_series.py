@@ -75,14 +75,13 @@ def price_span(lake: Path, base: str, quote: str) -> tuple[int, int] | None:
 
 
 def lp_series(req: BookRequest, pool: str, lst: str, native: str, gas_fixed: float | None,
-              lp_token: str | None = None) -> BookSeries:
-    """reserve0 (native), reserve1 (LST), amp, virtual_price of ``pool``; the LST's price in the native; gas.
-    The virtual price is the liquidity rows' own column, else the ``exchange_rates`` of ``lp_token`` (the
-    bundled lake stores Curve's get_virtual_price as steCRV/ETH)."""
+              lp_token: str) -> BookSeries:
+    """reserve0 (native), reserve1 (LST), amp of ``pool`` (``liquidity``), its virtual price (the
+    ``exchange_rates`` of the pool's LP token ``lp_token``: the bundled lake keeps Curve's get_virtual_price as
+    steCRV/ETH), the LST's market price in the native, gas."""
     al = _aligner(req)
     pts = al.points("liquidity", pool, {"pool": pool},
-                    [("reserve0", "reserve0"), ("reserve1", "reserve1"), ("amp", "amp"),
-                     ("virtual_price", "virtual_price")], source=False)
+                    [("reserve0", "reserve0"), ("reserve1", "reserve1"), ("amp", "amp")], source=False)
     pts = al.require(pts, "liquidity", pool)
     coins = al.con.execute("SELECT DISTINCT token0, token1 FROM liquidity WHERE pool = ?", [pool]).fetchall()
     if len(coins) != 1 or not same_asset(coins[0][0], native) or coins[0][1] != lst:
@@ -90,16 +89,10 @@ def lp_series(req: BookRequest, pool: str, lst: str, native: str, gas_fixed: flo
                         f"(market.debt is coin 0, the native; market.collateral coin 1, the LST)")
     al.use(pts)
     al.add("pool", pts)
-    own_vp = bool(np.isfinite(pts.values["virtual_price"]).all())
-    if not own_vp:
-        if lp_token is None:
-            raise DataError(f"liquidity {pool}: no virtual_price in the lake's rows (the share's fee income is read "
-                            f"from it); import the pool with its virtual price, or name the LP token whose "
-                            f"exchange_rates hold it (strategy.lp.lp_token, e.g. \"steCRV\")")
-        vp = al.require(al.points("exchange_rates", lp_token, {"token": lp_token}, [("v", "rate")], source=True),
-                        "exchange_rates", lp_token)
-        al.use(vp)
-        al.add("vp", vp)
+    vp = al.require(al.points("exchange_rates", lp_token, {"token": lp_token}, [("v", "rate")], source=True),
+                    "exchange_rates", lp_token)
+    al.use(vp)
+    al.add("vp", vp)
     pr = PriceResolver(al)
     pr.queue("price", lst, native, "the LST's market price in the pool's native coin")
     # the lake prices an LST per share and keeps its exchange rate (stETH: rebase growth from 1.0); the pool
@@ -114,8 +107,7 @@ def lp_series(req: BookRequest, pool: str, lst: str, native: str, gas_fixed: flo
         al.use(g)
         al.add("gas", g)
     out = _finish(al, pr)
-    if not own_vp:
-        out.arrays["pool.virtual_price"] = out.arrays.pop("vp.v")
+    out.arrays["pool.virtual_price"] = out.arrays.pop("vp.v")
     if "xrate.v" in out.arrays:
         out.arrays["price.v"] = out.arrays["price.v"] / out.arrays.pop("xrate.v")
         out.derived["price"] = f"{lst}/{native} per pool unit = prices {lst}/{native} / exchange_rates {lst}"

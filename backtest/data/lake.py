@@ -66,7 +66,6 @@ TABLES: dict[str, pa.Schema] = {
     "liquidity": pa.schema([
         _f("ts", _I64), _f("block", _I64, True), _f("pool", _STR), _f("token0", _STR), _f("token1", _STR),
         _f("reserve0", _F64), _f("reserve1", _F64), _f("amp", _F64, True),
-        _f("virtual_price", _F64, True),     # Curve get_virtual_price() / 1e18: grows with the pool's fees
     ]),
     "rewards": pa.schema([
         _f("ts", _I64), _f("token", _STR), _f("kind", _STR), _f("apr", _F64, True), _f("amount", _F64, True),
@@ -101,7 +100,7 @@ _RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
     "gas": {"base_fee_gwei": (0.0, 1e6, True), "priority_fee_gwei": (0.0, 1e6, True)},
     "blocks": {},
     "liquidity": {"reserve0": (0.0, float("inf"), True), "reserve1": (0.0, float("inf"), True),
-                  "amp": (0.0, float("inf"), False), "virtual_price": (0.0, float("inf"), False)},
+                  "amp": (0.0, float("inf"), False)},
     "rewards": {"apr": (-1.0, 100.0, True), "amount": (0.0, float("inf"), True)},
     "events": {},
 }

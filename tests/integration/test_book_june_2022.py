@@ -2,8 +2,8 @@
 
 Twice: on the bundled lake (data/, what a user gets out of the box) and on a lake imported here from
 ../shared/data as README's "Real data" section does (CoinGecko stETH/USD and WETH/USD, the derived stETH/WETH
-ratio with Lido's assumed 4 % rebase, Etherscan's gas and ETH/USD) plus the Curve pool's balances with their
-virtual price in the liquidity rows. The imported variant is skipped only when ../shared/data is absent.
+ratio with Lido's assumed 4 % rebase, Etherscan's gas and ETH/USD) plus the Curve pool's balances and its
+virtual price as steCRV/ETH exchange rates (the csv importer with a mapping). The imported variant is skipped only when ../shared/data is absent.
 """
 from pathlib import Path
 
@@ -25,6 +25,7 @@ def book_2022(request, tmp_path_factory):
     if not SHARED.is_dir():
         pytest.skip("needs ../shared/data")
     from backtest.data.derive import derive_ratio
+    from backtest.data.sources.csv_mapping import import_csv
     from backtest.data.sources.curve import import_curve
     from backtest.data.sources.registry import import_files
 
@@ -33,7 +34,10 @@ def book_2022(request, tmp_path_factory):
     import_files("coingecko", [cg / "stETH_usd.csv", cg / "WETH_usd.csv"], lk)
     derive_ratio(lk, "stETH", "WETH", rebase_apr=0.04)
     import_files("etherscan", [es / "export-AvgGasPrice.csv", es / "export-EtherPrice.csv"], lk)
-    import_curve(SHARED / "curve-steth-pool-balances-2021-2022" / "stETH.csv", lk)
+    curve = SHARED / "curve-steth-pool-balances-2021-2022" / "stETH.csv"
+    import_curve(curve, lk, amp=50.0)
+    import_csv(curve, lk, "exchange_rates", ["ts=UNIX TimeStamp:s", "rate=Virtual Price:e18"],
+               {"token": "steCRV", "underlying": "ETH"})
     with pytest.warns(Warning):      # CoinGecko's 2022-06-13 WETH/USD print, let through by run.allow
         frame = book("june-2022", 1000.0, str(lk), str(root / "out"))
     return frame, root / "out" / "book"

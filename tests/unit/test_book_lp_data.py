@@ -1,5 +1,5 @@
-"""The lp kind through the data layer: the pool rows ASOF-joined onto the clock, the virtual price from the
-rows' own column or from the LP token's exchange_rates, stETH marked at price / exchange rate."""
+"""The lp kind through the data layer: the pool rows ASOF-joined onto the clock, the virtual price from the LP
+token's exchange_rates, stETH marked at price / exchange rate."""
 import polars as pl
 import pytest
 
@@ -12,17 +12,14 @@ D = 86400
 POOL = "curve:test"
 
 
-def lake(tmp_path, own_vp: bool):
-    lk = tmp_path / ("own" if own_vp else "xr")
+def lake(tmp_path):
+    lk = tmp_path / "lake"
     rows = {"ts": [T0, T0 + D], "pool": [POOL] * 2, "token0": ["ETH"] * 2, "token1": ["stETH"] * 2,
             "reserve0": [100.0, 110.0], "reserve1": [100.0, 110.0], "amp": [50.0, 50.0]}
-    if own_vp:
-        rows["virtual_price"] = [1.0, 1.01]
     write_table(lk, "liquidity", pl.DataFrame(rows), "pool")
-    if not own_vp:
-        write_table(lk, "exchange_rates", pl.DataFrame({"ts": [T0, T0 + D], "token": ["steCRV"] * 2,
-                                                        "underlying": ["ETH"] * 2, "rate": [1.0, 1.01],
-                                                        "source": ["t"] * 2}), "vp")
+    write_table(lk, "exchange_rates", pl.DataFrame({"ts": [T0, T0 + D], "token": ["steCRV"] * 2,
+                                                    "underlying": ["ETH"] * 2, "rate": [1.0, 1.01],
+                                                    "source": ["t"] * 2}), "vp")
     # stETH priced per share with its exchange rate (rebase index 1.02 on day 1): the pool unit is worth 0.98
     write_table(lk, "prices", pl.DataFrame({"ts": [T0, T0 + D], "base": ["stETH"] * 2, "quote": ["WETH"] * 2,
                                             "price": [1.0, 0.98 * 1.02], "source": ["t"] * 2}), "px")
@@ -32,13 +29,13 @@ def lake(tmp_path, own_vp: bool):
     return lk
 
 
-@pytest.mark.parametrize("own_vp", [True, False])
-def test_lp_reads_the_pool_and_marks_the_share(tmp_path, own_vp):
-    lk = lake(tmp_path, own_vp)
+def test_lp_reads_the_pool_and_marks_the_share(tmp_path):
+    lk = lake(tmp_path)
     text = (f'[run]\nstart = "2022-04-16"\nend = "2022-04-17T01:00:00Z"\nstep = "1h"\ndata = "{lk}"\n'
             '[market]\nprotocol = "aave-v3"\ncollateral = "stETH"\ndebt = "WETH"\n'
             '[strategy]\nkind = "lp"\ncapital = 10.0\n'
-            f'[strategy.lp]\npool = "{POOL}"\n' + ("" if own_vp else 'lp_token = "steCRV"\n') +
+            f'[strategy.lp]\npool = "{POOL}"\nlp_token = "steCRV"\n'
+            
             '[costs]\ngas = 0\n')
     row, ts, value = run_lp(loads_config(text, "lp.toml"))
     # as tests/unit/test_rules_book.py: 10 LP tokens of 5 ETH + 5 stETH; on day 1 the pool is 110 + 110 at
@@ -53,9 +50,9 @@ def test_lp_reads_the_pool_and_marks_the_share(tmp_path, own_vp):
 def test_a_pool_of_other_coins_than_the_config_names_is_refused(tmp_path):
     from backtest.errors import DataError
 
-    lk = lake(tmp_path, True)
+    lk = lake(tmp_path)
     text = (f'[run]\nstart = "2022-04-16"\nend = "2022-04-17"\nstep = "1h"\ndata = "{lk}"\n'
             '[market]\nprotocol = "aave-v3"\ncollateral = "wstETH"\ndebt = "WETH"\n'
-            f'[strategy]\nkind = "lp"\n[strategy.lp]\npool = "{POOL}"\n[costs]\ngas = 0\n')
+            f'[strategy]\nkind = "lp"\n[strategy.lp]\npool = "{POOL}"\nlp_token = "steCRV"\n[costs]\ngas = 0\n')
     with pytest.raises(DataError, match="its coins are ETH/stETH, not WETH/wstETH"):
         run_lp(loads_config(text, "lp.toml"))

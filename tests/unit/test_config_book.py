@@ -36,11 +36,12 @@ def test_the_book_tables_are_read_into_their_configs():
 
 
 @pytest.mark.parametrize("strategy,message", [
-    ('[strategy]\nkind = "lp"\n', 'kind = "lp" needs a [strategy.lp] table (at least pool)'),
+    ('[strategy]\nkind = "lp"\n', 'kind = "lp" needs a [strategy.lp] table (at least pool, lp_token)'),
+    ('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\n', "strategy.lp.lp_token"),
     ('[strategy]\nkind = "loop"\n[strategy.lp]\npool = "p"\n', '[strategy.lp] belongs to kind = "lp"'),
-    ('[strategy]\nkind = "lp"\n[strategy.lp]\namp = 50\n', "strategy.lp.pool"),
-    ('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\namp = 0\n', "strategy.lp.amp"),
-    ('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nfee = 0.1\n', "strategy.lp.fee"),
+    ('[strategy]\nkind = "lp"\n[strategy.lp]\namp = 50\nlp_token = "x"\n', "strategy.lp.pool"),
+    ('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nlp_token = "x"\namp = 0\n', "strategy.lp.amp"),
+    ('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nlp_token = "x"\nfee = 0.1\n', "strategy.lp.fee"),
     ('[strategy]\nkind = "vault"\n[strategy.vault]\nover = "flash"\n', "strategy.vault.over"),
     ('[strategy]\nkind = "vault"\n[strategy.vault]\nmanagement_fee = 1.5\n', "strategy.vault.management_fee"),
     ('[strategy]\nkind = "vault"\n[strategy.vault]\nover = "loop"\n'.replace("[strategy]", 'oracle = "market"\n[strategy]'),
@@ -65,8 +66,8 @@ def test_a_vault_on_a_venue_with_other_liquidation_rules_is_refused():
 
 
 def test_the_book_table_enters_the_hash_and_the_loop_kinds_hash_as_before():
-    a = cfg('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\namp = 50\n')
-    b = cfg('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\namp = 100\n')
+    a = cfg('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nlp_token = "x"\namp = 50\n')
+    b = cfg('[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nlp_token = "x"\namp = 100\n')
     assert config_hash(a) != config_hash(b)
     loop = cfg('[strategy]\nkind = "loop"\n')
     assert "book" not in config_to_dict(loop)["strategy"]     # earlier configs keep their hash
@@ -76,6 +77,6 @@ def test_a_book_kind_cannot_be_swept_yet(tmp_path):
     from backtest.api import run
 
     p = tmp_path / "lp.toml"
-    p.write_text(HEAD + '[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\n[sweep]\n"strategy.capital" = [1, 2]\n')
+    p.write_text(HEAD + '[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nlp_token = "x"\n[sweep]\n"strategy.capital" = [1, 2]\n')
     with pytest.raises(ConfigError, match="not supported for kind"):
         run(p, write=False)

@@ -21,16 +21,12 @@ def parse_curve(path: Path, pool: str | None = None, token0: str = "ETH", token1
     ts = parse_times(df["UNIX TimeStamp"], path, "UNIX TimeStamp", "s")
     r0 = numeric_gaps(df, path, "ETH Balance")
     r1 = numeric_gaps(df, path, "stETH Balance")
-    cols = {"ts": ts, "reserve0": convert(r0, "wei", "reserve0"), "reserve1": convert(r1, "wei", "reserve1")}
-    vp_col = next((c for c in df.columns if c.strip() == "Virtual Price"), None)
-    if vp_col is not None:          # get_virtual_price() on the 1e18 scale: the LP share's fee growth
-        cols["virtual_price"] = convert(numeric_gaps(df, path, vp_col), "e18", "virtual_price")
-    frame = pl.DataFrame(cols).sort("ts")
+    frame = pl.DataFrame({"ts": ts, "reserve0": convert(r0, "wei", "reserve0"),
+                          "reserve1": convert(r1, "wei", "reserve1")}).sort("ts")
     kept, info = drop_missing(frame, ["reserve0", "reserve1"], "pool balance", path)
     liq = kept.select("ts", pl.lit(pool or f"curve:{CURVE_STETH_POOL}").alias("pool"),
                       pl.lit(token0).alias("token0"), pl.lit(token1).alias("token1"), "reserve0", "reserve1",
-                      pl.lit(amp, dtype=pl.Float64).alias("amp"),
-                      *(["virtual_price"] if "virtual_price" in frame.columns else []))
+                      pl.lit(amp, dtype=pl.Float64).alias("amp"))
     note = (f"{path.name}: rows are newest first in the file (sorted here); balances in wei / 1e18; "
             "the pool's A is not in the file (amp null)")
     return [new_series("liquidity", liq, "curve-steth-ETH-stETH", "curve:pool-balances", path, info, [note])]

@@ -50,7 +50,6 @@ PROPOSED_TABLES: dict[str, pa.Schema] = {
         pa.field("ts", _I64, False), pa.field("block", _I64, True), pa.field("pool", _STR, False),
         pa.field("token0", _STR, False), pa.field("token1", _STR, False), pa.field("reserve0", _F64, False),
         pa.field("reserve1", _F64, False), pa.field("amp", _F64, True),
-        pa.field("virtual_price", _F64, True),
     ]),
     "rewards": pa.schema([
         pa.field("ts", _I64, False), pa.field("token", _STR, False), pa.field("kind", _STR, False),
