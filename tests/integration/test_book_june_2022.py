@@ -72,10 +72,17 @@ def test_holding_steth_lost_its_discount(book_2022):
     assert hold["verdict"] == "below"
 
 
+def test_the_vault_charged_its_fees_through_the_depeg(book_2022):
+    v = row(book_2022[0], "vault")
+    assert v["status"] == "replayed" and v["liquidations"] == 0
+    assert v["management_fee_paid"] > 0                  # 2 %/yr on assets, every block
+    assert v["realized_apy"] < row(book_2022[0], "hold-lst")["realized_apy"]   # fees and gas on top of holding
+
+
 def test_strategies_without_2022_history_are_rows_that_say_so(book_2022):
     frame, out = book_2022
     assert frame.height == 9
-    for s in ("hold-lrt", "basket", "vault", "restake-lrt", "farm"):
+    for s in ("hold-lrt", "basket", "restake-lrt", "farm"):
         assert row(frame, s)["status"].startswith("not replayed: no june-2022 config")
     # every replayed row names its result set, a folder of ours with the same ending value
     for r in frame.filter(pl.col("status") == "replayed").iter_rows(named=True):
