@@ -84,9 +84,7 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     if cfg.strategy.kind in BOOK_KINDS:        # the strategy book's kinds have their own engines
         from backtest.strategy_book import run_book_config
 
-        if grids:
-            raise ConfigError(f"--grid: kind = \"{cfg.strategy.kind}\" cannot be swept yet")
-        res = run_book_config(cfg, engine, write=write, force=force)
+        res = run_book_config(cfg, engine, write=write, force=force, grids=grids, zip_=zip_)
         return {"summary": res["summary"], "events": res["events"], "path": res["path"], "manifest": None}
     points = expand_sweep(cfg, grids, zip_)
     groups = group_points(points, list(range(len(points))))

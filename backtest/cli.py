@@ -133,10 +133,14 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
     finally:
         prog.stop()
     if not quiet and res["manifest"] is None:      # a strategy-book kind (backtest/strategy_book.py)
-        r = res["summary"].row(0, named=True)
-        click.echo(f"{r['kind']}: end value {r['end_value']:.6g} {r['unit']} from {r['capital']:.6g}, net APY "
-                   f"{r['net_apy']:.2%} (hold {r['hold_apy']:.2%}), max drawdown {r['max_drawdown']:.2%}, costs "
-                   f"{r['total_costs']:.4g}" + (f"; {r['notes']}" if r["notes"] else ""))
+        labels = [c for c in res["summary"].columns if "." in c]
+        for r in res["summary"].iter_rows(named=True):
+            swept = "".join(f" {k}={r[k]}" for k in labels)
+            click.echo(f"[{r['config_id']}]{swept} {r['kind']}: end value {r['end_value']:.6g} {r['unit']} from "
+                       f"{r['capital']:.6g}, net APY {r['net_apy']:.2%} (hold {r['hold_apy']:.2%}), max drawdown "
+                       f"{r['max_drawdown']:.2%}, costs {r['total_costs']:.4g}")
+        if res["summary"]["notes"][0]:
+            click.echo(f"notes: {res['summary']['notes'][0]}")
         click.echo(f"result set: {res['path']}")
     elif not quiet:
         labels = [p for p in res["summary"].columns if "." in p]

@@ -255,70 +255,88 @@ def run_book_kind(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, 
     return RUNNERS[cfg.strategy.kind](cfg, engine)
 
 
-def _write(tmp: Path, cfg: Config, row: dict, ts: np.ndarray, value: np.ndarray, set_hash: str, engine: str) -> None:
-    """A book kind's result set into ``tmp``: manifest.json, summary.parquet, events.parquet (empty: the book
-    kinds record no events yet) and timeseries/config_id=0/ (hourly samples of the value)."""
-    import json
-
+def _write(tmp: Path, cfg: Config, points: list, rows: list[dict], series: list, set_hash: str,
+           engine: str) -> None:
+    """A book kind's result set into ``tmp``: manifest.json, summary.parquet (one row per point of the sweep),
+    events.parquet (the vault's; lp, basket and farm record none yet) and timeseries/config_id=N/ (hourly
+    samples of the value)."""
     import polars as pl
 
     from backtest import __version__
     from backtest.config import config_hash, config_to_dict
     from backtest.store import FORMAT_VERSION, MARKER
 
-    events = row.pop("_events", None)
-    summary = pl.DataFrame([{"config_id": 0, **row}])
+    summary = summary_frame(points, rows)
     summary.write_parquet(tmp / "summary.parquet")
-    every = max(1, 3600 // max(1, int(cfg.run.block_time)))
-    idx = np.unique(np.append(np.arange(0, len(ts), every), len(ts) - 1))
-    (tmp / "timeseries" / "config_id=0").mkdir(parents=True)
-    pl.DataFrame({"block": idx.astype(np.int64), "ts": ts[idx].astype(np.int64), "equity": value[idx]}).write_parquet(
-        tmp / "timeseries" / "config_id=0" / "part-0.parquet")
-    if events is None:          # lp, basket, farm record no events yet
-        events = _events_frame(np.zeros((0, 6)), ts, ts)
-    events.write_parquet(tmp / "events.parquet")
-    unit = row.get("unit", "")
+    frames = []
+    for cid, ((ts, value, events), (_, c)) in enumerate(zip(series, points)):
+        every = max(1, 3600 // max(1, int(c.run.block_time)))
+        idx = np.unique(np.append(np.arange(0, len(ts), every), len(ts) - 1))
+        d = tmp / "timeseries" / f"config_id={cid}"
+        d.mkdir(parents=True)
+        pl.DataFrame({"block": idx.astype(np.int64), "ts": ts[idx].astype(np.int64),
+                      "equity": value[idx]}).write_parquet(d / "part-0.parquet")
+        frames.append(events.with_columns(pl.lit(cid, pl.Int64).alias("config_id")))
+    pl.concat(frames).write_parquet(tmp / "events.parquet")
+    unit = rows[0].get("unit", "")
     cols = [[c, unit if c.startswith(("end_value", "hold_end", "bench_end", "fee_income", "impermanent", "gas_cost",
                                       "swap_fee", "management", "performance", "total_costs", "rewards_sold",
                                       "unsold", "min_value", "liq_penalty", "interest")) else "", ""]
             for c in summary.columns]
     manifest = {"format": MARKER, "format_version": FORMAT_VERSION, "set_hash": set_hash, "name": cfg.run.name,
                 "config": config_to_dict(cfg), "config_hash": config_hash(cfg),
-                "points": [{"config_id": 0, "labels": {}, "config_hash": config_hash(cfg)}],
+                "points": [{"config_id": i, "labels": lab, "config_hash": config_hash(c)}
+                           for i, (lab, c) in enumerate(points)],
                 "engine": engine, "package_version": __version__, "status": "complete",
-                "notes": row.get("notes", ""), "series_read": row.get("series", ""),
-                "lake_provenance": json.loads(row["lake_provenance"]) if row.get("lake_provenance") else None,
+                "notes": rows[0].get("notes", ""), "series_read": rows[0].get("series", ""),
+                "lake_provenance": json.loads(rows[0]["lake_provenance"]) if rows[0].get("lake_provenance") else None,
                 "columns": {"summary": cols}}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
 
 
-def run_book_config(cfg: Config, engine: str = "core", write: bool = True, force: bool = False) -> dict:
-    """Replay a book-kind config and write its result set to <run.output>/<run.name>/ (atomically, through the
-    loop engine's Store: checked and locked first, replaced only when it is ours). Returns {"row", "summary",
-    "path", "ts", "value"}."""
+def summary_frame(points: list, rows: list[dict]):
+    """One row per point: config_id, the swept keys as columns, then the kind's figures."""
+    import polars as pl
+
+    return pl.DataFrame([{"config_id": i, **{k: v for k, v in lab.items()}, **row}
+                         for i, ((lab, _), row) in enumerate(zip(points, rows))], infer_schema_length=None)
+
+
+def run_book_config(cfg: Config, engine: str = "core", write: bool = True, force: bool = False,
+                    grids: dict | None = None, zip_: bool = False) -> dict:
+    """Replay a book-kind config (every point of its [sweep] and ``grids``) and write its result set to
+    <run.output>/<run.name>/ (atomically, through the loop engine's Store: checked and locked first, replaced
+    only when it is ours). Returns {"row" (the first point's), "summary", "events", "path", "ts", "value"}."""
     import os
     import shutil
     import tempfile
 
     import polars as pl
 
-    from backtest.config import config_hash
+    from backtest.config import config_hash, expand_sweep
+    from backtest.errors import ConfigError
     from backtest.store import Store
 
-    if cfg.sweep:
-        from backtest.errors import ConfigError
-
-        raise ConfigError(f"{cfg.source}: [sweep] is not supported for kind = \"{cfg.strategy.kind}\" yet; "
-                          f"run one config per value")
+    points = expand_sweep(cfg, grids, zip_)
+    for lab, _ in points:
+        for key in lab:
+            if key == "strategy.kind":
+                raise ConfigError(f"{key}: the book kinds cannot be swept across kinds; one config per kind")
     dest = Path(cfg.run.output) / cfg.run.name
-    store = Store(dest, [config_hash(cfg)], force, Path(cfg.run.data)) if write else None
+    store = Store(dest, [config_hash(c) for _, c in points], force, Path(cfg.run.data)) if write else None
     try:
-        row, ts, value = run_book_kind(cfg, engine)
-        events = row.get("_events")
+        rows, series = [], []
+        for _, c in points:
+            row, ts, value = run_book_kind(c, engine)
+            events = row.pop("_events", None)
+            if events is None:
+                events = _events_frame(np.zeros((0, 6)), ts, ts)
+            rows.append(row)
+            series.append((ts, value, events))
         path = None
         if store is not None:
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new.", dir=dest.parent))
-            _write(tmp, cfg, row, ts, value, store.set_hash, engine)
+            _write(tmp, cfg, points, rows, series, store.set_hash, engine)
             if dest.exists():
                 old = dest.with_name(f".{dest.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -331,11 +349,9 @@ def run_book_config(cfg: Config, engine: str = "core", write: bool = True, force
     finally:
         if store is not None:
             store.release()
-    row.pop("_events", None)
-    if events is None:
-        events = _events_frame(np.zeros((0, 6)), ts, ts)
-    return {"row": row, "summary": pl.DataFrame([{"config_id": 0, **row}]), "events": events, "path": path,
-            "ts": ts, "value": value}
+    events = pl.concat([e.with_columns(pl.lit(i, pl.Int64).alias("config_id")) for i, (_, _, e) in enumerate(series)])
+    return {"row": rows[0], "summary": summary_frame(points, rows), "events": events, "path": path,
+            "ts": series[0][0], "value": series[0][1]}
 
 
 __all__ = ["BOOK_KINDS", "run_book_kind", "run_book_config", "annualised", "dataclasses"]

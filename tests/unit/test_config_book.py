@@ -73,10 +73,18 @@ def test_the_book_table_enters_the_hash_and_the_loop_kinds_hash_as_before():
     assert "book" not in config_to_dict(loop)["strategy"]     # earlier configs keep their hash
 
 
-def test_a_book_kind_cannot_be_swept_yet(tmp_path):
+def test_a_book_kind_is_swept_one_row_per_point(tmp_path):
     from backtest.api import run
 
-    p = tmp_path / "lp.toml"
-    p.write_text(HEAD + '[strategy]\nkind = "lp"\n[strategy.lp]\npool = "p"\nlp_token = "x"\n[sweep]\n"strategy.capital" = [1, 2]\n')
-    with pytest.raises(ConfigError, match="not supported for kind"):
-        run(p, write=False)
+    p = tmp_path / "vault.toml"
+    p.write_text(HEAD + 'collateral = "wstETH"\ndebt = "WETH"\nemode = "eth-correlated"\n'
+                 '[strategy]\nkind = "vault"\ncapital = 1.0\ntarget_ltv = 0.8\n[strategy.vault]\nover = "loop"\n'
+                 '[sweep]\n"strategy.vault.management_fee" = [0.0, 0.02]\n')
+    res = run(p, overrides={"run.data": str(Path(__file__).resolve().parents[2] / "data"),
+                            "run.end": "2024-06-03", "run.output": str(tmp_path / "out")})
+    s = res["summary"]
+    assert s["config_id"].to_list() == [0, 1] and s["strategy.vault.management_fee"].to_list() == [0.0, 0.02]
+    assert s["management_fee_paid"][0] == 0 and s["management_fee_paid"][1] > 0
+    assert s["end_value"][1] < s["end_value"][0]          # the fee is the only difference
+    assert sorted(p.name for p in (res["path"] / "timeseries").iterdir()) == ["config_id=0", "config_id=1"]
+    assert set(res["events"]["config_id"]) == {0, 1}
