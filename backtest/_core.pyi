@@ -102,10 +102,11 @@ def book_vault(ts: I64, price: F64, oracle: F64, supply_apr: F64, borrow_apr: F6
 
 
 def book_basket(ts: I64, prices: F64, natives: F64, weights: F64, capital: float, swap_fee: float,
-                every: int) -> tuple[F64, F64, F64, F64]:
-    """A re-weighted basket against the natives: (BASKET_FIELDS vector, value, bench, end units)."""
+                every: int, max_events: int = 100000) -> tuple[F64, F64, F64, F64, F64]:
+    """A re-weighted basket against the natives: (BASKET_FIELDS vector, value, bench, end units, event rows)."""
 
 
 def book_farm(ts: I64, deposit_price: F64, reward_rate: F64, reward_price: F64, capital: float,
-              swap_fee: float, halving: float, sell_every: int, exit_after: int) -> tuple[F64, F64]:
-    """A liquidity-mining deposit: (FARM_FIELDS vector, value)."""
+              swap_fee: float, halving: float, sell_every: int, exit_after: int,
+              max_events: int = 100000) -> tuple[F64, F64, F64]:
+    """A liquidity-mining deposit: (FARM_FIELDS vector, value, event rows)."""

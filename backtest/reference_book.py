@@ -29,6 +29,21 @@ VAULT_FIELDS = ("end_value", "end_value_rate", "management_fee_paid", "performan
                 "interest_paid", "end_collateral", "end_debt", "vault_end_value", "hold_end_value", "n_events")
 
 
+class Events:
+    """Event rows (idx, kind, coll, debt, cost, hf) as the kernel writes them: the first ``cap`` kept, all counted."""
+
+    def __init__(self, cap: int):
+        self.cap, self.n, self.rows = cap, 0, []
+
+    def __call__(self, b, kind: str, coll: float, debt: float, cost: float, hf: float = math.inf) -> None:
+        if self.n < self.cap:
+            self.rows.append([float(b), float(EVENT_KINDS[kind]), coll, debt, cost, hf])
+        self.n += 1
+
+    def array(self) -> np.ndarray:
+        return np.array(self.rows, dtype=np.float64).reshape(len(self.rows), 6)
+
+
 # ------------------------------------------------------------------------------------ Curve StableSwap
 def stableswap_d(x0: float, x1: float, amp: float) -> float:
     """Curve's get_D for 2 coins (Ann = A n^n = 4 A): Newton on Ann S + D = Ann D + D^3 / (4 x0 x1)."""
@@ -257,10 +272,10 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
 
 # --------------------------------------------------------------------------------------------- basket
 BASKET_FIELDS = ("end_value", "bench_end_value", "swap_fee_cost", "n_rebalances", "max_drawdown",
-                 "bench_max_drawdown", "min_value", "bench_fee_cost")
+                 "bench_max_drawdown", "min_value", "bench_fee_cost", "n_events")
 
 
-def book_basket(ts, prices, natives, weights, capital: float, swap_fee: float, every: int):
+def book_basket(ts, prices, natives, weights, capital: float, swap_fee: float, every: int, max_events: int = 100000):
     ts = np.asarray(ts, dtype=np.int64)
     px = np.asarray(prices, dtype=np.float64)
     nat = np.asarray(natives, dtype=np.float64)
@@ -275,6 +290,8 @@ def book_basket(ts, prices, natives, weights, capital: float, swap_fee: float, e
     v = [capital * w[i] * (1.0 - fee) / nat[i, 0] for i in range(k)]
     fc = capital * fee
     fb = capital * fee
+    ev = Events(max_events)
+    ev(0, "open", 0.0, -capital, capital * fee)
     nreb = dd = bdd = 0.0
     peak = bpeak = -math.inf
     vmin = math.inf
@@ -300,6 +317,7 @@ def book_basket(ts, prices, natives, weights, capital: float, swap_fee: float, e
                 u[i] = w[i] * V / px[i, b]
                 v[i] = w[i] * B / nat[i, b]
             nreb += 1.0
+            ev(b, "rebalance", 0.0, T, fee * T)
         V = 0.0
         B = 0.0
         for i in range(k):
@@ -317,17 +335,17 @@ def book_basket(ts, prices, natives, weights, capital: float, swap_fee: float, e
             bpeak = B
         if bpeak > 0 and (bpeak - B) / bpeak > bdd:
             bdd = (bpeak - B) / bpeak
-    out = np.array([value[n - 1], bench[n - 1], fc, nreb, dd, bdd, vmin, fb])
-    return out, value, bench, np.array(u)
+    out = np.array([value[n - 1], bench[n - 1], fc, nreb, dd, bdd, vmin, fb, float(ev.n)])
+    return out, value, bench, np.array(u), ev.array()
 
 
 # ----------------------------------------------------------------------------------------------- farm
 FARM_FIELDS = ("end_value", "reward_tokens_earned", "reward_tokens_sold", "rewards_sold_value", "swap_fee_cost",
-               "max_drawdown", "exit_idx", "hold_end_value", "unsold_reward_value")
+               "max_drawdown", "exit_idx", "hold_end_value", "unsold_reward_value", "n_events")
 
 
 def book_farm(ts, deposit_price, reward_rate, reward_price, capital: float, swap_fee: float, halving: float,
-              sell_every: int, exit_after: int):
+              sell_every: int, exit_after: int, max_events: int = 100000):
     ts = np.asarray(ts, dtype=np.int64)
     dp, rate, rp = (np.asarray(a, dtype=np.float64) for a in (deposit_price, reward_rate, reward_price))
     n = ts.shape[0]
@@ -343,6 +361,8 @@ def book_farm(ts, deposit_price, reward_rate, reward_price, capital: float, swap
     dd = 0.0
     dep = capital * (1.0 - fee) / dp[0]
     fc = capital * fee
+    ev = Events(max_events)
+    ev(0, "open", dep, -capital, capital * fee)
     for b in range(n):
         if b > 0 and dep > 0:
             dt = float(ts[b] - ts[b - 1])
@@ -355,12 +375,14 @@ def book_farm(ts, deposit_price, reward_rate, reward_price, capital: float, swap
             earned += dep * r * dt
         if pend > 0 and (int(ts[b]) - last_sale >= sell_every or (dep > 0 and int(ts[b] - ts[0]) >= exit_after)):
             last_sale = int(ts[b])
+            ev(b, "reward_sale", pend, pend * rp[b] * (1.0 - fee), pend * rp[b] * fee)
             sold += pend
             sold_v += pend * rp[b] * (1.0 - fee)
             fc += pend * rp[b] * fee
             cash += pend * rp[b] * (1.0 - fee)
             pend = 0.0
         if dep > 0 and int(ts[b] - ts[0]) >= exit_after:
+            ev(b, "exit", -dep, dep * dp[b] * (1.0 - fee), dep * dp[b] * fee)
             cash += dep * dp[b] * (1.0 - fee)
             fc += dep * dp[b] * fee
             dep = 0.0
@@ -372,5 +394,5 @@ def book_farm(ts, deposit_price, reward_rate, reward_price, capital: float, swap
         if peak > 0 and (peak - V) / peak > dd:
             dd = (peak - V) / peak
     out = np.array([value[n - 1], earned, sold, sold_v, fc, dd, float(exit_idx),
-                    capital * (1.0 - fee) / dp[0] * dp[n - 1], pend * rp[n - 1] if pend > 0 else 0.0])
-    return out, value
+                    capital * (1.0 - fee) / dp[0] * dp[n - 1], pend * rp[n - 1] if pend > 0 else 0.0, float(ev.n)])
+    return out, value, ev.array()

@@ -35,6 +35,7 @@ EVENT_KINDS = {
     "queue_release": 6,
     "unwind": 7,
     "slash": 8,             # the collateral token's exchange rate was cut (restaking slash), cost = value lost
+    "reward_sale": 9,       # a farm sold its accrued reward tokens (coll = tokens sold, debt = proceeds)
 }
 EVENT_NAMES = {v: k for k, v in EVENT_KINDS.items()}
 

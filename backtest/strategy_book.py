@@ -194,12 +194,13 @@ def run_basket(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.
     a = s.arrays
     px = np.ascontiguousarray(np.stack([a[f"px{i}.v"] for i in range(len(tokens))]))
     nat = np.ascontiguousarray(np.stack([a[f"nat{i}.v"] for i in range(len(tokens))]))
-    out, value, bench, units = _engine(engine).book_basket(s.ts, px, nat, w, cfg.strategy.capital,
-                                                           cfg.costs.swap_fee, int(bk.rebalance_every))
+    out, value, bench, units, ev = _engine(engine).book_basket(s.ts, px, nat, w, cfg.strategy.capital,
+                                                               cfg.costs.swap_fee, int(bk.rebalance_every), MAX_EVENTS)
     from backtest.reference_book import BASKET_FIELDS
 
     f = dict(zip(BASKET_FIELDS, out))
     extra = {k: f[k] for k in BASKET_FIELDS if k not in ("end_value",)}
+    extra["events_dropped"] = max(0.0, f["n_events"] - MAX_EVENTS)
     extra["bench_apy"] = annualised(f["bench_end_value"], cfg.strategy.capital, float(s.ts[-1] - s.ts[0]))
     extra["total_costs"] = f["swap_fee_cost"]
     extra["liq_count"] = 0.0
@@ -209,8 +210,9 @@ def run_basket(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.
         notes.append(f"replayed {iso(start)} to {iso(end)}, where every token has prices ({'; '.join(clipped)})")
     labels = {**s.labels, **s.derived}
     # the hold benchmark of a basket is its natives
-    return (_row(cfg, s.ts, f["end_value"], f["bench_end_value"], extra, "USD", notes, labels, s.files),
-            s.ts, value)
+    row = _row(cfg, s.ts, f["end_value"], f["bench_end_value"], extra, "USD", notes, labels, s.files)
+    row["_events"] = _events_frame(ev, s.ts, np.arange(s.ts.shape[0]))
+    return row, s.ts, value
 
 
 # ----------------------------------------------------------------------------------------------- farm
@@ -218,14 +220,15 @@ def run_farm(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.nd
     fm = cfg.strategy.book.farm
     s = farm_series(_request(cfg), cfg.market.collateral, fm.reward_token, cfg.market.debt)
     a = s.arrays
-    out, value = _engine(engine).book_farm(s.ts, np.ascontiguousarray(a["dprice.v"]),
-                                           np.ascontiguousarray(a["rate.v"]), np.ascontiguousarray(a["rprice.v"]),
-                                           cfg.strategy.capital, cfg.costs.swap_fee, float(fm.halving),
-                                           int(fm.sell_every), int(fm.exit_after))
+    out, value, ev = _engine(engine).book_farm(s.ts, np.ascontiguousarray(a["dprice.v"]),
+                                               np.ascontiguousarray(a["rate.v"]), np.ascontiguousarray(a["rprice.v"]),
+                                               cfg.strategy.capital, cfg.costs.swap_fee, float(fm.halving),
+                                               int(fm.sell_every), int(fm.exit_after), MAX_EVENTS)
     from backtest.reference_book import FARM_FIELDS
 
     f = dict(zip(FARM_FIELDS, out))
     extra = {k: f[k] for k in FARM_FIELDS if k not in ("end_value", "hold_end_value")}
+    extra["events_dropped"] = max(0.0, f["n_events"] - MAX_EVENTS)
     extra["total_costs"] = f["swap_fee_cost"]
     extra["liq_count"] = 0.0
     extra["max_drawdown"] = f["max_drawdown"]
@@ -233,8 +236,9 @@ def run_farm(cfg: Config, engine: str = "core") -> tuple[dict, np.ndarray, np.nd
              + (f", halving every {fm.halving / 86400:g} d" if fm.halving else "")
              + f", sold every {fm.sell_every / 86400:g} d, exit after {fm.exit_after / 86400:g} d"]
     labels = {**s.labels, **s.derived}
-    return (_row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels, s.files),
-            s.ts, value)
+    row = _row(cfg, s.ts, f["end_value"], f["hold_end_value"], extra, cfg.market.debt, notes, labels, s.files)
+    row["_events"] = _events_frame(ev, s.ts, np.arange(s.ts.shape[0]))
+    return row, s.ts, value
 
 
 def flagged(labels: dict[str, str]) -> list[str]:

@@ -5,7 +5,7 @@
 # operation (tests/unit/test_differential_book.py keeps the two equal).
 from libc.math cimport fabs
 from _rates cimport index_growth as _book_index_growth
-from _types cimport EV_OPEN, EV_REBALANCE, EV_LIQUIDATION
+from _types cimport EV_OPEN, EV_REBALANCE, EV_LIQUIDATION, EV_EXIT, EV_REWARD_SALE
 
 cdef enum:
     BOOK_NEWTON_ITERS = 255     # Curve's get_D loops at most 255 times, stopping when D moves by <= 1 unit
@@ -326,7 +326,7 @@ def book_vault(const int64_t[::1] ts, const double[::1] price, const double[::1]
 # --------------------------------------------------------------------------------------------- basket
 cdef void _book_basket(Py_ssize_t k, Py_ssize_t n, const int64_t* ts, const double* px, const double* nat,
                        const double* w, double capital, double fee, int64_t every, double* value,
-                       double* bench, double* u, double* v, double* out) noexcept nogil:
+                       double* bench, double* u, double* v, double* out, double* ev, Py_ssize_t ecap) noexcept nogil:
     # px, nat: k x n (row i = token i), prices of the tokens and of their natives in one base (USD)
     # out: end_value, bench_end_value, swap_fee_cost, n_rebalances, max_drawdown, bench_max_drawdown,
     #      min_value, bench_fee_cost
@@ -334,11 +334,13 @@ cdef void _book_basket(Py_ssize_t k, Py_ssize_t n, const int64_t* ts, const doub
     cdef int64_t last = ts[0]
     cdef double V, B, T, TB, fc = 0.0, fb = 0.0, nreb = 0.0, peak = -INFINITY, dd = 0.0, bpeak = -INFINITY
     cdef double bdd = 0.0, vmin = INFINITY
+    cdef Py_ssize_t ne = 0
     for i in range(k):
         u[i] = capital * w[i] * (1.0 - fee) / px[i * n]
         v[i] = capital * w[i] * (1.0 - fee) / nat[i * n]
     fc = capital * fee
     fb = capital * fee
+    _book_event(ev, ecap, &ne, 0, EV_OPEN, 0.0, -capital, capital * fee, INFINITY)
     for b in range(n):
         if every > 0 and b > 0 and ts[b] - last >= every:
             # re-weight both to the weights at this block's prices, the swap fee on every leg traded
@@ -361,6 +363,7 @@ cdef void _book_basket(Py_ssize_t k, Py_ssize_t n, const int64_t* ts, const doub
                 u[i] = w[i] * V / px[i * n + b]
                 v[i] = w[i] * B / nat[i * n + b]
             nreb += 1.0
+            _book_event(ev, ecap, &ne, b, EV_REBALANCE, 0.0, T, fee * T, INFINITY)
         V = 0.0
         B = 0.0
         for i in range(k):
@@ -386,13 +389,15 @@ cdef void _book_basket(Py_ssize_t k, Py_ssize_t n, const int64_t* ts, const doub
     out[5] = bdd
     out[6] = vmin
     out[7] = fb
+    out[8] = <double>ne
 
 
 def book_basket(const int64_t[::1] ts, const double[:, ::1] prices, const double[:, ::1] natives,
-                const double[::1] weights, double capital, double swap_fee, int64_t every):
+                const double[::1] weights, double capital, double swap_fee, int64_t every,
+                Py_ssize_t max_events=100000):
     """A basket of k tokens (rows of ``prices``, in one base) with ``weights``, re-weighted every ``every``
     seconds (0: never), against the same weights of the natives. Returns (summary vector, value, bench,
-    end units); backtest.reference_book.BASKET_FIELDS names the vector."""
+    end units, events: open and re-weightings, debt = notional traded); BASKET_FIELDS names the vector."""
     cdef Py_ssize_t n = ts.shape[0], k = weights.shape[0]
     if n == 0 or k == 0:
         raise ValueError("book_basket needs blocks and tokens")
@@ -402,18 +407,22 @@ def book_basket(const int64_t[::1] ts, const double[:, ::1] prices, const double
     bench = np.empty(n)
     units = np.empty(k)
     nunits = np.empty(k)
-    out = np.zeros(8)
+    if max_events < 1:
+        raise ValueError("book_basket: max_events must be >= 1")
+    out = np.zeros(9)
+    events = np.zeros((max_events, 6))
     cdef double[::1] va = value, be = bench, u = units, nu = nunits, o = out
+    cdef double[:, ::1] e = events
     with nogil:
         _book_basket(k, n, &ts[0], &prices[0, 0], &natives[0, 0], &weights[0], capital, swap_fee, every,
-                     &va[0], &be[0], &u[0], &nu[0], &o[0])
-    return out, value, bench, units
+                     &va[0], &be[0], &u[0], &nu[0], &o[0], &e[0, 0], max_events)
+    return out, value, bench, units, events[:min(int(out[8]), max_events)]
 
 
 # ----------------------------------------------------------------------------------------------- farm
 cdef void _book_farm(Py_ssize_t n, const int64_t* ts, const double* dprice, const double* rate,
                      const double* rprice, double capital, double fee, double halving, int64_t sell_every,
-                     int64_t exit_after, double* value, double* out) noexcept nogil:
+                     int64_t exit_after, double* value, double* out, double* ev, Py_ssize_t ecap) noexcept nogil:
     # rate: reward tokens per deposited token per second (the rewards rows); halving: seconds per halving of
     # the emission on top of the rows, counted from the first emission (0: the rows alone)
     # out: end_value, reward_tokens_earned, reward_tokens_sold, rewards_sold_value, swap_fee_cost,
@@ -422,8 +431,10 @@ cdef void _book_farm(Py_ssize_t n, const int64_t* ts, const double* dprice, cons
     cdef int64_t last_sale = ts[0], t_emit = -1
     cdef double dep, pend = 0.0, cash = 0.0, earned = 0.0, sold = 0.0, sold_v = 0.0, fc, dt, r, V
     cdef double peak = -INFINITY, dd = 0.0
+    cdef Py_ssize_t ne = 0
     dep = capital * (1.0 - fee) / dprice[0]
     fc = capital * fee
+    _book_event(ev, ecap, &ne, 0, EV_OPEN, dep, -capital, capital * fee, INFINITY)
     for b in range(n):
         if b > 0 and dep > 0:
             dt = <double>(ts[b] - ts[b - 1])
@@ -437,12 +448,15 @@ cdef void _book_farm(Py_ssize_t n, const int64_t* ts, const double* dprice, cons
         if pend > 0 and (ts[b] - last_sale >= sell_every or (dep > 0 and ts[b] - ts[0] >= exit_after)):
             # sell what accrued at this block's market price of the reward token
             last_sale = ts[b]
+            _book_event(ev, ecap, &ne, b, EV_REWARD_SALE, pend, pend * rprice[b] * (1.0 - fee), pend * rprice[b] * fee,
+                        INFINITY)
             sold += pend
             sold_v += pend * rprice[b] * (1.0 - fee)
             fc += pend * rprice[b] * fee
             cash += pend * rprice[b] * (1.0 - fee)
             pend = 0.0
         if dep > 0 and ts[b] - ts[0] >= exit_after:
+            _book_event(ev, ecap, &ne, b, EV_EXIT, -dep, dep * dprice[b] * (1.0 - fee), dep * dprice[b] * fee, INFINITY)
             cash += dep * dprice[b] * (1.0 - fee)
             fc += dep * dprice[b] * fee
             dep = 0.0
@@ -462,24 +476,29 @@ cdef void _book_farm(Py_ssize_t n, const int64_t* ts, const double* dprice, cons
     out[6] = <double>exit_idx
     out[7] = capital * (1.0 - fee) / dprice[0] * dprice[n - 1]
     out[8] = pend * rprice[n - 1] if pend > 0 else 0.0
+    out[9] = <double>ne
 
 
 def book_farm(const int64_t[::1] ts, const double[::1] deposit_price, const double[::1] reward_rate,
               const double[::1] reward_price, double capital, double swap_fee, double halving,
-              int64_t sell_every, int64_t exit_after):
+              int64_t sell_every, int64_t exit_after, Py_ssize_t max_events=100000):
     """A liquidity-mining deposit: ``capital`` buys the deposit token, which earns ``reward_rate`` reward
     tokens per token per second (halving every ``halving`` seconds on top, 0: not), sold every ``sell_every``
     seconds at ``reward_price``; at ``exit_after`` seconds the deposit is sold. Returns (summary vector,
-    value); backtest.reference_book.FARM_FIELDS names the vector."""
+    value, events: open, reward sales, exit); backtest.reference_book.FARM_FIELDS names the vector."""
     cdef Py_ssize_t n = ts.shape[0]
     if n == 0:
         raise ValueError("book_farm needs blocks")
     if deposit_price.shape[0] != n or reward_rate.shape[0] != n or reward_price.shape[0] != n:
         raise ValueError("book_farm: arrays differ in length")
+    if max_events < 1:
+        raise ValueError("book_farm: max_events must be >= 1")
     value = np.empty(n)
-    out = np.zeros(9)
+    out = np.zeros(10)
+    events = np.zeros((max_events, 6))
     cdef double[::1] va = value, o = out
+    cdef double[:, ::1] e = events
     with nogil:
         _book_farm(n, &ts[0], &deposit_price[0], &reward_rate[0], &reward_price[0], capital, swap_fee, halving,
-                   sell_every, exit_after, &va[0], &o[0])
-    return out, value
+                   sell_every, exit_after, &va[0], &o[0], &e[0, 0], max_events)
+    return out, value, events[:min(int(out[9]), max_events)]

@@ -52,6 +52,7 @@ cdef enum:
     EV_QUEUE_RELEASE = 6
     EV_UNWIND = 7
     EV_SLASH = 8
+    EV_REWARD_SALE = 9      # the strategy book's farm sold its accrued reward tokens (ext/_book.pxi)
 
 cdef enum:
     N_RECORD = 11

@@ -83,7 +83,7 @@ def test_basket_core_equals_reference(seed, n, k, irregular, fee, every):
     natives = np.ascontiguousarray(np.stack([path(rng, n, 1, 4000) for _ in range(k)]))
     prices = np.ascontiguousarray(natives * np.stack([path(rng, n, 0.9, 1.3) for _ in range(k)]))
     w = rng.dirichlet(np.ones(k))
-    args = (ts, prices, natives, w, rng.uniform(1, 1e6), fee, every)
+    args = (ts, prices, natives, w, rng.uniform(1, 1e6), fee, every, int(rng.integers(1, 20)))
     same(_core.book_basket(*args), ref.book_basket(*args))
 
 
@@ -96,5 +96,5 @@ def test_farm_core_equals_reference(seed, n, irregular, fee, halving, sell, exit
     ts = clock(rng, n, irregular)
     rate = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0, 1e-5, n))
     args = (ts, path(rng, n, 0.9, 1.1), rate, path(rng, n, 0.01, 10), rng.uniform(1, 1e6), fee, halving, sell,
-            exit_after)
+            exit_after, int(rng.integers(1, 20)))
     same(_core.book_farm(*args), ref.book_farm(*args))

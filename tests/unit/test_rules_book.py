@@ -189,12 +189,15 @@ def test_basket_reweighting_against_holding_and_the_natives(engine):
     nat = np.array([[1.0, 1.9, 1.0], [1.0, 1.0, 1.0]])
     w = np.array([0.5, 0.5])
     eng = ENGINES[engine]
-    out, value, bench, units = eng.book_basket(ts, px, nat, w, 1000.0, 0.0, 86400)
+    out, value, bench, units, ev = eng.book_basket(ts, px, nat, w, 1000.0, 0.0, 86400)
     s = named(ref.BASKET_FIELDS, out)
     assert value[1] == pytest.approx(1500.0) and s["end_value"] == pytest.approx(1125.0, rel=1e-13)
     # the natives re-weighted on the same schedule: 1,450 -> 725 / 725 (381.58 A at 1.9), then 381.58 + 725
     assert s["bench_end_value"] == pytest.approx(725 / 1.9 + 725, rel=1e-13)
     assert s["n_rebalances"] == 2
+    # events: the open and both re-weightings, debt = the notional traded (|1000 - 750| + |500 - 750| = 500)
+    assert ev[:, 1].tolist() == [EVENT_KINDS["open"], EVENT_KINDS["rebalance"], EVENT_KINDS["rebalance"]]
+    assert ev[1, 3] == pytest.approx(500.0)
     out, *_ = eng.book_basket(ts, px, nat, w, 1000.0, 0.0, 0)
     assert named(ref.BASKET_FIELDS, out)["end_value"] == pytest.approx(1000.0, rel=1e-13)
     assert named(ref.BASKET_FIELDS, out)["max_drawdown"] == pytest.approx(1 / 3, rel=1e-13)
@@ -206,7 +209,7 @@ def test_basket_pays_the_swap_fee_on_every_leg_traded(engine):
     # 249.75 each, traded 499.5 -> fee 0.4995, value 1,498.0005
     ts = np.array([0, 86400], dtype=np.int64)
     px = np.array([[1.0, 2.0], [1.0, 1.0]])
-    out, value, _, _ = ENGINES[engine].book_basket(ts, px, px.copy(), np.array([0.5, 0.5]), 1000.0, 0.001, 86400)
+    out, value, _, _, _ = ENGINES[engine].book_basket(ts, px, px.copy(), np.array([0.5, 0.5]), 1000.0, 0.001, 86400)
     s = named(ref.BASKET_FIELDS, out)
     assert s["swap_fee_cost"] == pytest.approx(1.0 + 0.4995, rel=1e-12)
     assert s["end_value"] == pytest.approx(1498.5 - 0.4995, rel=1e-12)
@@ -222,7 +225,7 @@ def test_farm_emissions_halve_rewards_are_sold_on_schedule_and_the_deposit_exits
     ts = np.arange(5, dtype=np.int64) * d
     rate = np.full(5, 0.01 / d)
     rprice = np.array([4.0, 4.0, 2.0, 2.0, 1.0])
-    out, value = ENGINES[engine].book_farm(ts, np.ones(5), rate, rprice, 1000.0, 0.0, 2.0 * d, 2 * d, 3 * d)
+    out, value, ev = ENGINES[engine].book_farm(ts, np.ones(5), rate, rprice, 1000.0, 0.0, 2.0 * d, 2 * d, 3 * d)
     s = named(ref.FARM_FIELDS, out)
     day2 = 1000 * 0.01 * 0.5 ** 0.5
     assert value[1] == pytest.approx(1000 + 10 * 4, rel=1e-12)
@@ -232,6 +235,10 @@ def test_farm_emissions_halve_rewards_are_sold_on_schedule_and_the_deposit_exits
     assert s["exit_idx"] == 3
     assert s["end_value"] == pytest.approx(1000 + (10 + day2) * 2 + 10, rel=1e-12)   # nothing accrues after
     assert s["hold_end_value"] == pytest.approx(1000.0)
+    # events: open, the day-2 sale (10 + 7.07 tokens for 34.14), the exit's sale (5 for 10) and the exit
+    kinds = [EVENT_KINDS[k] for k in ("open", "reward_sale", "reward_sale", "exit")]
+    assert ev[:, 1].tolist() == kinds and ev[:, 0].tolist() == [0, 2, 3, 3]
+    assert ev[1, 2:4].tolist() == pytest.approx([10 + day2, (10 + day2) * 2]) and ev[3, 3] == pytest.approx(1000.0)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -241,7 +248,7 @@ def test_farm_halving_counts_from_the_first_emission_not_the_window_start(engine
     d = 86400
     ts = np.arange(4, dtype=np.int64) * d
     rate = np.array([0.0, 0.01 / d, 0.01 / d, 0.01 / d])
-    out, _ = ENGINES[engine].book_farm(ts, np.ones(4), rate, np.ones(4), 1000.0, 0.0, float(d), 100 * d, 100 * d)
+    out, _, _ = ENGINES[engine].book_farm(ts, np.ones(4), rate, np.ones(4), 1000.0, 0.0, float(d), 100 * d, 100 * d)
     s = named(ref.FARM_FIELDS, out)
     assert s["reward_tokens_earned"] == pytest.approx(15.0, rel=1e-12)
     assert s["reward_tokens_sold"] == 0 and s["unsold_reward_value"] == pytest.approx(15.0, rel=1e-12)
