@@ -231,11 +231,13 @@ def show(results_dir, sql):
 @click.option("--data", "data_dir", default="data", show_default=True, help="the lake")
 @click.option("--output", default="results", show_default=True, help="writes OUTPUT/book/")
 @click.option("--configs", default=None, help="a folder of book configs (default: examples/book/)")
-def book_cmd(window, capital, data_dir, output, configs):
+@click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True,
+              help="the book kinds' engine: the Cython core or the plain-Python reference")
+def book_cmd(window, capital, data_dir, output, configs, engine):
     """The strategy book: every advertised strategy replayed over one window, "what $1,000 became"."""
     from backtest.book import EXAMPLES, book, print_book
 
-    frame = book(window, capital, data_dir, output, Path(configs) if configs else EXAMPLES)
+    frame = book(window, capital, data_dir, output, Path(configs) if configs else EXAMPLES, engine)
     print_book(frame, capital)
     click.echo(f"book: {Path(output) / 'book' / 'book.parquet'}")
 
