@@ -226,7 +226,7 @@ def show(results_dir, sql):
 
 @cli.command("book")
 @click.option("--window", default="real-2024", show_default=True,
-              help="real-2024 (2024-05-14..2025-09-18), june-2022 (2022-05-01..2022-09-30) or START..END")
+              help="real-2024 (2024-05-14..2025-09-18), june-2022 (2022-05-02..2022-09-30) or START..END")
 @click.option("--capital", type=float, default=1000.0, show_default=True, help="dollars put into each strategy")
 @click.option("--data", "data_dir", default="data", show_default=True, help="the lake")
 @click.option("--output", default="results", show_default=True, help="writes OUTPUT/book/")
