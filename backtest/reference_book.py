@@ -153,7 +153,7 @@ def book_vault(ts, price, oracle, supply_apr, borrow_apr, lt, bonus, gas_gwei, p
     f = 0.0
     if loop:
         q = orc[0] * (1.0 - fee) / P[0]
-        f = x * q * cap / (1.0 - x * q)
+        f = x * q * cap / (1.0 - x * q) if x * q < 1.0 else cap * x / (1.0 - x)
     tokens = (cap + f) * (1.0 - fee) / P[0]
     spaid = (cap + f) * fee
     cs = tokens

@@ -167,7 +167,9 @@ cdef void _book_vault(Py_ssize_t n, const int64_t* ts, const double* price, cons
     f = 0.0
     if loop:
         q = orc[0] * (1.0 - fee) / price[0]
-        f = x * q * cap / (1.0 - x * q)
+        # a DEX discount deep enough that x q >= 1 reaches no finite loan: sized at cost, C x / (1 - x), the
+        # vault then opens below its target LTV (as the loop core's flash-loan open)
+        f = x * q * cap / (1.0 - x * q) if x * q < 1.0 else cap * x / (1.0 - x)
     tokens = (cap + f) * (1.0 - fee) / price[0]
     spaid = (cap + f) * fee
     cs = tokens

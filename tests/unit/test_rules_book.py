@@ -270,3 +270,16 @@ def test_the_management_fee_is_charged_every_block(engine):
     assert value[1] == pytest.approx(100 * (1 - 0.02 * 12 / Y), rel=1e-14)
     # charged once over the same time it would be 100 x (1 - 0.02 x 999 x 12 / Y): block by block is less
     assert s["end_value"] > 100 * (1 - 0.02 * (n - 1) * 12 / Y)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_vault_opened_in_a_deep_discount_borrows_at_cost_and_opens_below_target(engine):
+    # the DEX at 0.8 against an oracle of 1: q = 1.25, x q = 0.85 x 1.25 >= 1, no finite loan reaches 85 %;
+    # F = 100 x 0.85 / 0.15 = 566.67 buys 666.67 / 0.8 = 833.33 tokens: LTV 566.67 / 833.33 = 0.68
+    ts = np.array([0, 60], dtype=np.int64)
+    z, one = np.zeros(2), np.ones(2)
+    out, _, ev = ENGINES[engine].book_vault(ts, one * 0.8, one, z, z, one * 0.95, one * 0.01, z,
+                                            vault_params(1, target_ltv=0.85, every=86400))
+    f = 100 * 0.85 / 0.15
+    assert ev[0, 3] == pytest.approx(f, rel=1e-12) and ev[0, 2] == pytest.approx((100 + f) / 0.8, rel=1e-12)
+    assert ev[0, 3] / ev[0, 2] == pytest.approx(0.68, rel=1e-12)
