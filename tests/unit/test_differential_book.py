@@ -58,7 +58,7 @@ def test_vault_core_equals_reference(seed, n, irregular, loop, protocol, target,
     rng = np.random.default_rng(seed)
     ts = clock(rng, n, irregular)
     orc = 1.15 * np.cumprod(1 + rng.uniform(0, 2e-5, n))
-    price = orc * path(rng, n, 0.9, 1.0)
+    price = orc * path(rng, n, 0.75 if rng.random() < 0.3 else 0.9, 1.0)    # a deep discount: the open at cost
     if n > 2 and crash > 0:                        # a de-peg of the oracle too: liquidations
         at = rng.integers(1, n)
         orc = orc.copy()
