@@ -48,6 +48,36 @@ ADVERTISED = {
     "farm": Advertised("highly variable", None, None),
 }
 ORDER = tuple(ADVERTISED)
+#: book.parquet's column dictionary (name -> unit, meaning), written beside it as book.json
+COLUMNS = {
+    "strategy": ("", "the book config's name (examples/book/<strategy>.toml)"),
+    "kind": ("", "strategy.kind"), "tokens": ("", "what the position holds / against what"),
+    "venue": ("", "market.protocol, the pool, or - for a plain holding"), "window": ("", "the --window"),
+    "capital_usd": ("USD", "dollars put in"), "status": ("", "replayed, or why not (the series missing)"),
+    "unit": ("", "the strategy's unit of account (its debt asset, or USD)"),
+    "ending_value_usd": ("USD", "what the capital became: capital x end_value / capital in the unit"),
+    "end_value": ("unit", "ending value in the strategy's unit"),
+    "realized_apy": ("apy", "(end / capital)^(1 / years) - 1"), "window_return": ("fraction", "end / capital - 1"),
+    "advertised": ("", "the guides' range"), "advertised_low": ("apy", "range low (base added where relative)"),
+    "advertised_high": ("apy", "range high"), "verdict": ("", "inside / below / above the range, n/a"),
+    "liquidations": ("count", "liquidation calls"), "worst_drawdown": ("fraction", "max peak-to-trough of the value"),
+    "costs": ("unit", "gas, swap fees, slippage, flash fees and vault fees"),
+    "hold_apy": ("apy", "the benchmark: the token held (basket: its natives)"),
+    "rewards_value": ("unit", "restaking rewards valued as the config says (beside the value, not in it)"),
+    "apy_with_rewards": ("apy", "realized APY with the rewards added to the ending value"),
+    "notes": ("", "what is synthetic, assumed or clipped"), "result_set": ("", "the strategy's result set"),
+    "result_row": ("", "its summary row (config_id)"), "config": ("", "the config file"),
+    "fee_income": ("unit", "lp: tokens x (virtual price end - start)"),
+    "impermanent_loss": ("unit", "lp: the share without fee growth minus the deposit's coins held"),
+    "max_lst_share": ("fraction", "lp: the pool's largest LST share"),
+    "lst_share_at_min": ("fraction", "lp: the pool's LST share when the LP value was lowest"),
+    "min_value": ("unit", "lp: the lowest value of the share"), "min_value_ts": ("epoch s", "lp: when"),
+    "management_fee_paid": ("unit", "vault: the holder's share of the management fee"),
+    "performance_fee_paid": ("unit", "vault: the holder's share of the performance fee"),
+    "n_rebalances": ("count", "vault / basket re-balancings"), "bench_end_value": ("USD", "basket: the natives"),
+    "bench_apy": ("apy", "basket: the natives' APY"), "rewards_sold_value": ("unit", "farm: reward sales, net"),
+    "reward_tokens_sold": ("tokens", "farm: reward tokens sold"), "min_hf": ("", "lowest health factor"),
+}
 #: per-kind figures carried into book.parquet (null where a kind has none)
 DETAIL = ("fee_income", "impermanent_loss", "max_lst_share", "lst_share_at_min", "min_value", "min_value_ts",
           "management_fee_paid", "performance_fee_paid", "n_rebalances", "bench_end_value", "bench_apy",
@@ -182,6 +212,11 @@ def book(window: str = "real-2024", capital: float = 1000.0, data: str = "data",
     tmp = out_root / ".book.parquet.tmp"
     frame.write_parquet(tmp)
     os.replace(tmp, out_root / "book.parquet")
+    doc = {"window": name, "start": start, "end": end, "capital_usd": capital,
+           "columns": {"book": [[c, *COLUMNS.get(c, ("", ""))] for c in frame.columns]}}
+    tmp = out_root / ".book.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+    os.replace(tmp, out_root / "book.json")
     return frame
 
 

@@ -29,6 +29,8 @@ def test_every_advertised_strategy_is_a_row_with_design_columns(frame):
                 "costs", "result_set", "result_row", "notes", "status"):
         assert col in f.columns
     assert pl.read_parquet(out / "book.parquet").equals(f)
+    doc = json.loads((out / "book.json").read_text())          # the column dictionary, every column named
+    assert [c[0] for c in doc["columns"]["book"]] == f.columns and all(c[2] for c in doc["columns"]["book"])
 
 
 def test_each_replayed_row_is_its_result_sets_numbers(frame):
