@@ -26,6 +26,7 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
+from _types cimport KIND_BASKET, KIND_LP, KIND_VAULT, KIND_FARM, EV_REWARD_SALE
 from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOLD, KIND_LEND, KIND_LOOP,
                      KIND_FLASH, ENTRY_SWAP, ENTRY_STAKE, SLIP_NONE, SLIP_LINEAR, SLIP_STABLESWAP, SLIP_CPMM,
                      ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
@@ -221,7 +222,8 @@ def enum_codes():
     """Every enum of ext/_types.pxd by its config name, for the schema test against backtest/schema.py."""
     return {
         "protocol": protocol_codes(),
-        "kind": {"hold": KIND_HOLD, "lend": KIND_LEND, "loop": KIND_LOOP, "flash-loan": KIND_FLASH},
+        "kind": {"hold": KIND_HOLD, "lend": KIND_LEND, "loop": KIND_LOOP, "flash-loan": KIND_FLASH,
+                 "basket": KIND_BASKET, "lp": KIND_LP, "vault": KIND_VAULT, "farm": KIND_FARM},
         "entry": {"swap": ENTRY_SWAP, "stake": ENTRY_STAKE},
         "slippage": {"none": SLIP_NONE, "linear": SLIP_LINEAR, "stableswap": SLIP_STABLESWAP,
                      "constant-product": SLIP_CPMM},
@@ -230,7 +232,7 @@ def enum_codes():
                    "chainlink": ORACLE_FEED},
         "event": {"open": EV_OPEN, "loop": EV_LOOP, "rebalance": EV_REBALANCE, "liquidation": EV_LIQUIDATION,
                   "bad_debt": EV_BAD_DEBT, "exit": EV_EXIT, "queue_release": EV_QUEUE_RELEASE,
-                  "unwind": EV_UNWIND, "slash": EV_SLASH},
+                  "unwind": EV_UNWIND, "slash": EV_SLASH, "reward_sale": EV_REWARD_SALE},
         "n_record": N_RECORD,
     }
 
@@ -667,3 +669,4 @@ def struct_sizes():
 include "_legs.pxi"
 include "_legs_replay.pxi"
 include "_paths.pxi"
+include "_book.pxi"

@@ -17,6 +17,10 @@ cdef enum:
     KIND_LEND = 1
     KIND_LOOP = 2
     KIND_FLASH = 3
+    KIND_BASKET = 4         # the strategy book (ext/_book.pxi): not replayed by run_batch
+    KIND_LP = 5
+    KIND_VAULT = 6
+    KIND_FARM = 7
 
 cdef enum:
     ENTRY_SWAP = 0
@@ -48,6 +52,7 @@ cdef enum:
     EV_QUEUE_RELEASE = 6
     EV_UNWIND = 7
     EV_SLASH = 8
+    EV_REWARD_SALE = 9      # the strategy book's farm sold its accrued reward tokens (ext/_book.pxi)
 
 cdef enum:
     N_RECORD = 11

@@ -62,7 +62,10 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
         path = ("strategy", "rewards")
         rw_t = read_table(ctx, strat_t, path)
         rewards = rewards_rules(ctx, section_fields(ctx, rw_t, path, "strategy.rewards"), rw_t)
-    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, collateral=legs, **s)
+    from backtest.config.book import book_rules
+
+    book = book_rules(ctx, s.get("kind", StrategyConfig.kind), strat_t, section_fields, market, market_t)
+    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, collateral=legs, book=book, **s)
 
     # -- [costs]
     costs_t = read_table(ctx, data, ("costs",))
