@@ -378,11 +378,14 @@ cdef inline void l_close_all(LState* st, const Params* p, const LMkt* m, LOut* o
             k = 1.0 - p.swap_fee
             for it in range(FIXED_POINT_ITERS):
                 phi = owed / (v * k)
+                if not (phi < 1.0):           # the debt takes every token: sell them all (see close_all)
+                    break
                 for i in range(L):
                     sold[i] = phi * tokens[i]
                 out = l_sell_all(p, m, o, b, sold, False, &c2)
                 k = out / (phi * v)
-            phi = min(phi, 1.0)
+            if not (phi < 1.0):
+                phi = 1.0
         for i in range(L):
             sold[i] = phi * tokens[i]
     out = l_sell_all(p, m, o, b, sold, True, &cost)

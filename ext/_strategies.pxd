@@ -83,9 +83,12 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
             k = 1.0 - p.swap_fee
             for i in range(FIXED_POINT_ITERS):
                 sold = owed / (m.price[b] * k)
+                if not (sold < tokens):       # the debt takes every token (the sizes only grow; a sale that
+                    break                     # yields nothing gives k = 0, an infinite size): sell them all
                 out = sell_quote(p, m, b, sold, &fee, &slip)
                 k = out / (sold * m.price[b])
-            sold = min(sold, tokens)
+            if not (sold < tokens):
+                sold = tokens
     out = sell_quote(p, m, b, sold, &fee, &slip)
     book_swap(o, fee, slip)
     cost += fee + slip + debt * ff

@@ -301,10 +301,13 @@ class LegsReplay(BlockLoop):
                 v = sum(tokens[i] * self.px(i, b) for i in range(L))
                 k = 1.0 - s.costs.swap_fee
                 for _ in range(FIXED_POINT_ITERS):
-                    phi = owed / (v * k)
+                    phi = owed / (v * k) if v * k > 0 else math.inf
+                    if not phi < 1.0:          # the debt takes every token: sell them all (see close_all)
+                        break
                     out, _ = self.sell_all(b, [phi * t for t in tokens], False)
                     k = out / (phi * v)
-                phi = min(phi, 1.0)
+                if not phi < 1.0:
+                    phi = 1.0
             sold = [phi * t for t in tokens]
         out, cost = self.sell_all(b, sold, True)
         cost += debt * ff

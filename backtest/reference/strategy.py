@@ -3,6 +3,8 @@ queue release, the de-peg exit, the rebalance (deleverage to target_hf, relevera
 and the unwind at the end, each sized by fixed-point solves under the swap costs and paying its gas."""
 from __future__ import annotations
 
+import math
+
 from backtest.reference.state import FIXED_POINT_ITERS, INF
 from backtest.schema import EVENT_KINDS
 
@@ -88,11 +90,17 @@ class Strategy:
             sold = 0.0
             if owed > 0:
                 k = 1.0 - s.costs.swap_fee
+                price = float(self.m.price[b])
                 for _ in range(FIXED_POINT_ITERS):
-                    sold = owed / (float(self.m.price[b]) * k)
+                    # the sizes only grow; once the debt takes every token (a sale yielding nothing gives
+                    # k = 0, an infinite size) they are all sold
+                    sold = owed / (price * k) if price * k > 0 else math.inf
+                    if not sold < tokens:
+                        break
                     out, _, _ = self.sell_quote(b, sold)
-                    k = out / (sold * float(self.m.price[b]))
-                sold = min(sold, tokens)
+                    k = out / (sold * price)
+                if not sold < tokens:
+                    sold = tokens
         out, fee, slip = self.sell_quote(b, sold)
         self.book_swap(fee, slip)
         cost += fee + slip + debt * ff
