@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -139,10 +140,11 @@ def build(shared: Path, lake: Path) -> list[dict]:
                       "assumptions": list(assumptions), "notes": sorted(set(report.notes)),
                       "files": sorted({str(Path(p).relative_to(lake)) for p in report})})
 
-    def derived(name: str, fn, what: str, assumptions=()):
+    def derived(name: str, fn, what: str, assumptions=(), inputs=()):
         before = _files(lake)
         fn()
-        steps.append({"step": name, "importer": "derived in scripts/build_lake.py", "inputs": [], "what": what,
+        steps.append({"step": name, "importer": "derived in scripts/build_lake.py",
+                      "inputs": [str(f.relative_to(shared)) for f in inputs], "what": what,
                       "assumptions": list(assumptions), "notes": [], "files": sorted(_files(lake) - before)})
 
     cg, es = shared / "coingecko-steth-weth-hourly", shared / "etherscan-daily"
@@ -152,12 +154,13 @@ def build(shared: Path, lake: Path) -> list[dict]:
          keep=_drop_weth_print)
     derived("steth-weth-ratio", lambda: derive_ratio(lake, "stETH", "WETH", rebase_apr=0.04),
             "prices stETH/WETH (hourly ratio of the two CoinGecko series, in shares) and exchange_rates stETH/ETH",
-            [A_STETH_REBASE])
+            [A_STETH_REBASE], inputs=[cg / "stETH_usd.csv", cg / "WETH_usd.csv"])
     step("curve-steth-pool", "curve", [shared / "curve-steth-pool-balances-2021-2022" / "stETH.csv"],
          "Curve stETH/ETH pool reserves (liquidity, ~daily 2021-09..2022-06)", [A_CURVE_AMP],
          sets={"amp": 50.0})
     derived("curve-virtual-price", lambda: _curve_virtual_price(shared, lake),
-            "exchange_rates steCRV/ETH: the pool's virtual price", [A_CURVE_VP])
+            "exchange_rates steCRV/ETH: the pool's virtual price", [A_CURVE_VP],
+            inputs=[shared / "curve-steth-pool-balances-2021-2022" / "stETH.csv"])
     derived("aave-v2-2022", lambda: _aave_v2_2022(lake), "Aave v2 WETH / stETH rates and stETH params, 2021-2023",
             [A_V2_RATES, A_V2_PARAMS])
     # 2. 2024-25: AaveScan daily rates, indices and oracle prices; the hourly DEX / oracle peg series; hourly gas
@@ -191,7 +194,7 @@ def build(shared: Path, lake: Path) -> list[dict]:
          [A_WEETH_REWARDS, A_REWARD_HELD, A_REWARD_PERIODS], sets={"token": "weETH"},
          keep=lambda items: _per_weeth(_reward_periods(_hold_reward_gaps(items), ef), lake))
     derived("reward-token-prices", lambda: _reward_prices(lake), "ASSUMED constant EIGEN/USD and ETHFI/USD",
-            [A_REWARD_PRICES])
+            [A_REWARD_PRICES], inputs=[ef / "etherfi_seasonal_rewards_2024-01-01_2025-09-18.csv"])
     step("coingecko-2025-26", "coingecko", [shared / "coingecko-lst-lrt-usd-daily-2025-26" / "price_history.csv"],
          "daily USD prices of LSTs, LRTs and other Aave assets, 2025-02..2026-02", [A_NO_WETH_CG],
          keep=lambda items: _drop_items(items, lambda it: it.df["base"][0] in ("ETH", "WETH")))
@@ -344,7 +347,12 @@ def provenance(lake: Path, steps: list[dict]) -> dict:
             keys = [k for k in _lake.KEYS[table] if k in df.columns]
             series = (sorted(":".join(str(v) for v in r) for r in df.select(keys).unique().iter_rows())
                       if keys else [table])
-            files[rel] = {"table": table, "step": st["step"], "series": series, "rows": df.height,
+            meta = {k.decode(): v.decode() for k, v in (pq.read_metadata(lake / rel).metadata or {}).items()
+                     if not k.startswith(b"ARROW")}
+            # the vendor file this file came from (the importer's Parquet metadata), else the step's inputs
+            inputs = [i for i in st["inputs"] if Path(i).name == meta.get("file")] or st["inputs"]
+            files[rel] = {"table": table, "step": st["step"], "source": meta.get("source"), "inputs": inputs,
+                          "series": series, "rows": df.height,
                           "first": iso(df["ts"].min()), "last": iso(df["ts"].max()),
                           "synthetic": st["step"].startswith("synth"),
                           "assumed": st["step"] in ASSUMED_STEPS,

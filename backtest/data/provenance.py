@@ -42,7 +42,8 @@ def for_files(lake: str | os.PathLike, files: Iterable[str]) -> dict[str, Any] |
             unknown.append(rel)            # added to the lake after it was built: no provenance
             continue
         st = steps.get(entry["step"], {})
-        out_files[rel] = {"step": entry["step"], "importer": st.get("importer"), "inputs": st.get("inputs", []),
+        out_files[rel] = {"step": entry["step"], "importer": st.get("importer"), "source": entry.get("source"),
+                          "inputs": entry.get("inputs", st.get("inputs", [])),
                           "synthetic": bool(entry.get("synthetic")), "assumed": bool(entry.get("assumed"))}
         for a in st.get("assumptions", []):
             if a not in assumptions:

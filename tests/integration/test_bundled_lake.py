@@ -46,6 +46,13 @@ def test_every_file_has_provenance_and_its_bytes(prov):
         assert hashlib.sha256((DATA / rel).read_bytes()).hexdigest() == entry["sha256"], rel
     steps = {s["step"] for s in prov["steps"]}
     assert {e["step"] for e in prov["files"].values()} <= steps
+    # the vendor file of each imported file, from the importer's Parquet metadata
+    assert prov["files"]["prices/peg-wstETH-WETH.parquet"]["inputs"] == [
+        "lst-peg-dex-vs-oracle-hourly/wstETH_peg_analysis_2024-01-01_2025-09-18.csv"]
+    real = [e for e in prov["files"].values() if not e["synthetic"] and e["step"] != "aave-v2-2022"]
+    assert all(e["inputs"] for e in real)
+    if SHARED.is_dir():
+        assert all((SHARED / i).is_file() for e in real for i in e["inputs"])
 
 
 def test_small_and_labelled(prov):
