@@ -228,3 +228,13 @@ def test_core_equals_reference_on_one_block(seed, oracle, kind, protocol, n_conf
     s = run_core(m, p, lanes, rec, me).summaries
     assert len(m) == 1
     assert np.all(s["net_apy"] == 0.0) and np.all(s["net_apy_rate"] == 0.0) and np.all(s["hold_apy"] == 0.0)
+
+
+def test_a_queue_exit_whose_sale_yields_nothing_sells_every_token():
+    # a draw hypothesis found (queue_insolvent, seed 12, 2 blocks, 2 configurations): the DEX sale at the
+    # flash-repaid debt's size yields nothing (k = 0), so the fixed point's next size is infinite; both
+    # engines must then sell every token instead of dividing by zero (the reference) or reading NaN (the core)
+    m, p, lanes, rec, me = check_case(12, 2, False, "exchange-rate", "loop", "aave-v3", 1, -1, 2, False,
+                                      force=FORCES["queue_insolvent"])
+    s = run_core(m, p, lanes, rec, me).summaries
+    assert np.all(np.isfinite(s["end_equity"]))
