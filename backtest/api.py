@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import shutil
 import tempfile
 import time
@@ -46,7 +47,7 @@ def _align(cfg: Config, markets=None) -> Market:
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,
         engine: str = "core", dense: bool = False, workers: int = 0, write: bool = True,
         executor: str = "local", address: str | None = None, resume: bool = False, batch_size: int = 256,
-        force: bool = False,
+        force: bool = False, montecarlo=None,
         progress: Callable[[int, int], None] | None = None,
         on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Replay a config (a TOML path or a Config) and every point of its sweep.
@@ -57,7 +58,9 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     continues where it stopped. progress(configs, config_blocks) is called after each batch;
     on_start(total_configs, total_config_blocks) once before the first. batch_size bounds the
     configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
-    result set of this project, and one of different configurations only with force=True."""
+    result set of this project, and one of different configurations only with force=True. montecarlo (a
+    backtest.montecarlo.MonteCarlo): every configuration on N bootstrapped paths; the summary is then one row
+    of path statistics per configuration and paths.parquet holds every (configuration, path) row."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
 
     if executor not in EXECUTORS:
@@ -68,6 +71,8 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         raise ConfigError(f"--workers {workers!r}: must be a whole number from 0 (all cores) to {MAX_WORKERS}")
     if executor == "dask" and engine != "core":
         raise ConfigError("--executor dask runs the core engine only")
+    if montecarlo is not None and (engine != "core" or dense):
+        raise ConfigError("--paths runs the core engine (the reference engine replays paths in the tests)")
     started = time.time()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -87,14 +92,14 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     store = Store(dest, hashes, force, cfg.run.data) if write else None
     try:
         return _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume,
-                    batch_size, progress, on_start, started, timings, lap)
+                    batch_size, progress, on_start, started, timings, lap, montecarlo)
     finally:
         if store is not None:
             store.release()
 
 
 def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume, batch_size,
-         progress, on_start, started, timings, lap) -> dict[str, Any]:
+         progress, on_start, started, timings, lap, mc=None) -> dict[str, Any]:
     from backtest.config import config_hash, config_to_dict
 
     from backtest.data.lake_write import recover
@@ -110,7 +115,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     markets.clear()
     lap("align")
     sweep_hash = hashlib.sha256(
-        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]).encode()).hexdigest()
+        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]
+                  + ([json.dumps(mc.manifest(), sort_keys=True)] if mc is not None else [])).encode()).hexdigest()
 
     tmp = None
     write = store is not None
@@ -122,14 +128,22 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
         work = WorkDir(dest, sweep_hash, resume)
         done = work.done_ids() if work.resumed else set()
         jobs = [(prep, [i for i in g.ids if i not in done]) for g, prep in zip(groups, preps)]
-        if on_start is not None:
-            on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))
-        if executor == "dask":
-            run_dask(points, jobs, work, dense, workers, address, progress)
+        if mc is not None:
+            from backtest import montecarlo as _mc
+
+            npaths = len(mc.path_ids())
+            if on_start is not None:
+                on_start(npaths * len(points), npaths * sum(len(t) * len(p.market) for p, t in jobs))
+            _mc.run_paths(points, jobs, work.path, mc, executor, workers, address, progress)
         else:
-            run_local(points, jobs, work, engine, dense, workers, progress)
+            if on_start is not None:
+                on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))
+            if executor == "dask":
+                run_dask(points, jobs, work, dense, workers, address, progress)
+            else:
+                run_local(points, jobs, work, engine, dense, workers, progress)
         lap("replay")
-        summary, events = work.collect()
+        summary, events = _mc.finish(points, work.path) if mc is not None else work.collect()
         manifest = {
             "format": MARKER,
             "format_version": FORMAT_VERSION,
@@ -155,7 +169,15 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             "status": "complete",
         }
         manifest["columns"] = _columns(points, summary, events)
+        if mc is not None:
+            manifest["montecarlo"] = mc.manifest()
+            debts = [c.market.debt for _, c in points]
+            manifest["columns"]["summary"] = _mc.column_entries(summary.columns, debts)
+            manifest["columns"]["paths"] = _mc.column_entries(list(_mc.PAIR_COLUMNS), debts)
+            manifest["columns"]["paths"][:0] = _mc.column_entries(["config_id", "path"], debts)
         path = work.finalize(summary, events, manifest)
+        if mc is not None:
+            shutil.rmtree(path / "mc", ignore_errors=True)
         lap("write")
         manifest["timings"] = timings
     except Exception as exc:

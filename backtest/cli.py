@@ -36,7 +36,15 @@ SUMMARY_COLUMNS = (
 )
 
 
-def print_summary(summary, labels: list[str], limit: int = 40) -> None:
+# `sweep --paths`: the Monte Carlo statistics per configuration (backtest/montecarlo.py)
+MC_SUMMARY_COLUMNS = (
+    ("liq_probability", "P(liq)", True), ("bad_debt_probability", "P(bad debt)", True),
+    ("net_apy_p5", "APY p5", True), ("net_apy_p50", "APY p50", True), ("net_apy_p95", "APY p95", True),
+    ("var95", "VaR 95%", False), ("cvar95", "CVaR 95%", False), ("worst_path", "worst path", False),
+)
+
+
+def print_summary(summary, labels: list[str], limit: int = 40, columns=SUMMARY_COLUMNS) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -44,11 +52,11 @@ def print_summary(summary, labels: list[str], limit: int = 40) -> None:
     table.add_column("id", justify="right")
     for lab in labels:
         table.add_column(lab.split(".")[-1])
-    for _, title, _ in SUMMARY_COLUMNS:
+    for _, title, _ in columns:
         table.add_column(title, justify="right")
     for row in summary.head(limit).iter_rows(named=True):
         cells = [str(row["config_id"])] + [_fmt(row[lab]) for lab in labels]
-        cells += [_fmt(row[col], pct) for col, _, pct in SUMMARY_COLUMNS]
+        cells += [_fmt(row[col], pct) for col, _, pct in columns]
         table.add_row(*cells)
     console = Console(width=max(120, Console().width))
     console.print(table)
@@ -121,7 +129,7 @@ def _parse_grids(items) -> dict:
 
 
 def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="local", address=None,
-            resume=False, force=False):
+            resume=False, force=False, montecarlo=None):
     from backtest.api import run as api_run
 
     prog = _Progress(not quiet)
@@ -129,13 +137,17 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
         res = api_run(config, overrides=_parse_sets(sets) or None, grids=_parse_grids(grids) or None,
                       zip_=zip_, engine=engine, dense=dense, workers=workers, executor=executor,
                       address=address, resume=resume, force=force, progress=prog.advance,
-                      on_start=prog.start)
+                      on_start=prog.start, montecarlo=montecarlo)
     finally:
         prog.stop()
     if not quiet:
         labels = [p for p in res["summary"].columns if "." in p]
-        print_summary(res["summary"], labels)
+        print_summary(res["summary"], labels, columns=MC_SUMMARY_COLUMNS if montecarlo else SUMMARY_COLUMNS)
         m = res["manifest"]
+        if montecarlo is not None:
+            click.echo(f"Monte Carlo: {len(montecarlo.path_ids())} path(s) of {montecarlo.paths}, seed "
+                       f"{montecarlo.seed}, {montecarlo.block_days:g}-day blocks; VaR / CVaR at 95 % of the ending "
+                       f"equity ({res['summary']['debt_asset'][0]}); every path in paths.parquet")
         if m["resumed_configs"]:
             click.echo(f"resumed: {m['resumed_configs']} configuration(s) kept, {m['computed_configs']} computed")
         click.echo(f"result set: {res['path']}")
@@ -175,12 +187,25 @@ def run(config, sets, engine, dense, workers, resume, force, quiet):
 @click.option("--resume", is_flag=True, help="finish an interrupted sweep without recomputing finished configurations")
 @click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
 @click.option("--force", is_flag=True, help="replace a result set of a different configuration")
+@click.option("--paths", "n_paths", type=int, default=None,
+              help="Monte Carlo: N paths by block bootstrap of the window's own de-peg history")
+@click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo: the paths' seed")
+@click.option("--block-days", type=float, default=7.0, show_default=True, help="Monte Carlo: bootstrap block length")
+@click.option("--path", "path_id", type=int, default=None, help="Monte Carlo: replay this one path alone")
 @click.option("--quiet", is_flag=True)
-def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, quiet):
+def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, n_paths, seed, block_days,
+          path_id, quiet):
     """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
     if address and executor != "dask":
         raise click.UsageError("--address goes with --executor dask")
-    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force)
+    mc = None
+    if n_paths is not None:
+        from backtest.montecarlo import MonteCarlo
+
+        mc = MonteCarlo(n_paths, seed, block_days, path_id)
+    elif path_id is not None:
+        raise click.UsageError("--path goes with --paths N --seed S")
+    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force, mc)
 
 
 @cli.command()
@@ -203,7 +228,8 @@ def show(results_dir, sql):
         import polars as pl
 
         summary = pl.read_parquet(root / "summary.parquet")
-        print_summary(summary, [c for c in summary.columns if "." in c])
+        print_summary(summary, [c for c in summary.columns if "." in c],
+                      columns=MC_SUMMARY_COLUMNS if "liq_probability" in summary.columns else SUMMARY_COLUMNS)
         return
     try:
         rel = con.sql(sql)
