@@ -201,6 +201,18 @@ def write_timeseries(work_path: Path, ids: list[int], out: Outputs, market: Mark
         write_parquet_atomic(path, timeseries_frame(out, market, j))
 
 
+def check_run(market: Market, params: np.ndarray, out: Outputs, ids: list[int]) -> None:
+    """The accounting invariants at the end of every run (backtest/invariants.py); a failure names the
+    configuration. Multi-collateral positions sum their legs' tokens, so they are not checked here."""
+    from backtest.invariants import check_flow, check_summaries
+
+    if n_legs(market) > 1:
+        return
+    check_summaries(out.summaries, market, params, [f"config {i}" for i in ids])
+    for j, i in enumerate(ids):
+        check_flow(out.summaries[j], out.events[j], market, params[j], f"config {i}")
+
+
 def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, engine: str, dense: bool,
               workers: int, progress: Callable[[int, int], None] | None) -> None:
     for prep, todo in jobs:
@@ -219,6 +231,7 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
                                           weights)
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
+            check_run(prep.market, params, out, ids)
             write_timeseries(work.path, ids, out, prep.market)
             work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
             if progress is not None:
@@ -281,6 +294,7 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
             for done in as_completed(tasks):
                 ids, summaries, events, records = done.result()
                 out = Outputs(summaries, events, records, prep.rec_idx)
+                check_run(prep.market, encode_params([points[i][1] for i in ids], prep.lanes), out, ids)
                 write_timeseries(work.path, ids, out, prep.market)
                 work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
                 if progress is not None:
