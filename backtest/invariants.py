@@ -57,7 +57,7 @@ def balance_failures(coll, debt, cash, price, rate_value, equity, equity_rate, c
         bad = ~(np.abs(np.asarray(got) - want) <= REL * scale) & ~(np.asarray(got) == want)
         out += [(int(i), why) for i in np.flatnonzero(bad)]
     for name, v in (("collateral", coll), ("debt", debt)):
-        out += [(int(i), f"negative {name} {v[i]!r}") for i in np.flatnonzero(v < -dust)]
+        out += [(int(i), f"negative {name} {float(v[i])!r}") for i in np.flatnonzero(v < -dust)]
     return sorted(out)
 
 
