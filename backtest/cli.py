@@ -192,9 +192,11 @@ def run(config, sets, engine, dense, workers, resume, force, quiet):
 @click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo: the paths' seed")
 @click.option("--block-days", type=float, default=7.0, show_default=True, help="Monte Carlo: bootstrap block length")
 @click.option("--path", "path_id", type=int, default=None, help="Monte Carlo: replay this one path alone")
+@click.option("--vary-borrow-rate", is_flag=True,
+              help="Monte Carlo: resample the borrow rate too, in the same blocks (one core pass per path, slower)")
 @click.option("--quiet", is_flag=True)
 def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, n_paths, seed, block_days,
-          path_id, quiet):
+          path_id, vary_borrow_rate, quiet):
     """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
     if address and executor != "dask":
         raise click.UsageError("--address goes with --executor dask")
@@ -202,9 +204,9 @@ def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine,
     if n_paths is not None:
         from backtest.montecarlo import MonteCarlo
 
-        mc = MonteCarlo(n_paths, seed, block_days, path_id)
-    elif path_id is not None:
-        raise click.UsageError("--path goes with --paths N --seed S")
+        mc = MonteCarlo(n_paths, seed, block_days, path_id, borrow_rate=vary_borrow_rate)
+    elif path_id is not None or vary_borrow_rate:
+        raise click.UsageError("--path and --vary-borrow-rate go with --paths N --seed S")
     _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force, mc)
 
 

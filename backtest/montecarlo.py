@@ -46,6 +46,7 @@ class MonteCarlo:
     block_days: float = 7.0
     path: int | None = None            # replay this one path alone
     interval: int = SAMPLE_SECONDS
+    borrow_rate: bool = False          # also resample the borrow rate (the same blocks of history)
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, bool) or not isinstance(self.paths, int) or not 1 <= self.paths <= MAX_PATHS:
@@ -62,16 +63,17 @@ class MonteCarlo:
         return [self.path] if self.path is not None else list(range(self.paths))
 
     def manifest(self) -> dict:
+        series = "de-peg ratio (market price / exchange rate)" + (", borrow rate" if self.borrow_rate else "")
         return {"paths": self.paths, "seed": self.seed, "block_days": self.block_days, "path": self.path,
-                "sample_seconds": self.interval, "series": "de-peg ratio (market price / exchange rate)",
+                "sample_seconds": self.interval, "series": series,
                 "method": "circular block bootstrap of hourly log-returns, ceiling at the window's highest ratio",
                 "tail": TAIL, "quantiles": "numpy linear (type 7)"}
 
 
 # --- the bootstrap -----------------------------------------------------------------------------------------
-def history_samples(market, interval: int = SAMPLE_SECONDS) -> tuple[np.ndarray, np.ndarray]:
-    """(sample_idx per block, the de-peg ratio at each sample's first block; an empty sample repeats the
-    previous one's)."""
+def history_samples(market, interval: int = SAMPLE_SECONDS, with_first: bool = False):
+    """(sample_idx per block, the de-peg ratio at each sample's first block; an empty sample reads the last
+    block before it) [, that block per sample]."""
     ts = np.asarray(market.ts, dtype=np.int64)
     sidx = (ts - ts[0]) // int(interval)
     ns = int(sidx[-1]) + 1
@@ -83,7 +85,7 @@ def history_samples(market, interval: int = SAMPLE_SECONDS) -> tuple[np.ndarray,
     if not np.all(np.isfinite(qs) & (qs > 0)):
         s = int(np.flatnonzero(~(np.isfinite(qs) & (qs > 0)))[0])
         raise DataError(f"montecarlo: the de-peg ratio at sample {s} (ts {int(ts[first[s]])}) is not positive")
-    return sidx, qs
+    return (sidx, qs, first) if with_first else (sidx, qs)
 
 
 def bootstrap_returns(r: np.ndarray, n_out: int, block: int, rng: np.random.Generator) -> tuple[np.ndarray,
@@ -96,8 +98,13 @@ def bootstrap_returns(r: np.ndarray, n_out: int, block: int, rng: np.random.Gene
     block = max(1, min(int(block), m))
     nb = -(-n_out // block)
     starts = rng.integers(0, m, nb)
-    idx = (starts[:, None] + np.arange(block)[None, :]).reshape(-1)[:n_out] % m
-    return r[idx], starts
+    return r[block_index(starts, block, n_out, m)], starts
+
+
+def block_index(starts: np.ndarray, block: int, n_out: int, m: int) -> np.ndarray:
+    """The positions in r (length m) of the n_out bootstrapped entries drawn as blocks from `starts`."""
+    block = max(1, min(int(block), m))
+    return (starts[:, None] + np.arange(block)[None, :]).reshape(-1)[:n_out] % m
 
 
 def capped_walk(x0: float, steps: np.ndarray, cap: float) -> np.ndarray:
@@ -108,19 +115,33 @@ def capped_walk(x0: float, steps: np.ndarray, cap: float) -> np.ndarray:
     return cap - y
 
 
-def path_factor(qs: np.ndarray, seed: int, k: int, block: int) -> np.ndarray:
-    """Path k's factor on the collateral's price per sample: bootstrapped ratio / historical ratio."""
+def path_draw(qs: np.ndarray, seed: int, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Path k's factor on the collateral's price per sample (bootstrapped ratio / historical ratio), and the
+    history sample each path sample was drawn from (sample s carries the return into history sample h[s])."""
     lq = np.log(qs)
     rng = np.random.default_rng([int(seed), int(k)])
-    steps, _ = bootstrap_returns(np.diff(lq), len(lq) - 1, block, rng)
-    return np.exp(capped_walk(float(lq[0]), steps, float(lq.max())) - lq)
+    steps, starts = bootstrap_returns(np.diff(lq), len(lq) - 1, block, rng)
+    h = np.concatenate([[0], block_index(starts, block, len(lq) - 1, len(lq) - 1) + 1]) if len(lq) > 1 \
+        else np.zeros(1, dtype=np.int64)
+    return np.exp(capped_walk(float(lq[0]), steps, float(lq.max())) - lq), h.astype(np.int64)
+
+
+def path_factor(qs: np.ndarray, seed: int, k: int, block: int) -> np.ndarray:
+    return path_draw(qs, seed, k, block)[0]
 
 
 def bootstrap_paths(market, mc: MonteCarlo, path_ids) -> Paths:
-    sidx, qs = history_samples(market, mc.interval)
+    """The paths of `path_ids`; with mc.borrow_rate the borrow rate follows the same blocks of history: path
+    sample s reads the historical rate of the sample it was drawn from (an additive delta on the market's)."""
+    sidx, qs, first = history_samples(market, mc.interval, with_first=True)
     block = max(1, int(round(mc.block_days * 86400 / mc.interval)))
-    f = np.stack([path_factor(qs, mc.seed, k, block) for k in path_ids])
-    return Paths(sidx, f)
+    draws = [path_draw(qs, mc.seed, k, block) for k in path_ids]
+    f = np.stack([d[0] for d in draws])
+    if not mc.borrow_rate:
+        return Paths(sidx, f)
+    rate = np.asarray(market.borrow_apr, dtype=np.float64)[first]
+    delta = np.stack([rate[h] - rate for _, h in draws])
+    return Paths(sidx, f, delta)
 
 
 # --- statistics --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ the statistics on a hand-worked case, a 2-path core / reference differential on 
 sweep end to end (worst path replayed alone, resume, executors)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -242,7 +243,59 @@ def test_cli_paths(cfg_path, tmp_path):
     r = CliRunner().invoke(cli, ["sweep", str(cfg_path), "--paths", "3", "--seed", "1", "--quiet"])
     assert r.exit_code == 0, r.output
     assert pl.read_parquet(tmp_path / "out" / "mc-test" / "paths.parquet").height == 6
+    r = CliRunner().invoke(cli, ["sweep", str(cfg_path), "--paths", "2", "--seed", "1", "--vary-borrow-rate",
+                                 "--quiet", "--force"])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "out" / "mc-test" / "manifest.json").read_text())
+    assert man["montecarlo"]["series"].endswith("borrow rate")
     r = CliRunner().invoke(cli, ["sweep", str(cfg_path), "--path", "1"])
-    assert r.exit_code == 2 and "--path goes with --paths" in r.output
+    assert r.exit_code == 2 and "go with --paths" in r.output
     r = CliRunner().invoke(cli, ["sweep", str(cfg_path), "--paths", "3", "--path", "3"])
     assert r.exit_code == 2 and "--path 3" in r.output
+
+
+# --- the borrow rate as a second varied series ---------------------------------------------------------------
+def test_borrow_rate_follows_the_same_blocks():
+    # hourly ratio and borrow rate that name their hour: each path sample's rate is the rate of the history
+    # sample its de-peg return was drawn from
+    n_h = 120
+    q = np.exp(-np.cumsum(np.full(n_h, 1e-4)))
+    m = hourly_market(q)
+    m.borrow_apr = np.repeat(0.01 + 0.001 * np.arange(n_h), 3)
+    mc = MonteCarlo(paths=2, seed=5, block_days=0.5, borrow_rate=True)
+    paths = bootstrap_paths(m, mc, [0, 1])
+    _, _, first = mcm.history_samples(m, 3600, with_first=True)
+    for k in range(2):
+        _, h = mcm.path_draw(q, 5, k, 12)
+        rate = m.borrow_apr[first]
+        assert np.allclose(rate + paths.borrow_delta[k], rate[h], rtol=0, atol=1e-15)
+        assert paths.borrow_delta[k, 0] == 0.0 and h[0] == 0
+        # within a block of 12 hours the drawn hours are consecutive
+        assert np.all(np.diff(h[1:13]) % (n_h - 1) == 1)     # (a wrap past the end counts as consecutive)
+    # the price factors are the price-only bootstrap's: the rate rides on the same draws
+    assert np.array_equal(paths.price_factor, bootstrap_paths(m, MonteCarlo(paths=2, seed=5, block_days=0.5),
+                                                              [0, 1]).price_factor)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_borrow_rate_paths_core_equals_reference(seed):
+    m = make_market(seed, 200, True)
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([make_params(rng, m, kind, "aave-v3") for kind in ("loop", "flash-loan")])
+    lanes = [Lane("market", 0.0968, 3600, "aave-v3")]
+    base = bootstrap_paths(m, MonteCarlo(paths=2, seed=seed, block_days=0.005, interval=60), [0, 1])
+    delta = rng.uniform(-0.02, 0.3, base.price_factor.shape)
+    delta[0] = 0.0                                  # path 0: the de-peg varies, the rate does not
+    paths = mcm.Paths(base.sample_idx, base.price_factor, delta)
+    rec = record_indices(m, 0)
+    out, _ = run_core_paths(m, p, lanes, rec, 5, paths)
+    # a zero delta is the price-only path bit for bit
+    price_only, _ = run_core_paths(m, p, lanes, rec, 5, base)
+    same_exact(rows(out, [0, 2]), rows(price_only, [0, 2]))
+    assert not np.array_equal(out.summaries["interest_paid"][[1, 3]], price_only.summaries["interest_paid"][[1, 3]])
+    ref = ref_outputs(run_reference_paths(m, p, lanes, rec, 5, paths), rec)
+    ref.summaries["min_hf_idx"] = out.summaries["min_hf_idx"]
+    assert_same(out, ref, years=max(float(m.ts[-1] - m.ts[0]), 1.0) / (365 * 86400))
+    sm = scale_market(m, paths, 1, True)
+    assert np.all(sm.borrow_apr >= 0) and np.array_equal(sm.borrow_apr,
+                                                         np.maximum(m.borrow_apr + delta[1][paths.sample_idx], 0))
