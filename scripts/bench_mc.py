@@ -44,14 +44,16 @@ def one(paths: int, configs: int, workers: int, executor: str, config: str) -> N
     m = res["manifest"]
     s = res["summary"]
     n_cfg, n_blocks = s.height, m["blocks"]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rss = ru.ru_maxrss / 1024
     work = n_cfg * paths * n_blocks
     tm = m["timings"]
     print(f"{paths} paths x {n_cfg} configurations x {n_blocks:,} blocks = {work:.3e} configuration-path-blocks "
           f"({executor}, workers={workers or 'all'})")
     print(f"  wall time end to end: {wall:.2f} s   ({' + '.join(f'{k} {v:.2f}' for k, v in tm.items())} s)")
     print(f"  end to end: {work / wall:.3e} configuration-path-blocks/s; replay phase {work / tm['replay']:.3e}/s")
-    print(f"  peak RSS: {rss:.0f} MB")
+    print(f"  peak RSS: {rss:.0f} MB; process CPU time {ru.ru_utime + ru.ru_stime:.1f} s (all threads; on a loaded "
+          f"machine wall time is far above CPU time / threads)")
     print(f"  liquidation probability over the configurations: min {s['liq_probability'].min():.3f}, "
           f"max {s['liq_probability'].max():.3f}; worst VaR95 {s['var95'].max():.4f} {s['debt_asset'][0]}")
     sys.stdout.flush()

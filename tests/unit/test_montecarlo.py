@@ -299,3 +299,21 @@ def test_borrow_rate_paths_core_equals_reference(seed):
     sm = scale_market(m, paths, 1, True)
     assert np.all(sm.borrow_apr >= 0) and np.array_equal(sm.borrow_apr,
                                                          np.maximum(m.borrow_apr + delta[1][paths.sample_idx], 0))
+
+
+def test_paths_in_parallel_equal_paths_in_turn():
+    # 8 paths on 2 threads: the core runs paths in parallel (each thread its own buffers); on 1 thread one path
+    # after the other with its configurations shared out: the same pairs bit for bit, in either row order
+    m = make_market(7, 300, True)
+    rng = np.random.default_rng(7)
+    p = np.concatenate([make_params(rng, m, kind, "aave-v3") for kind in ("loop", "flash-loan", "hold")])
+    lanes = [Lane("market", 0.0968, 3600, "aave-v3"), Lane("exchange-rate", 0.0968, 3600, "aave-v3")]
+    p["lane"] = [0, 1, 0]
+    paths = bootstrap_paths(m, MonteCarlo(paths=8, seed=2, block_days=0.005, interval=60), range(8))
+    rec = record_indices(m, 60)
+    par, pp = run_core_paths(m, p, lanes, rec, 5, paths, threads=2, event_cap=2)
+    one, _ = run_core_paths(m, p, lanes, rec, 5, paths, threads=1, event_cap=2)
+    same_exact(par, one)
+    assert list(pp) == list(range(8)) * 3
+    for k in (0, 5):
+        same_exact(rows(par, [k, 8 + k, 16 + k]), run_core(scale_market(m, paths, k, True), p, lanes, rec, 5))
