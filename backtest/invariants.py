@@ -83,9 +83,10 @@ def check_summaries(summaries: np.ndarray, market, params: np.ndarray, names: li
                              f"(block {int(market.block[last])}): {why}")
 
 
-def flow_residual(summary, events: np.ndarray, market, p) -> float | None:
+def flow_residual(summary, events: np.ndarray, market, p, equity_rate: float | None = None) -> float | None:
     """(end equity at the exchange rate - capital) minus the flow terms of the module docstring; None where
-    the events cannot split the flow."""
+    the events cannot split the flow. Mid-run (tests): equity_rate at a block, the summary's running totals
+    and the events up to that block."""
     x = np.asarray(market.xrate) * np.asarray(market.underlying_price)
     if not np.all(market.underlying_price == market.underlying_price[0]):
         return None
@@ -110,7 +111,8 @@ def flow_residual(summary, events: np.ndarray, market, p) -> float | None:
             discount += c * (x[b] - px[b])
     costs = summary["gas_cost"] + summary["swap_fee_cost"] + summary["slippage_cost"] + summary["flash_fee_cost"]
     flows = summary["staking_yield"] + summary["supply_yield"] - summary["interest_paid"] - costs
-    return float(summary["end_equity_rate"] - p["capital"] - (flows - liq_loss + discount))
+    eq = summary["end_equity_rate"] if equity_rate is None else equity_rate
+    return float(eq - p["capital"] - (flows - liq_loss + discount))
 
 
 def flow_scale(summary, p) -> float:
