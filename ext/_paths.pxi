@@ -20,6 +20,7 @@ cdef struct PathPtrs:
     Py_ssize_t ns               # samples per path
     const double* feed          # the oracle feed (unscaled)
     bint scale_hold             # the hold token is the collateral: its price follows the path
+    bint any_feed               # a lane's oracle reads the feed: the path's feed is built
     const int* oracle           # per lane: oracle mode, CAPO growth and age
     const double* growth
     const int64_t* age
@@ -38,10 +39,14 @@ cdef void _build_path(const Mkt* base, const PathPtrs* pp, Py_ssize_t path, Py_s
     cdef int oracle
     cdef const double* f = pp.factor + path * pp.ns
     for b in range(n):
+        # only what a replay of this path reads: the hold price when it follows the collateral (else the
+        # plain one is read in place), the feed when a lane reads it (a path build is memory traffic)
         g = f[pp.sample_idx[b]]
         price[b] = base.price[b] * g
-        hprice[b] = base.hprice[b] * g if pp.scale_hold else base.hprice[b]
-        feed[b] = pp.feed[b] * g
+        if pp.scale_hold:
+            hprice[b] = base.hprice[b] * g
+        if pp.any_feed:
+            feed[b] = pp.feed[b] * g
     for c in range(nch):
         lo = c * base.chunk
         hi = lo + base.chunk if lo + base.chunk < n else n
@@ -97,7 +102,7 @@ cdef void _run_group(const Mkt* base, const PathPtrs* pp, Py_ssize_t k, Py_ssize
     own.aarg = aarg
     _build_path(base, pp, k, nlanes, bufs, bufs + n, qbuf, bufs + 2 * n, &own)
     pm.price = bufs
-    pm.hprice = bufs + n
+    pm.hprice = bufs + n if pp.scale_hold else base.hprice
     pm.qmin = qbuf
     for j in range(g0, g1):
         i = order[j]
@@ -226,6 +231,10 @@ def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict marke
     pp.ns = ns
     pp.feed = &feed[0]
     pp.scale_hold = scale_hold
+    pp.any_feed = False
+    for i in range(nlanes):
+        if oracle[i] == ORACLE_FEED:
+            pp.any_feed = True
     pp.oracle = &oracle[0]
     pp.growth = &growth[0]
     pp.age = &age[0]
@@ -274,7 +283,7 @@ def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict marke
     own.aarg = &own_aarg_v[0, 0]
     cdef Mkt pm = base
     pm.price = &bufs_v[0, 0]
-    pm.hprice = &bufs_v[1, 0]
+    pm.hprice = &bufs_v[1, 0] if scale_hold else base.hprice
     pm.qmin = &qbuf_v[0]
     g0 = 0
     with nogil:
