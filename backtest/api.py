@@ -1,6 +1,7 @@
 """The Python API: run a config (and every point of its sweep), write the result set, return frames."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -134,7 +135,10 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             npaths = len(mc.path_ids())
             if on_start is not None:
                 on_start(npaths * len(points), npaths * sum(len(t) * len(p.market) for p, t in jobs))
-            _mc.run_paths(points, jobs, work.path, mc, executor, workers, address, progress)
+            # [[scenario]] overlays stack on the paths: the bootstrap reads the history without them
+            histories = {g: _mc.history_of(_align(dataclasses.replace(grp.first, scenarios=())), mc.interval)
+                         for g, grp in enumerate(groups) if grp.first.scenarios}
+            _mc.run_paths(points, jobs, work.path, mc, executor, workers, address, progress, histories)
         else:
             if on_start is not None:
                 on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))

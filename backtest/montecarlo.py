@@ -130,18 +130,36 @@ def path_factor(qs: np.ndarray, seed: int, k: int, block: int) -> np.ndarray:
     return path_draw(qs, seed, k, block)[0]
 
 
+@dataclass
+class History:
+    """What the bootstrap reads of a market, per sample: the block -> sample index, the de-peg ratio and the
+    borrow rate (small: one value per hour, whatever the blocks)."""
+    sidx: np.ndarray
+    qs: np.ndarray
+    rate: np.ndarray
+
+
+def history_of(market, interval: int = SAMPLE_SECONDS) -> History:
+    sidx, qs, first = history_samples(market, interval, with_first=True)
+    return History(sidx, qs, np.asarray(market.borrow_apr, dtype=np.float64)[first])
+
+
 def bootstrap_paths(market, mc: MonteCarlo, path_ids) -> Paths:
-    """The paths of `path_ids`; with mc.borrow_rate the borrow rate follows the same blocks of history: path
-    sample s reads the historical rate of the sample it was drawn from (an additive delta on the market's)."""
-    sidx, qs, first = history_samples(market, mc.interval, with_first=True)
+    """The paths of `path_ids` from a market's history (or a History); with mc.borrow_rate the borrow rate
+    follows the same blocks of history: path sample s reads the historical rate of the sample it was drawn
+    from (an additive delta on the replayed market's).
+
+    [[scenario]] overlays stack on the paths: the history is read without the overlays (api passes it) and
+    the factor q_path / q_history multiplies the overlaid market, so a path's ratio is the bootstrapped one
+    times the overlay's own multiple at each date, and a rate spike adds to the resampled rate."""
+    h = market if isinstance(market, History) else history_of(market, mc.interval)
     block = max(1, int(round(mc.block_days * 86400 / mc.interval)))
-    draws = [path_draw(qs, mc.seed, k, block) for k in path_ids]
+    draws = [path_draw(h.qs, mc.seed, k, block) for k in path_ids]
     f = np.stack([d[0] for d in draws])
     if not mc.borrow_rate:
-        return Paths(sidx, f)
-    rate = np.asarray(market.borrow_apr, dtype=np.float64)[first]
-    delta = np.stack([rate[h] - rate for _, h in draws])
-    return Paths(sidx, f, delta)
+        return Paths(h.sidx, f)
+    delta = np.stack([h.rate[hk] - h.rate for _, hk in draws])
+    return Paths(h.sidx, f, delta)
 
 
 # --- statistics --------------------------------------------------------------------------------------------
@@ -191,10 +209,13 @@ def pair_frame(out, pair_path: np.ndarray, ids: list[int], n_paths: int) -> pl.D
 
 # --- the driver ----------------------------------------------------------------------------------------------
 def _replay(market, lanes, params, path_ids, mc: MonteCarlo, me: int, threads: int, lane_arrays=None,
-            ids=None):
+            ids=None, history: History | None = None):
     from backtest.engine import CHUNK, run_core_paths
 
-    paths = bootstrap_paths(market, mc, path_ids)
+    paths = bootstrap_paths(history if history is not None else market, mc, path_ids)
+    if len(paths.sample_idx) != len(market):
+        raise DataError("montecarlo: the history without [[scenario]] overlays has another clock than the "
+                        "overlaid market")
     out, local = run_core_paths(market, params, lanes, np.zeros(0, dtype=np.int64), me, paths, CHUNK,
                                 threads=threads, event_cap=EVENT_CAP, lane_arrays=lane_arrays)
     _check_run(market, params, out, path_ids, local, paths, ids)
@@ -222,8 +243,11 @@ def batches(mc: MonteCarlo, n_configs: int) -> list[list[int]]:
 
 
 def run_paths(points, jobs, work_path: Path, mc: MonteCarlo, executor: str, workers: int,
-              address: str | None, progress: Callable[[int, int], None] | None) -> None:
-    """Replay every configuration of every job on every path; one Parquet part per (group, path batch)."""
+              address: str | None, progress: Callable[[int, int], None] | None,
+              histories: dict[int, History] | None = None) -> None:
+    """Replay every configuration of every job on every path; one Parquet part per (group, path batch).
+    histories: per job index, the history without [[scenario]] overlays (None: the job's own market)."""
+    histories = histories or {}
     from backtest.engine import build_lanes, encode_params, CHUNK
     from backtest.legs import n_legs
     from backtest.sweep import write_parquet_atomic
@@ -240,7 +264,7 @@ def run_paths(points, jobs, work_path: Path, mc: MonteCarlo, executor: str, work
             if not (parts / part_name(g, b[0])).exists():       # resume: finished batches are kept
                 tasks.append((g, prep, ids, params, b))
     if executor == "dask":
-        _run_dask(tasks, parts, mc, workers, address, progress)
+        _run_dask(tasks, parts, mc, workers, address, progress, histories)
         return
     lane_cache: dict[int, dict] = {}
     for g, prep, ids, params, b in tasks:
@@ -248,7 +272,7 @@ def run_paths(points, jobs, work_path: Path, mc: MonteCarlo, executor: str, work
             lane_cache.clear()
             lane_cache[g] = build_lanes(prep.market, prep.lanes, CHUNK)
         out, pp = _replay(prep.market, prep.lanes, params, b, mc, prep.metric_every, workers, lane_cache[g],
-                          ids)
+                          ids, histories.get(g))
         write_parquet_atomic(parts / part_name(g, b[0]), pair_frame(out, pp, ids, len(b)))
         if progress is not None:
             progress(len(ids) * len(b), len(ids) * len(b) * len(prep.market))
@@ -266,11 +290,12 @@ def _dask_task(payload: dict, params: np.ndarray, ids: list[int], path_ids: list
         _WORKER.clear()
         _WORKER[key] = build_lanes(payload["market"], payload["lanes"], CHUNK)
     out, pp = _replay(payload["market"], payload["lanes"], params, path_ids, mc, payload["metric_every"], 1,
-                      _WORKER[key], ids)
+                      _WORKER[key], ids, payload.get("history"))
     return pair_frame(out, pp, ids, len(path_ids))
 
 
-def _run_dask(tasks, parts: Path, mc: MonteCarlo, workers: int, address: str | None, progress) -> None:
+def _run_dask(tasks, parts: Path, mc: MonteCarlo, workers: int, address: str | None, progress,
+              histories: dict[int, History]) -> None:
     from backtest.sweep import write_parquet_atomic
 
     try:
@@ -294,6 +319,7 @@ def _run_dask(tasks, parts: Path, mc: MonteCarlo, workers: int, address: str | N
             if g not in payloads:
                 [payloads[g]] = client.scatter([{"market": prep.market, "lanes": prep.lanes,
                                                  "metric_every": prep.metric_every,
+                                                 "history": histories.get(g),
                                                  "key": f"{prep.market.data_hash}:{g}"}], broadcast=True)
             fut = client.submit(_dask_task, payloads[g], params, ids, b, mc, pure=False)
             futs[fut] = (g, b[0], len(ids) * len(b), len(ids) * len(b) * len(prep.market))
