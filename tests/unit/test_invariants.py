@@ -138,3 +138,35 @@ def test_the_flow_holds_at_every_block(seed, n, kind, protocol):
         assert abs(r) <= 1e-9 * scale, (b, r)
         checked += 1
     assert checked >= 1
+
+
+def test_aave_v4_spokes_keep_the_invariants():
+    from backtest.schema import PROTOCOL_NAMES
+    from tests.unit.test_differential_v4 import spoke
+
+    checked = 0
+    for seed in range(40):
+        for kind in ("loop", "flash-loan"):
+            m = venue_market(make_market(seed, 200, True), "aave-v4")
+            rng = np.random.default_rng(seed)
+            p = make_params(rng, m, kind, "aave-v4")
+            m, p, oracle = spoke(m, p, "market", rng)
+            out = run_core(m, p, [Lane(oracle, 0.0968, 3600, PROTOCOL_NAMES[int(p[0]["protocol"])])],
+                           record_indices(m, -1), 5)
+            check_summaries(out.summaries, m, p, ["config 0"])
+            checked += check_flow(out.summaries[0], out.events[0], m, p[0], "config 0")
+    assert checked >= 60
+
+
+def test_unknown_kinds_are_not_checked():
+    m = make_market(2, 50, False)
+    p = make_params(np.random.default_rng(2), m, "loop", "aave-v3")
+    out = run_core(m, p, [Lane("market", 0.0968, 3600, "aave-v3")], record_indices(m, -1), 5)
+    s = out.summaries.copy()
+    s["end_equity"] += 1.0
+    with pytest.raises(InvariantError):
+        check_summaries(s, m, p, ["config 0"])
+    q = p.copy()
+    q["kind"] = 99                                  # a kind these rules do not describe
+    check_summaries(s, m, q, ["config 0"])
+    assert flow_residual(out.summaries[0], out.events[0], m, q[0]) is None
