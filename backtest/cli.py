@@ -212,7 +212,7 @@ def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine,
 
 @cli.command()
 @click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--sql", default=None, help="DuckDB SQL over views summary, events, timeseries")
+@click.option("--sql", default=None, help="DuckDB SQL over views summary, events, timeseries (paths: Monte Carlo)")
 def show(results_dir, sql):
     """Print a result set's summary, or run SQL over it."""
     import duckdb
@@ -223,6 +223,8 @@ def show(results_dir, sql):
     con = duckdb.connect()
     con.execute(f"CREATE VIEW summary AS SELECT * FROM read_parquet('{root / 'summary.parquet'}')")
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
+    if (root / "paths.parquet").exists():          # a Monte Carlo result set: every (configuration, path)
+        con.execute(f"CREATE VIEW paths AS SELECT * FROM read_parquet('{root / 'paths.parquet'}')")
     if (root / "timeseries").exists():
         con.execute("CREATE VIEW timeseries AS SELECT * FROM read_parquet("
                     f"'{root / 'timeseries' / '*' / '*.parquet'}', hive_partitioning = true)")

@@ -243,6 +243,11 @@ def test_cli_paths(cfg_path, tmp_path):
     r = CliRunner().invoke(cli, ["sweep", str(cfg_path), "--paths", "3", "--seed", "1", "--quiet"])
     assert r.exit_code == 0, r.output
     assert pl.read_parquet(tmp_path / "out" / "mc-test" / "paths.parquet").height == 6
+    r = CliRunner().invoke(cli, ["show", str(tmp_path / "out" / "mc-test"), "--sql",
+                                 "select count(*) as n, max(path) as k from paths"])
+    assert r.exit_code == 0 and "6" in r.output and "2" in r.output, r.output
+    r = CliRunner().invoke(cli, ["show", str(tmp_path / "out" / "mc-test")])
+    assert r.exit_code == 0 and "P(liq)" in r.output, r.output
     r = CliRunner().invoke(cli, ["sweep", str(cfg_path), "--paths", "2", "--seed", "1", "--vary-borrow-rate",
                                  "--quiet", "--force"])
     assert r.exit_code == 0, r.output
