@@ -108,11 +108,11 @@ def block_index(starts: np.ndarray, block: int, n_out: int, m: int) -> np.ndarra
 
 
 def capped_walk(x0: float, steps: np.ndarray, cap: float) -> np.ndarray:
-    """x_0 = min(x0, cap), x_s = min(x_{s-1} + steps_s, cap): the Lindley recursion, vectorised."""
-    y0 = max(cap - x0, 0.0)                       # distance below the ceiling
-    d = np.concatenate([[0.0], np.cumsum(-np.asarray(steps, dtype=np.float64))])
-    y = d - np.minimum(np.minimum.accumulate(d), -y0)
-    return cap - y
+    """x_0 = min(x0, cap), x_s = min(x_{s-1} + steps_s, cap): the walk reflected at the ceiling (Skorokhod:
+    the free walk X minus the running maximum of its excess over the cap), so an uncapped stretch is the free
+    walk exactly and x_0 is x0 itself when it is at or below the cap."""
+    free = x0 + np.concatenate([[0.0], np.cumsum(np.asarray(steps, dtype=np.float64))])
+    return free - np.maximum.accumulate(np.maximum(free - cap, 0.0))
 
 
 def path_draw(qs: np.ndarray, seed: int, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:

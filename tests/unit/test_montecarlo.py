@@ -70,6 +70,7 @@ def test_paths_depend_only_on_seed_and_id():
     other = bootstrap_paths(m, MonteCarlo(paths=6, seed=43, block_days=0.01, interval=60), range(6))
     assert not np.array_equal(other.price_factor, all6)
     assert not np.array_equal(all6[0], all6[1])
+    assert np.all(all6[:, 0] == 1.0)                  # every path starts at the window's own ratio, exactly
 
 
 def test_capped_walk_by_hand():
@@ -77,6 +78,7 @@ def test_capped_walk_by_hand():
     got = capped_walk(0.0, np.array([0.5, 0.5, -1.0, 2.0, -0.25]), 0.75)
     assert np.allclose(got, [0.0, 0.5, 0.75, -0.25, 0.75, 0.5], rtol=0, atol=1e-15)
     assert np.array_equal(capped_walk(1.0, np.array([0.0]), 0.5), [0.5, 0.5])        # a start above is held
+    assert capped_walk(-0.03, np.array([0.01]), -0.001)[0] == -0.03                  # the start is exact
 
 
 def test_options_refused():
