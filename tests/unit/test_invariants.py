@@ -113,7 +113,8 @@ def test_failures_name_the_config_and_block():
        kind=st.sampled_from(["hold", "lend", "loop", "flash-loan"]), protocol=st.sampled_from(VENUES))
 def test_the_flow_holds_at_every_block(seed, n, kind, protocol):
     # the reference engine, traced after every block: the equity at the rate so far = the flows so far
-    from backtest.reference import Replay
+    from backtest.reference.replay import Replay
+    from backtest.reference.settings import Settings
     from backtest.schema import RECORD_FIELDS
 
     class Traced(Replay):
@@ -125,7 +126,7 @@ def test_the_flow_holds_at_every_block(seed, n, kind, protocol):
     m = venue_market(make_market(seed, n, True), protocol)
     p = make_params(np.random.default_rng(seed), m, kind, protocol)[0]
     rec = record_indices(m, 0)
-    rp = Traced(m, p, "market", 0.0968, 3600, rec, 5)
+    rp = Traced(m, Settings.of_params(p), "market", 0.0968, 3600, rec, 5)
     rp.trace = []
     res = rp.run()
     ev_all = np.array(res.events, dtype=_ev())
