@@ -1,8 +1,10 @@
 """The Python API: run a config (and every point of its sweep), write the result set, return frames."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -47,7 +49,7 @@ def _align(cfg: Config, markets=None) -> Market:
 def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: bool = False,
         engine: str = "core", dense: bool = False, workers: int = 0, write: bool = True,
         executor: str = "local", address: str | None = None, resume: bool = False, batch_size: int = 256,
-        force: bool = False,
+        force: bool = False, montecarlo=None,
         progress: Callable[[int, int], None] | None = None,
         on_start: Callable[[int, int], None] | None = None,
         on_align: Callable[[int, int], None] | None = None, progress_every: int = 0) -> dict[str, Any]:
@@ -61,7 +63,9 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     market group is aligned and once after the last; progress_every > 0 asks for about that many progress
     calls (smaller batches, never below one configuration per core; results unchanged). batch_size bounds the
     configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
-    result set of this project, and one of different configurations only with force=True."""
+    result set of this project, and one of different configurations only with force=True. montecarlo (a
+    backtest.montecarlo.MonteCarlo): every configuration on N bootstrapped paths; the summary is then one row
+    of path statistics per configuration and paths.parquet holds every (configuration, path) row."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
 
     if executor not in EXECUTORS:
@@ -72,6 +76,8 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         raise ConfigError(f"--workers {workers!r}: must be a whole number from 0 (all cores) to {MAX_WORKERS}")
     if executor == "dask" and engine != "core":
         raise ConfigError("--executor dask runs the core engine only")
+    if montecarlo is not None and (engine != "core" or dense):
+        raise ConfigError("--paths runs the core engine (the reference engine replays paths in the tests)")
     started = time.time()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -98,14 +104,14 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     store = Store(dest, hashes, force, cfg.run.data) if write else None
     try:
         return _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume,
-                    batch_size, progress, on_start, started, timings, lap, on_align, progress_every)
+                    batch_size, progress, on_start, started, timings, lap, on_align, progress_every, montecarlo)
     finally:
         if store is not None:
             store.release()
 
 
 def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume, batch_size,
-         progress, on_start, started, timings, lap, on_align=None, progress_every=0) -> dict[str, Any]:
+         progress, on_start, started, timings, lap, on_align=None, progress_every=0, mc=None) -> dict[str, Any]:
     from backtest.config import config_hash, config_to_dict
 
     from backtest.data.lake_write import recover
@@ -132,7 +138,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     # [episodes] is not in the config hash; a resumed work folder must have found the same episodes
     ep = f"episodes {cfg.episodes.threshold!r} {cfg.episodes.merge_gap}"
     sweep_hash = hashlib.sha256(
-        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine, ep]).encode()).hexdigest()
+        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine, ep]
+                  + ([json.dumps(mc.manifest(), sort_keys=True)] if mc is not None else [])).encode()).hexdigest()
 
     tmp = None
     write = store is not None
@@ -144,20 +151,35 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
         work = WorkDir(dest, sweep_hash, resume)
         done = work.done_ids() if work.resumed else set()
         jobs = [(prep, [i for i in g.ids if i not in done]) for g, prep in zip(groups, preps)]
-        if progress_every > 0:              # progress from the first configurations, also below one batch
+        if progress_every > 0 and mc is None:   # progress from the first configurations, also below one batch
             total = sum(len(t) for _, t in jobs)
             least = workers if workers > 0 else (os.cpu_count() or 1)
             for prep, _ in jobs:
                 prep.batch = min(prep.batch, max(least, -(-total // progress_every)))
-        if on_start is not None:
-            on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))
-        if executor == "dask":
-            run_dask(points, jobs, work, dense, workers, address, progress)
+        if mc is not None:
+            from backtest import montecarlo as _mc
+
+            npaths = len(mc.path_ids())
+            if on_start is not None:
+                on_start(npaths * len(points), npaths * sum(len(t) * len(p.market) for p, t in jobs))
+            # [[scenario]] overlays stack on the paths: the bootstrap reads the history without them
+            histories = {g: _mc.history_of(_align(dataclasses.replace(grp.first, scenarios=())), mc.interval)
+                         for g, grp in enumerate(groups) if grp.first.scenarios}
+            _mc.run_paths(points, jobs, work.path, mc, executor, workers, address, progress, histories)
         else:
-            run_local(points, jobs, work, engine, dense, workers, progress)
+            if on_start is not None:
+                on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))
+            if executor == "dask":
+                run_dask(points, jobs, work, dense, workers, address, progress)
+            else:
+                run_local(points, jobs, work, engine, dense, workers, progress)
         lap("replay")
-        summary, events = work.collect()
-        episodes = work.collect_episodes()
+        if mc is not None:
+            summary, events = _mc.finish(points, work.path)
+            episodes = work.collect_episodes()         # none: the paths keep no events
+        else:
+            summary, events = work.collect()
+            episodes = work.collect_episodes()
         manifest = {
             "format": MARKER,
             "format_version": FORMAT_VERSION,
@@ -184,7 +206,15 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             "status": "complete",
         }
         manifest["columns"] = _columns(points, summary, events, episodes)
+        if mc is not None:
+            manifest["montecarlo"] = mc.manifest()
+            debts = [c.market.debt for _, c in points]
+            manifest["columns"]["summary"] = _mc.column_entries(summary.columns, debts)
+            manifest["columns"]["paths"] = _mc.column_entries(list(_mc.PAIR_COLUMNS), debts)
+            manifest["columns"]["paths"][:0] = _mc.column_entries(["config_id", "path"], debts)
         path = work.finalize(summary, events, manifest, episodes)
+        if mc is not None:
+            shutil.rmtree(path / "mc", ignore_errors=True)
         lap("write")
         manifest["timings"] = timings
     except Exception as exc:

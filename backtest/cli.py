@@ -62,7 +62,7 @@ def _parse_grids(items) -> dict:
 
 
 def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="local", address=None,
-            resume=False, force=False, sort=None, ascending=False, top=DEFAULT_TOP):
+            resume=False, force=False, sort=None, ascending=False, top=DEFAULT_TOP, montecarlo=None):
     from backtest.api import run as api_run
 
     prog = Progress(not quiet)
@@ -71,7 +71,7 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
                       zip_=zip_, engine=engine, dense=dense, workers=workers, executor=executor,
                       address=address, resume=resume, force=force, progress=prog.advance,
                       on_start=prog.start, on_align=prog.align,
-                      progress_every=PROGRESS_STEPS if prog.enabled else 0)
+                      progress_every=PROGRESS_STEPS if prog.enabled else 0, montecarlo=montecarlo)
     finally:
         prog.stop()
     if not quiet and res["manifest"] is None:      # a strategy-book kind (backtest/strategy_book.py)
@@ -88,6 +88,10 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
         labels = [p for p in res["summary"].columns if "." in p]
         print_summary(res["summary"], labels, top=top, sort=sort, ascending=ascending, where=str(res["path"]))
         m = res["manifest"]
+        if montecarlo is not None:
+            click.echo(f"Monte Carlo: {len(montecarlo.path_ids())} path(s) of {montecarlo.paths}, seed "
+                       f"{montecarlo.seed}, {montecarlo.block_days:g}-day blocks; VaR / CVaR at 95 % of the ending "
+                       f"equity ({res['summary']['debt_asset'][0]}); every path in paths.parquet")
         if m["resumed_configs"]:
             click.echo(f"resumed: {m['resumed_configs']} configuration(s) kept, {m['computed_configs']} computed")
         click.echo(f"result set: {res['path']}")
@@ -129,15 +133,29 @@ def run(config, sets, engine, dense, workers, resume, force, quiet, sort, ascend
 @click.option("--resume", is_flag=True, help="finish an interrupted sweep without recomputing finished configurations")
 @click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
 @click.option("--force", is_flag=True, help="replace a result set of a different configuration")
+@click.option("--paths", "n_paths", type=int, default=None,
+              help="Monte Carlo: N paths by block bootstrap of the window's own de-peg history")
+@click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo: the paths' seed")
+@click.option("--block-days", type=float, default=7.0, show_default=True, help="Monte Carlo: bootstrap block length")
+@click.option("--path", "path_id", type=int, default=None, help="Monte Carlo: replay this one path alone")
+@click.option("--vary-borrow-rate", is_flag=True,
+              help="Monte Carlo: resample the borrow rate too, in the same blocks (one core pass per path, slower)")
 @click.option("--quiet", is_flag=True)
 @_sort_options
-def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, quiet, sort, ascending,
-          top):
+def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, n_paths, seed, block_days,
+          path_id, vary_borrow_rate, quiet, sort, ascending, top):
     """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
     if address and executor != "dask":
         raise click.UsageError("--address goes with --executor dask")
+    mc = None
+    if n_paths is not None:
+        from backtest.montecarlo import MonteCarlo
+
+        mc = MonteCarlo(n_paths, seed, block_days, path_id, borrow_rate=vary_borrow_rate)
+    elif path_id is not None or vary_borrow_rate:
+        raise click.UsageError("--path and --vary-borrow-rate go with --paths N --seed S")
     _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force, sort,
-            ascending, top)
+            ascending, top, mc)
 
 
 @cli.command()
@@ -156,6 +174,8 @@ def show(results_dir, sql, fmt_name, sort, ascending, top):
     con = duckdb.connect()
     con.execute(f"CREATE VIEW summary AS SELECT * FROM read_parquet('{root / 'summary.parquet'}')")
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
+    if (root / "paths.parquet").exists():          # a Monte Carlo result set: every (configuration, path)
+        con.execute(f"CREATE VIEW paths AS SELECT * FROM read_parquet('{root / 'paths.parquet'}')")
     if (root / "episodes.parquet").exists():
         con.execute(f"CREATE VIEW episodes AS SELECT * FROM read_parquet('{root / 'episodes.parquet'}')")
     if (root / "timeseries").exists():

@@ -18,6 +18,11 @@ SUMMARY_COLUMNS = (
     ("avg_leverage", "avg lev", False), ("total_costs", "costs", False), ("bad_debt", "bad debt", False),
     ("end_equity", "end equity", False), ("liq_penalty", "penalty", False), ("max_drawdown", "max DD", True),
     ("hold_apy_rate", "hold @rate", True),
+    # `sweep --paths`: the Monte Carlo statistics per configuration (backtest/montecarlo.py); a plain result
+    # set has none of them, a Monte Carlo one none of the columns above
+    ("liq_probability", "P(liq)", True), ("bad_debt_probability", "P(bad debt)", True),
+    ("net_apy_p5", "APY p5", True), ("net_apy_p50", "APY p50", True), ("net_apy_p95", "APY p95", True),
+    ("var95", "VaR 95%", False), ("cvar95", "CVaR 95%", False), ("worst_path", "worst path", False),
 )
 DEFAULT_TOP = 40
 FORMATS = ("table", "csv", "json")

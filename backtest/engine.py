@@ -391,6 +391,9 @@ def run_core_paths(market: Market, params: np.ndarray, lanes: list[Lane], rec_id
         params = np.repeat(params, paths.n_paths)
     pair_path = np.ascontiguousarray(pair_path, dtype=np.int64)
     params = np.ascontiguousarray(params)
+    if paths.borrow_delta is not None:
+        return _run_paths_by_market(market, params, lanes, rec_idx, me, paths, chunk, dense, threads, event_cap,
+                                    pair_path)
     n = len(params)
     if lane_arrays is None or lane_arrays["chunk"] != chunk:
         lane_arrays = build_lanes(market, lanes, chunk)
@@ -420,4 +423,25 @@ def run_core_paths(market: Market, params: np.ndarray, lanes: list[Lane], rec_id
             summaries[i] = again.summaries[j]
             ev_list[i] = again.events[j]
             records[i] = again.records[j]
+    return Outputs(summaries, ev_list, records, rec_idx), pair_path
+
+
+def _run_paths_by_market(market, params, lanes, rec_idx, me, paths, chunk, dense, threads, event_cap, pair_path):
+    """Paths that vary the borrow rate: each path's market built explicitly (backtest.paths.scale_market), its
+    lanes and borrow index rebuilt, and its configurations replayed in one run_core pass; one path in memory."""
+    from backtest.paths import hold_follows_price, scale_market
+
+    n = len(params)
+    summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
+    records = np.zeros((n, len(rec_idx), N_RECORD))
+    ev_list: list = [None] * n
+    scale_hold = hold_follows_price(market)
+    for k in np.unique(pair_path):
+        rows = np.flatnonzero(pair_path == k)
+        out = run_core(scale_market(market, paths, int(k), scale_hold), params[rows].copy(), lanes, rec_idx, me,
+                       chunk, dense, threads, event_cap)
+        summaries[rows] = out.summaries
+        records[rows] = out.records
+        for j, i in enumerate(rows):
+            ev_list[i] = out.events[j]
     return Outputs(summaries, ev_list, records, rec_idx), pair_path

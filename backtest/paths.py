@@ -7,6 +7,12 @@ copy of the market. The factor multiplies the market (DEX) price, the oracle fee
 the collateral, the hold benchmark's price: the oracle price follows wherever the lane's oracle reads the
 market price or the feed; an exchange-rate or CAPO oracle does not move with a de-peg (as on-chain).
 A factor of exactly 1.0 everywhere reproduces the plain run bit for bit (x * 1.0 == x).
+
+A path may also vary the debt's borrow rate: ``borrow_delta[k, s]`` is added to the market's borrow APR
+(floored at 0) at every block of sample s. The core's one-pass paths kernel varies the price only, so paths
+with a borrow delta are replayed one path at a time on the path's market built explicitly (scale_market:
+the borrow index and every lane are rebuilt per path, O(blocks) memory, configurations of a path in one
+core pass); a delta of exactly 0.0 is the plain run bit for bit (x + 0.0 == x).
 """
 from __future__ import annotations
 
@@ -21,8 +27,15 @@ from backtest.errors import DataError
 class Paths:
     sample_idx: np.ndarray      # int64 [block] -> sample, non-decreasing
     price_factor: np.ndarray    # f8 [path, sample]: multiplier on the collateral's price (1.0 = unchanged)
+    borrow_delta: np.ndarray | None = None   # f8 [path, sample]: apr added to the borrow rate (0.0 = unchanged)
 
     def __post_init__(self) -> None:
+        if self.borrow_delta is not None:
+            self.borrow_delta = np.ascontiguousarray(np.atleast_2d(self.borrow_delta), dtype=np.float64)
+            if self.borrow_delta.shape != np.atleast_2d(self.price_factor).shape:
+                raise DataError("paths: borrow_delta must have price_factor's shape [paths, samples]")
+            if not np.all(np.isfinite(self.borrow_delta)):
+                raise DataError("paths: borrow_delta must be finite (an apr offset)")
         self.sample_idx = np.ascontiguousarray(self.sample_idx, dtype=np.int64)
         self.price_factor = np.ascontiguousarray(np.atleast_2d(self.price_factor), dtype=np.float64)
         si, f = self.sample_idx, self.price_factor
@@ -62,6 +75,8 @@ def scale_market(market, paths: Paths, k: int, scale_hold: bool):
     out.price = market.price * g
     out.oracle_feed = market.oracle_feed * g
     out.hold_price = market.hold_price * g if scale_hold else market.hold_price
+    if paths.borrow_delta is not None:
+        out.borrow_apr = np.maximum(market.borrow_apr + paths.borrow_delta[k][paths.sample_idx], 0.0)
     return out
 
 

@@ -278,6 +278,18 @@ def write_batch_outputs(points, ids: list[int], out: Outputs, prep: Prepared, wo
     work.write_batch(ids[0], *batch_frames(points, ids, ts_out, prep.market, prep, records))
 
 
+def check_run(market: Market, params: np.ndarray, out: Outputs, ids: list[int]) -> None:
+    """The accounting invariants at the end of every run (backtest/invariants.py); a failure names the
+    configuration. Multi-collateral positions sum their legs' tokens, so they are not checked here."""
+    from backtest.invariants import check_flow, check_summaries
+
+    if n_legs(market) > 1:
+        return
+    check_summaries(out.summaries, market, params, [f"config {i}" for i in ids])
+    for j, i in enumerate(ids):
+        check_flow(out.summaries[j], out.events[j], market, params[j], f"config {i}")
+
+
 def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, engine: str, dense: bool,
               workers: int, progress: Callable[[int, int], None] | None) -> None:
     for prep, todo in jobs:
@@ -296,6 +308,7 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
                                           weights, configs=[points[i][1] for i in ids])
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
+            check_run(prep.market, params, out, ids)
             write_batch_outputs(points, ids, out, prep, work)
             if progress is not None:
                 progress(len(ids), len(ids) * len(prep.market))
@@ -356,7 +369,9 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
                 tasks.append(client.submit(_dask_batch, fut, params, ids, dense, pure=False))
             for done in as_completed(tasks):
                 ids, summaries, events, records = done.result()
-                write_batch_outputs(points, ids, Outputs(summaries, events, records, prep.record_at), prep, work)
+                out = Outputs(summaries, events, records, prep.record_at)
+                check_run(prep.market, encode_params([points[i][1] for i in ids], prep.lanes), out, ids)
+                write_batch_outputs(points, ids, out, prep, work)
                 if progress is not None:
                     progress(len(ids), len(ids) * len(prep.market))
     finally:

@@ -1,3 +1,5 @@
+cimport openmp
+
 # ------------------------------------------------------------------------------- paths as an axis
 # run_batch_paths replays (configuration, path) pairs: path k scales the collateral's market price (and the
 # oracle feed, and the hold price when the hold token is the collateral) by factor[k, sample_idx[b]] at block b.
@@ -6,7 +8,10 @@
 # of O(lanes x blocks) reused by every path, so memory does not grow with the paths; then every configuration
 # of the path runs in parallel through the same replay_one as run_batch (chunk skip included). An exchange-rate
 # or CAPO lane's oracle does not read the market price, so its pairs read the plain lane. With a factor of exactly 1.0 every product x * 1.0 is x, so path
-# results are bit-identical to run_batch's.
+# results are bit-identical to run_batch's. With many paths (at least twice the threads: Monte Carlo) the paths
+# run in parallel instead, each thread building its path into its own buffers and running the path's
+# configurations in turn (one parallel region per batch: a path's configurations are too quick to share out);
+# memory grows with the threads, not the paths, and each pair's result is the same in both modes.
 
 
 cdef struct PathPtrs:
@@ -15,6 +20,7 @@ cdef struct PathPtrs:
     Py_ssize_t ns               # samples per path
     const double* feed          # the oracle feed (unscaled)
     bint scale_hold             # the hold token is the collateral: its price follows the path
+    bint any_feed               # a lane's oracle reads the feed: the path's feed is built
     const int* oracle           # per lane: oracle mode, CAPO growth and age
     const double* growth
     const int64_t* age
@@ -33,10 +39,14 @@ cdef void _build_path(const Mkt* base, const PathPtrs* pp, Py_ssize_t path, Py_s
     cdef int oracle
     cdef const double* f = pp.factor + path * pp.ns
     for b in range(n):
+        # only what a replay of this path reads: the hold price when it follows the collateral (else the
+        # plain one is read in place), the feed when a lane reads it (a path build is memory traffic)
         g = f[pp.sample_idx[b]]
         price[b] = base.price[b] * g
-        hprice[b] = base.hprice[b] * g if pp.scale_hold else base.hprice[b]
-        feed[b] = pp.feed[b] * g
+        if pp.scale_hold:
+            hprice[b] = base.hprice[b] * g
+        if pp.any_feed:
+            feed[b] = pp.feed[b] * g
     for c in range(nch):
         lo = c * base.chunk
         hi = lo + base.chunk if lo + base.chunk < n else n
@@ -73,6 +83,48 @@ cdef void _run_pair(const Mkt* path_mkt, const PathPtrs* pp, const LanePtrs* own
     o.rec = rec
     _zero_summary(sm)
     replay_one(p, &m, &o, dense)
+
+
+cdef void _run_group(const Mkt* base, const PathPtrs* pp, Py_ssize_t k, Py_ssize_t nlanes, double* bufs,
+                     double* qbuf, double* por, double* a, double* amin, double* amax, int64_t* aarg,
+                     const int64_t* order, Py_ssize_t g0, Py_ssize_t g1, Params* params, Summary* summaries,
+                     Event* events, Py_ssize_t ncap, double* records, Py_ssize_t nrec, bint dense) noexcept nogil:
+    # one path on one thread: its buffers (this thread's), then every configuration of the path in turn
+    cdef Py_ssize_t n = base.n, j, i
+    cdef LanePtrs own
+    cdef Mkt pm = base[0]
+    own.n = n
+    own.nch = base.nchunks
+    own.por = por
+    own.a = a
+    own.amin = amin
+    own.amax = amax
+    own.aarg = aarg
+    _build_path(base, pp, k, nlanes, bufs, bufs + n, qbuf, bufs + 2 * n, &own)
+    pm.price = bufs
+    pm.hprice = bufs + n if pp.scale_hold else base.hprice
+    pm.qmin = qbuf
+    for j in range(g0, g1):
+        i = order[j]
+        _run_pair(&pm, pp, &own, &params[i], &summaries[i], events + i * ncap, ncap,
+                  records + i * nrec * N_RECORD if nrec > 0 else NULL, dense)
+
+
+cdef void _run_groups_parallel(const Mkt* base, const PathPtrs* pp, Py_ssize_t nlanes, double[:, :, ::1] tb,
+                               double[:, ::1] tq, double[:, :, ::1] tpor, double[:, :, ::1] ta,
+                               double[:, :, ::1] tmin, double[:, :, ::1] tmax, int64_t[:, :, ::1] targ,
+                               const int64_t[::1] order, const int64_t[::1] gstart, Py_ssize_t ngroups,
+                               Params* params, Summary* summaries, Event* events, Py_ssize_t ncap, double* records,
+                               Py_ssize_t nrec, const int64_t[::1] pair_path, bint dense, int nthreads):
+    cdef Py_ssize_t gi, tid, g0, g1
+    with nogil, parallel(num_threads=nthreads):
+        for gi in prange(ngroups, schedule="dynamic", chunksize=1):
+            tid = openmp.omp_get_thread_num()
+            g0 = gstart[gi]
+            g1 = gstart[gi + 1]
+            _run_group(base, pp, pair_path[order[g0]], nlanes, &tb[tid, 0, 0], &tq[tid, 0], &tpor[tid, 0, 0],
+                       &ta[tid, 0, 0], &tmin[tid, 0, 0], &tmax[tid, 0, 0], &targ[tid, 0, 0], &order[0], g0, g1,
+                       params, summaries, events, ncap, records, nrec, dense)
 
 
 def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict market, dict lanes,
@@ -179,15 +231,39 @@ def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict marke
     pp.ns = ns
     pp.feed = &feed[0]
     pp.scale_hold = scale_hold
+    pp.any_feed = False
+    for i in range(nlanes):
+        if oracle[i] == ORACLE_FEED:
+            pp.any_feed = True
     pp.oracle = &oracle[0]
     pp.growth = &growth[0]
     pp.age = &age[0]
     pp.npre = pre_ts.shape[0]
     pp.pre_ts = &pre_ts[0] if pp.npre > 0 else NULL
     pp.pre_xrate = &pre_x[0] if pp.npre > 0 else NULL
-    # pairs grouped by path (stable: each group keeps the rows' order); one path's buffers, reused
+    # pairs grouped by path (stable: each group keeps the rows' order)
     order_arr = np.argsort(np.asarray(pair_path), kind="stable").astype(np.int64)
     cdef const int64_t[::1] order = order_arr
+    sorted_path = np.asarray(pair_path)[order_arr]
+    starts_arr = np.flatnonzero(np.r_[True, sorted_path[1:] != sorted_path[:-1]]).astype(np.int64)
+    starts_arr = np.r_[starts_arr, npair].astype(np.int64)
+    cdef const int64_t[::1] gstart = starts_arr
+    cdef Py_ssize_t ngroups = starts_arr.shape[0] - 1
+    cdef int nthreads = threads if threads > 0 else openmp.omp_get_max_threads()
+    if nthreads > 1 and ngroups >= 2 * nthreads:
+        # many paths: paths in parallel, each thread with its own path buffers (memory grows with the
+        # threads, not the paths), one parallel region for the batch; a pair's result does not depend on
+        # which thread or mode ran it
+        tb = np.empty((nthreads, 3, n))
+        tq = np.empty((nthreads, nch))
+        tpor, ta = np.empty((nthreads, nlanes, n)), np.empty((nthreads, nlanes, n))
+        tmin, tmax = np.empty((nthreads, nlanes, nch)), np.empty((nthreads, nlanes, nch))
+        targ = np.empty((nthreads, nlanes, nch), dtype=np.int64)
+        _run_groups_parallel(&base, &pp, nlanes, tb, tq, tpor, ta, tmin, tmax, targ, order, gstart, ngroups,
+                             &params[0], &summaries[0], &events[0, 0], ncap,
+                             &records[0, 0, 0] if nrec > 0 else NULL, nrec, pair_path, dense, nthreads)
+        return
+    # few paths: one path's buffers, reused; the configurations of a path in parallel
     own_por, own_a = np.empty((nlanes, n)), np.empty((nlanes, n))
     own_amin, own_amax = np.empty((nlanes, nch)), np.empty((nlanes, nch))
     own_aarg = np.empty((nlanes, nch), dtype=np.int64)
@@ -207,7 +283,7 @@ def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict marke
     own.aarg = &own_aarg_v[0, 0]
     cdef Mkt pm = base
     pm.price = &bufs_v[0, 0]
-    pm.hprice = &bufs_v[1, 0]
+    pm.hprice = &bufs_v[1, 0] if scale_hold else base.hprice
     pm.qmin = &qbuf_v[0]
     g0 = 0
     with nogil:
@@ -223,3 +299,4 @@ def run_batch_paths(Params[::1] params, const int64_t[::1] pair_path, dict marke
                     _run_pair(&pm, &pp, &own, &params[i], &summaries[i], &events[i, 0], ncap,
                               &records[i, 0, 0] if nrec > 0 else NULL, dense)
             g0 = g1
+
