@@ -151,12 +151,14 @@ def _net(f):
               help="lake column <- file column, with an optional unit (ms, wei, gwei, ray, percent, bps, apy...)")
 @click.option("--set", "sets", multiple=True, metavar="COL=VALUE",
               help="a constant column (base, quote, protocol, asset, source ...) or a source option")
+@click.option("--recipe", default=None, help="dune: a recipe (query id + column mapping), e.g. ezeth-balancer-minute")
 @click.option("--quiet", is_flag=True)
-def data_import(source, files, lake, table, maps, sets, quiet):
+def data_import(source, files, lake, table, maps, sets, recipe, quiet):
     """Normalise FILES of SOURCE into the lake (all files are checked before anything is written).
 
     SOURCE: coingecko, aavescan, aave-snapshots, comet, etherscan, gas-hourly, peg-hourly, curve, rocketpool,
-    etherfi, defillama, dune, csv. Example:
+    etherfi, defillama, dune, csv. Dune results of the episodes: `dune FILE --recipe NAME` (names in
+    backtest.data.sources.dune_recipes; an unknown name lists them). Example:
 
     \b
         backtest data import csv prices.csv --table prices \\
@@ -173,6 +175,16 @@ def data_import(source, files, lake, table, maps, sets, quiet):
     _require_lake(lake, f"data import {source}")
     from backtest.data.lake_write import transaction
 
+    if recipe is not None:
+        from backtest.data.sources.dune_recipes import import_recipe
+
+        if source != "dune" or table:
+            raise InputError("--recipe is for `data import dune` (the recipe names the tables: no --table)")
+        with transaction(Path(lake)):
+            report = import_recipe(list(files), Path(lake), recipe, parse_mapping(maps) or None,
+                                   _pairs(sets, "--set") or None)
+        _echo_report(report, quiet)
+        return
     with transaction(Path(lake)):        # all files of the import land together, even after a kill
         report = import_files(source, list(files), Path(lake), table=table,
                               mapping=parse_mapping(maps) or None, sets=_pairs(sets, "--set") or None)
@@ -331,8 +343,9 @@ _OLD_RPC = ["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]
 @click.option("--market-id", default=None, help="morpho: the market id (bytes32)")
 @click.option("--token", default=None, help="rate-provider: the token whose rate it is")
 @click.option("--underlying", default=None, help="rate-provider: what the rate is in (default ETH)")
-@click.option("--oracle-protocol", default=None,
-              help="chainlink-feed / capo: write oracle_prices of this protocol (aave-v3, morpho-blue)")
+@click.option("--protocol", "protocol_label", default=None,
+              help="the lake's protocol label: chainlink-feed / capo / morpho-oracle write oracle_prices of it "
+                   "(aave-v3, morpho-blue); morpho writes its rates under it (two markets: morpho-ezeth-86)")
 @click.option("--aave-version", type=int, default=3, show_default=True)
 @click.option("--base", default=None, help="chainlink / curve / uniswap-v3: base symbol")
 @click.option("--quote", default=None, help="chainlink / curve / uniswap-v3: quote symbol")
@@ -346,12 +359,12 @@ _OLD_RPC = ["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]
 @click.option("--log-span", type=int, default=10_000, show_default=True, help="--events: blocks per eth_getLogs")
 @_net
 def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, symbol, market_id, token, underlying,
-                  oracle_protocol, aave_version, base, quote, i, j, dx, decimals0, decimals1, invert, batch, log_span,
+                  protocol_label, aave_version, base, quote, i, j, dx, decimals0, decimals1, invert, batch, log_span,
                   lake, timeout, retries):
     """eth_call PRESET at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks).
 
     PRESETS (batched): weeth, ezeth, rseth, oseth, cbeth, reth, rate-provider, morpho, comet, aave-v3-reserve,
-    aave-oracle, chainlink-feed, capo, uniswap-v3, curve; one call per request: wsteth, aave-reserve, chainlink,
+    morpho-oracle, aave-oracle, chainlink-feed, capo, uniswap-v3, curve; one call per request: wsteth, aave-reserve, chainlink,
     curve-dy, blocks. Example (every Aave v3 WETH rate change in a block range):
 
     \b
@@ -393,7 +406,7 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
 
     preset = rpc_presets.from_options(what, dict(
         address=address, asset=asset, symbol=symbol, market_id=market_id, token=token, underlying=underlying,
-        oracle_protocol=oracle_protocol, base=base, quote=quote, i=i, j=j, dx=dx, decimals0=decimals0,
+        protocol=protocol_label, base=base, quote=quote, i=i, j=j, dx=dx, decimals0=decimals0,
         decimals1=decimals1, invert=invert))
     node = BatchRpc(url, timeout=timeout, retries=retries, batch_size=batch)
     try:

@@ -77,6 +77,15 @@ class RecordedNode:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
+    @classmethod
+    def from_file(cls, path, **kw) -> "RecordedNode":
+        """A recording saved as JSON (``.json``) or gzip-packed JSON (``.json.gz``)."""
+        import gzip
+        from pathlib import Path
+
+        raw = Path(path).read_bytes()
+        return cls(json.loads(gzip.decompress(raw) if str(path).endswith(".gz") else raw), **kw)
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -157,11 +157,13 @@ def _rates_series(protocol: str, asset: str, src: str):
     return series
 
 
-def morpho(market_id: str, asset: str = "WETH", morpho_address: str | None = None) -> Preset:
+def morpho(market_id: str, asset: str = "WETH", morpho_address: str | None = None,
+           protocol: str = "morpho-blue") -> Preset:
     """Morpho Blue ``market(id)`` (totals, lastUpdate, fee), ``idToMarketParams(id)`` (read once: immutable) and
     the market's IRM ``borrowRateView(marketParams, market)`` at the same block: borrow rate per second (WAD)
     -> borrow_apr = rate x 365 days (Morpho compounds it per second: an APR); utilization = borrow / supply;
-    supply_apr = borrow_apr x utilization x (1 - fee)."""
+    supply_apr = borrow_apr x utilization x (1 - fee). ``protocol`` is the rates label: two markets lending
+    the same asset need two labels (``morpho-ezeth-86``), picked by a config's ``market.rates_from``."""
     blue = morpho_address or MORPHO_BLUE
     mid = encode_call("market(bytes32)", market_id)
     params = encode_call("idToMarketParams(bytes32)", market_id)
@@ -188,10 +190,34 @@ def morpho(market_id: str, asset: str = "WETH", morpho_address: str | None = Non
                 "lltv": got["params"][4] / WAD}
 
     def series(df: pl.DataFrame) -> list[Series]:
-        out = _rates_series("morpho-blue", asset, f"rpc:morpho-blue.{market_id[:10]}")(df)
-        return out
-    return Preset("morpho", {"morpho": blue.lower(), "market_id": market_id.lower(), "asset": asset}, calls, decode,
-                  series, rounds=2, label=f"morpho market {market_id[:10]}")
+        return _rates_series(protocol, asset, f"rpc:morpho-blue.{market_id[:10]}")(df)
+    return Preset("morpho", {"morpho": blue.lower(), "market_id": market_id.lower(), "asset": asset,
+                             "protocol": protocol}, calls, decode, series, rounds=2,
+                  label=f"morpho market {market_id[:10]}")
+
+
+def morpho_oracle(market_id: str, collateral: str, loan: str = "WETH", morpho_address: str | None = None,
+                  decimals_collateral: int = 18, decimals_loan: int = 18, protocol: str = "morpho-blue") -> Preset:
+    """The oracle of a Morpho Blue market (its address from ``idToMarketParams(id)``): ``price()`` = loan
+    units per collateral unit scaled by 1e36 x 10^(loan decimals - collateral decimals) -> oracle_prices
+    PROTOCOL COLLATERAL/LOAN, the price Morpho liquidates on."""
+    blue = morpho_address or MORPHO_BLUE
+    params = encode_call("idToMarketParams(bytes32)", market_id)
+    scale = 1e36 * 10 ** (decimals_loan - decimals_collateral)
+
+    def calls(rnd: int, block: int, got: dict[str, list[int]]) -> list[Call]:
+        if rnd == 0:
+            return [Call("params", blue, params)]
+        oracle = word_address(_need(got["params"], 5, "morpho idToMarketParams", block)[2])
+        return [Call("price", oracle, encode_call("price()"))]
+
+    def decode(block: int, got: dict[str, list[int]]) -> dict[str, Any]:
+        v = _need(got["price"], 1, "morpho oracle price()", block)[0]
+        return {"price": v / scale if v else None}
+    return Preset("morpho-oracle", {"morpho": blue.lower(), "market_id": market_id.lower(), "collateral": collateral,
+                                    "loan": loan, "protocol": protocol}, calls, decode,
+                  _oracle_series(protocol, collateral, loan, f"morpho-oracle:{market_id[:10]}"), rounds=2,
+                  label=f"morpho oracle {market_id[:10]}")
 
 
 def comet(address: str | None = None, asset: str = "WETH") -> Preset:
@@ -374,10 +400,11 @@ PRESETS = {
     "reth": "Rocket Pool rETH getExchangeRate() -> exchange_rates rETH/ETH",
     "rate-provider": "getRate() of a Balancer rate provider / pool (--address, --token) -> exchange_rates",
     "morpho": "Morpho Blue market(id) + IRM borrowRateView (--market-id) -> rates morpho-blue (+ utilization)",
+    "morpho-oracle": "the oracle of a Morpho Blue market (--market-id, --symbol COLLATERAL) price() -> oracle_prices",
     "comet": "Compound III getUtilization / getBorrowRate / getSupplyRate -> rates compound-v3",
     "aave-v3-reserve": "Aave v3 getReserveData (--asset; with --events aave-reserve-updated: every rate change)",
     "aave-oracle": "AaveOracle getAssetPrice (--asset) -> oracle_prices aave-v3 SYMBOL/USD",
-    "chainlink-feed": "Chainlink latestRoundData (--address) -> prices, or oracle_prices with --oracle-protocol",
+    "chainlink-feed": "Chainlink latestRoundData (--address) -> prices, or oracle_prices with --protocol",
     "capo": "CAPO adapter latestAnswer + snapshot parameters (--address) -> oracle_prices + events",
     "uniswap-v3": "Uniswap v3 slot0 (--address pool) -> prices BASE/QUOTE",
     "curve": "Curve get_dy (--address pool, --i, --j) -> prices BASE/QUOTE",
@@ -402,7 +429,11 @@ def from_options(what: str, o: dict[str, Any]) -> Preset:
         return rate_provider(addr, o["token"], o.get("underlying") or "ETH")
     if what == "morpho":
         need("market_id")
-        return morpho(o["market_id"], o.get("symbol") or "WETH", addr)
+        return morpho(o["market_id"], o.get("symbol") or "WETH", addr, o.get("protocol") or "morpho-blue")
+    if what == "morpho-oracle":
+        need("market_id", "symbol")
+        return morpho_oracle(o["market_id"], o["symbol"], o.get("quote") or "WETH", addr,
+                             protocol=o.get("protocol") or "morpho-blue")
     if what == "comet":
         return comet(addr, o.get("symbol") or "WETH")
     if what in ("aave-v3-reserve", "aave-oracle"):
@@ -414,10 +445,10 @@ def from_options(what: str, o: dict[str, Any]) -> Preset:
         return fn(resolve_token(o["asset"]), sym, addr)
     if what == "chainlink-feed":
         need("base", "quote")
-        return chainlink(addr, o["base"], o["quote"], o.get("oracle_protocol"))
+        return chainlink(addr, o["base"], o["quote"], o.get("protocol"))
     if what == "capo":
         need("address", "symbol")
-        return capo(addr, o["symbol"], o.get("oracle_protocol") or "aave-v3")
+        return capo(addr, o["symbol"], o.get("protocol") or "aave-v3")
     if what == "uniswap-v3":
         need("address", "base", "quote")
         return uniswap_v3(addr, o["base"], o["quote"], o.get("decimals0", 18), o.get("decimals1", 18),
