@@ -99,7 +99,7 @@ def ezeth_2024() -> None:
 
     def dex(t: int) -> float:                  # the Balancer pool: far lower, for longer
         x = (t - crash) / H
-        return 1.004 if x < 0 else max(0.985, 1.004 - 0.38 * math.exp(-((x - 2.0) / 1.2) ** 2) - 0.03 * (x < 12))
+        return 1.004 if x < 0 else 1.004 - 0.38 * math.exp(-((x - 2.0) / 1.2) ** 2) - (0.03 if x < 12 else 0.0)
 
     params = {m: w(int(rp.WETH, 16), int(rp.EZETH, 16), int(EZETH_ORACLE, 16), int(MORPHO_IRM, 16), lltv)
               for m, lltv in ((MARKET_86, 86 * E18 // 100), (MARKET_77, 77 * E18 // 100))}
