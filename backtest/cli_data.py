@@ -340,7 +340,8 @@ _OLD_RPC = ["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]
 @click.option("--address", default=None, help="the contract, when not the preset's mainnet default")
 @click.option("--asset", default=None, help="reserve / oracle asset: a token address or symbol (WETH, wstETH ...)")
 @click.option("--symbol", default=None, help="the lake's name for the asset (WETH, wstETH)")
-@click.option("--market-id", default=None, help="morpho: the market id (bytes32)")
+@click.option("--market-id", default=None,
+              help="morpho / morpho-oracle: the market id (bytes32), or LOAN,COLLATERAL,ORACLE,IRM,LLTV to compute it")
 @click.option("--token", default=None, help="rate-provider: the token whose rate it is")
 @click.option("--underlying", default=None, help="rate-provider: what the rate is in (default ETH)")
 @click.option("--protocol", "protocol_label", default=None,
@@ -414,7 +415,7 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
             if single or len(blocks) != 1 or blocks[0].count(":") != 1:
                 raise InputError("--events reads the range given as --blocks START:END (one range, no step)")
             a, b = rpc.parse_blocks(blocks)[0], rpc.parse_blocks(blocks)[-1]
-            filt = market_id if events.startswith("morpho") else (
+            filt = rpc_presets._market_id(market_id) if events.startswith("morpho") and market_id else (
                 rpc_presets.resolve_token(asset) if asset else None)
             emitter = address if events == "capo-snapshot" else None
             nums = rpc_jobs.event_blocks(node, events, a, b, address=emitter, filter_on=filt, span=log_span)

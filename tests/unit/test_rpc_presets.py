@@ -225,3 +225,43 @@ def test_cli_preset_fills_exchange_rates(node, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "unknown rpc preset" in r.output
     man = [json.loads(p.read_text()) for p in tmp_path.rglob("job.json")]
     assert man and all(m["status"] == "complete" for m in man)
+
+
+def test_morpho_market_id_from_its_parameters_matches_published_ids():
+    # two mainnet wstETH/WETH markets whose ids are published with their parameters (Morpho app / integrators)
+    assert rp.morpho_market_id("WETH", "wstETH", "0x2a01eb9496094da03c4e364def50f5ad1280ad72",
+                               "0x870aC11D48B15DB9a138Cf899d20F13F79Ba00BC", 0.945) == \
+        "0xc54d7acf14de29e0e5527cabd7a576506870346a78a11a6762e2cca66322ec41"
+    assert rp._market_id("WETH,wstETH,0xbD60A6770b27E084E8617335ddE769241B0e71D8,"
+                         "0x870aC11D48B15DB9a138Cf899d20F13F79Ba00BC,0.965") == \
+        "0xb8fc70e82bc5bb53e773626fcc6a23f7eefa036918d7ef216ecfb1950a94a85e"
+
+
+@pytest.mark.parametrize("make, addr, sig, args, token, underlying", [
+    (rp.oseth, rp.STAKEWISE_OSTOKEN_CONTROLLER, "convertToAssets(uint256)", (E18,), "osETH", "ETH"),
+    (rp.rseth, rp.KELP_LRT_ORACLE, "rsETHPrice()", (), "rsETH", "ETH"),
+    (lambda: rp.rate_provider("0x" + "44" * 20, "ezETH"), "0x" + "44" * 20, "getRate()", (), "ezETH", "ETH"),
+])
+def test_one_call_rates(make, addr, sig, args, token, underlying, node, tmp_path):
+    node.add_call(addr, abi.encode_call(sig, *args), {100: words(1_054_321_000_000_000_000)})
+    rpc_jobs.fetch_preset(make(), [100], tmp_path, client(node.url))
+    xr = table(tmp_path, "exchange_rates").row(0, named=True)
+    assert (xr["token"], xr["underlying"], xr["rate"]) == (token, underlying, 1.054321)
+
+
+def test_curve_get_dy_price(node, tmp_path):
+    pool = "0x" + "dc" * 20
+    node.add_call(pool, abi.encode_call("get_dy(int128,int128,uint256)", 1, 0, 10 * E18), {100: words(9_935 * 10 ** 15)})
+    rpc_jobs.fetch_preset(rp.curve_dy(pool, 1, 0, "stETH", "ETH", dx=10.0), [100], tmp_path, client(node.url))
+    assert table(tmp_path, "prices")["price"].to_list() == [0.9935]       # 9.935 ETH for 10 stETH
+
+
+def test_a_long_retry_after_stops_the_job_with_a_resume_hint(node, tmp_path):
+    node.add_call(rp.CBETH, abi.selector("exchangeRate()"), {100: words(E18)})
+    node.script = ["429-long"]                    # HTTP 429 with Retry-After: 3600, more than the 5 s allowed
+    rpc = client(node.url, retries=2, max_retry_after=5.0)
+    with pytest.raises(FetchError, match=r"asks to wait 3600 s .*run the same command again later"):
+        rpc_jobs.fetch_preset(rp.cbeth(), [100], tmp_path, rpc)
+    assert len(node.requests) == 1                # refused at once, not slept on
+    rpc_jobs.fetch_preset(rp.cbeth(), [100], tmp_path, rpc)      # run again later: it completes
+    assert table(tmp_path, "exchange_rates")["rate"].to_list() == [1.0]

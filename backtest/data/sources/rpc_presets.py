@@ -381,6 +381,33 @@ EVENTS = {
 }
 
 
+def morpho_market_id(loan: str, collateral: str, oracle: str, irm: str, lltv: float | int) -> str:
+    """A Morpho Blue market id: keccak256(abi.encode(loanToken, collateralToken, oracle, irm, lltv)), lltv
+    in WAD (0.86 or 860000000000000000)."""
+    from decimal import Decimal
+
+    from backtest.data.sources.abi import keccak256
+
+    wad = int(lltv) if isinstance(lltv, int) and lltv > 1 else int(Decimal(str(lltv)) * 10 ** 18)
+    words = encode_call("f(address,address,address,address,uint256)", resolve_token(loan), resolve_token(collateral),
+                        oracle, irm, wad)[10:]
+    return "0x" + keccak256(bytes.fromhex(words)).hex()
+
+
+def _market_id(text: str) -> str:
+    """``--market-id``: the id (0x + 64 hex), or ``LOAN,COLLATERAL,ORACLE,IRM,LLTV`` to compute it from."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        return text
+    if len(parts) != 5:
+        raise InputError(f"--market-id {text!r}: an id, or LOAN,COLLATERAL,ORACLE,IRM,LLTV")
+    try:
+        lltv = float(parts[4])
+    except ValueError:
+        raise InputError(f"--market-id {text!r}: LLTV {parts[4]!r} is not a number") from None
+    return morpho_market_id(parts[0], parts[1], parts[2], parts[3], lltv if lltv <= 1 else int(parts[4]))
+
+
 def resolve_token(asset: str) -> str:
     if asset.lower().startswith("0x"):
         return asset
@@ -429,10 +456,10 @@ def from_options(what: str, o: dict[str, Any]) -> Preset:
         return rate_provider(addr, o["token"], o.get("underlying") or "ETH")
     if what == "morpho":
         need("market_id")
-        return morpho(o["market_id"], o.get("symbol") or "WETH", addr, o.get("protocol") or "morpho-blue")
+        return morpho(_market_id(o["market_id"]), o.get("symbol") or "WETH", addr, o.get("protocol") or "morpho-blue")
     if what == "morpho-oracle":
         need("market_id", "symbol")
-        return morpho_oracle(o["market_id"], o["symbol"], o.get("quote") or "WETH", addr,
+        return morpho_oracle(_market_id(o["market_id"]), o["symbol"], o.get("quote") or "WETH", addr,
                              protocol=o.get("protocol") or "morpho-blue")
     if what == "comet":
         return comet(addr, o.get("symbol") or "WETH")
