@@ -414,7 +414,12 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
         if events:
             if single or len(blocks) != 1 or blocks[0].count(":") != 1:
                 raise InputError("--events reads the range given as --blocks START:END (one range, no step)")
-            a, b = rpc.parse_blocks(blocks)[0], rpc.parse_blocks(blocks)[-1]
+            try:
+                a, b = (int(x) for x in blocks[0].split(":"))
+            except ValueError:
+                raise InputError(f"--blocks {blocks[0]!r}: expected START:END block numbers") from None
+            if a < 0 or b < a:
+                raise InputError(f"--blocks {blocks[0]}: START must be >= 0 and <= END")
             filt = rpc_presets._market_id(market_id) if events.startswith("morpho") and market_id else (
                 rpc_presets.resolve_token(asset) if asset else None)
             emitter = address if events == "capo-snapshot" else None

@@ -105,6 +105,8 @@ class RecordedNode:
             return ok({"number": hex(b), "timestamp": hex(self.blocks[b]), "hash": "0x" + word(b)})
         if method == "eth_call":
             call, b = params[0], int(params[1], 16)
+            if b not in self.blocks:
+                return err(-32000, "header not found")          # what geth answers beyond its head
             res = self.calls.get((call["to"].lower(), call["data"].lower()), {}).get(b)
             return ok(res) if res is not None else err(3, "execution reverted")
         if method == "eth_getLogs":

@@ -63,8 +63,8 @@ def test_weeth_rate_decoded_and_blocks_written_in_two_batches(node, tmp_path):
     assert xr["ts"].to_list() == [T0, T0 + 120, T0 + 240]              # 12 s blocks: 0, 10, 20 blocks on
     bl = table(tmp_path, "blocks").sort("ts")
     assert bl["block"].to_list() == [100, 110, 120]
-    assert rpc.posts == 2                    # one batch of block headers, one of the three calls
-    assert isinstance(node.requests[1], list) and len(node.requests[1]) == 3
+    assert rpc.posts == 1                    # one batch: three block headers and three calls
+    assert isinstance(node.requests[0], list) and len(node.requests[0]) == 6
 
 
 def test_ezeth_rate_is_total_tvl_over_supply(node, tmp_path):
@@ -117,6 +117,8 @@ def test_aave_reserve_at_every_rate_change_from_logs_in_halving_windows(tmp_path
         other = "0x" + rp.WSTETH.lower()[2:].rjust(64, "0")
         node.logs = [{"address": rp.AAVE_V3_POOL, "topics": [t0, weth_topic], "blockNumber": hex(b)} for b in (101, 105, 109)]
         node.logs.append({"address": rp.AAVE_V3_POOL, "topics": [t0, other], "blockNumber": hex(107)})
+        node.logs.append({"address": rp.AAVE_V3_POOL, "topics": [t0, weth_topic], "blockNumber": hex(103),
+                          "removed": True})          # a log of a block reorganised away
         data = abi.encode_call("getReserveData(address)", rp.WETH)
         ray = 10 ** 27
         node.add_call(rp.AAVE_V3_POOL, data, {101: words(0, ray, ray // 50, ray, ray // 10, 0, 0),
@@ -124,7 +126,7 @@ def test_aave_reserve_at_every_rate_change_from_logs_in_halving_windows(tmp_path
                                               109: words(0, ray, ray // 50, ray, ray // 10, 0, 0)})
         rpc = client(node.url)
         blocks = rpc_jobs.event_blocks(rpc, "aave-reserve-updated", 100, 120, filter_on=rp.WETH, span=32)
-        assert blocks == [101, 105, 109]           # the wstETH reserve's log at 107 is filtered out by topic 1
+        assert blocks == [101, 105, 109]           # wstETH's log (topic 1) and the removed log left out
         spans = [int(r["params"][0]["toBlock"], 16) - int(r["params"][0]["fromBlock"], 16) + 1
                  for body in node.requests for r in (body if isinstance(body, list) else [body])]
         assert spans[:3] == [21, 16, 8]            # refused above 8 blocks: 21 -> 16 -> 8
@@ -265,3 +267,15 @@ def test_a_long_retry_after_stops_the_job_with_a_resume_hint(node, tmp_path):
     assert len(node.requests) == 1                # refused at once, not slept on
     rpc_jobs.fetch_preset(rp.cbeth(), [100], tmp_path, rpc)      # run again later: it completes
     assert table(tmp_path, "exchange_rates")["rate"].to_list() == [1.0]
+
+
+def test_a_block_beyond_the_head_and_a_node_refusing_batches(node, tmp_path):
+    node.add_call(rp.CBETH, abi.selector("exchangeRate()"), {100: words(E18)})
+    with pytest.raises(DataError, match=r"at block 999: the node answered error -32000: header not found"):
+        rpc_jobs.fetch_preset(rp.cbeth(), [100, 999], tmp_path, client(node.url))
+    with pytest.raises(DataError, match=r"rpc block 999: not found \(beyond the chain head\?\)"):
+        rpc_jobs.fetch_preset(rp.blocks_only(), [100, 999], tmp_path, client(node.url))
+    node.answer = lambda body, fault: {"jsonrpc": "2.0", "id": None,
+                                       "error": {"code": -32600, "message": "batch requests are not supported"}}
+    with pytest.raises(DataError, match=r"not supported \(does it take batch requests\? try --batch 1\)"):
+        rpc_jobs.fetch_preset(rp.cbeth(), [100], tmp_path, client(node.url))

@@ -3,7 +3,7 @@
 Blocks are a chosen list, a range with a step (:func:`backtest.data.sources.rpc.parse_blocks`), or every block
 where an event of a kind was emitted inside a range (:func:`event_blocks`, ``eth_getLogs`` in windows that
 halve when the node says a window holds too many logs). A chunk of blocks is one batch per round: every
-block's ``eth_getBlockByNumber`` (its real time, for the ``blocks`` table) and round 0's calls, then the
+block's ``eth_getBlockByNumber`` (its real time, for the ``blocks`` table) with round 0's calls, then the
 calls that depend on them. Each finished block is one JSON line under ``<lake>/.fetch/rpc/<job>/``; a job
 run again reads only the blocks it is missing. Nothing is written to the lake until every block is in.
 """
@@ -27,18 +27,24 @@ TOO_MANY_LOGS = ("more than", "too many", "limit exceeded", "range too large", "
 
 
 def _chunk_rows(rpc: BatchRpc, preset: Preset, blocks: Sequence[int]) -> list[dict]:
-    reqs = [RpcRequest("eth_getBlockByNumber", [hex(b), False], f"rpc eth_getBlockByNumber {b}") for b in blocks]
-    head = rpc.run(reqs)
+    # the block headers travel in the first round's batch
+    heads = [RpcRequest("eth_getBlockByNumber", [hex(b), False], f"rpc eth_getBlockByNumber {b}") for b in blocks]
+    head: list = []
     got: list[dict[str, list[int]]] = [{} for _ in blocks]
     for rnd in range(preset.rounds):
-        reqs, where = [], []
+        reqs, where = (list(heads), [None] * len(heads)) if rnd == 0 else ([], [])
         for k, b in enumerate(blocks):
             for c in preset.calls(rnd, b, got[k]):
                 reqs.append(RpcRequest("eth_call", [{"to": c.to, "data": c.data}, hex(b)],
                                        f"rpc eth_call {preset.label} ({c.key}) at block {b}"))
                 where.append((k, c.key))
-        for (k, key), res, req in zip(where, rpc.run(reqs), reqs):
-            got[k][key] = decode_words(res, req.label)
+        for spot, res, req in zip(where, rpc.run(reqs), reqs):
+            if spot is None:
+                head.append(res)
+            else:
+                got[spot[0]][spot[1]] = decode_words(res, req.label)
+    if not head:                       # a preset without calls (blocks only)
+        head = rpc.run(heads)
     rows = []
     for k, b in enumerate(blocks):
         h = head[k]
