@@ -364,9 +364,9 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
                   lake, timeout, retries):
     """eth_call PRESET at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks).
 
-    PRESETS (batched): weeth, ezeth, rseth, oseth, cbeth, reth, rate-provider, morpho, comet, aave-v3-reserve,
-    morpho-oracle, aave-oracle, chainlink-feed, capo, uniswap-v3, curve; one call per request: wsteth, aave-reserve, chainlink,
-    curve-dy, blocks. Example (every Aave v3 WETH rate change in a block range):
+    PRESETS (batched): weeth, ezeth, rseth, oseth, cbeth, reth, rate-provider, morpho, morpho-oracle, comet,
+    aave-v3-reserve, aave-oracle, chainlink-feed, capo, uniswap-v3, curve; one call per request: wsteth,
+    aave-reserve, chainlink, curve-dy, blocks. Example (every Aave v3 WETH rate change in a block range):
 
     \b
         backtest data fetch rpc aave-v3-reserve --asset WETH --events aave-reserve-updated \\

@@ -52,7 +52,7 @@ WHERE reserve = 0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2
   AND evt_block_time BETWEEN TIMESTAMP '{{start}}' AND TIMESTAMP '{{end}}'
 ORDER BY 1"""
 
-_MORPHO_BORROW_SQL = """-- Morpho Blue market rates at every interest accrual (AccrueInterest: prevBorrowRate per second, WAD)
+_MORPHO_BORROW_SQL = """-- Morpho Blue market rates at every accrual (AccrueInterest: prevBorrowRate per second, WAD)
 SELECT evt_block_time AS block_time, evt_block_number AS block_number,
        CAST(prevBorrowRate AS DOUBLE) / 1e18 * 31536000 AS borrow_apr
 FROM morpho_blue_ethereum.MorphoBlue_evt_AccrueInterest

@@ -82,7 +82,8 @@ def _rate_series(token: str, underlying: str, src: str):
         kept = df.filter(pl.col("rate").is_not_null() & (pl.col("rate") > 0))
         xr = kept.select("ts", "block", pl.lit(token).alias("token"), pl.lit(underlying).alias("underlying"), "rate",
                          pl.lit(src).alias("source"))
-        return [Series("exchange_rates", xr, safe_name(f"rpc-{token}-{underlying}"), src, "rpc", df.height - kept.height)]
+        return [Series("exchange_rates", xr, safe_name(f"rpc-{token}-{underlying}"), src, "rpc",
+                       df.height - kept.height)]
     return series
 
 
@@ -152,7 +153,8 @@ def _rates_series(protocol: str, asset: str, src: str):
     def series(df: pl.DataFrame) -> list[Series]:
         cols = ["ts", "block", pl.lit(protocol).alias("protocol"), pl.lit(asset).alias("asset"), "supply_apr",
                 "borrow_apr", "utilization"]
-        cols += [c if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c) for c in ("supply_index", "borrow_index")]
+        cols += [c if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
+                 for c in ("supply_index", "borrow_index")]
         return [Series("rates", df.select(cols), safe_name(f"rpc-{protocol}-{asset}"), src, "rpc")]
     return series
 
@@ -319,7 +321,8 @@ def capo(adapter: str, symbol: str, protocol: str = "aave-v3") -> Preset:
         ans = signed_int(_need(got["latestAnswer"], 1, "capo latestAnswer", block)[0])
         dec = got["decimals"][0]
         return {"price": ans / 10 ** dec if ans > 0 else None, "ratio": signed_int(got["getRatio"][0]) / WAD,
-                "snapshot_ratio": got["getSnapshotRatio"][0] / WAD, "snapshot_ts": float(got["getSnapshotTimestamp"][0]),
+                "snapshot_ratio": got["getSnapshotRatio"][0] / WAD,
+                "snapshot_ts": float(got["getSnapshotTimestamp"][0]),
                 "max_growth_apr": got["getMaxRatioGrowthPerSecond"][0] / WAD * YEAR / (got["getSnapshotRatio"][0] / WAD)
                 if got["getSnapshotRatio"][0] else 0.0}
 
@@ -328,7 +331,8 @@ def capo(adapter: str, symbol: str, protocol: str = "aave-v3") -> Preset:
         ev = pl.concat([df.select("ts", pl.lit(symbol).alias("token"), pl.lit(kind).alias("kind"),
                                   pl.col(col).cast(pl.Float64).alias("value"))
                         for kind, col in (("capo-ratio", "ratio"), ("capo-snapshot-ratio", "snapshot_ratio"),
-                                          ("capo-snapshot-ts", "snapshot_ts"), ("capo-max-growth-apr", "max_growth_apr"))])
+                                          ("capo-snapshot-ts", "snapshot_ts"),
+                                          ("capo-max-growth-apr", "max_growth_apr"))])
         out.append(Series("events", ev.sort("kind", "ts"), safe_name(f"rpc-capo-{symbol}"), f"capo:{adapter.lower()}",
                           "rpc"))
         return out
