@@ -132,7 +132,8 @@ def rate_provider(address: str, token: str, underlying: str = "ETH") -> Preset:
 
 def ezeth(manager: str | None = None, token: str | None = None) -> Preset:
     """Renzo's ezETH rate as its RestakeManager mints: ``calculateTVLs()``'s total TVL (ETH, 1e18; the third
-    return value, a static word after the two array offsets) / ``ezETH.totalSupply()``."""
+    return value, a static word after the two array offsets) / ``ezETH.totalSupply()`` (the ratio Aave's ezETH
+    CAPO adapter reads too, bgd-labs/aave-capo ``IEzETH.sol``)."""
     manager, token = manager or RENZO_RESTAKE_MANAGER, token or EZETH
     calls = [Call("tvl", manager, encode_call("calculateTVLs()")), Call("supply", token, encode_call("totalSupply()"))]
 
@@ -142,10 +143,6 @@ def ezeth(manager: str | None = None, token: str | None = None) -> Preset:
         return {"rate": tvl / supply if supply else None, "tvl_eth": tvl / WAD, "supply": supply / WAD}
     return Preset("ezeth", {"manager": manager.lower(), "token": token.lower()}, _fixed(calls), decode,
                   _rate_series("ezETH", "ETH", "rpc:renzo.calculateTVLs/totalSupply"), label="Renzo calculateTVLs")
-
-
-def wsteth(address: str | None = None) -> Preset:
-    return exchange_rate("wsteth-batch", address or WSTETH, "stEthPerToken()", "wstETH", "stETH")
 
 
 # ------------------------------------------------------------------------------------------------ lending
@@ -381,7 +378,8 @@ EVENTS = {
     "morpho-accrue": ("AccrueInterest(bytes32,uint256,uint256,uint256)", MORPHO_BLUE, "market_id"),
     "morpho-liquidate": ("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)", MORPHO_BLUE,
                          "market_id"),
-    "capo-snapshot": ("CapParametersUpdated(uint256,uint256,uint256,uint256)", None, None),
+    # the CAPO adapter's event as bgd-labs/aave-capo IPriceCapAdapter declares it
+    "capo-snapshot": ("CapParametersUpdated(uint256,uint256,uint256,uint16)", None, None),
 }
 
 
