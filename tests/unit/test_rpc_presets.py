@@ -279,3 +279,28 @@ def test_a_block_beyond_the_head_and_a_node_refusing_batches(node, tmp_path):
                                        "error": {"code": -32600, "message": "batch requests are not supported"}}
     with pytest.raises(DataError, match=r"not supported \(does it take batch requests\? try --batch 1\)"):
         rpc_jobs.fetch_preset(rp.cbeth(), [100], tmp_path, client(node.url))
+
+
+def test_cli_reads_a_morpho_market_at_each_of_its_liquidations(node, tmp_path, monkeypatch):
+    mid = "0x" + "ab" * 32
+    t0 = abi.topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)")
+    node.logs = [{"address": rp.MORPHO_BLUE, "topics": [t0, mid, "0x" + "0" * 64], "blockNumber": hex(b)}
+                 for b in (104, 117)]
+    node.logs.append({"address": rp.MORPHO_BLUE, "topics": [t0, "0x" + "cd" * 32], "blockNumber": hex(110)})
+    loan, coll, orc, irm = ("0x" + c * 40 for c in "1234")
+    sig = "borrowRateView((address,address,address,address,uint256),(uint128,uint128,uint128,uint128,uint128,uint128))"
+    for b in (104, 117):
+        node.add_call(rp.MORPHO_BLUE, abi.encode_call("idToMarketParams(bytes32)", mid),
+                      {b: words(int(loan, 16), int(coll, 16), int(orc, 16), int(irm, 16), 86 * E18 // 100)})
+        mk = (100 * E18, 100 * E18, 99 * E18, 99 * E18, T0, 0)
+        node.add_call(rp.MORPHO_BLUE, abi.encode_call("market(bytes32)", mid), {b: words(*mk)})
+        node.add_call(irm, abi.encode_call(sig, (loan, coll, orc, irm, 86 * E18 // 100), mk), {b: words(6_341_958_396)})
+    monkeypatch.setenv("ETH_RPC_URL", node.url)
+    r = CliRunner().invoke(cli, ["data", "fetch", "rpc", "morpho", "--market-id", mid, "--events", "morpho-liquidate",
+                                 "--blocks", "100:129", "--protocol", "morpho-ezeth-86", "--into", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    rates = table(tmp_path, "rates").sort("block")
+    assert rates["block"].to_list() == [104, 117]               # the other market's liquidation (110) left out
+    assert rates["protocol"].unique().to_list() == ["morpho-ezeth-86"]
+    assert rates["borrow_apr"].to_list() == [pytest.approx(0.2, rel=1e-8)] * 2   # 6.341958396e-9 x 31,536,000
+    assert rates["utilization"].to_list() == [pytest.approx(0.99)] * 2          # 99 / 100

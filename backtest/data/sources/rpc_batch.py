@@ -27,6 +27,9 @@ from backtest.data.sources.rpc import _split_userinfo
 from backtest.errors import DataError, InputError
 
 RATE_LIMIT_CODES = (-32005, 429, -32029)
+# a logger's filters see only its own records (not its children's): every urllib3 module that logs a URL
+_URLLIB3_LOGGERS = ("urllib3", "urllib3.connectionpool", "urllib3.poolmanager", "urllib3.connection",
+                    "urllib3.response", "urllib3.util.retry")
 
 
 @dataclass
@@ -99,14 +102,14 @@ class BatchRpc:
         self.pool = urllib3.PoolManager(retries=retry, timeout=urllib3.Timeout(total=timeout), maxsize=1,
                                         block=True)
         self._filter = _ScrubFilter(self.secrets)
-        for name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry"):
+        for name in _URLLIB3_LOGGERS:
             logging.getLogger(name).addFilter(self._filter)
         self._next_id = 0
         self.posts = 0                 # HTTP requests sent (for the tests and the progress line)
 
     def close(self) -> None:
         self.pool.clear()
-        for name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry"):
+        for name in _URLLIB3_LOGGERS:
             logging.getLogger(name).removeFilter(self._filter)
 
     # -------------------------------------------------------------------------------------------- http
