@@ -423,7 +423,8 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
             filt = rpc_presets._market_id(market_id) if events.startswith("morpho") and market_id else (
                 rpc_presets.resolve_token(asset) if asset else None)
             emitter = address if events == "capo-snapshot" else None
-            nums = rpc_jobs.event_blocks(node, events, a, b, address=emitter, filter_on=filt, span=log_span)
+            nums = rpc_jobs.event_blocks(node, events, a, b, address=emitter, filter_on=filt, span=log_span,
+                                          lake=Path(lake))
             if not nums:
                 raise InputError(f"--events {events}: no such event in blocks {a}-{b}; nothing was written")
         else:

@@ -5,7 +5,7 @@ A recording is ``{"blocks": {N: timestamp}, "calls": [{"to", "data", "results": 
 block) or ``execution reverted``; eth_getBlockByNumber with the block's time; eth_getLogs with the recorded
 logs inside the range (an error "query returned more than 10000 results" above ``max_log_span`` blocks).
 Batches (JSON arrays) are answered in reverse order, to check that the client matches replies by id.
-``script`` is a list of faults consumed one per HTTP request: ``"429"`` (with Retry-After: 0), ``"429-long"`` (Retry-After: 3600), ``"drop"``
+``script`` is a list of faults consumed one per HTTP request: ``"429"`` (with Retry-After: 0), ``"429-long"`` (Retry-After: 3600), ``"500"``, ``"drop"``
 (the socket closed before any answer), ``"-32005"`` (every call of the batch rate limited), ``"half"``
 (the first call of the batch rate limited). Nothing here contacts any other address.
 """
@@ -56,6 +56,11 @@ class RecordedNode:
                 if fault == "drop":
                     self.close_connection = True
                     self.connection.close()
+                    return
+                if fault == "500":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if fault in ("429", "429-long"):
                     self.send_response(429)

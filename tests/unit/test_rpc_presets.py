@@ -304,3 +304,23 @@ def test_cli_reads_a_morpho_market_at_each_of_its_liquidations(node, tmp_path, m
     assert rates["protocol"].unique().to_list() == ["morpho-ezeth-86"]
     assert rates["borrow_apr"].to_list() == [pytest.approx(0.2, rel=1e-8)] * 2   # 6.341958396e-9 x 31,536,000
     assert rates["utilization"].to_list() == [pytest.approx(0.99)] * 2          # 99 / 100
+
+
+def test_event_scan_resumes_after_its_last_finished_window(tmp_path):
+    node = RecordedNode({"blocks": {}})
+    try:
+        t0 = abi.topic("AccrueInterest(bytes32,uint256,uint256,uint256)")
+        mid = "0x" + "ab" * 32
+        node.logs = [{"address": rp.MORPHO_BLUE, "topics": [t0, mid], "blockNumber": hex(b)} for b in (5, 25, 45)]
+        node.script = ["ok", "ok"] + ["500"] * 10                # HTTP 500 from the third window on
+        with pytest.raises(FetchError, match="HTTP 500"):
+            rpc_jobs.event_blocks(client(node.url, retries=1), "morpho-accrue", 0, 59, filter_on=mid, span=20,
+                                  lake=tmp_path)
+        node.requests.clear()
+        node.script = []
+        got = rpc_jobs.event_blocks(client(node.url), "morpho-accrue", 0, 59, filter_on=mid, span=20, lake=tmp_path)
+        assert got == [5, 25, 45]
+        asked = [r["params"][0]["fromBlock"] for body in node.requests for r in body]
+        assert asked == [hex(40)]                 # windows 0-19 and 20-39 were kept from the first run
+    finally:
+        node.close()

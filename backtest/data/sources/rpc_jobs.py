@@ -105,9 +105,12 @@ def _pad_topic(value: str) -> str:
 
 
 def event_blocks(rpc: BatchRpc, kind: str, first: int, last: int, *, address: str | None = None,
-                 filter_on: str | None = None, span: int = 10_000) -> list[int]:
+                 filter_on: str | None = None, span: int = 10_000,
+                 lake: str | os.PathLike | None = None) -> list[int]:
     """Every block in [first, last] holding an event of ``kind`` (:data:`EVENTS`) from ``address``, with
-    topic 1 = ``filter_on`` (the reserve's asset, the market id) when the kind filters on one."""
+    topic 1 = ``filter_on`` (the reserve's asset, the market id) when the kind filters on one. Logs marked
+    ``removed`` (a reorganised block) are left out. With ``lake``, each finished window is one JSON line under
+    ``<lake>/.fetch/rpc-logs/<job>/``: a scan run again continues after the last finished window."""
     if kind not in EVENTS:
         raise InputError(f"--events {kind!r}: one of {', '.join(EVENTS)}")
     sig, default, what = EVENTS[kind]
@@ -119,20 +122,46 @@ def event_blocks(rpc: BatchRpc, kind: str, first: int, last: int, *, address: st
     topics = [topic(sig)] + ([_pad_topic(filter_on)] if what else [])
     out: set[int] = set()
     a = first
-    while a <= last:
-        b = min(last, a + span - 1)
-        try:
-            (logs,) = rpc.run([RpcRequest("eth_getLogs", [{"address": address, "topics": topics,
-                                                            "fromBlock": hex(a), "toBlock": hex(b)}],
-                                          f"rpc eth_getLogs {kind} {a}-{b}")])
-        except DataError as exc:
-            if span > 1 and any(s in str(exc).lower() for s in TOO_MANY_LOGS):
-                span = max(1, span // 2)         # the node caps a window's logs: smaller windows
-                continue
-            raise
-        for lg in logs or []:
-            if lg.get("removed"):
-                continue
-            out.add(int(lg["blockNumber"], 16))
-        a = b + 1
+    done_path = None
+    if lake is not None:
+        params = {"kind": kind, "address": address.lower(), "topics": topics, "first": first, "last": last}
+        job = job_dir(lake, "rpc-logs", params)
+        job.mkdir(parents=True, exist_ok=True)
+        write_manifest(job, "rpc-logs", params, "running")
+        done_path = job / "windows.jsonl"
+        if done_path.exists():
+            for line in done_path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    lo, hi, found = int(rec["from"]), int(rec["to"]), [int(x) for x in rec["blocks"]]
+                except (ValueError, KeyError, TypeError):
+                    break             # a line cut by an interruption: scan again from there
+                if lo != a:
+                    break
+                out.update(found)
+                a = hi + 1
+    fh = open(done_path, "a") if done_path is not None else None
+    try:
+        while a <= last:
+            b = min(last, a + span - 1)
+            try:
+                (logs,) = rpc.run([RpcRequest("eth_getLogs", [{"address": address, "topics": topics,
+                                                                "fromBlock": hex(a), "toBlock": hex(b)}],
+                                              f"rpc eth_getLogs {kind} {a}-{b}")])
+            except DataError as exc:
+                if span > 1 and any(s in str(exc).lower() for s in TOO_MANY_LOGS):
+                    span = max(1, span // 2)         # the node caps a window's logs: smaller windows
+                    continue
+                raise
+            found = sorted({int(lg["blockNumber"], 16) for lg in logs or [] if not lg.get("removed")})
+            out.update(found)
+            if fh is not None:
+                fh.write(json.dumps({"from": a, "to": b, "blocks": found}) + "\n")
+                fh.flush()
+            a = b + 1
+    finally:
+        if fh is not None:
+            fh.close()
+    if lake is not None:
+        write_manifest(job, "rpc-logs", params, "complete", blocks=len(out))
     return sorted(out)
