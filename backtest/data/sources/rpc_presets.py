@@ -160,7 +160,9 @@ def morpho(market_id: str, asset: str = "WETH", morpho_address: str | None = Non
            protocol: str = "morpho-blue") -> Preset:
     """Morpho Blue ``market(id)`` (totals, lastUpdate, fee), ``idToMarketParams(id)`` (read once: immutable) and
     the market's IRM ``borrowRateView(marketParams, market)`` at the same block: borrow rate per second (WAD)
-    -> borrow_apr = rate x 365 days (Morpho compounds it per second: an APR); utilization = borrow / supply;
+    -> borrow_apr = rate x 365 days (Morpho compounds it per second: an APR). For the AdaptiveCurveIRM that
+    is the average rate from the market's last update to the block (what the next accrual would charge), so a
+    block right after an accrual reads the instantaneous rate; utilization = borrow / supply;
     supply_apr = borrow_apr x utilization x (1 - fee). ``protocol`` is the rates label: two markets lending
     the same asset need two labels (``morpho-ezeth-86``), picked by a config's ``market.rates_from``."""
     blue = morpho_address or MORPHO_BLUE
