@@ -198,7 +198,10 @@ def spike(name: str, b0: int, t0: int, days: int, peak_from: int, peak_h: int, p
     rec.dump(OUT / name, "SYNTHETIC fixture (scripts/make_episode_fixtures.py): not real history")
 
 
-def main() -> None:
+def main(out: Path | None = None) -> None:
+    global OUT
+    if out is not None:
+        OUT = Path(out)
     ezeth_2024()
     capo_2026()
     # July 2024: above 20 % for about a day (5 Jul); July 2025: above 10 % for 6 hours (17 Jul, inside the day)

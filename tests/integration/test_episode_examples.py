@@ -145,3 +145,20 @@ def test_rate_spike_intraday_rates_and_interest(year, start, end, peak, tmp_path
     assert row["interest_paid"] == pytest.approx(expected, rel=0.02)
     base = weth.filter(pl.col("ts") < t0 + 86400)["borrow_apr"].min()
     assert row["interest_paid"] > 1.1 * debt * base * (t1 - t0) / YEAR    # the spike cost more than the base rate
+
+
+def test_the_fixtures_are_what_their_generator_writes(tmp_path):
+    """The committed fixtures and scripts/make_episode_fixtures.py do not drift apart."""
+    import importlib.util
+
+    from tests.episodes_lake import FIXTURES, REPO
+
+    spec = importlib.util.spec_from_file_location("make_episode_fixtures", REPO / "scripts" / "make_episode_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(tmp_path)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    kept = sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob("*") if p.is_file() and p.name != "README.md")
+    assert made == kept
+    for rel in made:
+        assert (tmp_path / rel).read_bytes() == (FIXTURES / rel).read_bytes(), rel
