@@ -37,6 +37,7 @@ class RecordedNode:
         self.script: list[str] = []
         self.requests: list[Any] = []          # every JSON body received
         self.paths: list[str] = []
+        self.peers: list[int] = []
         self.lock = threading.Lock()
         outer = self
 
@@ -52,6 +53,7 @@ class RecordedNode:
                 with outer.lock:
                     outer.requests.append(body)
                     outer.paths.append(self.path)
+                    outer.peers.append(self.client_address[1])      # the client's port: one per connection
                     fault = outer.script.pop(0) if outer.script else None
                 if fault == "drop":
                     self.close_connection = True

@@ -324,3 +324,11 @@ def test_event_scan_resumes_after_its_last_finished_window(tmp_path):
         assert asked == [hex(40)]                 # windows 0-19 and 20-39 were kept from the first run
     finally:
         node.close()
+
+
+def test_batches_reuse_one_connection(node, tmp_path):
+    node.add_call(rp.CBETH, abi.selector("exchangeRate()"), {b: words(E18) for b in (100, 101, 102)})
+    rpc = client(node.url)
+    rpc_jobs.fetch_preset(rp.cbeth(), [100, 101, 102], tmp_path, rpc, chunk=1)
+    assert rpc.posts == 3 and len(node.peers) == 3
+    assert len(set(node.peers)) == 1              # keep-alive: the three POSTs on one TCP connection
