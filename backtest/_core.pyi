@@ -43,8 +43,10 @@ def enum_codes() -> dict[str, Any]:
 def build_lane(ts: I64, xrate: F64, price: F64, feed: F64, lt: F64, sidx: F64, bidx: F64, oracle: int,
                capo_growth: float, capo_age: int, chunk: int, por: F64, a: F64, amin: F64, amax: F64, aarg: I64,
                pre_ts: I64 | None = None, pre_xrate: F64 | None = None,
-               underlying_price: F64 | None = None) -> None:
-    """Fill one lane in place: oracle price, a = oracle x LT x sidx / bidx, per-chunk min / max / argmin of a."""
+               underlying_price: F64 | None = None, oracle_scale: F64 | None = None,
+               oracle_cap: F64 | None = None) -> None:
+    """Fill one lane in place: oracle price, a = oracle x LT x sidx / bidx, per-chunk min / max / argmin of a.
+    oracle_scale / oracle_cap: the [[scenario]] oracle offset and governance CAPO cap (None: none)."""
 
 
 def chunk_qmin(price: F64, xrate: F64, chunk: int, underlying_price: F64 | None = None) -> F64:

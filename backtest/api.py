@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -48,14 +49,17 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         executor: str = "local", address: str | None = None, resume: bool = False, batch_size: int = 256,
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
-        on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        on_start: Callable[[int, int], None] | None = None,
+        on_align: Callable[[int, int], None] | None = None, progress_every: int = 0) -> dict[str, Any]:
     """Replay a config (a TOML path or a Config) and every point of its sweep.
 
-    Returns {"summary", "events": polars DataFrames, "path": the result set folder (None with
+    Returns {"summary", "events", "episodes": polars DataFrames, "path": the result set folder (None with
     write=False), "manifest": dict}. The result set goes to <run.output>/<run.name>/, built in a work folder
     and renamed into place; with resume=True an interrupted sweep of the same configs over the same data
     continues where it stopped. progress(configs, config_blocks) is called after each batch;
-    on_start(total_configs, total_config_blocks) once before the first. batch_size bounds the
+    on_start(total_configs, total_config_blocks) once before the first; on_align(done, total) before each
+    market group is aligned and once after the last; progress_every > 0 asks for about that many progress
+    calls (smaller batches, never below one configuration per core; results unchanged). batch_size bounds the
     configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
     result set of this project, and one of different configurations only with force=True."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
@@ -87,14 +91,14 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     store = Store(dest, hashes, force, cfg.run.data) if write else None
     try:
         return _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume,
-                    batch_size, progress, on_start, started, timings, lap)
+                    batch_size, progress, on_start, started, timings, lap, on_align, progress_every)
     finally:
         if store is not None:
             store.release()
 
 
 def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume, batch_size,
-         progress, on_start, started, timings, lap) -> dict[str, Any]:
+         progress, on_start, started, timings, lap, on_align=None, progress_every=0) -> dict[str, Any]:
     from backtest.config import config_hash, config_to_dict
 
     from backtest.data.lake_write import recover
@@ -106,11 +110,22 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     from backtest.plan import Markets
 
     markets = Markets(checks=True)        # one lake read per distinct set of series (constants are cheap)
-    preps = [prepare(g, points, lambda c: _align(c, markets), batch_size) for g in groups]  # bad data first
+    preps = []
+    for k, g in enumerate(groups):                              # bad data first
+        if on_align is not None:
+            on_align(k, len(groups))
+        preps.append(prepare(g, points, lambda c: _align(c, markets), batch_size))
+    if on_align is not None:
+        on_align(len(groups), len(groups))
     markets.clear()
+    from backtest.episodes import number_episodes
+
+    number_episodes([p.episodes for p in preps])    # one id per distinct episode over the result set
     lap("align")
+    # [episodes] is not in the config hash; a resumed work folder must have found the same episodes
+    ep = f"episodes {cfg.episodes.threshold!r} {cfg.episodes.merge_gap}"
     sweep_hash = hashlib.sha256(
-        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]).encode()).hexdigest()
+        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine, ep]).encode()).hexdigest()
 
     tmp = None
     write = store is not None
@@ -122,6 +137,11 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
         work = WorkDir(dest, sweep_hash, resume)
         done = work.done_ids() if work.resumed else set()
         jobs = [(prep, [i for i in g.ids if i not in done]) for g, prep in zip(groups, preps)]
+        if progress_every > 0:              # progress from the first configurations, also below one batch
+            total = sum(len(t) for _, t in jobs)
+            least = workers if workers > 0 else (os.cpu_count() or 1)
+            for prep, _ in jobs:
+                prep.batch = min(prep.batch, max(least, -(-total // progress_every)))
         if on_start is not None:
             on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))
         if executor == "dask":
@@ -130,6 +150,7 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             run_local(points, jobs, work, engine, dense, workers, progress)
         lap("replay")
         summary, events = work.collect()
+        episodes = work.collect_episodes()
         manifest = {
             "format": MARKER,
             "format_version": FORMAT_VERSION,
@@ -155,8 +176,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             "timings": timings,
             "status": "complete",
         }
-        manifest["columns"] = _columns(points, summary, events)
-        path = work.finalize(summary, events, manifest)
+        manifest["columns"] = _columns(points, summary, events, episodes)
+        path = work.finalize(summary, events, manifest, episodes)
         lap("write")
         manifest["timings"] = timings
     except Exception as exc:
@@ -168,7 +189,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return {"summary": summary, "events": events, "path": path if write else None, "manifest": manifest}
+    return {"summary": summary, "events": events, "episodes": episodes, "path": path if write else None,
+            "manifest": manifest}
 
 
 def _lake_provenance(cfg: Config, preps) -> dict | None:
@@ -177,8 +199,8 @@ def _lake_provenance(cfg: Config, preps) -> dict | None:
     return for_files(cfg.run.data, [f for p in preps for f in p.market.files])
 
 
-def _columns(points, summary, events) -> dict:
-    """The manifest's column dictionary (name, unit, meaning) of the summary, events and time series."""
+def _columns(points, summary, events, episodes) -> dict:
+    """The manifest's column dictionary (name, unit, meaning) of the summary, events, time series, episodes."""
     from backtest.engine import collateral_token
     from backtest.results import column_dictionary
     from backtest.schema import RECORD_FIELDS
@@ -188,7 +210,8 @@ def _columns(points, summary, events) -> dict:
     legs = sorted({leg.token for _, c in points for leg in c.strategy.collateral})
     per_leg = [f"{base}_{tok}" for tok in legs for base in LEG_RECORD_COLUMNS]
     return column_dictionary({"summary": summary.columns, "events": events.columns,
-                              "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg]},
+                              "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg, "config_id", "time_utc"],
+                              "episodes": episodes.columns},
                              [c.market.debt for _, c in points],
                              # several legs: token amounts are summed over them ("wstETH+weETH tokens")
                              ["+".join(leg.token for leg in c.strategy.collateral) or collateral_token(c)

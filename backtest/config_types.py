@@ -42,6 +42,9 @@ class MarketConfig:
     supply_rate: float | None = None              # APR override of the collateral's supply rate
     capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
     capo_snapshot_age: int = 7 * 86400
+    liquidation_delay: int = 0     # blocks HF stays below 1 before liquidators act (0 = the first block, the default)
+    liquidation_gas: float = 0.0   # gas units a liquidation costs its liquidator: > 0, it repays the amount that
+                                   # earns it most (a partial when the bonus does not cover gas + slippage); 0 = full
     v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum; the loader
                                                   # sets params.v33_from(protocol): Spark never (2**62)
     lltv: float | None = None                     # morpho-blue: the market's LLTV (max LTV = liquidation LTV)
@@ -121,13 +124,29 @@ class CostsConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    kind: str                      # depeg | rate_spike | utilization
+    """One [[scenario]] overlay; backtest.data.request.Scenario says what each field means per kind."""
+    kind: str                      # depeg | rate_spike | utilization | slash | gas_spike | oracle | capo_snapshot
     asset: str
     at: int                        # epoch seconds
-    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added;
-                                   # utilization: utilisation added (clipped to 1), for the AdaptiveCurveIRM
+    depth: float | None            # depeg / oracle: fractional drop; rate_spike: APR added; utilization:
+                                   # utilisation added (clipped to 1); slash: fraction cut; gas_spike: gwei added;
+                                   # capo_snapshot: the snapshot below the live rate, as a fraction
     duration: int                  # seconds
-    shape: str = "v"               # v | step
+    shape: str = "v"               # v | step | linear
+    recovery: int = 0              # seconds (step / linear): fade back to 0 after the duration
+    level: float | None = None     # rate_spike: APR during it; gas_spike: gwei
+    multiple: float | None = None  # rate_spike / gas_spike: factor
+    ratio: float | None = None     # capo_snapshot: the snapshot ratio itself
+    snapshot_at: int | None = None # capo_snapshot: its timestamp (default: at)
+    growth: float | None = None    # capo_snapshot: max yearly growth (default: market.capo_growth / the asset's)
+
+
+@dataclass(frozen=True)
+class EpisodesConfig:
+    """[episodes]: how de-peg episodes are read from the replayed market (backtest/episodes.py); they read the
+    results and change none, so they are not part of the config hash."""
+    threshold: float = 0.005       # discount below the exchange-rate value an episode must exceed (fraction)
+    merge_gap: int = 86400         # seconds: stretches closer than this are one episode
 
 
 @dataclass(frozen=True)
@@ -140,3 +159,4 @@ class Config:
     sweep: dict[str, list[Any]] = field(default_factory=dict)   # dotted path -> values
     source: Path | None = None     # the TOML file it came from
     raw: dict[str, Any] = field(default_factory=dict)           # the TOML as parsed (for the manifest)
+    episodes: EpisodesConfig = EpisodesConfig()

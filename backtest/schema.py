@@ -82,6 +82,10 @@ PARAMS_DTYPE = np.dtype(
         ("v4_hf_max_bonus", "f8"),     # healthFactorForMaxBonus
         ("v4_target_hf", "f8"),        # targetHealthFactor a liquidation restores
         ("v4_collateral_risk", "f8"),  # the user risk premium (one collateral: its collateral risk)
+        ("queue_frozen_from", "i8"),   # [[scenario]] withdrawals_frozen: a queue request in [from, until) waits
+        ("queue_frozen_until", "i8"),  # until `until`, then its delay; 0, 0 = never frozen
+        ("liq_delay", "i8"),           # blocks HF must stay below 1 before liquidators act (0 = at once)
+        ("liq_gas", "f8"),             # gas units per liquidation: > 0, the liquidator sizes its repay for profit
     ]
 )
 

@@ -21,7 +21,7 @@ from backtest.config.rules import (
     target_ltv_rules,
 )
 from backtest.config.schema import check_top_level, read_table, section_fields
-from backtest.config_types import Config, CostsConfig, ExitConfig, StrategyConfig
+from backtest.config_types import Config, CostsConfig, EpisodesConfig, ExitConfig, StrategyConfig
 from backtest.errors import ConfigError
 
 
@@ -81,6 +81,13 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
             raise ctx.fail(path, f"must be a table, not {type_name(sc_t)}", sc_t)
         sc = section_fields(ctx, sc_t, path, "scenario")
         scenarios.append(scenario_rules(ctx, path, sc, sc_t, run, market, strategy))
+        if sc["kind"] == "withdrawals_frozen" and sum(s.kind == "withdrawals_frozen" for s in scenarios) > 1:
+            raise ctx.fail(path + ("kind",), "one withdrawals_frozen scenario per run (merge the freezes into one)",
+                           sc_t["kind"])
+
+    # -- [episodes] (read by backtest/episodes.py; not part of the config hash)
+    ep_t = read_table(ctx, data, ("episodes",))
+    episodes = EpisodesConfig(**section_fields(ctx, ep_t, ("episodes",), "episodes"))
 
     return Config(run=run, market=market, strategy=strategy, costs=costs, scenarios=tuple(scenarios),
-                  sweep=dict(sweep), source=source, raw=dict(data))
+                  sweep=dict(sweep), source=source, raw=dict(data), episodes=episodes)

@@ -47,8 +47,9 @@ STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
 ENTRIES = ("swap", "stake")
 SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
-SCENARIO_KINDS = ("depeg", "rate_spike", "utilization")
-SCENARIO_SHAPES = ("v", "step")
+SCENARIO_KINDS = ("depeg", "rate_spike", "utilization", "slash", "gas_spike", "oracle", "capo_snapshot",
+                  "withdrawals_frozen")
+SCENARIO_SHAPES = ("v", "step", "linear")
 # chain -> (milliseconds per block or slot, default replay step in whole seconds, genesis UTC epoch seconds)
 #   ethereum: 12 s slots since the Merge; genesis 2015-07-30 15:26:13
 #   cosmos:   the Cosmos Hub, ~6 s blocks; cosmoshub-1 genesis 2019-03-13 23:00:00
@@ -75,7 +76,7 @@ SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.
                 "strategy.rewards.token", "run.sources", "run.allow")
 REWARD_VALUES = ("zero", "points", "token")
 
-SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep")
+SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep", "episodes")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -220,6 +221,8 @@ SPEC: dict[str, dict[str, Parser]] = {
         "supply_rate": number(0, 1),
         "capo_growth": number(0, 1),
         "capo_snapshot_age": duration(),
+        "liquidation_delay": integer(0, 10_000_000),
+        "liquidation_gas": number(0, 1e8),
         "v33_from": date,
         "lltv": number(0, 1, lo_open=True, hi_open=True),
         "liquidation_factor": number(0, 1, lo_open=True),
@@ -269,6 +272,10 @@ SPEC: dict[str, dict[str, Parser]] = {
         "amp": bounded(number(0, lo_open=True), MAX_AMP, "Curve's StableSwap caps A at 1e6"),
         "flash_fee": number(0, 1, hi_open=True),
     },
+    "episodes": {
+        "threshold": number(0, 1, lo_open=True, hi_open=True),
+        "merge_gap": duration(allow_zero=True),
+    },
     "scenario": {
         "kind": choice(SCENARIO_KINDS),
         "asset": string,
@@ -276,6 +283,12 @@ SPEC: dict[str, dict[str, Parser]] = {
         "depth": number(0, lo_open=True),
         "duration": duration(),
         "shape": choice(SCENARIO_SHAPES),
+        "recovery": duration(allow_zero=True),
+        "level": number(0),
+        "multiple": number(0, lo_open=True),
+        "ratio": number(0, lo_open=True),
+        "snapshot_at": date,
+        "growth": number(0, 1),
     },
 }
 REQUIRED = {
@@ -283,7 +296,7 @@ REQUIRED = {
     "strategy.rebalance": ("deleverage_below_hf", "target_hf"),
     "strategy.exit": ("depeg_below",),
     "strategy.collateral": ("token", "weight"),
-    "scenario": ("kind", "asset", "at", "depth", "duration"),
+    "scenario": ("kind", "at"),      # the other keys each kind needs: config.rules.scenario_rules
 }
 SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
     "run": {
@@ -311,7 +324,7 @@ del _sec, _spec, _key, _parser
 
 def sweep_keys() -> list[str]:
     """The dotted config paths a ``[sweep]`` or ``--grid`` may vary."""
-    return [k for k in FIELDS if k not in SWEEP_FORBIDDEN and k not in SWEEP_MARKET]
+    return [k for k in FIELDS if k not in SWEEP_FORBIDDEN and k not in SWEEP_MARKET and not k.startswith("episodes.")]
 
 
 # ======================================================================================================
@@ -365,10 +378,14 @@ def check_key(ctx: Context, key: Any, err_path: tuple, *, sweep: bool) -> None:
     """`key` must be a settable scalar dotted path (sweeps also exclude run.name / run.data / run.output)."""
     if not isinstance(key, str):
         raise ctx.fail(err_path, "a config path must be a string such as 'strategy.target_ltv'")
-    if key in FIELDS and not (sweep and (key in SWEEP_FORBIDDEN or key in SWEEP_MARKET)):
+    if key in FIELDS and not (sweep and (key in SWEEP_FORBIDDEN or key in SWEEP_MARKET
+                                         or key.startswith("episodes."))):
         return
     if sweep and key in SWEEP_FORBIDDEN:
         raise ctx.fail(err_path, f"{key} names the result set and cannot be swept")
+    if sweep and key.startswith("episodes.") and key in FIELDS:
+        raise ctx.fail(err_path, f"{key} reads the results (which episodes are found), one value per result set, "
+                                 f"and cannot be swept; set it with --set or in [episodes]")
     if sweep and key in SWEEP_MARKET:
         raise ctx.fail(err_path, f"{key} selects the aligned market (the held token's series and reward values) "
                                  f"and cannot be swept; run one config per value")
