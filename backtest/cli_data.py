@@ -152,12 +152,14 @@ def _net(f):
               help="lake column <- file column, with an optional unit (ms, wei, gwei, ray, percent, bps, apy...)")
 @click.option("--set", "sets", multiple=True, metavar="COL=VALUE",
               help="a constant column (base, quote, protocol, asset, source ...) or a source option")
+@click.option("--recipe", default=None, help="dune: a recipe (query id + column mapping), e.g. ezeth-balancer-minute")
 @click.option("--quiet", is_flag=True)
-def data_import(source, files, lake, table, maps, sets, quiet):
+def data_import(source, files, lake, table, maps, sets, recipe, quiet):
     """Normalise FILES of SOURCE into the lake (all files are checked before anything is written).
 
     SOURCE: coingecko, aavescan, aave-snapshots, comet, etherscan, gas-hourly, peg-hourly, curve, rocketpool,
-    etherfi, defillama, dune, csv. Example:
+    etherfi, defillama, dune, csv. Dune results of the episodes: `dune FILE --recipe NAME` (names in
+    backtest.data.sources.dune_recipes; an unknown name lists them). Example:
 
     \b
         backtest data import csv prices.csv --table prices \\
@@ -174,6 +176,16 @@ def data_import(source, files, lake, table, maps, sets, quiet):
     _require_lake(lake, f"data import {source}")
     from backtest.data.lake_write import transaction
 
+    if recipe is not None:
+        from backtest.data.sources.dune_recipes import import_recipe
+
+        if source != "dune" or table:
+            raise InputError("--recipe is for `data import dune` (the recipe names the tables: no --table)")
+        with transaction(Path(lake)):
+            report = import_recipe(list(files), Path(lake), recipe, parse_mapping(maps) or None,
+                                   _pairs(sets, "--set") or None)
+        _echo_report(report, quiet)
+        return
     with transaction(Path(lake)):        # all files of the import land together, even after a kill
         report = import_files(source, list(files), Path(lake), table=table,
                               mapping=parse_mapping(maps) or None, sets=_pairs(sets, "--set") or None)
@@ -314,47 +326,114 @@ def fetch_llama_yields_cmd(pool, token, base_url, lake, timeout, retries):
     _echo_report(rep)
 
 
+_OLD_RPC = ["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]
+
+
 @data_fetch.command("rpc")
-@click.argument("what", type=click.Choice(["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]))
+@click.argument("what", metavar="PRESET")
 @click.option("--blocks", "blocks", multiple=True, metavar="START:END:STEP", help="blocks to read at")
 @click.option("--block", "single", multiple=True, type=int, help="one block (repeatable)")
+@click.option("--events", default=None, metavar="KIND",
+              help="read at every block holding an event of KIND inside --blocks START:END (aave-reserve-updated, "
+                   "morpho-accrue, morpho-liquidate, capo-snapshot)")
 @click.option("--rpc-url-env", default="ETH_RPC_URL", show_default=True,
               help="environment variable holding the JSON-RPC URL (never printed)")
-@click.option("--address", default=None, help="contract: wstETH token, Aave pool, Chainlink feed or Curve pool")
-@click.option("--asset", default=None, help="aave-reserve: the reserve's underlying token address")
-@click.option("--symbol", default=None, help="aave-reserve: the lake's name for the reserve (WETH, wstETH)")
+@click.option("--address", default=None, help="the contract, when not the preset's mainnet default")
+@click.option("--asset", default=None, help="reserve / oracle asset: a token address or symbol (WETH, wstETH ...)")
+@click.option("--symbol", default=None, help="the lake's name for the asset (WETH, wstETH)")
+@click.option("--market-id", default=None,
+              help="morpho / morpho-oracle: the market id (bytes32), or LOAN,COLLATERAL,ORACLE,IRM,LLTV to compute it")
+@click.option("--token", default=None, help="rate-provider: the token whose rate it is")
+@click.option("--underlying", default=None, help="rate-provider: what the rate is in (default ETH)")
+@click.option("--protocol", "protocol_label", default=None,
+              help="the lake's protocol label: chainlink-feed / capo / morpho-oracle write oracle_prices of it "
+                   "(aave-v3, morpho-blue); morpho writes its rates under it (two markets: morpho-ezeth-86)")
 @click.option("--aave-version", type=int, default=3, show_default=True)
-@click.option("--base", default=None, help="chainlink / curve-dy: base symbol")
-@click.option("--quote", default=None, help="chainlink / curve-dy: quote symbol")
-@click.option("--i", "i", type=int, default=1, show_default=True, help="curve-dy: index sold (stETH pool: 1 = stETH)")
-@click.option("--j", "j", type=int, default=0, show_default=True, help="curve-dy: index bought (0 = ETH)")
-@click.option("--dx", type=float, default=1.0, show_default=True, help="curve-dy: amount sold, token units")
+@click.option("--base", default=None, help="chainlink / curve / uniswap-v3: base symbol")
+@click.option("--quote", default=None, help="chainlink / curve / uniswap-v3: quote symbol")
+@click.option("--i", "i", type=int, default=1, show_default=True, help="curve: index sold (stETH pool: 1 = stETH)")
+@click.option("--j", "j", type=int, default=0, show_default=True, help="curve: index bought (0 = ETH)")
+@click.option("--dx", type=float, default=1.0, show_default=True, help="curve: amount sold, token units")
+@click.option("--decimals0", type=int, default=18, show_default=True, help="uniswap-v3: token0 decimals")
+@click.option("--decimals1", type=int, default=18, show_default=True, help="uniswap-v3: token1 decimals")
+@click.option("--invert", is_flag=True, help="uniswap-v3: BASE is token1")
+@click.option("--batch", type=int, default=100, show_default=True, help="calls per JSON-RPC batch request")
+@click.option("--log-span", type=int, default=10_000, show_default=True, help="--events: blocks per eth_getLogs")
 @_net
-def fetch_rpc_cmd(what, blocks, single, rpc_url_env, address, asset, symbol, aave_version, base, quote, i, j, dx,
+def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, symbol, market_id, token, underlying,
+                  protocol_label, aave_version, base, quote, i, j, dx, decimals0, decimals1, invert, batch, log_span,
                   lake, timeout, retries):
-    """eth_call WHAT at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks)."""
-    from backtest.data.sources import rpc
+    """eth_call PRESET at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks).
+
+    PRESETS (batched): weeth, ezeth, rseth, oseth, cbeth, reth, rate-provider, morpho, morpho-oracle, comet,
+    aave-v3-reserve, aave-oracle, chainlink-feed, capo, uniswap-v3, curve; one call per request: wsteth,
+    aave-reserve, chainlink, curve-dy, blocks. Example (every Aave v3 WETH rate change in a block range):
+
+    \b
+        backtest data fetch rpc aave-v3-reserve --asset WETH --events aave-reserve-updated \\
+            --blocks 20300000:20310000 --into lake
+    """
+    from backtest.data.sources import rpc, rpc_jobs, rpc_presets
     from backtest.data.sources.registry import FETCHERS
 
     _require_lake(lake, f"data fetch rpc {what}")
+    if what not in _OLD_RPC and what not in rpc_presets.PRESETS:
+        lines = "\n".join(f"  {k:<16} {v}" for k, v in rpc_presets.PRESETS.items())
+        raise InputError(f"unknown rpc preset {what!r}; choose one of:\n{lines}\n  (and {', '.join(_OLD_RPC)})")
     url = _secret(rpc_url_env, "rpc", required=True)
-    nums = rpc.parse_blocks([*blocks, *map(str, single)])
-    if what == "wsteth":
-        reader = rpc.wsteth_reader(address or rpc.WSTETH)
-    elif what == "aave-reserve":
-        if not asset or not symbol:
-            raise InputError("rpc aave-reserve needs --asset ADDRESS and --symbol NAME")
-        reader = rpc.aave_reserve_reader(asset, symbol, pool=address, version=aave_version)
-    elif what == "chainlink":
-        if not address or not base or not quote:
-            raise InputError("rpc chainlink needs --address FEED --base SYMBOL --quote SYMBOL")
-        reader = rpc.chainlink_reader(address, base, quote)
-    elif what == "curve-dy":
-        reader = rpc.curve_dy_reader(address or rpc.CURVE_STETH, i, j, base or "stETH", quote or "ETH", dx)
-    else:
-        reader = rpc.blocks_reader()
-    fetch = FETCHERS["rpc"]
-    rep = fetch(reader, nums, Path(lake), url, client=_client(timeout, retries), progress=_progress(f"rpc {what}"))
+    if what in _OLD_RPC:
+        if events:
+            raise InputError(f"--events works with the batched presets (aave-v3-reserve ...), not {what}")
+        nums = rpc.parse_blocks([*blocks, *map(str, single)])
+        if what == "wsteth":
+            reader = rpc.wsteth_reader(address or rpc.WSTETH)
+        elif what == "aave-reserve":
+            if not asset or not symbol:
+                raise InputError("rpc aave-reserve needs --asset ADDRESS and --symbol NAME")
+            reader = rpc.aave_reserve_reader(asset, symbol, pool=address, version=aave_version)
+        elif what == "chainlink":
+            if not address or not base or not quote:
+                raise InputError("rpc chainlink needs --address FEED --base SYMBOL --quote SYMBOL")
+            reader = rpc.chainlink_reader(address, base, quote)
+        elif what == "curve-dy":
+            reader = rpc.curve_dy_reader(address or rpc.CURVE_STETH, i, j, base or "stETH", quote or "ETH", dx)
+        else:
+            reader = rpc.blocks_reader()
+        fetch = FETCHERS["rpc"]
+        rep = fetch(reader, nums, Path(lake), url, client=_client(timeout, retries),
+                    progress=_progress(f"rpc {what}"))
+        _echo_report(rep)
+        return
+    from backtest.data.sources.rpc_batch import BatchRpc
+
+    preset = rpc_presets.from_options(what, dict(
+        address=address, asset=asset, symbol=symbol, market_id=market_id, token=token, underlying=underlying,
+        protocol=protocol_label, base=base, quote=quote, i=i, j=j, dx=dx, decimals0=decimals0,
+        decimals1=decimals1, invert=invert))
+    node = BatchRpc(url, timeout=timeout, retries=retries, batch_size=batch)
+    try:
+        if events:
+            if single or len(blocks) != 1 or blocks[0].count(":") != 1:
+                raise InputError("--events reads the range given as --blocks START:END (one range, no step)")
+            try:
+                a, b = (int(x) for x in blocks[0].split(":"))
+            except ValueError:
+                raise InputError(f"--blocks {blocks[0]!r}: expected START:END block numbers") from None
+            if a < 0 or b < a:
+                raise InputError(f"--blocks {blocks[0]}: START must be >= 0 and <= END")
+            filt = rpc_presets._market_id(market_id) if events.startswith("morpho") and market_id else (
+                rpc_presets.resolve_token(asset) if asset else None)
+            emitter = address if events == "capo-snapshot" else None
+            nums = rpc_jobs.event_blocks(node, events, a, b, address=emitter, filter_on=filt, span=log_span,
+                                          lake=Path(lake))
+            if not nums:
+                raise InputError(f"--events {events}: no such event in blocks {a}-{b}; nothing was written")
+        else:
+            nums = rpc.parse_blocks([*blocks, *map(str, single)])
+        rep = rpc_jobs.fetch_preset(preset, nums, Path(lake), node, progress=_progress(f"rpc {what}"),
+                                    extra_params={"events": events} if events else None)
+    finally:
+        node.close()
     _echo_report(rep)
 
 

@@ -1,5 +1,5 @@
-"""Keccak-256 and the ABI encoding of ``eth_call`` data with static arguments, and the decoding of results
-(selectors are keccak-256 of the signature, computed here: no dependency)."""
+"""Keccak-256 and the ABI encoding of ``eth_call`` data with static arguments (static tuples included), and the
+decoding of results (selectors and event topics are keccak-256 of the signature, computed here: no dependency)."""
 from __future__ import annotations
 
 from typing import Any
@@ -68,25 +68,57 @@ def _word_int(v: int, signed: bool = False) -> str:
     return (v & ((1 << 256) - 1)).to_bytes(32, "big").hex()
 
 
+def split_types(inner: str) -> list[str]:
+    """``address,(uint128,uint128),uint256`` -> the top-level types (a tuple kept whole)."""
+    out, depth, cur = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+            continue
+        depth += (ch == "(") - (ch == ")")
+        cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def _encode_arg(signature: str, t: str, v: Any) -> str:
+    if t.startswith("(") and t.endswith(")"):
+        # a static tuple (struct) is encoded in place, member after member
+        members = split_types(t[1:-1])
+        if not isinstance(v, (tuple, list)) or len(v) != len(members):
+            raise InputError(f"{signature}: tuple {t} needs {len(members)} value(s)")
+        return "".join(_encode_arg(signature, mt, mv) for mt, mv in zip(members, v))
+    if t == "address":
+        return _word_address(v)
+    if t == "bytes32":
+        h = str(v).lower().removeprefix("0x")
+        if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+            raise InputError(f"{v!r} is not a bytes32 (0x + 64 hex digits)")
+        return h
+    if t.startswith("uint"):
+        return _word_int(int(v))
+    if t.startswith("int"):
+        return _word_int(int(v), signed=True)
+    if t == "bool":
+        return _word_int(1 if v else 0)
+    raise InputError(f"{signature}: argument type {t} is not supported")
+
+
 def encode_call(signature: str, *args: Any) -> str:
-    """ABI-encode a call with static arguments (address, uintN, intN, bool) -> 0x data."""
-    types = signature[signature.index("(") + 1: -1].split(",") if not signature.endswith("()") else []
+    """ABI-encode a call with static arguments (address, bytes32, uintN, intN, bool and static tuples of
+    them, given as Python tuples) -> 0x data."""
+    inner = signature[signature.index("(") + 1: -1]
+    types = split_types(inner)
     if len(types) != len(args):
         raise InputError(f"{signature}: {len(args)} argument(s) for {len(types)} parameter(s)")
-    out = selector(signature)[2:]
-    for t, v in zip(types, args):
-        t = t.strip()
-        if t == "address":
-            out += _word_address(v)
-        elif t.startswith("uint"):
-            out += _word_int(int(v))
-        elif t.startswith("int"):
-            out += _word_int(int(v), signed=True)
-        elif t == "bool":
-            out += _word_int(1 if v else 0)
-        else:
-            raise InputError(f"{signature}: argument type {t} is not supported")
-    return "0x" + out
+    return selector(signature) + "".join(_encode_arg(signature, t, v) for t, v in zip(types, args))
+
+
+def word_address(v: int) -> str:
+    """A returned address word -> 0x + 40 lower-case hex digits."""
+    return "0x" + (v & ((1 << 160) - 1)).to_bytes(20, "big").hex()
 
 
 def decode_words(data: str, label: str) -> list[int]:
@@ -100,3 +132,8 @@ def decode_words(data: str, label: str) -> list[int]:
 
 def signed_int(v: int, bits: int = 256) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def topic(event_signature: str) -> str:
+    """An event's topic 0: keccak-256 of its canonical signature, as 0x-hex (64 digits)."""
+    return "0x" + keccak256(event_signature.encode()).hex()

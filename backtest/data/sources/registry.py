@@ -25,7 +25,9 @@ package (its parser, its ``import_*`` function, its fetcher if it has one) and o
 ==================  ==============================================================================================
 
 Fetchers: ``coingecko`` (market_chart/range), ``defillama-coins`` and ``defillama-pool`` (coins chart, pool
-charts), ``rpc`` (``eth_call`` on an Ethereum node, :mod:`backtest.data.sources.rpc`).
+charts), ``rpc`` (``eth_call`` on an Ethereum node, :mod:`backtest.data.sources.rpc`; the batched presets of
+``backtest data fetch rpc PRESET`` are :mod:`backtest.data.sources.rpc_presets`). Dune results of the documented
+episodes: :mod:`backtest.data.sources.dune_recipes` (``data import dune FILE --recipe NAME``).
 """
 from __future__ import annotations
 

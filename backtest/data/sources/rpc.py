@@ -3,7 +3,11 @@
 ``getReserveData(address)`` (v2 and v3 layouts) -> ``rates`` + ``market_params``; Chainlink
 ``latestRoundData()`` / ``decimals()`` -> ``prices``; Curve ``get_dy(int128,int128,uint256)`` -> ``prices``;
 ``eth_getBlockByNumber`` for every block's time -> ``blocks``. The URL is a secret (providers put keys in it)
-and is never shown; a job resumes block by block (one JSON line per finished block)."""
+and is never shown; a job resumes block by block (one JSON line per finished block).
+
+These are the one-call-per-request readers; the batched presets (LST / LRT rates, Morpho, Comet, Aave at every
+rate change, oracles, CAPO, pools) are :mod:`backtest.data.sources.rpc_presets`, run by
+:mod:`backtest.data.sources.rpc_jobs` over :mod:`backtest.data.sources.rpc_batch`."""
 from __future__ import annotations
 
 import base64
