@@ -1,0 +1,152 @@
+"""`backtest report RESULTS_DIR`: one self-contained HTML report of a result set (DESIGN §2, §6).
+
+loading reads the result set, selection picks the configurations drawn (filters, top / bottom N by a metric),
+figures_sweep / figures_series make the plotly figures, html lays out the page. write_report writes it
+atomically (a temp file beside the target, then a rename).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from backtest.errors import BacktestError, InputError
+from backtest.report import figures_series, figures_sweep
+from backtest.report.html import Page, manifest_section, note, table, units_of, utc
+from backtest.report.loading import ResultSet, load
+from backtest.report.selection import Selection, select
+
+__all__ = ["build", "load", "select", "write_report"]
+
+# the summary columns of the selection tables, when present (the swept parameters come first)
+RANK_COLUMNS = ("net_apy", "window_return", "net_apy_rate", "hold_apy", "excess_apy", "excess_apy_rate",
+                "liq_count", "liq_loss_rate", "liq_loss_market", "liq_penalty", "bad_debt", "min_hf", "min_hf_ts",
+                "max_drawdown", "avg_leverage", "total_costs", "end_equity", "pnl")
+
+
+def _axes(rs: ResultSet, axes: tuple[str, ...] | None) -> tuple[str, ...]:
+    if not axes:
+        return tuple(rs.parameters[:2])
+    for a in axes:
+        if a not in rs.summary.columns:
+            raise InputError(f"--axes {','.join(axes)}: the summary has no column {a!r} "
+                             f"(swept: {', '.join(rs.parameters) or 'none'})")
+    if len(axes) > 2 or len(set(axes)) != len(axes):
+        raise InputError(f"--axes {','.join(axes)}: give one or two different columns")
+    return tuple(axes)
+
+
+def _ranking(rs: ResultSet, sel: Selection, ids: list[int]) -> pl.DataFrame:
+    cols = ["config_id", *rs.parameters,
+            *[c for c in dict.fromkeys([sel.metric, *RANK_COLUMNS]) if c in rs.summary.columns]]
+    df = rs.summary.filter(pl.col("config_id").is_in(ids)).select(list(dict.fromkeys(cols)))
+    order = {c: i for i, c in enumerate(ids)}
+    return df.with_columns(pl.col("config_id").replace_strict(order, default=None).alias("_o")).sort("_o").drop("_o")
+
+
+def _window(rs: ResultSet) -> str:
+    run = (rs.manifest.get("config") or {}).get("run") or {}
+    if isinstance(run.get("start"), int) and isinstance(run.get("end"), int):
+        return f"{utc(run['start'])} → {utc(run['end'])}"
+    return ""
+
+
+def build(root: Path | str, metric: str = "net_apy", top: int = 5, filters: tuple[str, ...] = (),
+          config_ids: tuple[int, ...] = (), axes: tuple[str, ...] | None = None) -> str:
+    """The report of the result set in root, as an HTML string."""
+    rs = load(root)
+    sel = select(rs.summary, metric, top, filters, config_ids)
+    ax = _axes(rs, axes)
+    m = rs.manifest
+    name = m.get("name") or Path(root).name
+    header = [f"{rs.summary['config_id'].n_unique()} configuration(s); swept: "
+              f"{', '.join(rs.parameters) or 'nothing'}; window {_window(rs)}",
+              f"status {m.get('status')}, backtest {m.get('package_version')}, config hash "
+              f"{str(m.get('config_hash'))[:12]}, data hash {str((m.get('data_hash') or [''])[0])[:12]}"]
+    page = Page(title=f"backtest report: {name}", header=header)
+
+    s_units = units_of(rs, "summary")
+    chosen_text = (f"Ranked by {sel.metric} over {sel.filtered['config_id'].n_unique()} configuration(s)"
+                   + (f" kept by {' and '.join(sel.filters)}" if sel.filters else "")
+                   + (f"; {sel.unranked} with no value of {sel.metric} are not ranked" if sel.unranked else "")
+                   + ". The curves below draw these configurations.")
+    parts = [note(chosen_text)]
+    if config_ids:
+        parts.append(f"<h3>Asked for (--config)</h3>{table(_ranking(rs, sel, list(config_ids)), s_units)}")
+    parts.append(f"<h3>Top {len(sel.top)} by {sel.metric}</h3>{table(_ranking(rs, sel, sel.top), s_units)}")
+    if sel.bottom:
+        parts.append(f"<h3>Bottom {len(sel.bottom)} by {sel.metric}</h3>"
+                     f"{table(_ranking(rs, sel, sel.bottom), s_units)}")
+    page.add("selection", "Configurations", *parts)
+
+    anchor = None
+    if sel.top:
+        anchor = rs.summary.filter(pl.col("config_id") == sel.top[0]).row(0, named=True)
+    if ax:
+        df, held = figures_sweep.heatmap_slice(rs, sel.filtered, ax, anchor)
+        loss = figures_sweep.loss_column(rs.summary)
+        figs = [page.figure("fig-heatmap-net-apy", figures_sweep.heatmap(
+            rs, df, ax, "net_apy", "Net APY (%, equity at the market price)", True, "RdYlGn", 0.0))]
+        if loss:
+            meaning = rs.column("summary", loss).get("meaning", "")
+            figs.append(page.figure("fig-heatmap-liq-loss", figures_sweep.heatmap(
+                rs, df, ax, loss, f"Liquidation loss: {loss} ({rs.unit('summary', loss)})", False, "Reds", None)))
+            figs.append(note(f"{loss}: {meaning}"))
+        page.add("heatmaps", "Over the swept parameters", note(held), *figs)
+    else:
+        page.add("heatmaps", "Over the swept parameters", note("nothing swept varies: no heatmap"))
+
+    for anchor_id, heading, make in (("equity", "Equity vs the hold benchmark", figures_series.equity),
+                                     ("health", "Health factor", figures_series.health),
+                                     ("prices", "Prices", figures_series.prices)):
+        fig, why = make(rs, sel.chosen)
+        page.add(anchor_id, heading, page.figure(f"fig-{anchor_id}", fig) if fig is not None else "", note(why))
+    fig = figures_sweep.breakdown(rs, sel.chosen)
+    page.add("breakdown", "Costs and yields", page.figure("fig-breakdown", fig) if fig is not None else "",
+             note("Yields up, costs down, in the debt asset; the grey residual is what the market mark of the "
+                  "collateral (price moves) and anything not itemised added, so each stack sums to the P&L. "
+                  "Restaking rewards are reported beside equity, not in it, and are not stacked."))
+
+    page.add("episodes", "De-peg episodes", _episodes(rs, sel))
+    if rs.book is not None:
+        page.add("book", "Strategy book", table(rs.book, units_of(rs, "book")))
+    page.add("manifest", "Manifest", manifest_section(rs))
+    return page.render()
+
+
+def _episodes(rs: ResultSet, sel: Selection) -> str:
+    ep = rs.episodes
+    if ep is None:
+        return note("no episodes found: this result set has no episodes.parquet")
+    if ep.height == 0:
+        return note("no episodes found: no market or oracle price fell below the exchange rate by the threshold")
+    units = units_of(rs, "episodes")
+    spans = figures_series.episode_spans(rs)
+    parts = [note(f"{len(spans)} episode(s); per configuration below for the ones drawn above.")]
+    if "config_id" in ep.columns:
+        mine = ep.filter(pl.col("config_id").is_in(sel.chosen))
+        parts.append(table(mine if mine.height else ep, units))
+    else:
+        parts.append(table(ep, units))
+    return "\n".join(parts)
+
+
+def write_report(root: Path | str, output: Path | str | None = None, **options) -> Path:
+    """Write the report (default RESULTS_DIR/report.html) atomically; returns its path."""
+    out = Path(output) if output is not None else Path(root) / "report.html"
+    if out.is_dir():
+        raise InputError(f"-o {out}: is a folder; name the HTML file")
+    if not out.parent.is_dir():
+        raise InputError(f"-o {out}: its folder {out.parent} does not exist")
+    text = build(root, **options)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, PermissionError):
+            raise InputError(f"-o {out}: not writable ({exc.strerror})") from None
+        raise BacktestError(f"{out}: could not write the report ({exc})") from None
+    return out

@@ -1,0 +1,78 @@
+"""The report of a real sweep, opened in headless Chromium as a person would: no console error, no request
+leaving the file (it opens offline), every figure rendered by plotly with its traces, and a screenshot that
+is not blank, figure by figure.
+
+Chromium is Debian's `chromium` package (.ci/run installs it). Without a chromium binary this test skips on a
+developer's machine and FAILS under CI=true, so CI can never pass without having looked at the page.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from backtest.report import write_report
+from tests.chromium import Browser, find
+from tests.report_sweep import run_sweep
+
+CHROMIUM = find()
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+FIGURES = ["fig-heatmap-net-apy", "fig-heatmap-liq-loss", "fig-equity", "fig-health", "fig-prices",
+           "fig-breakdown"]
+SHOT = os.environ.get("BACKTEST_REPORT_SCREENSHOT")     # keep the screenshot there (to look at it)
+
+# waits (up to 20 s) until every listed figure has plotly's layout and its SVG, then describes each one
+RENDERED = """(async () => {
+  const ids = document.body.dataset.figures.split(' ');
+  const done = id => { const d = document.getElementById(id); return d && d._fullLayout && d.querySelector('.main-svg'); };
+  for (let i = 0; i < 200 && !ids.every(done); i++) await new Promise(r => setTimeout(r, 100));
+  return ids.map(id => {
+    const d = document.getElementById(id), r = d.getBoundingClientRect();
+    return {id, rendered: !!done(id), traces: (d.data || []).length,
+            drawn: d.querySelectorAll('.trace, .hm, .point, .bars path').length,
+            x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height};
+  });
+})()"""
+
+
+def _need_chromium() -> str:
+    if CHROMIUM:
+        return CHROMIUM
+    if IN_CI:
+        pytest.fail("CI=true but no chromium binary: .ci/run installs Debian's chromium with apt-get")
+    pytest.skip("no chromium binary (apt-get install chromium); CI fails instead of skipping")
+
+
+def _spread(img) -> float:
+    """Standard deviation of the grey levels: 0 for a blank (one-colour) image."""
+    from PIL import ImageStat
+    return ImageStat.Stat(img.convert("L")).stddev[0]
+
+
+def test_the_report_of_a_real_sweep_renders_in_headless_chromium(tmp_path):
+    binary = _need_chromium()
+    from PIL import Image
+
+    page = write_report(run_sweep(tmp_path / "results"), tmp_path / "report.html")
+    shot = Path(SHOT) if SHOT else tmp_path / "report.png"
+    with Browser(binary) as b:
+        b.open(page.resolve().as_uri())
+        figures = b.evaluate(RENDERED)
+        b.screenshot(shot)
+        errors, requests = b.errors(), b.requests()
+    assert errors == []
+    assert [u for u in requests if not u.startswith(("file:", "data:", "about:"))] == []
+    assert [f["id"] for f in figures] == FIGURES
+    for f in figures:
+        assert f["rendered"] and f["traces"] >= 1 and f["drawn"] >= 1, f
+        assert f["w"] > 300 and f["h"] > 200, f
+    by_id = {f["id"]: f for f in figures}
+    # 15 configurations: the top 5 and bottom 5 drawn, with the hold line / the liquidation markers
+    assert by_id["fig-equity"]["traces"] == by_id["fig-health"]["traces"] == 11
+    img = Image.open(shot)
+    assert img.width >= 1000 and img.height > 3000
+    assert _spread(img) > 20
+    for f in figures:           # each figure's own area is not blank either
+        box = tuple(int(v) for v in (f["x"], f["y"], f["x"] + f["w"], f["y"] + f["h"]))
+        assert _spread(img.crop(box)) > 10, f["id"]
