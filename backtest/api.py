@@ -51,7 +51,7 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Replay a config (a TOML path or a Config) and every point of its sweep.
 
-    Returns {"summary", "events": polars DataFrames, "path": the result set folder (None with
+    Returns {"summary", "events", "episodes": polars DataFrames, "path": the result set folder (None with
     write=False), "manifest": dict}. The result set goes to <run.output>/<run.name>/, built in a work folder
     and renamed into place; with resume=True an interrupted sweep of the same configs over the same data
     continues where it stopped. progress(configs, config_blocks) is called after each batch;
@@ -108,9 +108,14 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     markets = Markets(checks=True)        # one lake read per distinct set of series (constants are cheap)
     preps = [prepare(g, points, lambda c: _align(c, markets), batch_size) for g in groups]  # bad data first
     markets.clear()
+    from backtest.episodes import number_episodes
+
+    number_episodes([p.episodes for p in preps])    # one id per distinct episode over the result set
     lap("align")
+    # [episodes] is not in the config hash; a resumed work folder must have found the same episodes
+    ep = f"episodes {cfg.episodes.threshold!r} {cfg.episodes.merge_gap}"
     sweep_hash = hashlib.sha256(
-        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine]).encode()).hexdigest()
+        "\n".join(hashes + sorted(p.market.data_hash for p in preps) + [engine, ep]).encode()).hexdigest()
 
     tmp = None
     write = store is not None
@@ -130,6 +135,7 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             run_local(points, jobs, work, engine, dense, workers, progress)
         lap("replay")
         summary, events = work.collect()
+        episodes = work.collect_episodes()
         manifest = {
             "format": MARKER,
             "format_version": FORMAT_VERSION,
@@ -154,8 +160,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             "timings": timings,
             "status": "complete",
         }
-        manifest["columns"] = _columns(points, summary, events)
-        path = work.finalize(summary, events, manifest)
+        manifest["columns"] = _columns(points, summary, events, episodes)
+        path = work.finalize(summary, events, manifest, episodes)
         lap("write")
         manifest["timings"] = timings
     except Exception as exc:
@@ -167,11 +173,12 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return {"summary": summary, "events": events, "path": path if write else None, "manifest": manifest}
+    return {"summary": summary, "events": events, "episodes": episodes, "path": path if write else None,
+            "manifest": manifest}
 
 
-def _columns(points, summary, events) -> dict:
-    """The manifest's column dictionary (name, unit, meaning) of the summary, events and time series."""
+def _columns(points, summary, events, episodes) -> dict:
+    """The manifest's column dictionary (name, unit, meaning) of the summary, events, time series, episodes."""
     from backtest.engine import collateral_token
     from backtest.results import column_dictionary
     from backtest.schema import RECORD_FIELDS
@@ -181,7 +188,8 @@ def _columns(points, summary, events) -> dict:
     legs = sorted({leg.token for _, c in points for leg in c.strategy.collateral})
     per_leg = [f"{base}_{tok}" for tok in legs for base in LEG_RECORD_COLUMNS]
     return column_dictionary({"summary": summary.columns, "events": events.columns,
-                              "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg]},
+                              "timeseries": ["block", "ts", *RECORD_FIELDS, *per_leg, "config_id", "time_utc"],
+                              "episodes": episodes.columns},
                              [c.market.debt for _, c in points],
                              # several legs: token amounts are summed over them ("wstETH+weETH tokens")
                              ["+".join(leg.token for leg in c.strategy.collateral) or collateral_token(c)

@@ -131,6 +131,14 @@ class ScenarioConfig:
 
 
 @dataclass(frozen=True)
+class EpisodesConfig:
+    """[episodes]: how de-peg episodes are read from the replayed market (backtest/episodes.py); they read the
+    results and change none, so they are not part of the config hash."""
+    threshold: float = 0.005       # discount below the exchange-rate value an episode must exceed (fraction)
+    merge_gap: int = 86400         # seconds: stretches closer than this are one episode
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig
     market: MarketConfig
@@ -140,3 +148,4 @@ class Config:
     sweep: dict[str, list[Any]] = field(default_factory=dict)   # dotted path -> values
     source: Path | None = None     # the TOML file it came from
     raw: dict[str, Any] = field(default_factory=dict)           # the TOML as parsed (for the manifest)
+    episodes: EpisodesConfig = EpisodesConfig()

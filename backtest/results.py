@@ -15,6 +15,7 @@ import polars as pl
 
 from backtest.data.market import Market
 from backtest.engine import Outputs
+from backtest.episodes import utc_column
 from backtest.schema import EVENT_KINDS, EVENT_NAMES, RECORD_FIELDS
 
 SUMMARY_METRICS = (
@@ -46,11 +47,72 @@ def usd_at_events(out: Outputs, market: Market, kinds: tuple[int, ...]) -> np.nd
     return res
 
 
+def annualise(end_equity: np.ndarray, capital: np.ndarray, years: float) -> np.ndarray:
+    """As the engines annualise (backtest.reference.annualise): 0 for an empty window, -1 once equity is gone."""
+    if years <= 0:
+        return np.zeros(len(end_equity))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        g = np.power(end_equity / capital, 1.0 / years) - 1.0
+    return np.where(end_equity <= 0, -1.0, g)
+
+
+def liquidation_losses(out: Outputs, market: Market, protocols: list[str] | None,
+                       oracle_prices: np.ndarray | None, lanes_of: list[int] | None) -> list[tuple]:
+    """Per configuration, per event: the fair-value liquidation loss at the exchange rate and at the market
+    (backtest.episodes.liquidation_losses). oracle_prices: [lane, leg, block]; a Compound III configuration
+    without them gets NaN (its credit needs the oracle price)."""
+    from backtest.episodes import COMET, LIQ
+    from backtest.episodes import liquidation_losses as per_event
+
+    res = []
+    for j, ev in enumerate(out.events):
+        protocol = protocols[j] if protocols is not None else ""
+        legs = out.event_legs[j] if out.event_legs is not None else None
+        if protocol == COMET and (oracle_prices is None or lanes_of is None):
+            nan = np.where(ev["kind"] == LIQ, np.nan, 0.0)
+            res.append((nan, nan.copy()))
+            continue
+        por = oracle_prices[lanes_of[j]] if protocol == COMET else None
+        res.append(per_event(ev, legs, market, protocol, por))
+    return res
+
+
+def honest_columns(out: Outputs, market: Market, cap: np.ndarray, losses: list[tuple] | None,
+                   on_paths: bool) -> dict[str, np.ndarray]:
+    """The summary's fair-value loss, window returns and the benchmark at the exchange rate (new columns;
+    NaN on Monte Carlo paths, whose prices are not the market's)."""
+    from backtest.episodes import hold_tokens
+    from backtest.schema import SECONDS_PER_YEAR
+
+    s = out.summaries
+    n = len(s)
+    cols: dict[str, np.ndarray] = {}
+    if losses is None or on_paths:
+        cols["liq_loss_rate"] = cols["liq_loss_market"] = np.full(n, np.nan)
+    else:
+        cols["liq_loss_rate"] = np.array([float(np.sum(r)) for r, _ in losses])
+        cols["liq_loss_market"] = np.array([float(np.sum(m)) for _, m in losses])
+    cols["window_return"] = s["end_equity"] / cap - 1.0
+    cols["window_return_rate"] = s["end_equity_rate"] / cap - 1.0
+    cols["hold_return"] = s["hold_end_equity"] / cap - 1.0
+    if on_paths:
+        rate_end = np.full(n, np.nan)
+    else:
+        fair_end = float(market.hold_xrate[-1]) * float(market.underlying_price[-1])
+        rate_end = np.array([hold_tokens(float(h), market) * fair_end for h in s["hold_end_equity"]])
+    years = float(market.ts[-1] - market.ts[0]) / SECONDS_PER_YEAR
+    cols["hold_end_equity_rate"] = rate_end
+    cols["hold_apy_rate"] = np.where(np.isnan(rate_end), np.nan, annualise(rate_end, cap, years))
+    cols["excess_apy_rate"] = s["net_apy_rate"] - cols["hold_apy_rate"]
+    return cols
+
+
 def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], config_ids: list[int],
                   capital: list[float], debt: list[str] | None = None,
-                  path: np.ndarray | None = None) -> pl.DataFrame:
+                  path: np.ndarray | None = None, losses: list[tuple] | None = None) -> pl.DataFrame:
     """One row per configuration; debt: each configuration's market.debt (the unit of its amounts);
-    path: each row's path (engine.run_core_paths), a `path` column after config_id (none without paths)."""
+    path: each row's path (engine.run_core_paths), a `path` column after config_id (none without paths);
+    losses: liquidation_losses(...) of the configurations (None: the fair-value loss columns are NaN)."""
     s = out.summaries
     n = len(s)
     blocks, ts = market.block, market.ts
@@ -98,6 +160,7 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
     for k, tok in enumerate(out.tokens):
         for j, name in enumerate(LEG_SUMMARY_COLUMNS):
             cols[f"{name}_{tok}"] = out.leg_summary[:, k, j]
+    cols.update(honest_columns(out, market, cap, losses, path is not None))
     return pl.DataFrame(cols)
 
 
@@ -119,15 +182,16 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
             # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
             **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
                                                dtype=pl.Utf8)} if out.tokens else {}),
-        }))
+        }).with_columns(utc_column(pl.col("ts")).alias("time_utc")))
     if not parts:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
-                                    "cost": pl.Float64, "hf_after": pl.Float64})
+                                    "cost": pl.Float64, "hf_after": pl.Float64,
+                                    "time_utc": pl.Datetime("us", "UTC")})
     return pl.concat(parts)
 
 
-def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
+def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
     idx = out.rec_idx
     cols = {"block": market.block[idx], "ts": market.ts[idx]}
     for j, name in enumerate(RECORD_FIELDS):
@@ -136,13 +200,15 @@ def timeseries_frame(out: Outputs, market: Market, i: int) -> pl.DataFrame:
     for k, tok in enumerate(out.tokens):
         for j, name in enumerate(LEG_RECORD_COLUMNS):
             cols[f"{name}_{tok}"] = out.leg_records[i, :, k, j]
-    return pl.DataFrame(cols)
+    # the Hive partition's config_id also as a plain column, and the time as a UTC timestamp (new columns)
+    cols["config_id"] = np.full(len(idx), config_id, dtype=np.int64)
+    return pl.DataFrame(cols).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
 
 
 # --- the column dictionary ------------------------------------------------------------------------------------
 # unit kinds: "debt" (the debt asset's symbol), "usd", "tokens" (the collateral token), "price" (debt asset per
 # collateral token), "rate" (underlying per collateral token), "fraction", "apy", "ratio", "count", "block", "ts",
-# "id", "text"
+# "utc", "seconds", "bool", "id", "text"
 COLUMNS: dict[str, tuple[str, str]] = {
     "config_id": ("id", "configuration number (the manifest's points)"),
     "block": ("block", "block number"),
@@ -191,6 +257,60 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "total_costs_usd": ("usd", "total_costs, each action's costs at its own block's USD price"),
     "liq_penalty_usd": ("usd", "liq_penalty, each liquidation at its own block's USD price"),
     "bad_debt_usd": ("usd", "bad_debt at its block's USD price"),
+    # honest figures (issue 12), after the columns above
+    "liq_loss_rate": ("debt", "liquidation loss at fair value: collateral seized valued at the exchange rate "
+                              "(x the underlying's price) minus the value credited (the debt repaid; Comet: the "
+                              "absorb's credit); NaN: a multi-collateral liquidation of every leg"),
+    "liq_loss_market": ("debt", "liquidation loss with the collateral seized valued at the market (DEX) price "
+                                "minus the value credited"),
+    "window_return": ("fraction", "end_equity / capital - 1 over the window (not annualised)"),
+    "window_return_rate": ("fraction", "end_equity_rate / capital - 1 over the window (not annualised)"),
+    "hold_return": ("fraction", "hold_end_equity / capital - 1 over the window (not annualised)"),
+    "hold_end_equity_rate": ("debt", "the benchmark's value at the last block, its tokens at the exchange rate"),
+    "hold_apy_rate": ("apy", "the hold benchmark at the exchange-rate mark, annualised (compounded)"),
+    "excess_apy_rate": ("apy", "net_apy_rate - hold_apy_rate"),
+    "time_utc": ("utc", "block time as a UTC timestamp (the same instant as ts)"),
+    # episodes.parquet (backtest/episodes.py): one row per (episode, config_id)
+    "episode_id": ("id", "episode number in the result set (by market group, kind, start)"),
+    "episode_kind": ("text", "market: the DEX price below the exchange-rate value; oracle: the lending "
+                             "protocol's oracle price below it"),
+    "token": ("text", "the collateral token whose price fell below its exchange-rate value"),
+    "oracle": ("text", "kind oracle: the market.oracle mode whose price was below (null for kind market)"),
+    "threshold": ("fraction", "discount an episode must exceed ([episodes] threshold)"),
+    "start_block": ("block", "first block with the discount above the threshold"),
+    "end_block": ("block", "last block with the discount above the threshold (gaps shorter than "
+                           "[episodes] merge_gap merged)"),
+    "start_ts": ("ts", "start_block's time, UTC epoch seconds"),
+    "end_ts": ("ts", "end_block's time, UTC epoch seconds"),
+    "start_utc": ("utc", "start_ts as a UTC timestamp"),
+    "end_utc": ("utc", "end_ts as a UTC timestamp"),
+    "duration_s": ("seconds", "end_ts - start_ts"),
+    "worst_discount": ("fraction", "largest discount in the episode: 1 - price / (exchange rate x underlying)"),
+    "worst_block": ("block", "block of worst_discount"),
+    "worst_ts": ("ts", "time of worst_discount, UTC epoch seconds"),
+    "worst_utc": ("utc", "worst_ts as a UTC timestamp"),
+    "at_window_start": ("bool", "the episode was already on at the window's first block"),
+    "at_window_end": ("bool", "the episode was still on at the window's last block"),
+    "equity_before": ("debt", "equity (market mark) at the block before the episode; capital if it starts at "
+                              "the first block"),
+    "equity_after": ("debt", "equity (market mark) at end_block"),
+    "episode_pnl": ("debt", "equity_after - equity_before"),
+    "episode_return": ("fraction", "episode_pnl / equity_before"),
+    "episode_pnl_rate": ("debt", "the same P&L with the collateral at the exchange rate"),
+    "episode_min_hf": ("ratio", "lowest health factor seen in the episode: at its time-series samples, its "
+                                "boundaries, after its events, and the run's min_hf if that block is inside "
+                                "(NaN: no debt)"),
+    "episode_liq_count": ("count", "liquidation calls inside the episode"),
+    "episode_liq_debt_repaid": ("debt", "debt repaid by liquidators inside the episode"),
+    "episode_liq_penalty": ("debt", "liquidation penalty (oracle price) inside the episode"),
+    "episode_liq_loss_rate": ("debt", "liq_loss_rate of the liquidations inside the episode"),
+    "episode_liq_loss_market": ("debt", "liq_loss_market of the liquidations inside the episode"),
+    "episode_bad_debt": ("debt", "bad debt written off inside the episode"),
+    "episode_costs": ("debt", "gas + swap fees + slippage + flash fees of the actions inside the episode"),
+    "episode_events": ("count", "events inside the episode"),
+    "hold_pnl": ("debt", "the hold benchmark's P&L over the episode (market mark)"),
+    "hold_episode_return": ("fraction", "hold_pnl / the benchmark's value before the episode"),
+    "excess_pnl": ("debt", "episode_pnl - hold_pnl"),
     # events
     "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash"),
     "collateral_change": ("tokens", "collateral change (negative: out of the position)"),
@@ -217,7 +337,7 @@ def _unit(kind: str, debt: str, collateral: str) -> str:
     return {"debt": debt, "usd": "USD", "tokens": collateral, "price": f"{debt} per {collateral}",
             "rate": f"underlying per {collateral}", "fraction": "fraction", "apy": "apy (per year, compounded)",
             "ratio": "ratio", "count": "count", "block": "block number", "ts": "s (UTC epoch)", "id": "id",
-            "text": "text"}[kind]
+            "text": "text", "utc": "UTC timestamp (microseconds)", "seconds": "s", "bool": "true/false"}[kind]
 
 
 def _leg_column(name: str, table: str) -> tuple[str, str] | None:

@@ -29,6 +29,7 @@ from backtest.config_types import Config
 from backtest.data.market import Market
 from backtest.engine import (
     CHUNK,
+    collateral_token,
     Lane,
     Outputs,
     build_lanes,
@@ -42,7 +43,15 @@ from backtest.engine import (
 )
 from backtest.errors import BacktestError, ConfigError
 from backtest.legs import leg_weights, n_legs
-from backtest.results import events_frame, summary_frame, timeseries_frame
+from backtest.episodes import (
+    COMET,
+    Episode,
+    empty_frame,
+    episode_frame,
+    extra_record_indices,
+    find_episodes,
+)
+from backtest.results import events_frame, liquidation_losses, summary_frame, timeseries_frame
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
 MAX_BATCH = 256                           # configurations per batch (resume and progress granularity)
@@ -102,8 +111,11 @@ class WorkDir:
     def timeseries_path(self, config_id: int) -> Path:
         return self.path / "timeseries" / f"config_id={config_id}" / "part-0.parquet"
 
-    def write_batch(self, first_id: int, summary: pl.DataFrame, events: pl.DataFrame) -> None:
-        # events first: a batch counts as finished once its summary part exists
+    def write_batch(self, first_id: int, summary: pl.DataFrame, events: pl.DataFrame,
+                    episodes: pl.DataFrame | None = None) -> None:
+        # events (and episodes) first: a batch counts as finished once its summary part exists
+        if episodes is not None:
+            write_parquet_atomic(self.path / "episodes" / f"part-{first_id:09d}.parquet", episodes)
         write_parquet_atomic(self.path / "events" / f"part-{first_id:09d}.parquet", events)
         write_parquet_atomic(self.path / "summary" / f"part-{first_id:09d}.parquet", summary)
 
@@ -115,9 +127,19 @@ class WorkDir:
         events = pl.concat(ev_parts, how="diagonal_relaxed").sort(["config_id", "block"], maintain_order=True)
         return summary, events
 
-    def finalize(self, summary: pl.DataFrame, events: pl.DataFrame, manifest: dict[str, Any]) -> Path:
+    def collect_episodes(self) -> pl.DataFrame:
+        parts = [pl.read_parquet(p) for p in sorted((self.path / "episodes").glob("part-*.parquet"))]
+        if not parts:
+            return empty_frame()
+        return pl.concat([empty_frame(), *parts], how="vertical").sort(["episode_id", "config_id"])
+
+    def finalize(self, summary: pl.DataFrame, events: pl.DataFrame, manifest: dict[str, Any],
+                 episodes: pl.DataFrame | None = None) -> Path:
         write_parquet_atomic(self.path / "summary.parquet", summary)
         write_parquet_atomic(self.path / "events.parquet", events)
+        if episodes is not None:
+            write_parquet_atomic(self.path / "episodes.parquet", episodes)
+            shutil.rmtree(self.path / "episodes", ignore_errors=True)
         write_atomic(self.path / "manifest.json",
                      lambda p: p.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"))
         shutil.rmtree(self.path / "summary")
@@ -170,6 +192,24 @@ class Prepared:
     rec_idx: np.ndarray
     metric_every: int
     batch: int
+    # de-peg episodes (backtest/episodes.py): the core records at run_idx, the time-series samples (rows
+    # ts_rows of it) plus the blocks the episodes read; oracle_prices [lane, leg, block] where an episode
+    # or a Compound III loss needs them
+    episodes: list[Episode] = None
+    run_idx: np.ndarray = None
+    ts_rows: np.ndarray = None
+    oracle_prices: np.ndarray | None = None
+    threshold: float = 0.0
+
+    def split(self, out: Outputs) -> tuple[Outputs, np.ndarray]:
+        """The outputs as the time series sees them (its own samples) and the records at run_idx."""
+        if self.run_idx is None or len(self.run_idx) == len(self.rec_idx):
+            return out, out.records
+        rows = self.ts_rows
+        ts_out = Outputs(out.summaries, out.events, out.records[:, rows], self.rec_idx, out.event_legs,
+                         out.leg_summary, None if out.leg_records is None else out.leg_records[:, rows],
+                         out.tokens)
+        return ts_out, out.records
 
 
 def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: int = MAX_BATCH) -> Prepared:
@@ -181,16 +221,38 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
         if ln not in lanes:
             lanes.append(ln)
     rec_idx = record_indices(market, group.first.run.record)
+    ep_cfg = group.first.episodes
+    tokens = tuple(getattr(market, "tokens", ())) if n_legs(market) > 1 else (collateral_token(group.first),)
+    por = None
+    if any(ln.oracle in ("capo", "chainlink") for ln in lanes) or group.first.market.protocol == COMET:
+        por = build_lanes(market, lanes, CHUNK)["por"]
+        por = por if por.ndim == 3 else por[:, None, :]
+    episodes = find_episodes(market, tokens, lanes, por, ep_cfg.threshold, ep_cfg.merge_gap)
+    run_idx = np.union1d(rec_idx, extra_record_indices(episodes)).astype(np.int64)
+    ts_rows = np.searchsorted(run_idx, rec_idx).astype(np.int64)
     legs = n_legs(market)                   # several legs: 4 more fields a record per leg (leg_records)
-    per_cfg = max(1, len(rec_idx) * (11 + (4 * legs if legs > 1 else 0)) * 8)
+    per_cfg = max(1, len(run_idx) * (11 + (4 * legs if legs > 1 else 0)) * 8)
     batch = max(1, min(max_batch, RECORD_BUDGET_BYTES // per_cfg))
-    return Prepared(market, lanes, rec_idx, metric_every(group.first.run.block_time), batch)
+    return Prepared(market, lanes, rec_idx, metric_every(group.first.run.block_time), batch, episodes, run_idx,
+                    ts_rows, por, ep_cfg.threshold)
 
 
-def batch_frames(points, ids: list[int], out: Outputs, market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
-    summary = summary_frame(out, market, [points[i][0] for i in ids], ids,
-                            [points[i][1].strategy.capital for i in ids], [points[i][1].market.debt for i in ids])
-    return summary, events_frame(out, market, ids)
+def batch_frames(points, ids: list[int], out: Outputs, market: Market, prep: Prepared | None = None,
+                 records: np.ndarray | None = None):
+    """(summary, events, episodes) of a batch; out: the time series' outputs; records: the core's records at
+    prep.run_idx (Prepared.split); episodes None without prep."""
+    cfgs = [points[i][1] for i in ids]
+    protocols = [c.market.protocol for c in cfgs]
+    lanes_of = [prep.lanes.index(lane_of(c)) for c in cfgs] if prep is not None else None
+    losses = liquidation_losses(out, market, protocols, prep.oracle_prices if prep is not None else None,
+                                lanes_of)
+    capital, debt = [c.strategy.capital for c in cfgs], [c.market.debt for c in cfgs]
+    summary = summary_frame(out, market, [points[i][0] for i in ids], ids, capital, debt, losses=losses)
+    episodes = None
+    if prep is not None:
+        episodes = episode_frame(prep.episodes, market, prep.threshold, ids, lanes_of, capital, debt,
+                                 out.summaries, out.events, losses, records, prep.run_idx)
+    return summary, events_frame(out, market, ids), episodes
 
 
 def write_timeseries(work_path: Path, ids: list[int], out: Outputs, market: Market) -> None:
@@ -198,7 +260,14 @@ def write_timeseries(work_path: Path, ids: list[int], out: Outputs, market: Mark
         return
     for j, cid in enumerate(ids):
         path = work_path / "timeseries" / f"config_id={cid}" / "part-0.parquet"
-        write_parquet_atomic(path, timeseries_frame(out, market, j))
+        write_parquet_atomic(path, timeseries_frame(out, market, j, cid))
+
+
+def write_batch_outputs(points, ids: list[int], out: Outputs, prep: Prepared, work: WorkDir) -> None:
+    """A replayed batch (recorded at prep.run_idx) into its parts: time series, events, episodes, summary."""
+    ts_out, records = prep.split(out)
+    write_timeseries(work.path, ids, ts_out, prep.market)
+    work.write_batch(ids[0], *batch_frames(points, ids, ts_out, prep.market, prep, records))
 
 
 def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, engine: str, dense: bool,
@@ -212,15 +281,14 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
             params = encode_params([points[i][1] for i in ids], prep.lanes)
             weights = leg_weights([points[i][1] for i in ids], prep.market) if n_legs(prep.market) > 1 else None
             if engine == "core":
-                out = run_core(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every, CHUNK, dense,
+                out = run_core(prep.market, params, prep.lanes, prep.run_idx, prep.metric_every, CHUNK, dense,
                                workers, lane_arrays=lane_arrays, weights=weights)
             elif engine == "reference":
-                out = run_reference_batch(prep.market, params, prep.lanes, prep.rec_idx, prep.metric_every,
+                out = run_reference_batch(prep.market, params, prep.lanes, prep.run_idx, prep.metric_every,
                                           weights)
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
-            write_timeseries(work.path, ids, out, prep.market)
-            work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
+            write_batch_outputs(points, ids, out, prep, work)
             if progress is not None:
                 progress(len(ids), len(ids) * len(prep.market))
 
@@ -268,7 +336,7 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
         for g, (prep, todo) in enumerate(jobs):
             if not todo:
                 continue
-            payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.rec_idx,
+            payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.run_idx,
                        "metric_every": prep.metric_every, "key": f"{prep.market.data_hash}:{g}"}
             [fut] = client.scatter([payload], broadcast=True)
             # enough tasks to keep every worker busy, bounded by the memory budget per batch
@@ -280,9 +348,7 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
                 tasks.append(client.submit(_dask_batch, fut, params, ids, dense, pure=False))
             for done in as_completed(tasks):
                 ids, summaries, events, records = done.result()
-                out = Outputs(summaries, events, records, prep.rec_idx)
-                write_timeseries(work.path, ids, out, prep.market)
-                work.write_batch(ids[0], *batch_frames(points, ids, out, prep.market))
+                write_batch_outputs(points, ids, Outputs(summaries, events, records, prep.run_idx), prep, work)
                 if progress is not None:
                     progress(len(ids), len(ids) * len(prep.market))
     finally:

@@ -209,6 +209,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "scenarios": [_jsonable(dataclasses.asdict(s)) for s in config.scenarios],
         "sweep": _jsonable(dict(config.sweep)),
         "source": _jsonable(config.source) if config.source is not None else None,
+        "episodes": _jsonable(dataclasses.asdict(config.episodes)),
     }
 
 
@@ -218,7 +219,7 @@ def config_hash(config: Config) -> str:
     run.data enters as the folder it names (absolute, symlinks resolved), so "data", "./data" and its absolute
     path give one hash and --resume continues a sweep however the lake was spelled."""
     d = config_to_dict(config)
-    for k in ("source", "sweep"):
+    for k in ("source", "sweep", "episodes"):      # [episodes] reads the results, it changes none
         d.pop(k, None)
     d["run"].pop("output", None)
     d["run"]["data"] = os.path.realpath(config.run.data)

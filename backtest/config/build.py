@@ -21,7 +21,7 @@ from backtest.config.rules import (
     target_ltv_rules,
 )
 from backtest.config.schema import check_top_level, read_table, section_fields
-from backtest.config_types import Config, CostsConfig, ExitConfig, StrategyConfig
+from backtest.config_types import Config, CostsConfig, EpisodesConfig, ExitConfig, StrategyConfig
 from backtest.errors import ConfigError
 
 
@@ -82,5 +82,9 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
         sc = section_fields(ctx, sc_t, path, "scenario")
         scenarios.append(scenario_rules(ctx, path, sc, sc_t, run, market, strategy))
 
+    # -- [episodes] (read by backtest/episodes.py; not part of the config hash)
+    ep_t = read_table(ctx, data, ("episodes",))
+    episodes = EpisodesConfig(**section_fields(ctx, ep_t, ("episodes",), "episodes"))
+
     return Config(run=run, market=market, strategy=strategy, costs=costs, scenarios=tuple(scenarios),
-                  sweep=dict(sweep), source=source, raw=dict(data))
+                  sweep=dict(sweep), source=source, raw=dict(data), episodes=episodes)

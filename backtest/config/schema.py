@@ -75,7 +75,7 @@ SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.
                 "strategy.rewards.token", "run.sources", "run.allow")
 REWARD_VALUES = ("zero", "points", "token")
 
-SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep")
+SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep", "episodes")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -269,6 +269,10 @@ SPEC: dict[str, dict[str, Parser]] = {
         "amp": bounded(number(0, lo_open=True), MAX_AMP, "Curve's StableSwap caps A at 1e6"),
         "flash_fee": number(0, 1, hi_open=True),
     },
+    "episodes": {
+        "threshold": number(0, 1, lo_open=True, hi_open=True),
+        "merge_gap": duration(allow_zero=True),
+    },
     "scenario": {
         "kind": choice(SCENARIO_KINDS),
         "asset": string,
@@ -311,7 +315,7 @@ del _sec, _spec, _key, _parser
 
 def sweep_keys() -> list[str]:
     """The dotted config paths a ``[sweep]`` or ``--grid`` may vary."""
-    return [k for k in FIELDS if k not in SWEEP_FORBIDDEN and k not in SWEEP_MARKET]
+    return [k for k in FIELDS if k not in SWEEP_FORBIDDEN and k not in SWEEP_MARKET and not k.startswith("episodes.")]
 
 
 # ======================================================================================================
@@ -365,10 +369,14 @@ def check_key(ctx: Context, key: Any, err_path: tuple, *, sweep: bool) -> None:
     """`key` must be a settable scalar dotted path (sweeps also exclude run.name / run.data / run.output)."""
     if not isinstance(key, str):
         raise ctx.fail(err_path, "a config path must be a string such as 'strategy.target_ltv'")
-    if key in FIELDS and not (sweep and (key in SWEEP_FORBIDDEN or key in SWEEP_MARKET)):
+    if key in FIELDS and not (sweep and (key in SWEEP_FORBIDDEN or key in SWEEP_MARKET
+                                         or key.startswith("episodes."))):
         return
     if sweep and key in SWEEP_FORBIDDEN:
         raise ctx.fail(err_path, f"{key} names the result set and cannot be swept")
+    if sweep and key.startswith("episodes.") and key in FIELDS:
+        raise ctx.fail(err_path, f"{key} reads the results (which episodes are found), one value per result set, "
+                                 f"and cannot be swept; set it with --set or in [episodes]")
     if sweep and key in SWEEP_MARKET:
         raise ctx.fail(err_path, f"{key} selects the aligned market (the held token's series and reward values) "
                                  f"and cannot be swept; run one config per value")

@@ -1,0 +1,244 @@
+"""De-peg episodes read from the replayed market, and what each configuration (and its hold benchmark) did in
+each: the rows of ``episodes.parquet`` (README, "Episodes"; the column dictionary in backtest/results.py).
+
+An episode is a stretch of blocks where a price of the collateral is below its exchange-rate value (exchange
+rate x the underlying's price in the debt asset) by more than ``[episodes] threshold``; stretches closer than
+``merge_gap`` seconds are one. Kind ``market``: the DEX price (every configuration of the market); kind
+``oracle``: the lending protocol's oracle price of one oracle lane (capo, chainlink; the configurations that
+use it). A ``market`` oracle is the DEX price, so its episodes are the market episodes and none is repeated.
+
+Detection reads the aligned market at every block (not the sampled time series). A configuration's equity is
+read from records the core takes at the block before each episode and at its last block (added to the
+time-series samples and split off again, so the time series is what it was); its events are read by block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from backtest.schema import EVENT_KINDS, RECORD_FIELDS
+
+HF, EQUITY, EQUITY_RATE = (RECORD_FIELDS.index(k) for k in ("hf", "equity", "equity_rate"))
+LIQ, BAD = EVENT_KINDS["liquidation"], EVENT_KINDS["bad_debt"]
+COSTS = tuple(EVENT_KINDS[k] for k in ("open", "loop", "rebalance", "exit", "unwind"))
+COMET = "compound-v3"
+
+EPISODE_SCHEMA = {
+    "episode_id": pl.Int64, "episode_kind": pl.Utf8, "token": pl.Utf8, "oracle": pl.Utf8, "threshold": pl.Float64,
+    "start_block": pl.Int64, "end_block": pl.Int64, "start_ts": pl.Int64, "end_ts": pl.Int64,
+    "start_utc": pl.Datetime("us", "UTC"), "end_utc": pl.Datetime("us", "UTC"), "duration_s": pl.Int64,
+    "worst_discount": pl.Float64, "worst_block": pl.Int64, "worst_ts": pl.Int64,
+    "worst_utc": pl.Datetime("us", "UTC"), "at_window_start": pl.Boolean, "at_window_end": pl.Boolean,
+    "config_id": pl.Int64, "debt_asset": pl.Utf8,
+    "equity_before": pl.Float64, "equity_after": pl.Float64, "episode_pnl": pl.Float64,
+    "episode_return": pl.Float64, "episode_pnl_rate": pl.Float64, "episode_min_hf": pl.Float64,
+    "episode_liq_count": pl.Int64, "episode_liq_debt_repaid": pl.Float64, "episode_liq_penalty": pl.Float64,
+    "episode_liq_loss_rate": pl.Float64, "episode_liq_loss_market": pl.Float64, "episode_bad_debt": pl.Float64,
+    "episode_costs": pl.Float64, "episode_events": pl.Int64,
+    "hold_pnl": pl.Float64, "hold_episode_return": pl.Float64, "excess_pnl": pl.Float64,
+}
+
+
+@dataclass
+class Episode:
+    kind: str               # "market" | "oracle"
+    token: str              # the collateral token (a leg's token on a multi-collateral market)
+    leg: int                # its leg index (0 for a one-collateral market)
+    oracle: str | None      # kind oracle: the lane's oracle mode
+    lane: int | None        # kind oracle: the lane index (its configurations only)
+    start: int              # block indices into the market clock, inclusive
+    end: int
+    worst: int
+    worst_discount: float
+    episode_id: int = -1    # numbered over the result set (number_episodes)
+
+    def key(self) -> tuple:
+        return (self.kind, self.token, self.oracle, self.start, self.end, self.worst)
+
+
+# --- detection -------------------------------------------------------------------------------------------
+def find_runs(ts: np.ndarray, discount: np.ndarray, threshold: float, merge_gap: int) -> list[tuple[int, int, int]]:
+    """(start, end, worst) block indices of the stretches where discount > threshold, merging stretches whose
+    gap (first block of the next minus last block of the previous, in seconds) is below merge_gap."""
+    above = np.flatnonzero(discount > threshold)
+    if len(above) == 0:
+        return []
+    cut = np.flatnonzero(np.diff(above) > 1)
+    starts = np.concatenate(([above[0]], above[cut + 1]))
+    ends = np.concatenate((above[cut], [above[-1]]))
+    runs: list[list[int]] = []
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        if runs and ts[s] - ts[runs[-1][1]] < merge_gap:
+            runs[-1][1] = e
+        else:
+            runs.append([s, e])
+    out = []
+    for s, e in runs:
+        w = s + int(np.argmax(discount[s: e + 1]))        # the first block of the deepest discount
+        out.append((s, e, w))
+    return out
+
+
+def fair_value(leg_market) -> np.ndarray:
+    """The exchange-rate value of one collateral token in the debt asset, per block."""
+    return leg_market.xrate * leg_market.underlying_price
+
+
+def discount(price: np.ndarray, fair: np.ndarray) -> np.ndarray:
+    return 1.0 - price / fair
+
+
+def leg_markets(market) -> tuple:
+    legs = getattr(market, "legs", ())
+    return tuple(legs) if len(legs) > 1 else (market,)
+
+
+def find_episodes(market, tokens: tuple[str, ...], lanes, oracle_prices: np.ndarray | None, threshold: float,
+                  merge_gap: int) -> list[Episode]:
+    """Every episode of the market: per leg, its market episodes, then those of each capo / chainlink lane.
+    oracle_prices: [lane, leg, block] (the lanes' oracle prices), None to find market episodes only."""
+    out: list[Episode] = []
+    for k, (lm, tok) in enumerate(zip(leg_markets(market), tokens)):
+        fair = fair_value(lm)
+        for s, e, w in find_runs(market.ts, d := discount(lm.price, fair), threshold, merge_gap):
+            out.append(Episode("market", tok, k, None, None, s, e, w, float(d[w])))
+        if oracle_prices is None:
+            continue
+        for j, ln in enumerate(lanes):
+            if ln.oracle in ("market", "exchange-rate"):    # the DEX price's episodes / the rate itself
+                continue
+            d = discount(oracle_prices[j, k], fair)
+            for s, e, w in find_runs(market.ts, d, threshold, merge_gap):
+                out.append(Episode("oracle", tok, k, ln.oracle, j, s, e, w, float(d[w])))
+    return out
+
+
+def number_episodes(groups: list[list[Episode]]) -> None:
+    """Episode ids over the result set: one id per distinct episode (groups that share a market share them)."""
+    ids: dict[tuple, int] = {}
+    for eps in groups:
+        for ep in eps:
+            ep.episode_id = ids.setdefault(ep.key(), len(ids))
+
+
+def extra_record_indices(episodes: list[Episode]) -> np.ndarray:
+    """The blocks the core must record for the episodes: the one before each (when there is one) and its last."""
+    idx = {ep.end for ep in episodes} | {ep.start - 1 for ep in episodes if ep.start > 0}
+    return np.array(sorted(idx), dtype=np.int64)
+
+
+# --- fair-value liquidation loss -------------------------------------------------------------------------
+def liquidation_losses(ev: np.ndarray, legs: np.ndarray | None, market, protocol: str,
+                       oracle_price: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per event (0 for every event but a liquidation): the borrower's loss with the seized collateral valued
+    at the exchange rate, and at the DEX price, minus the value the liquidation credited. The credit is the
+    debt repaid, except on Compound III, whose absorb credits the whole collateral's oracle value less the
+    penalty (the excess over the debt comes back as cash). legs: per event the leg seized (-1: every leg,
+    whose split is not in the event: NaN); oracle_price: [leg, block] of the configuration's lane (Comet)."""
+    n = len(ev)
+    rate, mkt = np.zeros(n), np.zeros(n)
+    liq = np.flatnonzero(ev["kind"] == LIQ)
+    if len(liq) == 0:
+        return rate, mkt
+    lms = leg_markets(market)
+    for i in liq.tolist():
+        b = int(ev["idx"][i])
+        k = 0 if legs is None else int(legs[i])
+        if k < 0 and len(lms) > 1:
+            rate[i] = mkt[i] = np.nan
+            continue
+        lm = lms[max(k, 0)]
+        seized = -float(ev["coll"][i])
+        if protocol == COMET:
+            credit = seized * float(oracle_price[max(k, 0), b]) - float(ev["cost"][i])
+        else:
+            credit = -float(ev["debt"][i])
+        rate[i] = seized * float(lm.xrate[b]) * float(lm.underlying_price[b]) - credit
+        mkt[i] = seized * float(lm.price[b]) - credit
+    return rate, mkt
+
+
+def hold_tokens(hold_end_equity: float, market) -> float:
+    """The hold benchmark's tokens (one-collateral markets; NaN for several legs, whose split is not kept)."""
+    if len(getattr(market, "legs", ())) > 1:
+        return float("nan")
+    return hold_end_equity / float(market.hold_price[-1])
+
+
+# --- rows ----------------------------------------------------------------------------------------------
+def episode_frame(episodes: list[Episode], market, threshold: float, config_ids: list[int], lanes_of: list[int],
+                  capital: list[float], debt: list[str], summaries: np.ndarray, events: list[np.ndarray],
+                  losses: list[tuple[np.ndarray, np.ndarray]], records: np.ndarray, run_idx: np.ndarray
+                  ) -> pl.DataFrame:
+    """The rows of one batch: every (episode, configuration) pair; oracle episodes only for the configurations
+    of their lane. records: [config, record, field] at the blocks run_idx (time-series samples plus
+    extra_record_indices)."""
+    cols: dict[str, list] = {k: [] for k in EPISODE_SCHEMA}
+    n = len(market)
+    ts, blk = market.ts, market.block
+    for ep in episodes:
+        pos_end = int(np.searchsorted(run_idx, ep.end))
+        pos_before = int(np.searchsorted(run_idx, ep.start - 1)) if ep.start > 0 else -1
+        lo, hi = int(np.searchsorted(run_idx, ep.start)), pos_end + 1     # samples inside the episode
+        for j, cid in enumerate(config_ids):
+            if ep.lane is not None and lanes_of[j] != ep.lane:
+                continue
+            sm = summaries[j]
+            rec = records[j]
+            if pos_before < 0:
+                before = before_rate = float(capital[j])
+            else:
+                before, before_rate = float(rec[pos_before, EQUITY]), float(rec[pos_before, EQUITY_RATE])
+            after, after_rate = float(rec[pos_end, EQUITY]), float(rec[pos_end, EQUITY_RATE])
+            ev = events[j]
+            inside = (ev["idx"] >= ep.start) & (ev["idx"] <= ep.end)
+            e_in = ev[inside]
+            lr, lmkt = losses[j][0][inside], losses[j][1][inside]
+            is_liq = e_in["kind"] == LIQ
+            hfs = [rec[lo:hi, HF], e_in["hf"]]
+            if int(sm["min_hf_idx"]) >= 0 and ep.start <= int(sm["min_hf_idx"]) <= ep.end:
+                hfs.append(np.array([sm["min_hf"]]))
+            hf_all = np.concatenate(hfs)
+            hf_all = hf_all[np.isfinite(hf_all)]
+            tokens = hold_tokens(float(sm["hold_end_equity"]), market)
+            h_before = float(capital[j]) if ep.start == 0 else tokens * float(market.hold_price[ep.start - 1])
+            h_after = tokens * float(market.hold_price[ep.end])
+            pnl, hold_pnl = after - before, h_after - h_before
+            row = {
+                "episode_id": ep.episode_id, "episode_kind": ep.kind, "token": ep.token, "oracle": ep.oracle,
+                "threshold": threshold, "start_block": int(blk[ep.start]), "end_block": int(blk[ep.end]),
+                "start_ts": int(ts[ep.start]), "end_ts": int(ts[ep.end]), "start_utc": int(ts[ep.start]),
+                "end_utc": int(ts[ep.end]), "duration_s": int(ts[ep.end] - ts[ep.start]),
+                "worst_discount": ep.worst_discount, "worst_block": int(blk[ep.worst]), "worst_ts": int(ts[ep.worst]),
+                "worst_utc": int(ts[ep.worst]), "at_window_start": ep.start == 0, "at_window_end": ep.end == n - 1,
+                "config_id": int(cid), "debt_asset": debt[j],
+                "equity_before": before, "equity_after": after, "episode_pnl": pnl,
+                "episode_return": pnl / before if before > 0 else float("nan"),
+                "episode_pnl_rate": after_rate - before_rate,
+                "episode_min_hf": float(hf_all.min()) if len(hf_all) else float("nan"),
+                "episode_liq_count": int(is_liq.sum()),
+                "episode_liq_debt_repaid": float(-e_in["debt"][is_liq].sum()) + 0.0,   # not -0.0
+                "episode_liq_penalty": float(e_in["cost"][is_liq].sum()),
+                "episode_liq_loss_rate": float(lr.sum()), "episode_liq_loss_market": float(lmkt.sum()),
+                "episode_bad_debt": float(e_in["cost"][e_in["kind"] == BAD].sum()),
+                "episode_costs": float(e_in["cost"][np.isin(e_in["kind"], COSTS)].sum()),
+                "episode_events": int(len(e_in)),
+                "hold_pnl": hold_pnl, "hold_episode_return": hold_pnl / h_before if h_before > 0 else float("nan"),
+                "excess_pnl": pnl - hold_pnl,
+            }
+            for k, v in row.items():
+                cols[k].append(v)
+    df = pl.DataFrame({k: pl.Series(v, dtype=pl.Int64 if EPISODE_SCHEMA[k] == pl.Datetime("us", "UTC")
+                                    else EPISODE_SCHEMA[k]) for k, v in cols.items()})
+    return df.with_columns([utc_column(pl.col(c)).alias(c) for c in ("start_utc", "end_utc", "worst_utc")])
+
+
+def utc_column(expr: pl.Expr) -> pl.Expr:
+    """Epoch seconds -> a UTC timestamp (microseconds)."""
+    return (expr * 1_000_000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def empty_frame() -> pl.DataFrame:
+    return pl.DataFrame(schema=EPISODE_SCHEMA)
