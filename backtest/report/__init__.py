@@ -115,6 +115,16 @@ def build(root: Path | str, metric: str = "net_apy", top: int = 5, filters: tupl
     return page.render()
 
 
+# episodes.parquet (one row per episode and configuration): what describes the episode, what each
+# configuration and its hold benchmark did inside it; columns the file lacks are left out
+EPISODE_COLUMNS = ("episode_id", "episode_kind", "token", "oracle", "start_utc", "end_utc", "duration_s",
+                   "worst_discount", "worst_utc", "at_window_start", "at_window_end", "threshold")
+EPISODE_CONFIG_COLUMNS = ("episode_pnl", "episode_return", "episode_pnl_rate", "episode_min_hf",
+                          "episode_liq_count", "episode_liq_loss_rate", "episode_liq_loss_market",
+                          "episode_liq_penalty", "episode_bad_debt", "episode_costs", "hold_pnl",
+                          "hold_episode_return", "excess_pnl")
+
+
 def _episodes(rs: ResultSet, sel: Selection) -> str:
     ep = rs.episodes
     if ep is None:
@@ -122,14 +132,28 @@ def _episodes(rs: ResultSet, sel: Selection) -> str:
     if ep.height == 0:
         return note("no episodes found: no market or oracle price fell below the exchange rate by the threshold")
     units = units_of(rs, "episodes")
-    spans = figures_series.episode_spans(rs)
-    parts = [note(f"{len(spans)} episode(s); per configuration below for the ones drawn above.")]
-    if "config_id" in ep.columns:
-        mine = ep.filter(pl.col("config_id").is_in(sel.chosen))
-        parts.append(table(mine if mine.height else ep, units))
-    else:
-        parts.append(table(ep, units))
-    return "\n".join(parts)
+    keyed = "episode_id" in ep.columns and "config_id" in ep.columns
+    if not keyed:                        # a table of another shape: shown as it is
+        return table(ep, units)
+    head = [c for c in EPISODE_COLUMNS if c in ep.columns]
+    episodes = ep.select(head).unique("episode_id", keep="first", maintain_order=True).sort("episode_id")
+    mine = ep.filter(pl.col("config_id").is_in(sel.chosen))
+    params = rs.summary.select(["config_id", *rs.parameters]).unique("config_id", keep="first")
+    per = [c for c in ("episode_id", "config_id") if c in mine.columns] + \
+          [c for c in EPISODE_CONFIG_COLUMNS if c in mine.columns]
+    order = {c: i for i, c in enumerate(sel.chosen)}
+    mine = (mine.select(per).join(params, on="config_id", how="left")
+            .with_columns(pl.col("config_id").replace_strict(order, default=None).alias("_o"))
+            .sort(["episode_id", "_o"]).drop("_o"))
+    mine = mine.select(["episode_id", "config_id", *rs.parameters, *per[2:]])
+    return "\n".join([
+        note(f"{episodes.height} episode(s) found (shaded on the health-factor and price figures)."),
+        table(episodes, units),
+        f"<h3>Inside each episode: the {len(sel.chosen)} configuration(s) drawn above</h3>",
+        note("P&L at the market mark (and at the exchange rate), lowest HF, liquidations with their fair-value "
+             "loss, costs, and the hold benchmark over the same span, in the debt asset."),
+        table(mine, {**units_of(rs, "summary"), **units}),
+    ])
 
 
 def write_report(root: Path | str, output: Path | str | None = None, **options) -> Path:

@@ -109,11 +109,15 @@ def episode_spans(rs: ResultSet) -> list[tuple[int, int, str, float | None]]:
     return sorted(set(spans), key=lambda t: (t[0], t[1], t[2]))
 
 
-def _shade(fig: go.Figure, spans, **where) -> None:
+def _shade(fig: go.Figure, spans, annotate: bool = False, **where) -> None:
     for s, e, kind, worst in spans:
-        colour = EPISODE_COLOURS.get(kind.split("-")[0].split("_")[0], EPISODE_COLOURS["market"])
+        colour = EPISODE_COLOURS.get(kind, EPISODE_COLOURS["market"])
+        text = {}
+        if annotate and worst is not None and math.isfinite(worst):
+            text = {"annotation_text": f"{kind}: worst −{worst * 100:.1f} %", "annotation_position": "top left",
+                    "annotation_font_size": 10}
         fig.add_vrect(x0=_times([s])[0], x1=_times([max(e, s + 1)])[0], fillcolor=colour, line_width=0,
-                      layer="below", **where)
+                      layer="below", **text, **where)
 
 
 def health(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
@@ -175,28 +179,35 @@ def prices(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
         fig.add_scatter(x=t, y=xr, name=f"exchange rate ({rs.unit('timeseries', 'exchange_rate')})", row=1, col=1,
                         line={"dash": "dash"})
     seen: list[np.ndarray] = []
+    reads_market: list[str] = []            # oracles that read the market price: drawn as the market line
     rows = _rows(rs, ids)
     for c in ids:
         df = thin(rs.series(c))
         if "oracle_price" not in df.columns or df.height != base.height:
             continue
         op = df["oracle_price"].to_numpy()
+        oracle = rows[c].get("market.oracle") or ((rs.manifest.get("config") or {}).get("market") or {}).get("oracle")
+        if np.array_equal(op, mp, equal_nan=True):
+            reads_market = list(dict.fromkeys([*reads_market, str(oracle)]))
+            continue
         if any(np.array_equal(op, s, equal_nan=True) for s in seen):
             continue
         seen.append(op)
-        oracle = rows[c].get("market.oracle") or ((rs.manifest.get("config") or {}).get("market") or {}).get("oracle")
         fig.add_scatter(x=t, y=op, name=f"oracle price ({oracle})", row=1, col=1, line={"dash": "dot"})
         if xr is not None:
             fig.add_scatter(x=t, y=(op / xr - 1.0) * 100, name=f"oracle / rate − 1 ({oracle})", row=2, col=1,
                             line={"dash": "dot"})
-    note = ""
+    note = (f"oracle {', '.join(reads_market)}: the market price itself (its line is the market's)"
+            if reads_market else "")
     if xr is not None:
         fig.add_scatter(x=t, y=(mp / xr - 1.0) * 100, name="market / rate − 1", row=2, col=1)
         debt = (rs.summary["debt_asset"][0] if "debt_asset" in rs.summary.columns else "WETH")
         if debt not in ("WETH", "ETH"):
-            note = (f"the debt is {debt}: the exchange rate is in the underlying, so its line and the discount "
+            note += (f"{'; ' if note else ''}the debt is {debt}: the exchange rate is in the underlying, so its line and the discount "
                     "compare different units")
-    _shade(fig, episode_spans(rs), row="all", col=1)
+    spans = episode_spans(rs)
+    _shade(fig, spans, annotate=True, row=1, col=1)
+    _shade(fig, spans, row=2, col=1)
     fig.update_yaxes(title_text="price", row=1, col=1)
     fig.update_yaxes(title_text="% vs rate", row=2, col=1)
     fig.update_layout(title="Market price vs exchange rate (and oracle)", height=560,

@@ -22,8 +22,9 @@ BREAKDOWN = (
     ("staking_yield", 1, "staking yield"), ("supply_yield", 1, "supply yield"),
     ("interest_paid", -1, "borrow interest"), ("gas_cost", -1, "gas"), ("swap_fee_cost", -1, "swap fees"),
     ("slippage_cost", -1, "slippage"), ("flash_fee_cost", -1, "flash-loan fees"),
-    ("liq_penalty", -1, "liquidation bonus paid"),
+    ("liq_loss", -1, "liquidation loss"),      # LIQ_BREAKDOWN: at fair value when the summary has it
 )
+LIQ_BREAKDOWN = (("liq_loss_rate", "liquidation loss at fair value"), ("liq_penalty", "liquidation bonus paid"))
 MAX_CELLS_WITH_TEXT = 400
 
 
@@ -113,6 +114,8 @@ def breakdown(rs: ResultSet, chosen: list[int]) -> go.Figure | None:
     fig = go.Figure()
     itemised = [0.0] * len(rows)
     for col, sign, text in BREAKDOWN:
+        if col == "liq_loss":
+            col, text = next(((c, t) for c, t in LIQ_BREAKDOWN if c in s.columns), (col, text))
         if col not in s.columns:
             continue
         vals = [sign * _num(r.get(col)) for r in rows]
@@ -126,8 +129,8 @@ def breakdown(rs: ResultSet, chosen: list[int]) -> go.Figure | None:
                                                                         "color": "black"})
     debt = rows[0].get("debt_asset") or rs.unit("summary", "pnl")
     fig.update_layout(barmode="relative", title="Where the P&L came from (chosen configurations)",
-                      yaxis_title=str(debt), height=460, legend={"orientation": "h", "y": -0.35},
-                      margin={"b": 160})
+                      yaxis_title=str(debt), height=520, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom"},
+                      margin={"t": 110, "b": 150}, xaxis_tickangle=30)
     return fig
 
 

@@ -68,6 +68,12 @@ def utc(ts) -> str:
     return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def duration(seconds: float) -> str:
+    s = int(seconds)
+    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    return f"{d}d {h}h" if d else (f"{h}h {m}m" if h else f"{m}m {s % 60}s")
+
+
 def _cell(v, unit: str) -> tuple[str, bool]:
     """(text, is_text) of one value, formatted by its column's unit."""
     if v is None:
@@ -86,6 +92,8 @@ def _cell(v, unit: str) -> tuple[str, bool]:
             return f"{v * 100:.2f} %", False
         if u.startswith("s (utc epoch)") and v > 0:
             return utc(v), True
+        if u == "s":
+            return duration(v), False
         if isinstance(v, int):
             return f"{v:d}", False
         return f"{v:.6g}", False

@@ -200,11 +200,25 @@ def test_thinning_keeps_the_lowest_hf_and_the_last_sample():
     assert figures_series.thin(df.head(500), 1000).height == 500
 
 
-def test_without_episodes_parquet_the_section_says_so(sweep):
-    if (sweep / "episodes.parquet").exists():
-        pytest.skip("this result set writes episodes.parquet")  # pragma: no cover
-    page = build(sweep)
+def test_without_episodes_parquet_the_section_says_so(copy):
+    (copy / "episodes.parquet").unlink(missing_ok=True)
+    page = build(copy)
     assert "no episodes found: this result set has no episodes.parquet" in page
+    assert "the result set has no episodes.parquet" in page          # the HF figure's note
+
+
+def test_the_sweeps_own_episodes_are_tabled_with_each_drawn_configurations_pnl(sweep):
+    ep = pl.read_parquet(sweep / "episodes.parquet")
+    page = build(sweep, top=1)
+    section = page.split('id="episodes"')[1].split("</section>")[0]
+    n = ep["episode_id"].n_unique()
+    assert f"{n} episode(s) found" in section and n >= 1
+    for cid in select(load(sweep).summary, "net_apy", top=1).chosen:       # config 0 (best) and 14 (worst)
+        row = ep.filter((pl.col("config_id") == cid) & (pl.col("episode_id") == 0)).row(0, named=True)
+        assert f"<td>{row['episode_pnl']:.6g}</td>" in section
+        assert f"<td>{row['episode_min_hf']:.6g}</td>" in section
+    others = ep.filter(~pl.col("config_id").is_in([0, 14]))
+    assert f"<td>{others['episode_pnl'][0]:.6g}</td>" not in section
 
 
 def test_episodes_are_tabled_and_shaded_on_the_hf_and_price_figures(copy):
