@@ -14,7 +14,8 @@ import pytest
 
 from backtest.report import write_report
 from tests.chromium import Browser, find
-from tests.report_sweep import run_sweep
+from tests.pins import SHARED
+from tests.report_sweep import run_real_2022, run_sweep
 
 CHROMIUM = find()
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
@@ -50,29 +51,50 @@ def _spread(img) -> float:
     return ImageStat.Stat(img.convert("L")).stddev[0]
 
 
-def test_the_report_of_a_real_sweep_renders_in_headless_chromium(tmp_path):
-    binary = _need_chromium()
-    from PIL import Image
-
-    page = write_report(run_sweep(tmp_path / "results"), tmp_path / "report.html")
-    shot = Path(SHOT) if SHOT else tmp_path / "report.png"
+def _open(binary: str, page: Path, shot: Path) -> tuple[list, list, list]:
     with Browser(binary) as b:
         b.open(page.resolve().as_uri())
         figures = b.evaluate(RENDERED)
         b.screenshot(shot)
-        errors, requests = b.errors(), b.requests()
+        return figures, b.errors(), b.requests()
+
+
+def _check_page(figures, errors, requests, shot: Path) -> dict:
+    from PIL import Image
+
     assert errors == []
     assert [u for u in requests if not u.startswith(("file:", "data:", "about:"))] == []
     assert [f["id"] for f in figures] == FIGURES
     for f in figures:
         assert f["rendered"] and f["traces"] >= 1 and f["drawn"] >= 1, f
         assert f["w"] > 300 and f["h"] > 200, f
-    by_id = {f["id"]: f for f in figures}
-    # 15 configurations: the top 5 and bottom 5 drawn, with the hold line / the liquidation markers
-    assert by_id["fig-equity"]["traces"] == by_id["fig-health"]["traces"] == 11
     img = Image.open(shot)
     assert img.width >= 1000 and img.height > 3000
     assert _spread(img) > 20
     for f in figures:           # each figure's own area is not blank either
         box = tuple(int(v) for v in (f["x"], f["y"], f["x"] + f["w"], f["y"] + f["h"]))
         assert _spread(img.crop(box)) > 10, f["id"]
+    return {f["id"]: f for f in figures}
+
+
+def test_the_report_of_the_june_2022_replay_renders_in_headless_chromium(tmp_path):
+    if not SHARED.is_dir():
+        pytest.skip("needs ../shared/data")
+    binary = _need_chromium()
+    results = run_real_2022(tmp_path)
+    page = write_report(results, tmp_path / "report.html")
+    by_id = _check_page(*_open(binary, page, tmp_path / "real.png"), tmp_path / "real.png")
+    # 11 target LTVs: 5 top and 5 bottom drawn, the two liquidated (0.78, 0.80) among the bottom
+    assert by_id["fig-equity"]["traces"] == by_id["fig-health"]["traces"] == 11
+    assert "episode(s) found" in page.read_text()
+
+
+def test_the_report_of_a_real_sweep_renders_in_headless_chromium(tmp_path):
+    binary = _need_chromium()
+    page = write_report(run_sweep(tmp_path / "results"), tmp_path / "report.html")
+    shot = Path(SHOT) if SHOT else tmp_path / "report.png"
+    by_id = _check_page(*_open(binary, page, shot), shot)
+    # 15 configurations: the top 5 and bottom 5 drawn, with the hold line / the liquidation markers
+    assert by_id["fig-equity"]["traces"] == by_id["fig-health"]["traces"] == 11
+    # the two heatmaps (5 target LTVs x 3 loop counts) are taller than one row
+    assert by_id["fig-heatmap-net-apy"]["h"] >= 400
