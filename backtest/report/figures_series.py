@@ -74,6 +74,8 @@ def equity(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
     hold_end = rows[first].get("hold_end_equity")
     if restake != "none":
         note = "hold benchmark not drawn: it holds the base LST, whose price the time series does not carry"
+    elif _legs(rs.series(first)) != [("", "")]:
+        note = "hold benchmark not drawn: several collateral legs (its price path is not in the time series)"
     elif hold_end is not None and not math.isnan(hold_end):
         df = thin(rs.series(first))
         mp = df["market_price"].to_numpy()
@@ -160,51 +162,68 @@ def _lowest(rs: ResultSet, ids: list[int]) -> float:
     return min([v for v in lows if math.isfinite(v)] or [1.0])
 
 
+def _legs(df: pl.DataFrame) -> list[tuple[str, str]]:
+    """(column suffix, token) of each collateral whose prices the series carries: ("", "") for one token,
+    ("_weETH", "weETH") ... for a multi-collateral position (whose one-token columns are NaN)."""
+    if "market_price" in df.columns and df["market_price"].is_not_nan().any():
+        return [("", "")]
+    return [(c[len("market_price"):], c[len("market_price_"):]) for c in df.columns
+            if c.startswith("market_price_")]
+
+
 def prices(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
     """The collateral's market price, its exchange rate and each distinct oracle price the chosen
-    configurations read; below, the market's and the oracle's discount to the exchange rate."""
+    configurations read; below, the market's and the oracle's discount to the exchange rate. One set of lines
+    per collateral leg."""
     ids = drawn(rs, chosen)
     if not ids:
         return None, "no time series recorded"
-    base = thin(rs.series(ids[0]))
-    cols = base.columns
-    if "market_price" not in cols:
-        return None, "the time series has no one-token market_price (several collateral legs)"
+    full = rs.series(ids[0])
+    legs = _legs(full)
+    if not legs:
+        return None, "the time series carries no market price"
+    base = thin(full)
+    keep = np.searchsorted(full["block"].to_numpy(), base["block"].to_numpy())
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06)
     t = _times(base["ts"])
-    mp = base["market_price"].to_numpy()
-    fig.add_scatter(x=t, y=mp, name=f"market price ({rs.unit('timeseries', 'market_price')})", row=1, col=1)
-    xr = base["exchange_rate"].to_numpy() if "exchange_rate" in cols else None
-    if xr is not None:
-        fig.add_scatter(x=t, y=xr, name=f"exchange rate ({rs.unit('timeseries', 'exchange_rate')})", row=1, col=1,
-                        line={"dash": "dash"})
-    seen: list[np.ndarray] = []
-    reads_market: list[str] = []            # oracles that read the market price: drawn as the market line
     rows = _rows(rs, ids)
-    for c in ids:
-        df = thin(rs.series(c))
-        if "oracle_price" not in df.columns or df.height != base.height:
-            continue
-        op = df["oracle_price"].to_numpy()
-        oracle = rows[c].get("market.oracle") or ((rs.manifest.get("config") or {}).get("market") or {}).get("oracle")
-        if np.array_equal(op, mp, equal_nan=True):
-            reads_market = list(dict.fromkeys([*reads_market, str(oracle)]))
-            continue
-        if any(np.array_equal(op, s, equal_nan=True) for s in seen):
-            continue
-        seen.append(op)
-        fig.add_scatter(x=t, y=op, name=f"oracle price ({oracle})", row=1, col=1, line={"dash": "dot"})
+    notes = []
+    for sfx, token in legs:
+        tag = f" {token}" if token else ""
+        mp = base[f"market_price{sfx}"].to_numpy()
+        fig.add_scatter(x=t, y=mp, name=f"market price{tag} ({rs.unit('timeseries', 'market_price')})",
+                        row=1, col=1)
+        xr = base[f"exchange_rate{sfx}"].to_numpy() if f"exchange_rate{sfx}" in base.columns else None
         if xr is not None:
-            fig.add_scatter(x=t, y=(op / xr - 1.0) * 100, name=f"oracle / rate − 1 ({oracle})", row=2, col=1,
-                            line={"dash": "dot"})
-    note = (f"oracle {', '.join(reads_market)}: the market price itself (its line is the market's)"
-            if reads_market else "")
-    if xr is not None:
-        fig.add_scatter(x=t, y=(mp / xr - 1.0) * 100, name="market / rate − 1", row=2, col=1)
-        debt = (rs.summary["debt_asset"][0] if "debt_asset" in rs.summary.columns else "WETH")
-        if debt not in ("WETH", "ETH"):
-            note += (f"{'; ' if note else ''}the debt is {debt}: the exchange rate is in the underlying, so its line and the discount "
-                    "compare different units")
+            fig.add_scatter(x=t, y=xr, name=f"exchange rate{tag} ({rs.unit('timeseries', 'exchange_rate')})",
+                            row=1, col=1, line={"dash": "dash"})
+        seen: list[np.ndarray] = []
+        reads_market: list[str] = []          # oracles that read the market price: drawn as the market line
+        for c in ids:
+            df = rs.series(c)
+            col = f"oracle_price{sfx}"
+            if col not in df.columns or not np.array_equal(df["block"].to_numpy(), full["block"].to_numpy()):
+                continue
+            op = df[col].to_numpy()[keep]
+            oracle = rows[c].get("market.oracle") or ((rs.manifest.get("config") or {}).get("market") or {}).get("oracle")
+            if np.array_equal(op, mp, equal_nan=True):
+                reads_market = list(dict.fromkeys([*reads_market, str(oracle)]))
+                continue
+            if any(np.array_equal(op, s, equal_nan=True) for s in seen):
+                continue
+            seen.append(op)
+            fig.add_scatter(x=t, y=op, name=f"oracle price{tag} ({oracle})", row=1, col=1, line={"dash": "dot"})
+            if xr is not None:
+                fig.add_scatter(x=t, y=(op / xr - 1.0) * 100, name=f"oracle / rate − 1{tag} ({oracle})",
+                                row=2, col=1, line={"dash": "dot"})
+        if reads_market:
+            notes.append(f"oracle {', '.join(reads_market)}{tag}: the market price itself (its line is the market's)")
+        if xr is not None:
+            fig.add_scatter(x=t, y=(mp / xr - 1.0) * 100, name=f"market / rate − 1{tag}", row=2, col=1)
+    debt = rs.summary["debt_asset"][0] if "debt_asset" in rs.summary.columns else "WETH"
+    if debt not in ("WETH", "ETH"):
+        notes.append(f"the debt is {debt}: the exchange rate is in the underlying, so its line and the discount "
+                     "compare different units")
     spans = episode_spans(rs)
     _shade(fig, spans, annotate=True, row=1, col=1)
     _shade(fig, spans, row=2, col=1)
@@ -212,4 +231,4 @@ def prices(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
     fig.update_yaxes(title_text="% vs rate", row=2, col=1)
     fig.update_layout(title="Market price vs exchange rate (and oracle)", height=560,
                       legend={"orientation": "h", "y": -0.15})
-    return fig, note
+    return fig, "; ".join(notes)

@@ -25,7 +25,7 @@ BREAKDOWN = (
     ("liq_loss", -1, "liquidation loss"),      # LIQ_BREAKDOWN: at fair value when the summary has it
 )
 LIQ_BREAKDOWN = (("liq_loss_rate", "liquidation loss at fair value"), ("liq_penalty", "liquidation bonus paid"))
-MAX_CELLS_WITH_TEXT = 400
+MAX_CELLS_WITH_TEXT = 150       # beyond, the numbers are in the hover text only
 
 
 def _short(name: str) -> str:

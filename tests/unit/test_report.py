@@ -256,3 +256,33 @@ def test_the_manifest_section_names_config_hash_data_hash_and_version(sweep):
     assert m["config_hash"] in section and m["data_hash"][0] in section and m["package_version"] in section
     assert "&quot;target_ltv&quot;" in section          # the resolved config, escaped
     assert page.count('class="figure"') == len(page.split('data-figures="')[1].split('"')[0].split())
+
+
+def _one_run(tmp_path, example: str):
+    import backtest
+    from tests.report_sweep import REPO
+
+    res = backtest.run(REPO / "examples" / f"{example}.toml",
+                       overrides={"run.data": str(REPO / "data"), "run.output": str(tmp_path), "run.name": example,
+                                  "run.end": "2024-08-01"})
+    return res["path"]
+
+
+def test_a_single_configuration_has_no_heatmap_but_every_other_figure(tmp_path):
+    path = _one_run(tmp_path, "loop")
+    page = build(path)
+    figures = page.split('data-figures="')[1].split('"')[0].split()
+    assert figures == ["fig-equity", "fig-health", "fig-prices", "fig-breakdown"]
+    assert "nothing swept varies: no heatmap" in page
+    assert "<h3>Bottom" not in page                 # one configuration: it is the top one, none left below
+
+
+def test_a_multi_collateral_position_draws_each_legs_prices_and_no_one_token_hold_line(tmp_path):
+    path = _one_run(tmp_path, "multi-collateral-emode")
+    rs = load(path)
+    fig, _ = figures_series.prices(rs, [0])
+    names = [t.name for t in fig.data]
+    assert any(n.startswith("market price wstETH") for n in names)
+    assert any(n.startswith("market price weETH") for n in names)
+    fig, note = figures_series.equity(rs, [0])
+    assert [t.name for t in fig.data] == ["#0"] and "several collateral legs" in note
