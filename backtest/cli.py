@@ -217,7 +217,8 @@ def show(results_dir, sql):
 @cli.command()
 @click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(), default=None, help="the HTML file (default RESULTS_DIR/report.html)")
-@click.option("--metric", default="net_apy", show_default=True, help="summary column that ranks the configurations")
+@click.option("--metric", default=None,
+              help="summary column that ranks the configurations (default net_apy; net_apy_mean for Monte Carlo)")
 @click.option("--top", type=int, default=5, show_default=True, help="draw the top N and the bottom N by --metric")
 @click.option("--filter", "filters", multiple=True, metavar="COLUMN<OP>VALUE",
               help="keep rows where it holds, e.g. strategy.loops>=3 or liq_count=0 (repeat: all must hold)")

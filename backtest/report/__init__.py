@@ -22,7 +22,10 @@ __all__ = ["build", "load", "select", "write_report"]
 # the summary columns of the selection tables, when present (the swept parameters come first)
 RANK_COLUMNS = ("net_apy", "window_return", "net_apy_rate", "hold_apy", "excess_apy", "excess_apy_rate",
                 "liq_count", "liq_loss_rate", "liq_loss_market", "liq_penalty", "bad_debt", "min_hf", "min_hf_ts",
-                "max_drawdown", "avg_leverage", "total_costs", "end_equity", "pnl")
+                "max_drawdown", "avg_leverage", "total_costs", "end_equity", "pnl",
+                # Monte Carlo statistics over paths (sweep --paths)
+                "n_paths", "net_apy_mean", "net_apy_p5", "net_apy_p50", "net_apy_p95", "liq_probability",
+                "bad_debt_probability", "var95", "cvar95")
 
 
 def _axes(rs: ResultSet, axes: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -52,11 +55,16 @@ def _window(rs: ResultSet) -> str:
     return ""
 
 
-def build(root: Path | str, metric: str = "net_apy", top: int = 5, filters: tuple[str, ...] = (),
+def default_metric(summary: pl.DataFrame) -> str:
+    """net_apy, or on a Monte Carlo summary (statistics over paths) its mean over the paths."""
+    return next((c for c in figures_sweep.NET_COLUMNS if c in summary.columns), "net_apy")
+
+
+def build(root: Path | str, metric: str | None = None, top: int = 5, filters: tuple[str, ...] = (),
           config_ids: tuple[int, ...] = (), axes: tuple[str, ...] | None = None) -> str:
     """The report of the result set in root, as an HTML string."""
     rs = load(root)
-    sel = select(rs.summary, metric, top, filters, config_ids)
+    sel = select(rs.summary, metric or default_metric(rs.summary), top, filters, config_ids)
     ax = _axes(rs, axes)
     m = rs.manifest
     name = m.get("name") or Path(root).name
@@ -86,13 +94,21 @@ def build(root: Path | str, metric: str = "net_apy", top: int = 5, filters: tupl
     if ax:
         df, held = figures_sweep.heatmap_slice(rs, sel.filtered, ax, anchor)
         loss = figures_sweep.loss_column(rs.summary)
-        figs = [page.figure("fig-heatmap-net-apy", figures_sweep.heatmap(
-            rs, df, ax, "net_apy", "Net APY (%, equity at the market price)", True, "RdYlGn", 0.0))]
+        net = default_metric(rs.summary)
+        figs = []
+        if net in rs.summary.columns:
+            title = "Net APY (%, equity at the market price)" if net == "net_apy" else f"Net APY: {net} (%)"
+            figs.append(page.figure("fig-heatmap-net-apy", figures_sweep.heatmap(
+                rs, df, ax, net, title, True, "RdYlGn", 0.0)))
         if loss:
             meaning = rs.column("summary", loss).get("meaning", "")
             figs.append(page.figure("fig-heatmap-liq-loss", figures_sweep.heatmap(
                 rs, df, ax, loss, f"Liquidation loss: {loss} ({rs.unit('summary', loss)})", False, "Reds", None)))
             figs.append(note(f"{loss}: {meaning}"))
+        for col, title, pct, scale, mid in figures_sweep.PATH_HEATMAPS:     # Monte Carlo statistics
+            if col in rs.summary.columns:
+                figs.append(page.figure(f"fig-heatmap-{col.replace('_', '-')}", figures_sweep.heatmap(
+                    rs, df, ax, col, title, pct, scale, mid)))
         page.add("heatmaps", "Over the swept parameters", note(held), *figs)
     else:
         page.add("heatmaps", "Over the swept parameters", note("nothing swept varies: no heatmap"))
@@ -103,7 +119,8 @@ def build(root: Path | str, metric: str = "net_apy", top: int = 5, filters: tupl
         fig, why = make(rs, sel.chosen)
         page.add(anchor_id, heading, page.figure(f"fig-{anchor_id}", fig) if fig is not None else "", note(why))
     fig = figures_sweep.breakdown(rs, sel.chosen)
-    page.add("breakdown", "Costs and yields", page.figure("fig-breakdown", fig) if fig is not None else "",
+    page.add("breakdown", "Costs and yields", page.figure("fig-breakdown", fig) if fig is not None else
+             note("the summary itemises no yields or costs (a Monte Carlo summary holds statistics over paths)"),
              note("Yields up, costs down, in the debt asset; the grey residual is what the market mark of the "
                   "collateral (price moves) and anything not itemised added, so each stack sums to the P&L. "
                   "Restaking rewards are reported beside equity, not in it, and are not stacked."))

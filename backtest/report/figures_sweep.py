@@ -25,6 +25,15 @@ BREAKDOWN = (
     ("liq_loss", -1, "liquidation loss"),      # LIQ_BREAKDOWN: at fair value when the summary has it
 )
 LIQ_BREAKDOWN = (("liq_loss_rate", "liquidation loss at fair value"), ("liq_penalty", "liquidation bonus paid"))
+# the net APY heatmap's column: a Monte Carlo summary (one row per configuration, statistics over its
+# paths) has no net_apy but its mean and quantiles
+NET_COLUMNS = ("net_apy", "net_apy_mean", "net_apy_p50")
+# heatmaps drawn when a Monte Carlo summary has these: (column, title, percent, colour scale, its middle)
+PATH_HEATMAPS = (
+    ("liq_probability", "Liquidation probability (% of paths)", True, "Reds", None),
+    ("net_apy_p5", "Net APY, 5th percentile over the paths (%)", True, "RdYlGn", 0.0),
+    ("cvar95", "CVaR 95 %: capital minus the mean ending equity of the worst 5 % of paths", False, "Reds", None),
+)
 MAX_CELLS_WITH_TEXT = 150       # beyond, the numbers are in the hover text only
 
 
@@ -104,7 +113,7 @@ def breakdown(rs: ResultSet, chosen: list[int]) -> go.Figure | None:
     """Stacked bars per chosen configuration: yields up, costs down, the residual to the P&L (market mark),
     and the P&L itself as a marker, all in the debt asset."""
     s = rs.summary.filter(pl.col("config_id").is_in(chosen))
-    if s.height == 0:
+    if s.height == 0 or not any(col in s.columns for col, _, _ in BREAKDOWN):
         return None
     s = s.group_by("config_id", maintain_order=True).first()
     order = {c: i for i, c in enumerate(chosen)}

@@ -286,3 +286,24 @@ def test_a_multi_collateral_position_draws_each_legs_prices_and_no_one_token_hol
     assert any(n.startswith("market price weETH") for n in names)
     fig, note = figures_series.equity(rs, [0])
     assert [t.name for t in fig.data] == ["#0"] and "several collateral legs" in note
+
+
+def test_a_monte_carlo_summary_ranks_by_mean_net_apy_and_maps_the_path_statistics(copy):
+    # the shape `sweep --paths` writes: one row per configuration with statistics over its paths, no events,
+    # no time series
+    s = pl.read_parquet(copy / "summary.parquet")
+    mc = s.select("config_id", "strategy.target_ltv", "strategy.loops", "capital", "debt_asset").with_columns(
+        net_apy_mean=s["net_apy"] - 0.01, net_apy_p5=s["net_apy"] - 0.05, liq_probability=s["liq_count"] * 0.25,
+        cvar95=pl.lit(3.0), n_paths=pl.lit(200))
+    mc.write_parquet(copy / "summary.parquet")
+    shutil.rmtree(copy / "timeseries")
+    for f in ("events.parquet", "episodes.parquet"):
+        (copy / f).unlink(missing_ok=True)
+    page = build(copy)
+    figures = page.split('data-figures="')[1].split('"')[0].split()
+    assert figures == ["fig-heatmap-net-apy", "fig-heatmap-liq-probability", "fig-heatmap-net-apy-p5",
+                       "fig-heatmap-cvar95"]
+    assert "Top 5 by net_apy_mean" in page
+    (prob,) = _figure_json(page, "fig-heatmap-liq-probability")
+    assert sorted(v for r in prob["z"] for v in r) == sorted(mc["liq_probability"].to_numpy() * 100)
+    assert "the summary itemises no yields or costs" in page and "no time series recorded" in page
