@@ -13,6 +13,7 @@ import polars as pl
 
 from backtest.errors import BacktestError, InputError
 from backtest.report import figures_series, figures_sweep
+from backtest.report.book import BOOK_UNITS, build_book, is_book
 from backtest.report.html import Page, manifest_section, note, table, units_of, utc
 from backtest.report.loading import ResultSet, load
 from backtest.report.selection import Selection, select
@@ -62,7 +63,9 @@ def default_metric(summary: pl.DataFrame) -> str:
 
 def build(root: Path | str, metric: str | None = None, top: int = 5, filters: tuple[str, ...] = (),
           config_ids: tuple[int, ...] = (), axes: tuple[str, ...] | None = None) -> str:
-    """The report of the result set in root, as an HTML string."""
+    """The report of the result set in root (or of a strategy book's folder), as an HTML string."""
+    if is_book(Path(root)):
+        return build_book(Path(root))
     rs = load(root)
     sel = select(rs.summary, metric or default_metric(rs.summary), top, filters, config_ids)
     ax = _axes(rs, axes)
@@ -127,7 +130,7 @@ def build(root: Path | str, metric: str | None = None, top: int = 5, filters: tu
 
     page.add("episodes", "De-peg episodes", _episodes(rs, sel))
     if rs.book is not None:
-        page.add("book", "Strategy book", table(rs.book, units_of(rs, "book")))
+        page.add("book", "Strategy book", table(rs.book, {**BOOK_UNITS, **units_of(rs, "book")}))
     page.add("manifest", "Manifest", manifest_section(rs))
     return page.render()
 

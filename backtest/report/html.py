@@ -18,6 +18,7 @@ from plotly.offline import get_plotlyjs
 from backtest.report.loading import ResultSet
 
 MAX_TABLE_ROWS = 500
+MAX_CELL_CHARS = 72
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2329;background:#fafafa}
 header{background:#1d2d44;color:#fff;padding:18px 28px}header h1{margin:0 0 6px;font-size:22px}
@@ -111,7 +112,10 @@ def table(df: pl.DataFrame, units: dict[str, str] | None = None, limit: int = MA
         cells = []
         for c, v in zip(df.columns, r):
             text, is_text = _cell(v, units.get(c, ""))
-            cells.append(f'<td class="t">{html.escape(text)}</td>' if is_text else f"<td>{html.escape(text)}</td>")
+            if is_text and len(text) > MAX_CELL_CHARS:       # the whole text on hover
+                cells.append(f'<td class="t" title="{html.escape(text)}">{html.escape(text[:MAX_CELL_CHARS - 1])}…</td>')
+            else:
+                cells.append(f'<td class="t">{html.escape(text)}</td>' if is_text else f"<td>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = note(f"{df.height - limit} more rows not shown") if df.height > limit else ""
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{more}'

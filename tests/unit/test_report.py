@@ -307,3 +307,33 @@ def test_a_monte_carlo_summary_ranks_by_mean_net_apy_and_maps_the_path_statistic
     (prob,) = _figure_json(page, "fig-heatmap-liq-probability")
     assert sorted(v for r in prob["z"] for v in r) == sorted(mc["liq_probability"].to_numpy() * 100)
     assert "the summary itemises no yields or costs" in page and "no time series recorded" in page
+
+
+def test_a_strategy_book_folder_shows_realized_against_advertised_and_what_the_capital_became(sweep, tmp_path):
+    # the layout `backtest book` writes: <output>/book/book.parquet beside one result set per strategy
+    root = tmp_path / "book"
+    shutil.copytree(sweep, root / "book-loop")
+    s = pl.read_parquet(root / "book-loop" / "summary.parquet").row(0, named=True)
+    wr = s["end_equity"] / s["capital"] - 1.0
+    pl.DataFrame([
+        {"strategy": "loop", "kind": "loop", "window": "june-2022", "capital_usd": 1000.0, "status": "replayed",
+         "realized_apy": 0.021, "advertised_low": 0.10, "advertised_high": 0.20, "end_value": s["end_equity"],
+         "window_return": wr, "ending_value_usd": 1000.0 * (1.0 + wr), "notes": "x" * 200,
+         "result_set": str(tmp_path / "moved-away" / "book-loop")},
+        {"strategy": "lp", "kind": "lp", "window": "june-2022", "capital_usd": 1000.0,
+         "status": "not replayed: no liquidity", "realized_apy": None, "advertised_low": 0.07,
+         "advertised_high": 0.12, "end_value": None, "window_return": None, "ending_value_usd": None,
+         "notes": "", "result_set": None},
+    ]).write_parquet(root / "book.parquet")
+    page = build(root)
+    assert page.split('data-figures="')[1].split('"')[0].split() == ["fig-book-apy", "fig-book-value"]
+    rng, realized = _figure_json(page, "fig-book-apy")
+    assert realized["x"] == ["loop"] and realized["y"] == [pytest.approx(2.1)]
+    assert rng["base"] == [pytest.approx(10.0)] and rng["y"] == [pytest.approx(10.0)]
+    from backtest.report.book import value_figure
+    fig, _ = value_figure(root, pl.read_parquet(root / "book.parquet"))
+    (line,) = fig.data
+    last_equity = load(root / "book-loop").series(0)["equity"][-1]
+    assert line.y[-1] == pytest.approx(last_equity / s["capital"] * 1000.0, rel=1e-12)
+    assert "not replayed: no liquidity" in page and "x" * 71 + "…" in page       # long notes cut, whole on hover
+    assert f"backtest report {root / 'book-loop'}" in page
