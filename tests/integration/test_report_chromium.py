@@ -23,11 +23,11 @@ FIGURES = ["fig-heatmap-net-apy", "fig-heatmap-liq-loss", "fig-equity", "fig-hea
            "fig-breakdown"]
 SHOT = os.environ.get("BACKTEST_REPORT_SCREENSHOT")     # keep the screenshot there (to look at it)
 
-# waits (up to 20 s) until every listed figure has plotly's layout and its SVG, then describes each one
+# waits (up to 60 s, a busy CI machine) until every listed figure has plotly's layout and its SVG, then describes each one
 RENDERED = """(async () => {
   const ids = document.body.dataset.figures.split(' ');
   const done = id => { const d = document.getElementById(id); return d && d._fullLayout && d.querySelector('.main-svg'); };
-  for (let i = 0; i < 200 && !ids.every(done); i++) await new Promise(r => setTimeout(r, 100));
+  for (let i = 0; i < 600 && !ids.every(done); i++) await new Promise(r => setTimeout(r, 100));
   return ids.map(id => {
     const d = document.getElementById(id), r = d.getBoundingClientRect();
     return {id, rendered: !!done(id), traces: (d.data || []).length,
