@@ -84,6 +84,7 @@ def value_figure(root: Path, book: pl.DataFrame) -> tuple[go.Figure | None, str]
     if not fig.data:
         return None, "no strategy's result set has a time series"
     cap = book["capital_usd"][0]
+    fig.update_xaxes(type="date")
     fig.update_layout(title=f"What ${cap:,.0f} became (each strategy's equity, scaled to ${cap:,.0f} at the start)",
                       yaxis_title="$ at the start's prices", height=460, legend={"orientation": "h", "y": -0.2})
     return fig, (f"not drawn (result set not found): {', '.join(missing)}" if missing else "")
