@@ -43,6 +43,10 @@ def thin(df: pl.DataFrame, max_points: int = MAX_POINTS) -> pl.DataFrame:
     return df[sorted(keep)]
 
 
+def _config(rs: ResultSet, section: str) -> dict:
+    return ((rs.manifest.get("config") or {}).get(section) or {})
+
+
 def _rows(rs: ResultSet, chosen: list[int]) -> dict[int, dict]:
     s = rs.summary.filter(pl.col("config_id").is_in(chosen)).group_by("config_id", maintain_order=True).first()
     return {r["config_id"]: r for r in s.iter_rows(named=True)}
@@ -72,7 +76,7 @@ def equity(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
         fig.add_scatter(x=_times(df["ts"]), y=y, name=label(rs, rows[c]), mode="lines")
     note = ""
     first = ids[0]
-    restake = ((rs.manifest.get("config") or {}).get("strategy") or {}).get("restake") or "none"
+    restake = _config(rs, "strategy").get("restake") or "none"
     hold_end = rows[first].get("hold_end_equity")
     if restake != "none":
         note = "hold benchmark not drawn: it holds the base LST, whose price the time series does not carry"
@@ -109,7 +113,7 @@ def episode_spans(rs: ResultSet) -> list[tuple[int, int, str, float | None]]:
     for r in ep.select(cols).unique(maintain_order=True).iter_rows(named=True):
         s, e = r[start], r[end]
         if isinstance(s, dt.datetime):
-            s, e = int(s.replace(tzinfo=dt.timezone.utc).timestamp()), int(e.replace(tzinfo=dt.timezone.utc).timestamp())
+            s, e = (int(v.replace(tzinfo=dt.timezone.utc).timestamp()) for v in (s, e))
         spans.append((int(s), int(e), str(r[kind]) if kind else "market", r[worst] if worst else None))
     return sorted(set(spans), key=lambda t: (t[0], t[1], t[2]))
 
@@ -209,7 +213,7 @@ def prices(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
             if col not in df.columns or not np.array_equal(df["block"].to_numpy(), full["block"].to_numpy()):
                 continue
             op = df[col].to_numpy()[keep]
-            oracle = rows[c].get("market.oracle") or ((rs.manifest.get("config") or {}).get("market") or {}).get("oracle")
+            oracle = rows[c].get("market.oracle") or _config(rs, "market").get("oracle")
             if np.array_equal(op, mp, equal_nan=True):
                 reads_market = list(dict.fromkeys([*reads_market, str(oracle)]))
                 continue

@@ -113,7 +113,8 @@ def table(df: pl.DataFrame, units: dict[str, str] | None = None, limit: int = MA
         for c, v in zip(df.columns, r):
             text, is_text = _cell(v, units.get(c, ""))
             if is_text and len(text) > MAX_CELL_CHARS:       # the whole text on hover
-                cells.append(f'<td class="t" title="{html.escape(text)}">{html.escape(text[:MAX_CELL_CHARS - 1])}…</td>')
+                cut = html.escape(text[:MAX_CELL_CHARS - 1])
+                cells.append(f'<td class="t" title="{html.escape(text)}">{cut}…</td>')
             else:
                 cells.append(f'<td class="t">{html.escape(text)}</td>' if is_text else f"<td>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
