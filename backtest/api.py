@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -48,14 +49,17 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         executor: str = "local", address: str | None = None, resume: bool = False, batch_size: int = 256,
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
-        on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        on_start: Callable[[int, int], None] | None = None,
+        on_align: Callable[[int, int], None] | None = None, progress_every: int = 0) -> dict[str, Any]:
     """Replay a config (a TOML path or a Config) and every point of its sweep.
 
     Returns {"summary", "events", "episodes": polars DataFrames, "path": the result set folder (None with
     write=False), "manifest": dict}. The result set goes to <run.output>/<run.name>/, built in a work folder
     and renamed into place; with resume=True an interrupted sweep of the same configs over the same data
     continues where it stopped. progress(configs, config_blocks) is called after each batch;
-    on_start(total_configs, total_config_blocks) once before the first. batch_size bounds the
+    on_start(total_configs, total_config_blocks) once before the first; on_align(done, total) before each
+    market group is aligned and once after the last; progress_every > 0 asks for about that many progress
+    calls (smaller batches, never below one configuration per core; results unchanged). batch_size bounds the
     configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
     result set of this project, and one of different configurations only with force=True."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
@@ -87,14 +91,14 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     store = Store(dest, hashes, force, cfg.run.data) if write else None
     try:
         return _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume,
-                    batch_size, progress, on_start, started, timings, lap)
+                    batch_size, progress, on_start, started, timings, lap, on_align, progress_every)
     finally:
         if store is not None:
             store.release()
 
 
 def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, executor, address, resume, batch_size,
-         progress, on_start, started, timings, lap) -> dict[str, Any]:
+         progress, on_start, started, timings, lap, on_align=None, progress_every=0) -> dict[str, Any]:
     from backtest.config import config_hash, config_to_dict
 
     from backtest.data.lake_write import recover
@@ -106,7 +110,13 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
     from backtest.plan import Markets
 
     markets = Markets(checks=True)        # one lake read per distinct set of series (constants are cheap)
-    preps = [prepare(g, points, lambda c: _align(c, markets), batch_size) for g in groups]  # bad data first
+    preps = []
+    for k, g in enumerate(groups):                              # bad data first
+        if on_align is not None:
+            on_align(k, len(groups))
+        preps.append(prepare(g, points, lambda c: _align(c, markets), batch_size))
+    if on_align is not None:
+        on_align(len(groups), len(groups))
     markets.clear()
     from backtest.episodes import number_episodes
 
@@ -127,6 +137,11 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
         work = WorkDir(dest, sweep_hash, resume)
         done = work.done_ids() if work.resumed else set()
         jobs = [(prep, [i for i in g.ids if i not in done]) for g, prep in zip(groups, preps)]
+        if progress_every > 0:              # progress from the first configurations, also below one batch
+            total = sum(len(t) for _, t in jobs)
+            least = workers if workers > 0 else (os.cpu_count() or 1)
+            for prep, _ in jobs:
+                prep.batch = min(prep.batch, max(least, -(-total // progress_every)))
         if on_start is not None:
             on_start(sum(len(t) for _, t in jobs), sum(len(t) * len(p.market) for p, t in jobs))
         if executor == "dask":

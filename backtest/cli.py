@@ -5,10 +5,8 @@ traceback (set BACKTEST_DEBUG=1 to see one for a failure).
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -17,76 +15,18 @@ import click
 from backtest.errors import BacktestError, InputError
 
 
-def _fmt(v, pct=False, digits=4):
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        if math.isinf(v):
-            return "inf"
-        return f"{v * 100:.2f}%" if pct else f"{v:.{digits}f}"
-    return str(v)
+from backtest.cli_views import DEFAULT_TOP, FORMATS, Progress, echo_frame, print_summary
+
+PROGRESS_STEPS = 50     # progress updates asked of a run on a terminal (smaller batches, same results)
 
 
-SUMMARY_COLUMNS = (
-    ("net_apy", "net APY", True), ("hold_apy", "hold APY", True), ("excess_apy", "excess", True),
-    ("avg_leverage", "avg lev", False), ("min_hf", "min HF", False), ("liq_count", "liqs", False),
-    ("bad_debt", "bad debt", False), ("total_costs", "costs", False), ("end_equity", "end equity", False),
-)
-
-
-def print_summary(summary, labels: list[str], limit: int = 40) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{summary.height} configuration(s)", show_lines=False)
-    table.add_column("id", justify="right")
-    for lab in labels:
-        table.add_column(lab.split(".")[-1])
-    for _, title, _ in SUMMARY_COLUMNS:
-        table.add_column(title, justify="right")
-    for row in summary.head(limit).iter_rows(named=True):
-        cells = [str(row["config_id"])] + [_fmt(row[lab]) for lab in labels]
-        cells += [_fmt(row[col], pct) for col, _, pct in SUMMARY_COLUMNS]
-        table.add_row(*cells)
-    console = Console(width=max(120, Console().width))
-    console.print(table)
-    if summary.height > limit:
-        console.print(f"... {summary.height - limit} more rows in summary.parquet")
-
-
-class _Progress:
-    """A rich progress bar on a terminal (configurations, config-blocks, rate, time left); silent otherwise."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.bar = None
-        self.task = None
-        self.blocks = None
-
-    def start(self, configs: int, config_blocks: int) -> None:
-        if not self.enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("configurations", total=configs, rate="")
-        self.blocks = 0
-        self.t0 = time.perf_counter()
-
-    def advance(self, configs: int, config_blocks: int) -> None:
-        if self.bar is None:
-            return
-        self.blocks += config_blocks
-        rate = self.blocks / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.task, advance=configs, rate=f"{self.blocks:.3g} config-blocks, {rate:.3g}/s")
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+def _sort_options(f):
+    """--sort METRIC, --ascending, --top N: which configurations the summary table lists."""
+    f = click.option("--top", "top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True,
+                     help="list the top N configurations")(f)
+    f = click.option("--ascending", is_flag=True, help="with --sort: lowest first")(f)
+    return click.option("--sort", "sort", default=None, metavar="METRIC",
+                        help="order the table by a summary column, highest first (e.g. net_apy, liq_loss_rate)")(f)
 
 
 def parse_value(text: str):
@@ -121,20 +61,21 @@ def _parse_grids(items) -> dict:
 
 
 def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="local", address=None,
-            resume=False, force=False):
+            resume=False, force=False, sort=None, ascending=False, top=DEFAULT_TOP):
     from backtest.api import run as api_run
 
-    prog = _Progress(not quiet)
+    prog = Progress(not quiet)
     try:
         res = api_run(config, overrides=_parse_sets(sets) or None, grids=_parse_grids(grids) or None,
                       zip_=zip_, engine=engine, dense=dense, workers=workers, executor=executor,
                       address=address, resume=resume, force=force, progress=prog.advance,
-                      on_start=prog.start)
+                      on_start=prog.start, on_align=prog.align,
+                      progress_every=PROGRESS_STEPS if prog.enabled else 0)
     finally:
         prog.stop()
     if not quiet:
         labels = [p for p in res["summary"].columns if "." in p]
-        print_summary(res["summary"], labels)
+        print_summary(res["summary"], labels, top=top, sort=sort, ascending=ascending, where=str(res["path"]))
         m = res["manifest"]
         if m["resumed_configs"]:
             click.echo(f"resumed: {m['resumed_configs']} configuration(s) kept, {m['computed_configs']} computed")
@@ -158,9 +99,11 @@ def cli():
 @click.option("--resume", is_flag=True, help="finish an interrupted run without recomputing finished configurations")
 @click.option("--force", is_flag=True, help="replace a result set of a different configuration")
 @click.option("--quiet", is_flag=True, help="no table, no progress bar")
-def run(config, sets, engine, dense, workers, resume, force, quiet):
+@_sort_options
+def run(config, sets, engine, dense, workers, resume, force, quiet, sort, ascending, top):
     """Replay CONFIG (and every point of its [sweep]); write the result set and print a summary."""
-    _do_run(config, sets, (), False, engine, dense, workers, quiet, resume=resume, force=force)
+    _do_run(config, sets, (), False, engine, dense, workers, quiet, resume=resume, force=force, sort=sort,
+            ascending=ascending, top=top)
 
 
 @cli.command()
@@ -176,17 +119,23 @@ def run(config, sets, engine, dense, workers, resume, force, quiet):
 @click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
 @click.option("--force", is_flag=True, help="replace a result set of a different configuration")
 @click.option("--quiet", is_flag=True)
-def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, quiet):
+@_sort_options
+def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, quiet, sort, ascending,
+          top):
     """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
     if address and executor != "dask":
         raise click.UsageError("--address goes with --executor dask")
-    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force)
+    _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force, sort,
+            ascending, top)
 
 
 @cli.command()
 @click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--sql", default=None, help="DuckDB SQL over views summary, events, timeseries")
-def show(results_dir, sql):
+@click.option("--sql", default=None, help="DuckDB SQL over views summary, events, timeseries, episodes")
+@click.option("--format", "fmt_name", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="how --sql prints its result: a table, or CSV / JSON for scripts")
+@_sort_options
+def show(results_dir, sql, fmt_name, sort, ascending, top):
     """Print a result set's summary, or run SQL over it."""
     import duckdb
 
@@ -196,14 +145,19 @@ def show(results_dir, sql):
     con = duckdb.connect()
     con.execute(f"CREATE VIEW summary AS SELECT * FROM read_parquet('{root / 'summary.parquet'}')")
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{root / 'events.parquet'}')")
+    if (root / "episodes.parquet").exists():
+        con.execute(f"CREATE VIEW episodes AS SELECT * FROM read_parquet('{root / 'episodes.parquet'}')")
     if (root / "timeseries").exists():
         con.execute("CREATE VIEW timeseries AS SELECT * FROM read_parquet("
                     f"'{root / 'timeseries' / '*' / '*.parquet'}', hive_partitioning = true)")
     if sql is None:
         import polars as pl
 
+        if fmt_name != "table":
+            raise click.UsageError("--format goes with --sql (the summary itself: --sql \"SELECT * FROM summary\")")
         summary = pl.read_parquet(root / "summary.parquet")
-        print_summary(summary, [c for c in summary.columns if "." in c])
+        print_summary(summary, [c for c in summary.columns if "." in c], top=top, sort=sort,
+                      ascending=ascending, where=str(root))
         return
     try:
         rel = con.sql(sql)
@@ -211,7 +165,7 @@ def show(results_dir, sql):
         raise InputError(f"--sql: {exc}") from None
     if rel is None:
         return
-    click.echo(rel.pl())
+    echo_frame(rel.pl(), fmt_name)
 
 
 @cli.command()

@@ -174,65 +174,92 @@ def episode_frame(episodes: list[Episode], market, threshold: float, config_ids:
                   ) -> pl.DataFrame:
     """The rows of one batch: every (episode, configuration) pair; oracle episodes only for the configurations
     of their lane. records: [config, record, field] at the blocks run_idx (time-series samples plus
-    extra_record_indices)."""
-    cols: dict[str, list] = {k: [] for k in EPISODE_SCHEMA}
-    n = len(market)
+    extra_record_indices). Vectorised over the configurations (a sweep has thousands)."""
+    n_cfg, n = len(config_ids), len(market)
     ts, blk = market.ts, market.block
+    cids = np.asarray(config_ids, dtype=np.int64)
+    lanes = np.asarray(lanes_of, dtype=np.int64)
+    cap = np.asarray(capital, dtype=np.float64)
+    # every event of the batch in one table: its configuration, and its fair-value losses
+    counts = [len(ev) for ev in events]
+    owner = np.repeat(np.arange(n_cfg), counts)
+    ev = np.concatenate(events)
+    l_rate = np.concatenate([lo[0] for lo in losses])
+    l_mkt = np.concatenate([lo[1] for lo in losses])
+    tokens = np.array([hold_tokens(float(h), market) for h in summaries["hold_end_equity"]])
+    min_idx = summaries["min_hf_idx"]
+    frames = []
     for ep in episodes:
+        sel = np.arange(n_cfg) if ep.lane is None else np.flatnonzero(lanes == ep.lane)
+        if len(sel) == 0:
+            continue
+        m = len(sel)
         pos_end = int(np.searchsorted(run_idx, ep.end))
-        pos_before = int(np.searchsorted(run_idx, ep.start - 1)) if ep.start > 0 else -1
-        lo, hi = int(np.searchsorted(run_idx, ep.start)), pos_end + 1     # samples inside the episode
-        for j, cid in enumerate(config_ids):
-            if ep.lane is not None and lanes_of[j] != ep.lane:
-                continue
-            sm = summaries[j]
-            rec = records[j]
-            if pos_before < 0:
-                before = before_rate = float(capital[j])
-            else:
-                before, before_rate = float(rec[pos_before, EQUITY]), float(rec[pos_before, EQUITY_RATE])
-            after, after_rate = float(rec[pos_end, EQUITY]), float(rec[pos_end, EQUITY_RATE])
-            ev = events[j]
-            inside = (ev["idx"] >= ep.start) & (ev["idx"] <= ep.end)
-            e_in = ev[inside]
-            lr, lmkt = losses[j][0][inside], losses[j][1][inside]
-            is_liq = e_in["kind"] == LIQ
-            hfs = [rec[lo:hi, HF], e_in["hf"]]
-            if int(sm["min_hf_idx"]) >= 0 and ep.start <= int(sm["min_hf_idx"]) <= ep.end:
-                hfs.append(np.array([sm["min_hf"]]))
-            hf_all = np.concatenate(hfs)
-            hf_all = hf_all[np.isfinite(hf_all)]
-            tokens = hold_tokens(float(sm["hold_end_equity"]), market)
-            h_before = float(capital[j]) if ep.start == 0 else tokens * float(market.hold_price[ep.start - 1])
-            h_after = tokens * float(market.hold_price[ep.end])
-            pnl, hold_pnl = after - before, h_after - h_before
-            row = {
-                "episode_id": ep.episode_id, "episode_kind": ep.kind, "token": ep.token, "oracle": ep.oracle,
-                "threshold": threshold, "start_block": int(blk[ep.start]), "end_block": int(blk[ep.end]),
-                "start_ts": int(ts[ep.start]), "end_ts": int(ts[ep.end]), "start_utc": int(ts[ep.start]),
-                "end_utc": int(ts[ep.end]), "duration_s": int(ts[ep.end] - ts[ep.start]),
-                "worst_discount": ep.worst_discount, "worst_block": int(blk[ep.worst]), "worst_ts": int(ts[ep.worst]),
-                "worst_utc": int(ts[ep.worst]), "at_window_start": ep.start == 0, "at_window_end": ep.end == n - 1,
-                "config_id": int(cid), "debt_asset": debt[j],
-                "equity_before": before, "equity_after": after, "episode_pnl": pnl,
-                "episode_return": pnl / before if before > 0 else float("nan"),
-                "episode_pnl_rate": after_rate - before_rate,
-                "episode_min_hf": float(hf_all.min()) if len(hf_all) else float("nan"),
-                "episode_liq_count": int(is_liq.sum()),
-                "episode_liq_debt_repaid": float(-e_in["debt"][is_liq].sum()) + 0.0,   # not -0.0
-                "episode_liq_penalty": float(e_in["cost"][is_liq].sum()),
-                "episode_liq_loss_rate": float(lr.sum()), "episode_liq_loss_market": float(lmkt.sum()),
-                "episode_bad_debt": float(e_in["cost"][e_in["kind"] == BAD].sum()),
-                "episode_costs": float(e_in["cost"][np.isin(e_in["kind"], COSTS)].sum()),
-                "episode_events": int(len(e_in)),
-                "hold_pnl": hold_pnl, "hold_episode_return": hold_pnl / h_before if h_before > 0 else float("nan"),
-                "excess_pnl": pnl - hold_pnl,
-            }
-            for k, v in row.items():
-                cols[k].append(v)
-    df = pl.DataFrame({k: pl.Series(v, dtype=pl.Int64 if EPISODE_SCHEMA[k] == pl.Datetime("us", "UTC")
-                                    else EPISODE_SCHEMA[k]) for k, v in cols.items()})
-    return df.with_columns([utc_column(pl.col(c)).alias(c) for c in ("start_utc", "end_utc", "worst_utc")])
+        lo = int(np.searchsorted(run_idx, ep.start))
+        if ep.start == 0:
+            before = before_rate = cap[sel]
+            h_before = cap[sel]
+        else:
+            pb = int(np.searchsorted(run_idx, ep.start - 1))
+            before, before_rate = records[sel, pb, EQUITY], records[sel, pb, EQUITY_RATE]
+            h_before = tokens[sel] * float(market.hold_price[ep.start - 1])
+        after, after_rate = records[sel, pos_end, EQUITY], records[sel, pos_end, EQUITY_RATE]
+        h_after = tokens[sel] * float(market.hold_price[ep.end])
+        # the lowest health factor: samples inside, events inside, the run's min when its block is inside
+        hf = records[:, lo: pos_end + 1, HF][sel]         # only this field is copied
+        low = np.where(np.isfinite(hf), hf, np.inf).min(axis=1) if hf.shape[1] else np.full(m, np.inf)
+        run_min = summaries["min_hf"][sel]
+        low = np.where((min_idx[sel] >= ep.start) & (min_idx[sel] <= ep.end) & np.isfinite(run_min),
+                       np.minimum(low, run_min), low)
+        inside = (ev["idx"] >= ep.start) & (ev["idx"] <= ep.end) if len(ev) else np.zeros(0, dtype=bool)
+        slot = np.full(n_cfg, -1, dtype=np.int64)
+        slot[sel] = np.arange(m)
+        k = slot[owner[inside]] if len(ev) else np.zeros(0, dtype=np.int64)
+        keep = k >= 0
+        k, e_in = k[keep], ev[inside][keep]
+        lr, lmk = l_rate[inside][keep], l_mkt[inside][keep]
+        ev_hf = np.where(np.isfinite(e_in["hf"]), e_in["hf"], np.inf)
+        np.minimum.at(low, k, ev_hf)
+        is_liq, is_bad = e_in["kind"] == LIQ, e_in["kind"] == BAD
+        is_cost = np.isin(e_in["kind"], COSTS)
+
+        def total(w, mask):
+            return np.bincount(k[mask], weights=w[mask], minlength=m) if len(k) else np.zeros(m)
+
+        pnl, hold_pnl = after - before, h_after - h_before
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ret = np.where(before > 0, pnl / before, np.nan)
+            h_ret = np.where(h_before > 0, hold_pnl / h_before, np.nan)
+        const = {
+            "episode_id": ep.episode_id, "episode_kind": ep.kind, "token": ep.token, "oracle": ep.oracle,
+            "threshold": threshold, "start_block": int(blk[ep.start]), "end_block": int(blk[ep.end]),
+            "start_ts": int(ts[ep.start]), "end_ts": int(ts[ep.end]), "start_utc": int(ts[ep.start]),
+            "end_utc": int(ts[ep.end]), "duration_s": int(ts[ep.end] - ts[ep.start]),
+            "worst_discount": ep.worst_discount, "worst_block": int(blk[ep.worst]), "worst_ts": int(ts[ep.worst]),
+            "worst_utc": int(ts[ep.worst]), "at_window_start": ep.start == 0, "at_window_end": ep.end == n - 1,
+        }
+        cols = {name: [v] * m for name, v in const.items()}
+        cols.update({
+            "config_id": cids[sel], "debt_asset": [debt[j] for j in sel.tolist()],
+            "equity_before": before, "equity_after": after, "episode_pnl": pnl, "episode_return": ret,
+            "episode_pnl_rate": after_rate - before_rate,
+            "episode_min_hf": np.where(np.isfinite(low), low, np.nan),
+            "episode_liq_count": np.bincount(k[is_liq], minlength=m) if len(k) else np.zeros(m, dtype=np.int64),
+            "episode_liq_debt_repaid": -total(e_in["debt"], is_liq) + 0.0,       # + 0.0: never -0.0
+            "episode_liq_penalty": total(e_in["cost"], is_liq),
+            "episode_liq_loss_rate": total(lr, is_liq), "episode_liq_loss_market": total(lmk, is_liq),
+            "episode_bad_debt": total(e_in["cost"], is_bad), "episode_costs": total(e_in["cost"], is_cost),
+            "episode_events": np.bincount(k, minlength=m) if len(k) else np.zeros(m, dtype=np.int64),
+            "hold_pnl": hold_pnl, "hold_episode_return": h_ret, "excess_pnl": pnl - hold_pnl,
+        })
+        frames.append(pl.DataFrame({name: pl.Series(cols[name], dtype=pl.Int64 if name in UTC else dtype)
+                                    for name, dtype in EPISODE_SCHEMA.items()}))
+    if not frames:
+        return empty_frame()
+    return pl.concat(frames).with_columns([utc_column(pl.col(c)).alias(c) for c in UTC])
+
+
+UTC = ("start_utc", "end_utc", "worst_utc")
 
 
 def utc_column(expr: pl.Expr) -> pl.Expr:

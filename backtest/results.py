@@ -182,13 +182,13 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
             # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
             **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
                                                dtype=pl.Utf8)} if out.tokens else {}),
-        }).with_columns(utc_column(pl.col("ts")).alias("time_utc")))
+        }))
     if not parts:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
                                     "cost": pl.Float64, "hf_after": pl.Float64,
                                     "time_utc": pl.Datetime("us", "UTC")})
-    return pl.concat(parts)
+    return pl.concat(parts).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
 
 
 def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
@@ -260,14 +260,17 @@ COLUMNS: dict[str, tuple[str, str]] = {
     # honest figures (issue 12), after the columns above
     "liq_loss_rate": ("debt", "liquidation loss at fair value: collateral seized valued at the exchange rate "
                               "(x the underlying's price) minus the value credited (the debt repaid; Comet: the "
-                              "absorb's credit); NaN: a multi-collateral liquidation of every leg"),
+                              "absorb's credit); NaN: a multi-collateral liquidation of every leg, or Monte "
+                              "Carlo paths"),
     "liq_loss_market": ("debt", "liquidation loss with the collateral seized valued at the market (DEX) price "
                                 "minus the value credited"),
     "window_return": ("fraction", "end_equity / capital - 1 over the window (not annualised)"),
     "window_return_rate": ("fraction", "end_equity_rate / capital - 1 over the window (not annualised)"),
     "hold_return": ("fraction", "hold_end_equity / capital - 1 over the window (not annualised)"),
-    "hold_end_equity_rate": ("debt", "the benchmark's value at the last block, its tokens at the exchange rate"),
-    "hold_apy_rate": ("apy", "the hold benchmark at the exchange-rate mark, annualised (compounded)"),
+    "hold_end_equity_rate": ("debt", "the benchmark's value at the last block, its tokens at the exchange rate "
+                                     "(NaN: multi-collateral, or Monte Carlo paths)"),
+    "hold_apy_rate": ("apy", "the hold benchmark at the exchange-rate mark, annualised (compounded; NaN as "
+                             "hold_end_equity_rate)"),
     "excess_apy_rate": ("apy", "net_apy_rate - hold_apy_rate"),
     "time_utc": ("utc", "block time as a UTC timestamp (the same instant as ts)"),
     # episodes.parquet (backtest/episodes.py): one row per (episode, config_id)
@@ -308,7 +311,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "episode_bad_debt": ("debt", "bad debt written off inside the episode"),
     "episode_costs": ("debt", "gas + swap fees + slippage + flash fees of the actions inside the episode"),
     "episode_events": ("count", "events inside the episode"),
-    "hold_pnl": ("debt", "the hold benchmark's P&L over the episode (market mark)"),
+    "hold_pnl": ("debt", "the hold benchmark's P&L over the episode (market mark; NaN: multi-collateral)"),
     "hold_episode_return": ("fraction", "hold_pnl / the benchmark's value before the episode"),
     "excess_pnl": ("debt", "episode_pnl - hold_pnl"),
     # events

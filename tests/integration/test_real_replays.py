@@ -162,3 +162,29 @@ def test_the_liquidated_loops_do_not_depend_on_the_assumed_borrow_rate(lake_2022
         s = res["summary"]
         liquidated = s.filter(pl.col("liq_count") > 0)["strategy.target_ltv"].round(2).to_list()
         assert liquidated == [0.78, 0.8], rate
+
+
+def test_the_june_2022_episodes(lake_2022, tmp_path):
+    # README's episode table (threshold 2 %): six episodes, the deepest 6.94 % at 2022-06-18 20:00; each
+    # liquidated loop loses in one episode, at fair value well beyond the bonus
+    r = backtest.run(EXAMPLES / "real-steth-2022-aave-v2.toml",
+                     overrides={"run.data": str(lake_2022), "run.output": str(tmp_path), "episodes.threshold": 0.02})
+    ep, s = r["episodes"], r["summary"]
+    eps = ep.unique("episode_id").sort("episode_id")
+    assert eps.height == 6 and (eps["episode_kind"] == "market").all()
+    deep = eps.sort("worst_discount").row(-1, named=True)
+    assert round(deep["worst_discount"], 4) == 0.0694 and deep["worst_utc"].strftime("%Y-%m-%d %H:%M") == \
+        "2022-06-18 20:00" and day(deep["start_ts"]) == "2022-06-02"
+    by = ep.join(s.select("config_id", "strategy.target_ltv"), on="config_id")
+    liq = by.filter(pl.col("episode_liq_count") > 0).sort("strategy.target_ltv")
+    assert liq["strategy.target_ltv"].to_list() == [0.78, 0.80]
+    assert [day(t) for t in liq["start_ts"]] == ["2022-06-02", "2022-05-11"]
+    for row in liq.iter_rows(named=True):
+        assert 1.5 < row["episode_liq_loss_rate"] / row["episode_liq_penalty"] < 2.0
+        assert row["episode_liq_loss_market"] == pytest.approx(row["episode_liq_penalty"], rel=1e-12)  # market oracle
+        assert row["episode_pnl"] < -19 and row["hold_pnl"] > -3
+    # the summary's totals are the episodes' (every liquidation fell inside one)
+    for cid in liq["config_id"]:
+        sm = s.filter(pl.col("config_id") == cid).row(0, named=True)
+        e = liq.filter(pl.col("config_id") == cid).row(0, named=True)
+        assert sm["liq_loss_rate"] == e["episode_liq_loss_rate"] and sm["liq_penalty"] == e["episode_liq_penalty"]
