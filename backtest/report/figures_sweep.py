@@ -101,6 +101,9 @@ def heatmap(rs: ResultSet, df: pl.DataFrame, axes: tuple[str, ...], column: str,
                        colorbar={"title": {"text": unit}},
                        hovertemplate=f"{_short(x)}=%{{x}}<br>" + (f"{_short(y)}=%{{y}}<br>" if y else "")
                        + f"{column}=%{{z:.4g}} {unit}<extra></extra>")
+    flat = [v for r in z for v in r if v is not None]
+    if zmid is None and flat and min(flat) >= 0:       # a loss or a probability: white is none
+        trace.update(zmin=0.0, zmax=max(flat) if max(flat) > 0 else 1.0)
     if len(xs) * len(ys) <= MAX_CELLS_WITH_TEXT:
         trace.update(texttemplate="%{z:.3g}", textfont={"size": 10})
     fig = go.Figure(trace)
