@@ -7,6 +7,7 @@ atomically (a temp file beside the target, then a rename).
 from __future__ import annotations
 
 import os
+from html import escape as html_escape
 from pathlib import Path
 
 import polars as pl
@@ -82,7 +83,7 @@ def build(root: Path | str, metric: str | None = None, top: int = 5, filters: tu
                    + (f" kept by {' and '.join(sel.filters)}" if sel.filters else "")
                    + (f"; {sel.unranked} with no value of {sel.metric} are not ranked" if sel.unranked else "")
                    + ". The curves below draw these configurations.")
-    parts = [note(chosen_text)]
+    parts = [_glance(rs, sel), note(chosen_text)]
     if config_ids:
         parts.append(f"<h3>Asked for (--config)</h3>{table(_ranking(rs, sel, list(config_ids)), s_units)}")
     parts.append(f"<h3>Top {len(sel.top)} by {sel.metric}</h3>{table(_ranking(rs, sel, sel.top), s_units)}")
@@ -143,6 +144,37 @@ EPISODE_CONFIG_COLUMNS = ("episode_pnl", "episode_return", "episode_pnl_rate", "
                           "episode_liq_count", "episode_liq_loss_rate", "episode_liq_loss_market",
                           "episode_liq_penalty", "episode_bad_debt", "episode_costs", "hold_pnl",
                           "hold_episode_return", "excess_pnl")
+
+
+def _pct(v) -> str:
+    return "–" if v is None or v != v else f"{v * 100:.2f} %"
+
+
+def _glance(rs: ResultSet, sel: Selection) -> str:
+    """One paragraph: how many configurations were liquidated, the best and worst by the metric, the hold
+    benchmark and the deepest episode."""
+    s = rs.summary
+    facts = []
+    if "liq_count" in s.columns:
+        liq = s.filter(pl.col("liq_count") > 0)["config_id"].n_unique()
+        facts.append(f"{liq} of {s['config_id'].n_unique()} configuration(s) liquidated at least once")
+    elif "liq_probability" in s.columns:
+        facts.append(f"liquidation probability up to {_pct(s['liq_probability'].max())} of paths")
+    pct = rs.unit("summary", sel.metric).startswith(("apy", "fraction")) or sel.metric.startswith("net_apy")
+    for word, ids in (("best", sel.top), ("worst", sel.bottom)):
+        if ids:
+            row = s.filter(pl.col("config_id") == ids[0]).row(0, named=True)
+            text = _pct(row[sel.metric]) if pct else f"{row[sel.metric]:.6g}"
+            facts.append(f"{word} {sel.metric} {text} ({figures_sweep.label(rs, row)})")
+    if "hold_apy" in s.columns:
+        facts.append(f"holding the token: {_pct(s['hold_apy'][0])} APY")
+    spans = figures_series.episode_spans(rs)
+    worst = [sp for sp in spans if sp[3] is not None and sp[3] == sp[3]]
+    if worst:
+        w = max(worst, key=lambda sp: sp[3])
+        facts.append(f"{len(spans)} de-peg episode(s), the deepest {_pct(w[3])} below the exchange rate "
+                     f"({utc(w[0])} → {utc(w[1])})")
+    return f"<p><b>At a glance:</b> {'; '.join(html_escape(f) for f in facts)}.</p>" if facts else ""
 
 
 def _episodes(rs: ResultSet, sel: Selection) -> str:

@@ -337,3 +337,15 @@ def test_a_strategy_book_folder_shows_realized_against_advertised_and_what_the_c
     assert line.y[-1] == pytest.approx(last_equity / s["capital"] * 1000.0, rel=1e-12)
     assert "not replayed: no liquidity" in page and "x" * 71 + "…" in page       # long notes cut, whole on hover
     assert f"backtest report {root / 'book-loop'}" in page
+
+
+def test_at_a_glance_counts_the_liquidated_configurations_and_names_the_best_and_worst(sweep):
+    s = load(sweep).summary
+    page = build(sweep)
+    glance = page.split("<b>At a glance:</b>")[1].split("</p>")[0]
+    liquidated = s.filter(pl.col("liq_count") > 0).height
+    assert f"{liquidated} of {s.height} configuration(s) liquidated at least once" in glance and liquidated == 1
+    best = s.sort("net_apy", descending=True).row(0, named=True)
+    worst = s.sort("net_apy").row(0, named=True)
+    assert f"best net_apy {best['net_apy'] * 100:.2f} % (#{best['config_id']} " in glance
+    assert f"worst net_apy {worst['net_apy'] * 100:.2f} % (#{worst['config_id']} " in glance
