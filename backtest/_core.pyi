@@ -13,9 +13,14 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 
-def build_indices(ts: I64, xrate: F64, supply_apr: F64, borrow_apr: F64, protocol: int = 0,
-                  underlying_price: F64 | None = None) -> dict[str, F64]:
-    """{"sidx", "bidx", "K", "K2", "KW"}: the reserve indices and the yield integrals (debt asset)."""
+def build_indices(ts: I64, xrate: F64, supply_apr: F64, borrow_apr: F64, supply_model: int = 0,
+                  borrow_model: int = 0, underlying_price: F64 | None = None) -> dict[str, F64]:
+    """{"sidx", "bidx", "K", "K2", "KW"}: the reserve indices and the yield integrals (debt asset), grown by the
+    rate model's codes (backtest.venues.growth_codes)."""
+
+
+def growth_codes() -> tuple[dict[str, int], dict[str, int]]:
+    """The rate-model codes (supply, borrow) by name."""
 
 
 def adaptive_curve_rates(ts: I64, utilization: F64, rate_at_target0: float) -> tuple[F64, F64]:

@@ -163,6 +163,7 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
                        for i, (lab, _) in enumerate(points)],
             "data_hash": sorted({p.market.data_hash for p in preps}),
             "series": [asdict(s) for p in preps for s in p.market.series],
+            "lake_provenance": _lake_provenance(cfg, preps),
             "blocks": int(sum(len(p.market) for p in preps)),
             "engine": engine,
             "executor": executor,
@@ -190,6 +191,12 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             tmp.cleanup()
     return {"summary": summary, "events": events, "episodes": episodes, "path": path if write else None,
             "manifest": manifest}
+
+
+def _lake_provenance(cfg: Config, preps) -> dict | None:
+    """What the lake's provenance.json says about the files this run read (sources, assumptions, synthetic)."""
+    from backtest.data.provenance import for_files
+    return for_files(cfg.run.data, [f for p in preps for f in p.market.files])
 
 
 def _columns(points, summary, events, episodes) -> dict:

@@ -27,9 +27,10 @@ def data():
 
 @data.command("synth")
 @click.argument("name")
-@click.option("--into", "lake", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--into", "lake", type=click.Path(file_okay=False), default="synth", show_default=True,
+              help="the synthetic lake (never data/: the bundled lake is real history)")
 def data_synth(name, lake):
-    """Write the deterministic synthetic market NAME into the lake."""
+    """Write the deterministic synthetic market NAME into a lake (default synth/)."""
     from backtest.data.synth import SCENARIOS, synth
 
     if name not in SCENARIOS:

@@ -84,6 +84,17 @@ def lane_of(cfg: Config) -> Lane:
     return Lane(mk.oracle, float(growth), int(mk.capo_snapshot_age), mk.protocol)
 
 
+def queue_delays(cfg: Config) -> tuple[int, int, int]:
+    """(seconds a queued withdrawal waits, the same when requested at or after the third value, 0 = never):
+    strategy.exit.queue_delay, else EigenLayer's dated delays for a restaked LRT, else DEFAULT_QUEUE_DELAY."""
+    ex = cfg.strategy.exit
+    if ex is not None and ex.queue_delay is not None:
+        return int(ex.queue_delay), 0, 0
+    if cfg.strategy.restake not in (None, "none"):
+        return EIGEN_DELAY, EIGEN_DELAY_LATE, EIGEN_DELAY_LATE_FROM
+    return DEFAULT_QUEUE_DELAY, 0, 0
+
+
 def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
     """One PARAMS_DTYPE row per configuration."""
     out = np.zeros(len(configs), dtype=PARAMS_DTYPE)
@@ -106,15 +117,8 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         ex = st.exit
         row["exit_on"] = 1 if ex is not None else 0
         row["exit_route"] = EXIT_ROUTES[ex.route] if ex is not None else 0
-        restaked = st.restake not in (None, "none")
-        if ex is not None and ex.queue_delay is not None:
-            row["queue_delay"] = ex.queue_delay
-        elif ex is not None and restaked:
-            row["queue_delay"] = EIGEN_DELAY
-            row["queue_delay_late"] = EIGEN_DELAY_LATE
-            row["queue_late_from"] = EIGEN_DELAY_LATE_FROM
-        elif ex is not None:
-            row["queue_delay"] = DEFAULT_QUEUE_DELAY
+        if ex is not None:
+            row["queue_delay"], row["queue_delay_late"], row["queue_late_from"] = queue_delays(cfg)
         row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
         row["v33_from"] = mk.v33_from
         row["unwind_at_end"] = 1 if cfg.run.unwind_at_end else 0
@@ -136,8 +140,9 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         if encode is not None:
             for name, value in encode(mk).items():
                 row[name] = value
-        if mk.protocol == "generic" and mk.close_factor is None:
-            raise ConfigError("market.close_factor: missing; a generic venue takes its close factor from the config")
+        if _venues.venue(mk.protocol).requires_close_factor and mk.close_factor is None:
+            raise ConfigError(f"market.close_factor: missing; a {mk.protocol} venue takes its close factor from the "
+                              f"config")
     return out
 
 
@@ -252,7 +257,7 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
     if len(protocols) != 1:
         raise ValueError(f"build_lanes: one replay follows one protocol's index math, got {sorted(protocols)}")
     out = _core.build_indices(market.ts, market.xrate, market.supply_apr, market.borrow_apr,
-                              PROTOCOLS[protocols.pop()], market.underlying_price)
+                              *_venues.growth_codes(protocols.pop()), market.underlying_price)
     out["por"] = np.empty((nl, n))
     out["a"] = np.empty((nl, n))
     out["amin"] = np.empty((nl, nch))
@@ -322,19 +327,23 @@ def run_core(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.
 
 
 def run_reference_batch(market: Market, params: np.ndarray, lanes: list[Lane], rec_idx: np.ndarray,
-                        me: int, weights: np.ndarray | None = None) -> Outputs:
-    from backtest.reference import run_reference
+                        me: int, weights: np.ndarray | None = None, configs: list[Config] | None = None) -> Outputs:
+    """The reference engine on every configuration: it reads each one's resolved Config (``configs``, the
+    configurations ``params`` encodes) or, without them, decodes the rows (tests build rows directly); the
+    rows' lane indices pick the oracle mode either way."""
+    from backtest.reference import Settings, run_reference
 
+    settings = [Settings.of_config(c) for c in configs] if configs is not None else list(params)
     if len(getattr(market, "legs", ())) > 1:
         from backtest.engine_legs import run_reference_legs
-        return run_reference_legs(market, params, weights, lanes, rec_idx, me)
+        return run_reference_legs(market, params, weights, lanes, rec_idx, me, settings)
     n = len(params)
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
     records = np.zeros((n, len(rec_idx), N_RECORD))
     ev_list = []
     for i in range(n):
         ln = lanes[int(params[i]["lane"])]
-        res = run_reference(market, params[i], ln.oracle, ln.capo_growth, ln.capo_age, rec_idx, me)
+        res = run_reference(market, settings[i], ln.oracle, ln.capo_growth, ln.capo_age, rec_idx, me)
         for k, v in res.summary.items():
             summaries[i][k] = v
         ev = np.zeros(len(res.events), dtype=EVENT_DTYPE)

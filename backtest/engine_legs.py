@@ -1,5 +1,5 @@
 """The engine side of multi-collateral positions: checks against the per-leg market, the per-leg lanes, and
-the calls into the kernel (``_core.run_batch_legs``) and the reference (``backtest.reference_legs``).
+the calls into the kernel (``_core.run_batch_legs``) and the reference (``backtest.reference.legs``).
 
 ``backtest.engine`` hands a market with several legs (``backtest.legs.LegsMarket``) to this module; a
 one-collateral market never comes here. Outputs are those of one collateral (the summary, events and records
@@ -14,10 +14,11 @@ import math
 
 import numpy as np
 
+from backtest import venues as _venues
 from backtest.config_types import Config
 from backtest.errors import ConfigError
 from backtest.legs import n_legs, stacked
-from backtest.reference_legs import LEG_RECORD, LEG_SUMMARY
+from backtest.reference.legs import LEG_RECORD, LEG_SUMMARY
 from backtest.schema import EVENT_DTYPE, N_RECORD, ORACLE_CODES, PROTOCOLS, SUMMARY_DTYPE
 
 LEG_ARRAYS = ("price", "xrate", "underlying_price", "ltv", "lt", "bonus", "pfee", "slash", "hold_price", "hold_xrate")
@@ -45,13 +46,14 @@ def check_legs_against_market(cfg: Config, market) -> None:
     from backtest.engine import _check_market, _check_oracle_fits_debt
 
     st, mk = cfg.strategy, cfg.market
-    if mk.protocol == "morpho-blue":
-        raise ConfigError("strategy.collateral: a Morpho Blue market has one collateral token; one leg only")
+    one_only = _venues.venue(mk.protocol).one_collateral      # the config refuses these legs already
+    if one_only:
+        raise ConfigError(f"strategy.collateral: {one_only}")
     w = [leg.weight for leg in st.collateral]
     if st.kind in ("loop", "flash-loan"):
         ltv0 = sum(wi * float(m.ltv[0]) for wi, m in zip(w, market.legs))
         lt0 = sum(wi * float(m.lt[0]) for wi, m in zip(w, market.legs))
-        what = "borrow collateral factor" if mk.protocol == "compound-v3" else "max LTV"
+        what = _venues.venue(mk.protocol).ltv_name
         if st.target_ltv > ltv0:
             raise ConfigError(f"strategy.target_ltv = {st.target_ltv} is above the weighted {what} {ltv0:g} of "
                               f"{', '.join(market.tokens)} at the start ({mk.protocol}); lower it")
@@ -74,10 +76,10 @@ def build_lanes_legs(market, lanes, chunk: int) -> dict[str, np.ndarray]:
     protocols = {ln.protocol for ln in lanes}
     if len(protocols) != 1:
         raise ValueError(f"build_lanes: one replay follows one protocol's index math, got {sorted(protocols)}")
-    code = PROTOCOLS[protocols.pop()]
+    growth = _venues.growth_codes(protocols.pop())        # the venue's rate model (Venue.growth)
     out = {k: np.empty((L, n)) for k in ("sidx", "K", "K2", "KW")}
     for i, m in enumerate(market.legs):
-        ix = _core.build_indices(m.ts, m.xrate, m.supply_apr, m.borrow_apr, code, m.underlying_price)
+        ix = _core.build_indices(m.ts, m.xrate, m.supply_apr, m.borrow_apr, *growth, m.underlying_price)
         for k in ("sidx", "K", "K2", "KW"):
             out[k][i] = ix[k]
         out["bidx"] = ix["bidx"]            # the one debt: the same at every leg (one borrow APR)
@@ -139,9 +141,10 @@ def run_core_legs(market, params, weights, lanes, rec_idx, me, chunk, dense, thr
                    tokens=tuple(market.tokens))
 
 
-def run_reference_legs(market, params, weights, lanes, rec_idx, me):
+def run_reference_legs(market, params, weights, lanes, rec_idx, me, settings=None):
+    """settings: per configuration its reference Settings (or its row), default the rows of params."""
     from backtest.engine import Outputs
-    from backtest.reference_legs import LegsReplay
+    from backtest.reference.legs import LegsReplay
 
     n, L = len(params), n_legs(market)
     summaries = np.zeros(n, dtype=SUMMARY_DTYPE)
@@ -151,8 +154,9 @@ def run_reference_legs(market, params, weights, lanes, rec_idx, me):
     ev_list, evl = [], []
     for i in range(n):
         ln = lanes[int(params[i]["lane"])]
+        s = params[i] if settings is None else settings[i]
         sm, events, legs_of_events, rec, lsm, lrec = LegsReplay(
-            market, params[i], weights[i], ln.oracle, capo_growths(market, ln), ln.capo_age, rec_idx, me).run()
+            market, s, weights[i], ln.oracle, capo_growths(market, ln), ln.capo_age, rec_idx, me).run()
         for k, v in sm.items():
             summaries[i][k] = v
         ev = np.zeros(len(events), dtype=EVENT_DTYPE)

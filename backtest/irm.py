@@ -1,5 +1,6 @@
 """Morpho's AdaptiveCurveIRM: applied to an aligned market (:func:`apply_irm`, in the kernel, so above the
-data layer) and in plain Python (:func:`irm_step`, for the synthetic lake)."""
+data layer) and in plain Python (:func:`irm_step`, :func:`adaptive_curve_rates`): the one plain-Python model,
+read by the synthetic lake and by the reference engine (``backtest.reference`` re-exports it)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -17,8 +18,8 @@ def apply_irm(market: Market, rate_at_target0: float = IRM_INITIAL_RATE) -> Mark
     """Morpho's AdaptiveCurveIRM as a market-level precomputation: the borrow APR charged from each block to
     the next, from the utilisation path (after the overlays), added to what ``borrow_apr`` already holds (0,
     or a ``rate_spike`` overlay on top of the IRM). The rate at target starts at ``rate_at_target0``.
-    Runs in the core (``backtest._core.adaptive_curve_rates``); ``backtest.reference.adaptive_curve_rates`` is
-    the same model in plain Python, and tests/unit/test_venues.py keeps the two equal."""
+    Runs in the core (``backtest._core.adaptive_curve_rates``); :func:`adaptive_curve_rates` below is the same
+    model in plain Python, and tests/unit/test_venues.py keeps the two equal."""
     from backtest import _core
 
     u = np.ascontiguousarray(market.utilization, dtype=np.float64)
@@ -35,8 +36,8 @@ def apply_irm(market: Market, rate_at_target0: float = IRM_INITIAL_RATE) -> Mark
 
 
 # The AdaptiveCurveIRM in plain Python (morpho-org/morpho-blue-irm, ConstantsLib; per-year rates): what the
-# synthetic lake generates Morpho rates with. The same model as backtest.reference's (tests/unit/test_irm.py
-# keeps them equal); it lives here so that synthetic data does not import the reference engine.
+# synthetic lake generates Morpho rates with and what the reference engine replays (it lives here, not in the
+# reference engine, so that synthetic data does not import the reference engine).
 SECONDS_PER_YEAR = 365 * 24 * 3600
 IRM_TARGET_U = 0.9
 IRM_STEEPNESS = 4.0
@@ -74,3 +75,17 @@ def irm_step(start_rt: float, u: float, dt: float) -> tuple[float, float]:
     end = irm_new_rate_at_target(start_rt, lin)
     mid = irm_new_rate_at_target(start_rt, lin / 2.0)
     return irm_curve((start_rt + end + 2.0 * mid) / 4.0, err), end
+
+
+def adaptive_curve_rates(ts, utilization, rate_at_target0: float = IRM_INITIAL_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """The IRM along a utilisation path, one value per block: borrow[b] is the rate charged from b to b+1
+    (utilisation of block b), rate_at_target[b] is r_T at b (r_T[0] = rate_at_target0); the last borrow rate
+    is the curve at the last r_T (never charged)."""
+    n = len(ts)
+    rate = np.empty(n)
+    rt = np.empty(n)
+    rt[0] = rate_at_target0
+    for b in range(n - 1):
+        rate[b], rt[b + 1] = irm_step(float(rt[b]), float(utilization[b]), float(ts[b + 1] - ts[b]))
+    rate[n - 1] = irm_curve(float(rt[n - 1]), irm_err(float(utilization[n - 1])))
+    return rate, rt

@@ -13,9 +13,6 @@ SECONDS_PER_YEAR = 365 * 24 * 3600  # Aave MathUtils.SECONDS_PER_YEAR
 PROTOCOLS = {"aave-v3": 0, "aave-v2": 1, "spark": 2, "morpho-blue": 3, "compound-v3": 4, "generic": 5,
              "aave-v4": 6}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
-#: venues whose collateral is not lent out and earns no supply interest (supply index stays 1); the venue
-#: registry's Venue.supply_yield says the same (tests/unit/test_venue_registry.py), the data layer reads this
-NO_SUPPLY_YIELD = ("morpho-blue", "compound-v3")
 STRATEGIES = {"hold": 0, "lend": 1, "loop": 2, "flash-loan": 3}
 ENTRIES = {"swap": 0, "stake": 1}
 SLIPPAGE = {"none": 0, "linear": 1, "stableswap": 2, "constant-product": 3}

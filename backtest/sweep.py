@@ -285,7 +285,7 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
                                workers, lane_arrays=lane_arrays, weights=weights)
             elif engine == "reference":
                 out = run_reference_batch(prep.market, params, prep.lanes, prep.run_idx, prep.metric_every,
-                                          weights)
+                                          weights, configs=[points[i][1] for i in ids])
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
             write_batch_outputs(points, ids, out, prep, work)

@@ -33,7 +33,8 @@ from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOL
                      EV_REBALANCE, EV_LIQUIDATION, EV_BAD_DEBT, EV_EXIT, EV_QUEUE_RELEASE, EV_UNWIND, EV_SLASH)
 from _types cimport N_PROTOCOLS
 from _math cimport SECONDS_PER_YEAR, morpho_lif
-from _rates cimport index_growth, supply_increment, irm_step, irm_curve, irm_err
+from _rates cimport (index_growth, supply_increment, irm_step, irm_curve, irm_err, SUPPLY_LINEAR, SUPPLY_NONE,
+                    N_SUPPLY_MODELS, BORROW_BINOMIAL, BORROW_TAYLOR, BORROW_LINEAR, N_BORROW_MODELS)
 from _position cimport (DUST_REL, coll_of, debt_of, hf_of, settle, equity, buy_quote, push_event, rate_value,
                         depeg_ratio, sell_quote)
 from _aave cimport (CLOSE_FACTOR_HF_THRESHOLD, MIN_BASE_MAX_CLOSE_FACTOR_USD, MIN_LEFTOVER_USD,
@@ -47,11 +48,11 @@ cnp.import_array()
 
 
 # ----------------------------------------------------------------------------------------------- lanes
-cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const double* xrate,
+cdef void _build_indices(Py_ssize_t n, long supply_model, long borrow_model, const int64_t* ts, const double* xrate,
                          const double* up, const double* supply_apr, const double* borrow_apr, double* sidx,
                          double* bidx, double* K, double* K2, double* KW) noexcept nogil:
     # step 2 for the whole market at once: the reserve indices are the same for every configuration of a
-    # protocol; the protocol decides the growth formula (ext/_rates.pxd)
+    # venue; its rate model (Venue.growth, as codes) decides the growth formula (ext/_rates.pxd)
     cdef Py_ssize_t b
     cdef double dt, gs, gb
     cdef bint ones = True
@@ -70,11 +71,11 @@ cdef void _build_indices(Py_ssize_t n, long protocol, const int64_t* ts, const d
     # the yields are values in the debt asset: an exchange-rate step (underlying per token) is worth up[b] each
     for b in range(1, n):
         dt = <double>(ts[b] - ts[b - 1])
-        index_growth(protocol, supply_apr[b - 1], borrow_apr[b - 1], dt, &gs, &gb)
+        index_growth(supply_model, borrow_model, supply_apr[b - 1], borrow_apr[b - 1], dt, &gs, &gb)
         sidx[b] = sidx[b - 1] * gs
         bidx[b] = bidx[b - 1] * gb
         K[b] = K[b - 1] + sidx[b - 1] * (xrate[b] - xrate[b - 1]) * up[b]
-        K2[b] = K2[b - 1] + sidx[b - 1] * supply_increment(protocol, supply_apr[b - 1], dt) * xrate[b] * up[b]
+        K2[b] = K2[b - 1] + sidx[b - 1] * supply_increment(supply_model, supply_apr[b - 1], dt) * xrate[b] * up[b]
         KW[b] = xrate[b] if ones else KW[b - 1] + (xrate[b] - xrate[b - 1]) * up[b]
 
 
@@ -136,10 +137,11 @@ cdef void _chunk_bounds(Py_ssize_t n, Py_ssize_t chunk, const double* a, double*
 
 
 def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[::1] supply_apr,
-                  const double[::1] borrow_apr, int protocol=PROTO_AAVE_V3,
+                  const double[::1] borrow_apr, int supply_model=SUPPLY_LINEAR, int borrow_model=BORROW_BINOMIAL,
                   const double[::1] underlying_price=None):
-    """Supply index, borrow index (1 at block 0, grown per block by the protocol's own formula: Aave family
-    and generic linear / 3-term binomial, Morpho 1 / Taylor, Comet 1 / linear) and the yield integrals, in the
+    """Supply index, borrow index (1 at block 0, grown per block by the venue's rate model, growth_codes():
+    supply linear / none, borrow binomial / taylor / linear: Aave family and generic linear / 3-term binomial,
+    Morpho none / Taylor, Comet none / linear, Aave v4 linear / linear) and the yield integrals, in the
     debt asset: K (staking yield per scaled token), K2 (supply yield per scaled token), KW (staking yield per
     wallet token: KW[b] - KW[b0]). underlying_price: the collateral's underlying in the debt asset (None: 1.0)."""
     cdef Py_ssize_t n = ts.shape[0]
@@ -150,12 +152,12 @@ def build_indices(const int64_t[::1] ts, const double[::1] xrate, const double[:
     if (xrate.shape[0] != n or supply_apr.shape[0] != n or borrow_apr.shape[0] != n
             or underlying_price.shape[0] != n):
         raise ValueError("build_indices: arrays differ in length")
-    if protocol < 0 or protocol >= N_PROTOCOLS:
-        raise ValueError(f"build_indices: unknown protocol code {protocol}")
+    if not (0 <= supply_model < N_SUPPLY_MODELS and 0 <= borrow_model < N_BORROW_MODELS):
+        raise ValueError(f"build_indices: unknown rate model codes ({supply_model}, {borrow_model})")
     out = {name: np.empty(n) for name in ("sidx", "bidx", "K", "K2", "KW")}
     cdef double[::1] sidx = out["sidx"], bidx = out["bidx"], K = out["K"], K2 = out["K2"], KW = out["KW"]
     with nogil:
-        _build_indices(n, protocol, &ts[0], &xrate[0], &underlying_price[0], &supply_apr[0], &borrow_apr[0],
+        _build_indices(n, supply_model, borrow_model, &ts[0], &xrate[0], &underlying_price[0], &supply_apr[0], &borrow_apr[0],
                        &sidx[0], &bidx[0], &K[0], &K2[0], &KW[0])
     return out
 
@@ -187,6 +189,12 @@ def adaptive_curve_rates(const int64_t[::1] ts, const double[::1] utilization, d
 def liquidation_incentive_factor(double lltv):
     """Morpho Blue's LIF = min(1.15, 1 / (0.3 LLTV + 0.7)) as the core computes it."""
     return morpho_lif(lltv)
+
+
+def growth_codes():
+    """The rate-model codes of ext/_rates.pxd by name, for the test against backtest.venues.base."""
+    return ({"linear": SUPPLY_LINEAR, "none": SUPPLY_NONE},
+            {"binomial": BORROW_BINOMIAL, "taylor": BORROW_TAYLOR, "linear": BORROW_LINEAR})
 
 
 def protocol_codes():

@@ -1,6 +1,7 @@
-# Index accrual per protocol and Morpho's AdaptiveCurveIRM, inline and nogil (PROTOCOLS.md).
+# Index accrual by rate model and Morpho's AdaptiveCurveIRM, inline and nogil (PROTOCOLS.md). A venue names its
+# rate model in its registry record (backtest/venues/*: Venue.growth); the codes below are the positions of the
+# names in backtest.venues.base.SUPPLY_GROWTH / BORROW_GROWTH (_core.growth_codes(), tests/unit/test_schema.py).
 from libc.math cimport exp
-from _types cimport PROTO_MORPHO, PROTO_COMET, PROTO_AAVE_V4
 from _math cimport (SECONDS_PER_YEAR, aave_borrow_growth, aave_supply_growth, morpho_borrow_growth,
                     linear_growth)
 
@@ -19,26 +20,34 @@ cdef extern from *:
     const double IRM_MAX_RT "BT_IRM_MAX_RT"            # MAX_RATE_AT_TARGET = 200 % / year
 
 
-cdef inline void index_growth(long protocol, double supply_apr, double borrow_apr, double dt,
-                              double* gs, double* gb) noexcept nogil:
+cdef enum:
+    SUPPLY_LINEAR = 0       # Aave's liquidity index (Aave family, generic, Aave v4's supplied assets)
+    SUPPLY_NONE = 1         # collateral is not lent out: it earns nothing (Morpho Blue, Comet)
+    N_SUPPLY_MODELS = 2
+    BORROW_BINOMIAL = 0     # Aave's variable borrow index: 3-term binomial
+    BORROW_TAYLOR = 1       # Morpho's wTaylorCompounded
+    BORROW_LINEAR = 2       # simple interest per accrual (Comet's baseBorrowIndex, Aave v4's drawn index)
+    N_BORROW_MODELS = 3
+
+
+cdef inline void index_growth(long supply_model, long borrow_model, double supply_apr, double borrow_apr,
+                              double dt, double* gs, double* gb) noexcept nogil:
     # growth of the collateral's supply index (gs) and of the debt's borrow index (gb) over dt seconds
-    if protocol == PROTO_MORPHO:
-        gs[0] = 1.0                                     # collateral is not lent out: it earns nothing
-        gb[0] = morpho_borrow_growth(borrow_apr, dt)    # wTaylorCompounded
-    elif protocol == PROTO_COMET:
-        gs[0] = 1.0                                     # Comet collateral earns nothing
-        gb[0] = linear_growth(borrow_apr, dt)           # baseBorrowIndex grows linearly per accrual
-    elif protocol == PROTO_AAVE_V4:
-        gs[0] = aave_supply_growth(supply_apr, dt)      # supplied assets: linear, as Aave v3
-        gb[0] = linear_growth(borrow_apr, dt)           # the Hub's drawn index: linear per accrual
+    if supply_model == SUPPLY_NONE:
+        gs[0] = 1.0
     else:
-        gs[0] = aave_supply_growth(supply_apr, dt)      # Aave family and generic: linear liquidity index,
-        gb[0] = aave_borrow_growth(borrow_apr, dt)      # binomial variable borrow index
+        gs[0] = aave_supply_growth(supply_apr, dt)
+    if borrow_model == BORROW_TAYLOR:
+        gb[0] = morpho_borrow_growth(borrow_apr, dt)
+    elif borrow_model == BORROW_LINEAR:
+        gb[0] = linear_growth(borrow_apr, dt)
+    else:
+        gb[0] = aave_borrow_growth(borrow_apr, dt)
 
 
-cdef inline double supply_increment(long protocol, double supply_apr, double dt) noexcept nogil:
+cdef inline double supply_increment(long supply_model, double supply_apr, double dt) noexcept nogil:
     # gs - 1 computed directly: subtracting 1 from gs (~1 + 1e-10 per block) keeps only ~6 digits of it
-    if protocol == PROTO_MORPHO or protocol == PROTO_COMET or dt <= 0:
+    if supply_model == SUPPLY_NONE or dt <= 0:
         return 0.0
     return supply_apr * dt / SECONDS_PER_YEAR
 

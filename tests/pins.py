@@ -22,6 +22,9 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 GOLDEN = REPO / "tests" / "golden" / "outputs.json"
+CONFIGS = REPO / "tests" / "golden" / "configs"      # pinned configs of examples that changed since
+#: examples that replay the bundled real lake (data/): pinned as ``real:NAME`` on it
+REAL_BUNDLED = ("loop",)
 # columns that are not results: where the run happened
 VOLATILE: set[str] = set()
 
@@ -93,7 +96,7 @@ MATRIX = [
       "strategy.target_ltv": [0.6, 0.85, 0.92]}),
     ("aave-v3-kinds", "loop", {},
      {"strategy.kind": ["hold", "lend"], "costs.slippage": ["none", "linear", "stableswap"]}),
-    ("aave-v3-depeg-lake", "depeg-exit", {"run.data": "data"},
+    ("aave-v3-depeg-lake", "depeg-exit", {},
      {"market.oracle": ["market", "exchange-rate"], "strategy.target_ltv": [0.7, 0.85, 0.9],
       "strategy.loops": [3, 8]}),
     ("aave-v2-depeg", "steth-2022-v2", {},
@@ -113,18 +116,28 @@ MATRIX = [
 
 def cases(tmp: Path) -> list[tuple[str, Path, dict, dict | None]]:
     """(case name, config path, overrides, grid) for everything pinned; real-data cases when ../shared is here."""
+    from tests.synth_lake import synth_lake
+    synth = str(synth_lake())
     out = []
     for ex in sorted((REPO / "examples").glob("*.toml")):
         if ex.stem.startswith("real-"):
             continue
-        out.append((f"example:{ex.stem}", ex, {"run.data": str(REPO / "data")}, None))
+        out.append((f"example:{ex.stem}", pinned_config(ex.stem), {"run.data": synth}, None))
+        if ex.stem in REAL_BUNDLED:
+            out.append((f"real:{ex.stem}", ex, {"run.data": str(REPO / "data")}, None))
     for name, ex, ov, grid in MATRIX:
-        ov = {"run.data": str(REPO / "data"), **ov}
-        out.append((f"matrix:{name}", REPO / "examples" / f"{ex}.toml", ov, grid))
+        ov = {"run.data": synth, **ov}
+        out.append((f"matrix:{name}", pinned_config(ex), ov, grid))
     if SHARED.is_dir():
         for name, lake in _import_real_lakes(tmp / "lakes").items():
             out.append((f"example:{name}", REPO / "examples" / f"{name}.toml", {"run.data": str(lake)}, None))
     return out
+
+
+def pinned_config(stem: str) -> Path:
+    """The config an example had when it was pinned: its copy in tests/golden/configs/ if it changed since."""
+    kept = CONFIGS / f"{stem}.toml"
+    return kept if kept.is_file() else REPO / "examples" / f"{stem}.toml"
 
 
 def run_case(path: Path, overrides: dict, grid: dict | None, output: Path, name: str) -> dict:

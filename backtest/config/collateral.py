@@ -77,9 +77,6 @@ def collateral_rules(ctx: Context, legs: tuple[CollateralLeg, ...], strat_t: Map
     market = replace(market, collateral=first)
     if len(legs) == 1:
         return (), market                           # the short form
-    if market.protocol == "morpho-blue":
-        raise ctx.fail(path + (1,), "a Morpho Blue market has one collateral token (MarketParams.collateralToken): "
-                                    "one [[strategy.collateral]] only; run one config per market instead")
     one_only = _venues.venue(market.protocol).one_collateral
     if one_only:
         raise ctx.fail(path + (1,), one_only)

@@ -76,7 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backtest import params as _params
+from backtest import venues as _venues
 from backtest.data import lake as _lake
 from backtest.data.asof import MAX_GAP, ETH_LIKE, Aligner, Points, aliases, iso
 from backtest.data.market import Market, SeriesInfo
@@ -85,7 +85,6 @@ from backtest.data.request import MarketRequest, read_key
 from backtest.data.restaking import queue_rewards, reward_series, slashes
 from backtest.data.scenarios import apply_scenarios
 from backtest.errors import DataError
-from backtest.schema import NO_SUPPLY_YIELD
 
 
 def build(req: MarketRequest, checks: bool = False) -> Market:
@@ -114,6 +113,7 @@ class Read:
     data_hash: str
     capo_pre: tuple[np.ndarray, np.ndarray] | None = None
     derived: dict[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()         # the lake files read, relative to the lake (for its provenance)
 
 
 def read(req: MarketRequest, checks: bool = False) -> Read:
@@ -198,7 +198,7 @@ def _read(al: Aligner, req: MarketRequest, lake: Path) -> Read:
         al.add("borrow", pts)
 
     # supply APR of the collateral (none where collateral is not lent out: Morpho Blue, Compound III)
-    if req.supply_rate is None and proto not in NO_SUPPLY_YIELD:
+    if req.supply_rate is None and _venues.venue(proto).supply_yield:
         key = f"{src}:{coll}:supply_apr"
         pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(coll)},
                                    [("v", "supply_apr")], source=False), "rates", key)
@@ -207,7 +207,7 @@ def _read(al: Aligner, req: MarketRequest, lake: Path) -> Read:
 
     # risk parameters (per venue: see _param_overrides)
     if any(v is None for v in _param_overrides(req).values()):
-        emode = req.emode if proto not in ("morpho-blue", "compound-v3", "generic") else None
+        emode = req.emode if _venues.venue(proto).emode else None
         al.add("par", _market_params(al, proto, coll, emode, debt))
 
     # gas price
@@ -237,7 +237,8 @@ def _read(al: Aligner, req: MarketRequest, lake: Path) -> Read:
               "underlying_price": al.labels.get("underlying"), "gas_token_price": al.labels.get("gas_token"),
               "par": al.labels.get("par", "market_params (defaults)")}
     return Read(read_key(req), al.ts, block, arr, xrate, slash, reward, labels, al.series,
-                _lake.data_hash(sorted(al.files), root=lake) if al.files else "", capo_pre, derived)
+                _lake.data_hash(sorted(al.files), root=lake) if al.files else "", capo_pre, derived,
+                _lake.relative_files(al.files, lake))
 
 
 def assemble(rd: Read, req: MarketRequest) -> Market:
@@ -248,7 +249,7 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
         raise ValueError("internal: a market assembled from the read of another request")
     n = rd.ts.shape[0]
     arr = rd.arr
-    proto = req.protocol
+    venue = _venues.venue(req.protocol)
     nan = np.full(n, np.nan)
     ones = np.ones(n)
 
@@ -257,18 +258,15 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
 
     overrides = _param_overrides(req)
     par = {name: (const(v) if v is not None else arr[f"par.{name}"]) for name, v in overrides.items()}
-    if proto == "morpho-blue":
-        # one LLTV (the lake's / default liquidation_threshold): borrowing stops where liquidation starts
-        par["ltv"] = par["lt"].copy()
-        par["bonus"] = np.minimum(1.15, 1.0 / (1.0 - 0.3 * (1.0 - par["lt"]))) - 1.0
-        par["pfee"] = np.zeros(n)
+    if venue.derive_params is not None:        # Morpho Blue: ltv = lt = LLTV, bonus = LIF - 1, no fee
+        venue.derive_params(par)
     if req.irm == "adaptive-curve":
         util = const(req.utilization) if req.utilization is not None else arr["util.v"]
         borrow = np.zeros(n)            # the IRM's rate is added after the overlays (backtest.plan)
     else:
         util = nan.copy()
         borrow = const(req.borrow_rate) if req.borrow_rate is not None else arr["borrow.v"]
-    if proto in NO_SUPPLY_YIELD:
+    if not venue.supply_yield:
         supply = np.zeros(n)
     else:
         supply = const(req.supply_rate) if req.supply_rate is not None else arr["supply.v"]
@@ -284,7 +282,7 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
         ltv=par["ltv"], lt=par["lt"], bonus=par["bonus"], pfee=par["pfee"],
         gas_gwei=const(req.gas_gwei) if req.gas_gwei is not None else arr["gas.v"], utilization=util,
         underlying_price=arr.get("underlying.v", ones), gas_token_price=arr.get("gas_token.v", ones.copy()),
-        series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived),
+        series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived), files=list(rd.files),
     )
     market = apply_scenarios(market, req.scenarios, collateral=req.collateral, debt=req.debt, hold=req.hold)
     _check_arrays(market, labels, req.scenarios)
@@ -330,22 +328,12 @@ def _check_arrays(market: Market, labels: dict[str, str | None], scenarios) -> N
 
 
 def _param_overrides(mk: MarketRequest) -> dict[str, float | None]:
-    """The risk-parameter arrays the config fixes, per venue (None = read market_params / the defaults).
-
-    Aave family: ltv, liquidation_threshold, liquidation_bonus, liquidation_protocol_fee, each optional.
-    generic: all four from the config (required there). Morpho Blue: market.lltv fixes ltv = lt = LLTV (the
-    bonus is then LIF - 1, no fee). Compound III: ltv = borrow CF, lt = liquidate CF, bonus = 1 -
-    liquidation_factor (the absorb penalty), no fee."""
-    if mk.protocol == "morpho-blue":
-        v = mk.lltv
-        return {"ltv": v, "lt": v, "bonus": None if v is None else _params.morpho_lif(v) - 1.0,
-                "pfee": None if v is None else 0.0}
-    if mk.protocol == "compound-v3":
-        lf = mk.liquidation_factor
-        return {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": None if lf is None else 1.0 - lf,
-                "pfee": 0.0}
-    return {"ltv": mk.ltv, "lt": mk.liquidation_threshold, "bonus": mk.liquidation_bonus,
-            "pfee": mk.liquidation_protocol_fee}
+    """The risk-parameter arrays the config fixes, by the venue's rule (Venue.param_overrides; None = read
+    market_params / the defaults). Aave family and generic: ltv, liquidation_threshold, liquidation_bonus,
+    liquidation_protocol_fee, each optional (generic: required by the config). Morpho Blue: market.lltv fixes
+    ltv = lt = LLTV (the bonus is then LIF - 1, no fee). Compound III: ltv = borrow CF, lt = liquidate CF,
+    bonus = 1 - liquidation_factor (the absorb penalty), no fee."""
+    return _venues.venue(mk.protocol).param_overrides(mk)
 
 
 def _market_params(al: Aligner, protocol: str, asset: str, emode: str | None, debt: str = "WETH") -> Points:
@@ -356,7 +344,7 @@ def _market_params(al: Aligner, protocol: str, asset: str, emode: str | None, de
     lake_pts = al.points("market_params", key, {"protocol": protocol, "asset": asset, "emode": emode},
                          cols, source=False)
     try:
-        defaults = _params.default_params(protocol, asset, emode, debt)
+        defaults = _venues.default_params(protocol, asset, emode, debt)
         default_err = None
     except DataError as exc:
         defaults, default_err = [], exc

@@ -56,12 +56,13 @@ def estimate_blocks(ts: np.ndarray, known_ts: np.ndarray | None = None, known_bl
 
 def lake_blocks(con: duckdb.DuckDBPyConnection, ts: np.ndarray, start: int, slot: float,
                 anchored: bool) -> tuple[np.ndarray, SeriesInfo | None, list[str]]:
-    """Block numbers of the clock ``ts``: interpolated from the lake's ``blocks`` table where it has one
-    (extrapolated with ``slot``-second blocks, the chain's own block time), else the Merge-anchor estimate
+    """Block numbers of the clock ``ts``: interpolated from the lake's ``blocks`` table (Ethereum's: read only
+    when ``anchored``) where it has one (extrapolated with ``slot``-second blocks, the chain's own block time), else the Merge-anchor estimate
     when ``anchored`` (Ethereum), else the block index (other chains: no anchor known). Also returns the
     blocks series read and its files."""
     n = int(ts.shape[0])
-    if _lake.has_table(con, "blocks"):
+    # the blocks table has no chain column: its blocks are Ethereum's, never another chain's clock
+    if anchored and _lake.has_table(con, "blocks"):
         # the points bracketing the window (plus everything inside it)
         last = int(ts[-1])
         tab = con.sql(
@@ -70,8 +71,10 @@ def lake_blocks(con: duckdb.DuckDBPyConnection, ts: np.ndarray, start: int, slot
             "AND ts <= coalesce((SELECT min(ts) FROM blocks WHERE ts >= ?), ?) ORDER BY ts",
             params=[start, start, last, last],
         ).to_arrow_table()
-        if tab.num_rows:
-            kt = tab.column("ts").to_numpy()
+        kt = tab.column("ts").to_numpy()
+        # a window wholly before the table (2022 in a 2024-25 table) keeps the Merge-anchor estimate, not a
+        # 12 s extrapolation back from the table's first block (which drifts by the slots missed in between)
+        if tab.num_rows and kt[0] <= ts[-1]:
             info = SeriesInfo("blocks", "blocks", tab.num_rows, int(kt[0]), int(kt[-1]),
                               int(np.diff(kt).max()) if kt.size > 1 else 0)
             return (estimate_blocks(ts, kt, tab.column("block").to_numpy(), slot=slot), info,

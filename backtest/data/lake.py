@@ -565,6 +565,12 @@ def catalog(lake: str | os.PathLike) -> pl.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------ hash
+def relative_files(paths: Iterable[str | os.PathLike], root: str | os.PathLike) -> tuple[str, ...]:
+    """The lake files ``paths`` as sorted posix paths relative to ``root`` (as :func:`data_hash` names them)."""
+    base = Path(root).resolve()
+    return tuple(sorted({Path(os.path.relpath(Path(p).resolve(), base)).as_posix() for p in paths}))
+
+
 def data_hash(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> str:
     """sha256 over (relative path, bytes) of each Parquet file, in sorted order of the relative paths.
 

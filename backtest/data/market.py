@@ -55,6 +55,7 @@ class Market:
     data_hash: str = ""
     derived: dict[str, str] = field(default_factory=dict)  # market array -> how it was derived from the lake
                                             # when not read directly, e.g. "wstETH/USDC = wstETH/USD / USDC/USD"
+    files: list[str] = field(default_factory=list)  # lake files read, relative to the lake (provenance.json)
 
     ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
               "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization", "reward", "slash", "hold_price", "hold_xrate",

@@ -62,7 +62,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from backtest import params as _params
+from backtest.venues import default_params as venue_defaults
 from backtest.data import lake as _lake
 from backtest.data import lake_write as _lake_write
 from backtest.errors import InputError
@@ -200,7 +200,7 @@ def _rates(ts: np.ndarray, protocol: str, asset: str, u: np.ndarray, borrow: np.
 
 def _market_params(protocol: str, asset: str, emode: str | None, start: int, end: int) -> pl.DataFrame:
     rows = []
-    for ts, ltv, lt, bonus, fee in _params.default_params(protocol, asset, emode):
+    for ts, ltv, lt, bonus, fee in venue_defaults(protocol, asset, emode):
         if ts < end:
             rows.append((max(ts, start), ltv, lt, bonus, fee))
     # keep only the last entry dated at the start (the one in force then) and the later ones

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from backtest.errors import DataError
 from backtest.schema import PROTOCOLS as _CODES
 from backtest.venues import aave_v3
-from backtest.venues.base import NEVER, VENUE_KEYS, Entry, Venue
+from backtest.venues.base import BORROW_GROWTH, NEVER, SUPPLY_GROWTH, VENUE_KEYS, Entry, Venue
 
 
 def _discover() -> dict[str, Venue]:
@@ -75,6 +75,13 @@ def market_rules(ctx: Any, protocol: str, m: dict, table: Mapping) -> None:
     v.rules(ctx, protocol, m, table, refuse)
 
 
+def growth_codes(protocol: str) -> tuple[int, int]:
+    """The kernel's codes of ``protocol``'s rate model (supply, borrow): the positions of Venue.growth's names in
+    SUPPLY_GROWTH / BORROW_GROWTH (ext/_rates.pxd; tests/unit/test_schema.py checks the kernel agrees)."""
+    supply, borrow = venue(protocol).growth
+    return SUPPLY_GROWTH.index(supply), BORROW_GROWTH.index(borrow)
+
+
 def supply_yield(protocol: str) -> bool:
     """Whether collateral on ``protocol`` is lent out and earns the reserve's supply rate."""
     return venue(protocol).supply_yield
@@ -126,10 +133,37 @@ def params_at(protocol: str, asset: str, emode: str | None, ts: int, debt: str =
     return current
 
 
+class RiskParameters(Mapping):
+    """A venue's risk parameters over one aligned market, by the venue's own names (Compound III's
+    liquidation_factor, Morpho Blue's lltv, Aave's liquidation_bonus, ...): name -> per-block array."""
+
+    def __init__(self, protocol: str, market: Any):
+        self.protocol = protocol
+        self._arrays = {name: get(market) for name, get in venue(protocol).risk_fields.items()}
+
+    def __getitem__(self, name: str):
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise KeyError(f"{self.protocol} has no risk parameter {name!r}; it has {', '.join(self._arrays)}") from None
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+def risk_parameters(protocol: str, market: Any) -> RiskParameters:
+    """``market``'s risk parameters as ``protocol`` names them (Venue.risk_fields)."""
+    return RiskParameters(protocol, market)
+
+
 def check_target(cfg: Any, market: Any, coll: str) -> None:
     """strategy.target_ltv against the venue's limits in force at the start (ConfigError)."""
     venue(cfg.market.protocol).check_target(cfg, market, coll)
 
 
 __all__ = ["REGISTRY", "PROTOCOLS", "Venue", "Entry", "NEVER", "venue", "chain_protocols", "market_rules",
-           "supply_yield", "no_supply_yield", "v33_from", "default_params", "params_at", "check_target"]
+           "supply_yield", "no_supply_yield", "v33_from", "default_params", "params_at", "check_target",
+           "RiskParameters", "risk_parameters", "growth_codes"]

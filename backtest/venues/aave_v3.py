@@ -127,7 +127,9 @@ def check_target(cfg: Any, market: Any, coll: str) -> None:
     if st.kind not in ("loop", "flash-loan"):
         return
     ltv0, lt0 = float(market.ltv[0]), float(market.lt[0])
-    what = "borrow collateral factor" if mk.protocol == "compound-v3" else "max LTV"
+    from backtest.venues import venue
+
+    what = venue(mk.protocol).ltv_name
     where = f" (emode {mk.emode})" if mk.emode is not None else ""
     if st.target_ltv > ltv0:
         raise ConfigError(
@@ -154,6 +156,6 @@ def check_v33_usd(market: Any, v33_from: int, debt: str) -> None:
 
 _COMMON = dict(takes=KEYS, meanings=MEANINGS, rules=_rules, emode=True, check_target=check_target)
 AAVE_V3 = Venue("aave-v3", defaults=_aave_v3_defaults, v33=True, **_COMMON)
-AAVE_V2 = Venue("aave-v2", defaults=_aave_v2_defaults, **_COMMON)
+AAVE_V2 = Venue("aave-v2", defaults=_aave_v2_defaults, close_factor=0.5, protocol_fee=False, **_COMMON)
 SPARK = Venue("spark", defaults=_spark_defaults, v33=True, **_COMMON)
 VENUES = (AAVE_V3, AAVE_V2, SPARK)

@@ -428,12 +428,20 @@ def _check_market(market) -> None:
                         f"(its $1,000 liquidation rules): add a USD price series for the debt asset to the lake")
 
 
+#: the Spoke's per-configuration keys -> their Params fields (the user risk premium: with one collateral, its
+#: collateral risk); CF, max bonus and fee are the aligned market's lt, bonus and pfee
+PARAMS_FIELDS = {"liquidation_bonus_factor": "v4_bonus_factor", "health_factor_for_max_bonus": "v4_hf_max_bonus",
+                 "target_health_factor": "v4_target_hf", "collateral_risk": "v4_collateral_risk"}
+
+
+#: the Spoke's per-reserve parameters in the market's columns: CF = lt (= ltv), max bonus = bonus, fee = pfee
+RISK_FIELDS = {"collateral_factor": lambda m: m.lt, "max_liquidation_bonus": lambda m: m.bonus,
+               "liquidation_fee": lambda m: m.pfee}
+
+
 def _encode(market_config) -> dict[str, float]:
     sp = spoke_of(market_config)
-    return {"v4_bonus_factor": sp.liquidation_bonus_factor, "v4_hf_max_bonus": sp.health_factor_for_max_bonus,
-            "v4_target_hf": sp.target_health_factor,
-            # the user risk premium: with one collateral, its collateral risk
-            "v4_collateral_risk": sp.collateral_risk}
+    return {f: getattr(sp, key) for key, f in PARAMS_FIELDS.items()}
 
 
 def _defaults(asset: str, emode, debt: str) -> list:
@@ -446,14 +454,11 @@ def _defaults(asset: str, emode, debt: str) -> list:
 def reference_liquidation(replay, b: int) -> None:
     """The reference engine's step 4 on Aave v4 (backtest.reference.Replay, whose position is a
     PremiumDebtPosition): one liquidationCall by liquidation_step, booked as the kernel's aave_v4_liquidate
-    books it. The Spoke: CF = lt, max bonus = bonus, fee = pfee at b (the aligned market), the rest from the
-    configuration's Params row."""
-    m, p, pos = replay.m, replay.p, replay.pos
-    sp = Spoke(collateral_factor=float(m.lt[b]), max_liquidation_bonus=float(m.bonus[b]),
-               liquidation_bonus_factor=float(p["v4_bonus_factor"]),
-               health_factor_for_max_bonus=float(p["v4_hf_max_bonus"]),
-               target_health_factor=float(p["v4_target_hf"]), liquidation_fee=float(m.pfee[b]),
-               collateral_risk=float(p["v4_collateral_risk"]))
+    books it. The Spoke: CF = lt, max bonus = bonus, fee = pfee at b (the aligned market), the rest the
+    configuration's (Settings.venue)."""
+    m, r, pos = replay.m, replay.risk, replay.pos
+    sp = Spoke(collateral_factor=float(r["collateral_factor"][b]), max_liquidation_bonus=float(r["max_liquidation_bonus"][b]),
+               liquidation_fee=float(r["liquidation_fee"][b]), **replay.s.venue)
     pc = replay.oracle_price(b)
     step = liquidation_step(pos.coll, pos.v4, pos.idx, pc, float(m.eth_usd[b]), sp, replay.dust)
     q = step.liquidation
@@ -479,5 +484,5 @@ AAVE_V4 = Venue("aave-v4", takes=("supply_rate",), refusals=REFUSALS, meanings=M
                 check_market=_check_market, liquidation=reference_liquidation, premium_debt=True,
                 one_collateral=("aave-v4 is modelled with one collateral reserve (the risk premium sorts "
                                 "several by collateral risk, not modelled yet): one [[strategy.collateral]] only"),
-                encode=_encode)
+                encode=_encode, params_fields=PARAMS_FIELDS, risk_fields=RISK_FIELDS)
 VENUES = (AAVE_V4,)

@@ -54,6 +54,23 @@ def _no_check(cfg: Any, market: Any, coll: str) -> None:
     return None
 
 
+#: the Aave family's (and the generic venue's) risk parameters, named, from the market's arrays (ltv, lt, bonus,
+#: pfee: the kernel's four columns, whose meaning is the venue's)
+AAVE_RISK_FIELDS: Mapping[str, Callable[[Any], Any]] = {
+    "ltv": lambda m: m.ltv,
+    "liquidation_threshold": lambda m: m.lt,
+    "liquidation_bonus": lambda m: m.bonus,                  # a fraction: LB = 1 + bonus
+    "liquidation_protocol_fee": lambda m: m.pfee,            # the protocol's share of the bonus
+}
+
+
+def aave_param_overrides(req: Any) -> dict[str, float | None]:
+    """The Aave family's (and the generic venue's) risk constants from the [market] keys: each of ltv,
+    liquidation_threshold, liquidation_bonus, liquidation_protocol_fee optional (None: read the lake / defaults)."""
+    return {"ltv": req.ltv, "lt": req.liquidation_threshold, "bonus": req.liquidation_bonus,
+            "pfee": req.liquidation_protocol_fee}
+
+
 @dataclass(frozen=True)
 class Venue:
     """One ``market.protocol``: what the config, the data alignment, the engines and the sweep need to know."""
@@ -75,6 +92,11 @@ class Venue:
     rules: Callable[[Any, str, dict, Mapping, Callable[[], None]], None] = _no_rules
     #: strategy.target_ltv against this venue's own limit: (ctx, market config, target, strategy table)
     target_ltv_rule: Callable[[Any, Any, float, Mapping], None] | None = None
+    #: the venue's risk parameters by their own names, each from the aligned market's four columns (ltv, lt, bonus,
+    #: pfee): name -> (market) -> array (backtest.venues.risk_parameters; what the reference engine reads)
+    risk_fields: Mapping[str, Callable[[Any], Any]] = field(default_factory=lambda: dict(AAVE_RISK_FIELDS))
+    #: what the venue calls the borrow limit market.ltv sets, in messages
+    ltv_name: str = "max LTV"
     #: chains it runs on (None: any chain)
     chains: tuple[str, ...] | None = ("ethereum",)
     #: dated default parameters: (collateral asset, emode, debt asset) -> entries, or None when unknown
@@ -85,10 +107,22 @@ class Venue:
     defaults_by_debt: bool = False
     #: follows Aave v3.3's liquidation rules from market.v33_from (its USD thresholds need Market.eth_usd there)
     v33: bool = False
+    #: an Aave-family liquidation's fixed close factor (Aave v2: 50 %), or None: 50 % / 100 % by the HF (v3)
+    close_factor: float | None = None
+    #: an Aave-family liquidation pays the reserve's liquidation protocol fee out of the bonus (not Aave v2)
+    protocol_fee: bool = True
+    #: the close factor comes from the config only (market.close_factor required: the generic venue)
+    requires_close_factor: bool = False
     #: collateral is lent out and earns the reserve's supply rate (the supply_apr series is read)
     supply_yield: bool = True
     #: the market key picks an E-mode (emode is part of the market_params key)
     emode: bool = False
+    #: the risk constants the request's [market] keys fix: (MarketRequest) -> {"ltv", "lt", "bonus", "pfee": value,
+    #: or None to read market_params / the defaults} (the data build's arrays of those names)
+    param_overrides: Callable[[Any], dict[str, float | None]] = aave_param_overrides
+    #: the risk arrays derived from others after the read, in place: ({"ltv", "lt", "bonus", "pfee": array}) ->
+    #: None (Morpho Blue: borrowing stops at the LLTV, the bonus is LIF - 1, no fee), or None
+    derive_params: Callable[[dict], None] | None = None
     #: rate model: (supply index growth, borrow index growth), from SUPPLY_GROWTH / BORROW_GROWTH
     growth: tuple[str, str] = ("linear", "binomial")
     #: USD per debt-asset unit (Market.eth_usd) at every block of the window, not only after v33_from
@@ -108,6 +142,8 @@ class Venue:
     premium_debt: bool = False
     #: Params fields of the venue's own keys: (MarketConfig) -> {field: value}
     encode: Callable[[Any], dict[str, float]] | None = None
+    #: of own_keys, the per-configuration ones -> their Params field (what the reference engine reads by name)
+    params_fields: Mapping[str, str] = field(default_factory=dict)
 
     def problems(self) -> Sequence[str]:
         """Inconsistencies of the record itself (tests/unit/test_venue_registry.py)."""

@@ -59,6 +59,20 @@ def _rules(ctx: Any, protocol: str, m: dict, table: Mapping, refuse: Callable[[]
     m["emode"] = None
 
 
+def _param_overrides(req: Any) -> dict[str, float | None]:
+    """ltv = borrow CF, lt = liquidate CF, bonus = 1 - liquidation_factor (the absorb penalty), no fee."""
+    lf = req.liquidation_factor
+    return {"ltv": req.ltv, "lt": req.liquidation_threshold, "bonus": None if lf is None else 1.0 - lf, "pfee": 0.0}
+
+
+#: the market's ltv and lt are the borrow and liquidate collateral factors, its bonus column 1 - liquidation factor
+RISK_FIELDS = {
+    "borrow_collateral_factor": lambda m: m.ltv,
+    "liquidate_collateral_factor": lambda m: m.lt,
+    "liquidation_factor": lambda m: 1.0 - m.bonus,           # the share of the value absorb() credits
+}
+
+
 def _check_market(market: Any) -> None:
     if not np.all((market.bonus >= 0) & (market.bonus < 1)):
         raise DataError("market_params: the compound-v3 liquidation factor (1 - liquidation_bonus) must be in "
@@ -68,5 +82,6 @@ def _check_market(market: Any) -> None:
 COMPOUND_V3 = Venue("compound-v3", takes=KEYS, refusals=REFUSALS, meanings=MEANINGS, rules=_rules,
                     defaults=_defaults, default_keys="market.ltv / liquidation_threshold / liquidation_factor",
                     defaults_by_debt=True, supply_yield=False, growth=("none", "linear"),
-                    check_target=check_target, check_market=_check_market, liquidation="comet")
+                    check_target=check_target, check_market=_check_market, liquidation="comet",
+                    param_overrides=_param_overrides, ltv_name="borrow collateral factor", risk_fields=RISK_FIELDS)
 VENUES = (COMPOUND_V3,)

@@ -28,5 +28,5 @@ def _rules(ctx: Any, protocol: str, m: dict, table: Mapping, refuse: Callable[[]
 
 
 GENERIC = Venue("generic", takes=KEYS, refusals={"emode": NO_EMODE}, rules=_rules, chains=None,
-                check_target=check_target)
+                check_target=check_target, requires_close_factor=True)
 VENUES = (GENERIC,)

@@ -31,6 +31,26 @@ def morpho_entry(lltv: float) -> Entry:
     return (0, lltv, lltv, morpho_lif(lltv) - 1.0, 0.0)
 
 
+#: one LLTV (the market's lt, = ltv); the liquidation incentive factor LIF = 1 + the bonus column (information:
+#: the engines compute it from the LLTV)
+RISK_FIELDS = {"lltv": lambda m: m.lt, "liquidation_incentive_factor": lambda m: 1.0 + m.bonus}
+
+
+def _param_overrides(req: Any) -> dict[str, float | None]:
+    """market.lltv fixes ltv = lt = LLTV, the bonus LIF - 1 and no fee (None: the lake's / default LLTV)."""
+    v = req.lltv
+    return {"ltv": v, "lt": v, "bonus": None if v is None else morpho_lif(v) - 1.0, "pfee": None if v is None else 0.0}
+
+
+def _derive_params(par: dict) -> None:
+    """One LLTV (the lake's / default liquidation_threshold): borrowing stops where liquidation starts."""
+    import numpy as np
+
+    par["ltv"] = par["lt"].copy()
+    par["bonus"] = np.minimum(1.15, 1.0 / (1.0 - 0.3 * (1.0 - par["lt"]))) - 1.0
+    par["pfee"] = np.zeros(len(par["lt"]))
+
+
 def _defaults(asset: str, emode: str | None, debt: str) -> list[Entry] | None:
     em = emode.lower() if isinstance(emode, str) else None
     if em is None and debt in ("WETH", "ETH") and asset in MORPHO_WETH_LLTV:
@@ -102,5 +122,8 @@ def check_target(cfg: Any, market: Any, coll: str) -> None:
 MORPHO_BLUE = Venue("morpho-blue", takes=KEYS, refusals=REFUSALS, meanings=MEANINGS, rules=_rules,
                     target_ltv_rule=_target_ltv_rule, defaults=_defaults, default_keys="market.lltv",
                     defaults_by_debt=True, supply_yield=False, growth=("none", "taylor"),
-                    check_target=check_target, liquidation="morpho")
+                    check_target=check_target, liquidation="morpho", param_overrides=_param_overrides,
+                    derive_params=_derive_params, risk_fields=RISK_FIELDS,
+                    one_collateral=("a Morpho Blue market has one collateral token (MarketParams.collateralToken): "
+                                    "one [[strategy.collateral]] only; run one config per market instead"))
 VENUES = (MORPHO_BLUE,)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from backtest import api
+from tests.synth_lake import synth_lake
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "multi-collateral-emode.toml"
-DAY = {"run.end": "2024-06-02", "run.record": "block"}
+DAY = {"run.end": "2024-06-02", "run.record": "block", "run.data": str(synth_lake())}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_time_series_hf_is_the_sum_over_both_reserves():
 def test_a_sweep_of_a_multi_collateral_config_and_the_dask_refusal():
     from backtest.errors import BacktestError
 
-    r = api.run(EXAMPLE, overrides={"run.end": "2024-06-03"}, grids={"strategy.target_ltv": [0.7, 0.8]},
+    r = api.run(EXAMPLE, overrides={"run.end": "2024-06-03", "run.data": str(synth_lake())}, grids={"strategy.target_ltv": [0.7, 0.8]},
                 write=False)
     s = r["summary"].sort("config_id")
     assert s.height == 2
@@ -63,4 +64,4 @@ def test_a_sweep_of_a_multi_collateral_config_and_the_dask_refusal():
     assert s["end_collateral_wstETH"][0] < s["end_collateral_wstETH"][1]
     assert s["end_collateral_weETH"][0] < s["end_collateral_weETH"][1]
     with pytest.raises(BacktestError, match="run locally only"):
-        api.run(EXAMPLE, overrides={"run.end": "2024-06-03"}, executor="dask", write=False)
+        api.run(EXAMPLE, overrides={"run.end": "2024-06-03", "run.data": str(synth_lake())}, executor="dask", write=False)

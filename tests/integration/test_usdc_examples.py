@@ -15,9 +15,10 @@ from click.testing import CliRunner
 
 import backtest
 from backtest.cli import cli
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
-LAKE = REPO / "data"
+LAKE = synth_lake()
 
 
 

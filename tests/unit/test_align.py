@@ -197,7 +197,7 @@ def test_overrides_replace_arrays_and_skip_series(tmp_path):
     base_lake(tmp_path, skip=("rates", "gas"))        # no rates, no gas in the lake at all
     m = market_for(cfg(tmp_path, ltv=0.8, liquidation_threshold=0.85, liquidation_bonus=0.05,
                   liquidation_protocol_fee=0.2, borrow_rate=0.04, supply_rate=0.001, gas=12.5,
-                  protocol="morpho-blue-ish", emode=None))
+                  protocol="generic", emode=None))
     assert np.all(m.ltv == 0.8) and np.all(m.lt == 0.85) and np.all(m.bonus == 0.05) and np.all(m.pfee == 0.2)
     assert np.all(m.borrow_apr == 0.04) and np.all(m.supply_apr == 0.001) and np.all(m.gas_gwei == 12.5)
     assert {s.table for s in m.series} == {"prices", "exchange_rates"}

@@ -12,13 +12,14 @@ from backtest.config import config_from_dict
 from backtest.plan import market_for
 from backtest.errors import ConfigError
 from backtest.reference import aave_borrow_growth
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 Y = 365 * 86400
 
 
 def _cfg(chain: str, step=None, start="2024-06-01", end="2024-06-03", **market) -> dict:
-    run = {"name": "t", "start": start, "end": end, "chain": chain, "data": str(REPO / "data")}
+    run = {"name": "t", "start": start, "end": end, "chain": chain, "data": str(synth_lake())}
     if step is not None:
         run["step"] = step
     tok, debt, label = {"solana": ("mSOL", "SOL", "kamino"), "cosmos": ("stATOM", "ATOM", "mars"),
@@ -63,7 +64,7 @@ def test_solana_clock_and_mSOL_series():
     m = market_for(config_from_dict(_cfg("solana")))
     assert len(m) == 2880 and set(np.diff(m.ts).tolist()) == {60}
     assert m.block.tolist() == list(range(2880))
-    ex = pl.read_parquet(REPO / "data" / "exchange_rates").filter(pl.col("token") == "mSOL").sort("ts")
+    ex = pl.read_parquet(synth_lake() / "exchange_rates").filter(pl.col("token") == "mSOL").sort("ts")
     lake = ex["rate"].to_numpy()[np.searchsorted(ex["ts"].to_numpy(), m.ts, side="right") - 1]
     assert np.array_equal(m.xrate, lake) and m.xrate[-1] > m.xrate[0]
 
@@ -79,7 +80,7 @@ def test_per_step_interest_matches_per_slot():
 
 @pytest.mark.parametrize("name,end", [("solana-msol-loop", None), ("cosmos-statom-loop", "2024-07-01")])
 def test_other_chain_examples(tmp_path, name, end):
-    ov = {"run.output": str(tmp_path), "run.data": str(REPO / "data")}
+    ov = {"run.output": str(tmp_path), "run.data": str(synth_lake())}
     if end:
         ov["run.end"] = end          # a month of 6 s Cosmos blocks (a year is 5.3 M steps)
     res = backtest.run(REPO / "examples" / f"{name}.toml", overrides=ov)

@@ -13,6 +13,7 @@ from backtest.cli import cli
 from backtest.data import lake
 from backtest.data import lake_write
 from backtest.data.check import check_lake
+from tests.synth_lake import synth_lake
 
 H = 3600
 T0 = 1_704_067_200                      # 2024-01-01
@@ -162,7 +163,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_bundled_lake_passes_its_own_check():
     # its scenario years are separate periods (a warning listing them), not a 610-day "gap" error
-    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(ROOT / "data")])
+    r = CliRunner().invoke(cli, ["data", "check", "--lake", str(synth_lake())])     # the synthetic scenarios
     assert r.exit_code == 0, r.output
     assert "0 error(s)" in r.output and "2 separate periods (2022-05-01 to 2022-09-29, 2024-06-01 to" in r.output
 
@@ -195,7 +196,7 @@ def test_a_window_checks_only_the_points_a_replay_of_it_reads(clean):
 def test_the_window_can_come_from_a_run_config(clean, tmp_path):
     spiked(clean)
     cfg = tmp_path / "loop.toml"
-    cfg.write_text((ROOT / "examples" / "loop.toml").read_text()
+    cfg.write_text((ROOT / "tests" / "golden" / "configs" / "loop.toml").read_text()
                    .replace('data   = "data"', f'data   = "{clean.as_posix()}"')
                    .replace('start  = "2024-06-01"', 'start  = "2024-01-05"')
                    .replace('end    = "2025-06-01"', 'end    = "2024-01-06"'))
@@ -213,7 +214,7 @@ def test_the_window_can_come_from_a_run_config(clean, tmp_path):
     (["--config", "loop.toml", "--start", "2024-01-01"], "--config gives the window"),
 ])
 def test_a_bad_window_is_an_input_error(clean, tmp_path, args, part):
-    (tmp_path / "loop.toml").write_text((ROOT / "examples" / "loop.toml").read_text())
+    (tmp_path / "loop.toml").write_text((ROOT / "tests" / "golden" / "configs" / "loop.toml").read_text())
     args = [str(tmp_path / a) if a == "loop.toml" else a for a in args]
     r = CliRunner().invoke(cli, ["data", "check", "--lake", str(clean), *args])
     assert r.exit_code == 2 and part in r.output, r.output

@@ -9,14 +9,18 @@ import pytest
 from click.testing import CliRunner
 
 from backtest.cli import cli
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
-LOOP = REPO / "examples" / "loop.toml"
+LOOP = REPO / "tests" / "golden" / "configs" / "loop.toml"     # the loop over the synthetic calm year
 
 
 @pytest.fixture(autouse=True)
-def at_repo_root(monkeypatch):
-    monkeypatch.chdir(REPO)          # run.data = "data" is relative to the working directory
+def at_repo_root(monkeypatch, tmp_path_factory):
+    # run.data = "data" is relative to the working directory: a folder whose data/ is the synthetic lake
+    cwd = tmp_path_factory.mktemp("cwd")
+    (cwd / "data").symlink_to(synth_lake(), target_is_directory=True)
+    monkeypatch.chdir(cwd)
 
 
 def invoke(*args):
@@ -24,7 +28,7 @@ def invoke(*args):
 
 
 def short(tmp_path, extra=()):
-    """examples/loop.toml cut to 3 days, written under tmp_path."""
+    """the synthetic-year loop cut to 3 days, written under tmp_path."""
     return ["--set", f'run.output="{tmp_path}"', "--set", 'run.end="2024-06-04"', *extra]
 
 

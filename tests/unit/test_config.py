@@ -901,7 +901,8 @@ def test_example_loads_and_expands(path):
     cfg = load_config(path)
     points = expand_sweep(cfg)
     assert points and all(isinstance(c, Config) for _, c in points)
-    assert cfg.run.data == Path("data")
+    # real history on the bundled lake, or a synthetic scenario on synth/ (backtest data synth ... --into synth)
+    assert cfg.run.data in (Path("data"), Path("synth"))
     assert math.isfinite(cfg.strategy.capital)
 
 

@@ -159,9 +159,9 @@ def counting():
     saved = {k: getattr(R, k) for k in ("deleverage", "releverage", "event", "open")}
 
     def deleverage(self, b):
-        pos, p = self.pos, self.p
-        kept = 1.0 - float(p["swap_fee"])        # an upper bound of the fraction kept by any sale
-        if pos.debt * (1.0 + float(p["flash_fee"])) >= pos.coll * float(self.m.price[b]) * kept:
+        pos, c = self.pos, self.s.costs
+        kept = 1.0 - c.swap_fee                  # an upper bound of the fraction kept by any sale
+        if pos.debt * (1.0 + c.flash_fee) >= pos.coll * float(self.m.price[b]) * kept:
             hits["close_all"] += 1               # delta >= collateral: the target cannot be reached
         return saved["deleverage"](self, b)
 
@@ -178,7 +178,7 @@ def counting():
         ev = self.events
         if kind == "liquidation" and len(ev) >= 64 and all(e[0] == b and e[1] == LIQ for e in ev[-64:]):
             hits["cap64"] += 1
-        if kind == "liquidation" and int(self.m.ts[b]) >= int(self.p["v33_from"]):
+        if kind == "liquidation" and int(self.m.ts[b]) >= self.s.v33_from:
             usd = float(self.m.eth_usd[b])
             left = min(self.pos.debt * usd, self.pos.coll * self.oracle_price(b) * usd)
             if abs(left - reference.MIN_LEFTOVER_USD) < 1e-6:   # a repay shrunk to leave exactly $1,000
@@ -186,11 +186,11 @@ def counting():
 
     def open_(self, b):
         saved["open"](self, b)
-        pos, x = self.pos, float(self.p["target_ltv"])
+        pos, x = self.pos, self.s.target_ltv
         ltv = float(self.m.ltv[b])
         # after the opening deposit the room is ltv x deposit x price < x x deposit x price: the first loop
         # step is capped (and every later one, by the same argument)
-        if int(self.p["kind"]) == STRATEGIES["loop"] and x > ltv and pos.debt > 0:
+        if self.s.strategy == "loop" and x > ltv and pos.debt > 0:
             hits["ltv_cap"] += 1
 
     for k, fn in (("deleverage", deleverage), ("releverage", releverage), ("event", event),

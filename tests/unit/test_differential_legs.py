@@ -1,5 +1,5 @@
 """Differential test for multi-collateral positions: the kernel (ext/_legs.pxi) equals the reference
-(backtest/reference_legs.py) on 2-3 collateral legs, with a WETH debt or a stablecoin one.
+(backtest/reference/legs.py) on 2-3 collateral legs, with a WETH debt or a stablecoin one.
 
 Each leg is a market of tests/unit/test_differential.py (its own peg path with de-pegs, exchange rate, supply APR,
 LTV / LT / bonus / fee and oracle feed) on one shared clock, borrow APR, gas and USD price; legs are correlated by

@@ -6,11 +6,20 @@ import math
 from backtest import irm, reference
 
 
-def test_irm_step_equals_the_reference_engines_on_a_grid():
-    for rt in (0.001, 0.04, 0.5, 2.0):
-        for u in (0.0, 0.45, 0.9, 0.95, 1.0, 1.2):
-            for dt in (0.0, 12.0, 3600.0, 86400.0 * 30):
-                assert irm.irm_step(rt, u, dt) == reference.irm_step(rt, u, dt)
+def test_the_reference_engine_reads_the_one_plain_python_irm():
+    # one model, not two copies kept equal: the reference engine's names are backtest.irm's
+    for name in ("irm_step", "irm_curve", "irm_err", "adaptive_curve_rates", "IRM_TARGET_U", "IRM_MAX_RT"):
+        assert getattr(reference, name) is getattr(irm, name), name
+    assert reference.IRM_INITIAL_RT == irm.IRM_INITIAL_RATE == 0.04
+
+
+def test_adaptive_curve_rates_steps_irm_step_along_the_path():
+    # two blocks a day apart at U = 0.95, then U = 0.45: rate[0] and r_T[1] are one irm_step from r_T0;
+    # the last rate is the curve at r_T[1] with err = (0.45 - 0.9) / 0.9 = -0.5: (0.75 x -0.5 + 1) r_T
+    rate, rt = irm.adaptive_curve_rates([0, 86400], [0.95, 0.45], 0.04)
+    r0, rt1 = irm.irm_step(0.04, 0.95, 86400.0)
+    assert (rate[0], rt[0], rt[1]) == (r0, 0.04, rt1)
+    assert math.isclose(rate[1], (0.75 * -0.5 + 1) * rt1, rel_tol=1e-15)
 
 
 def test_irm_step_by_hand():

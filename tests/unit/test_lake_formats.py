@@ -27,6 +27,7 @@ from backtest.cli import cli
 from backtest.data import lake
 from backtest.data import lake_write
 from backtest.errors import DataError
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 START, END = "2024-06-01", "2024-06-03"
@@ -59,7 +60,7 @@ def frames() -> dict[str, pa.Table]:
     daily series have a point at or before it)."""
     out = {}
     for table in USED:
-        tab = pq.read_table(REPO / "data" / table / "synth-calm.parquet").select(required(table))
+        tab = pq.read_table(synth_lake() / table / "synth-calm.parquet").select(required(table))
         if table != "market_params":
             ts = tab.column("ts")
             tab = tab.filter(pc.and_(pc.greater_equal(ts, T0 - 7 * 86400), pc.less(ts, T0 + 4 * 86400)))

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from backtest.cli import cli
 from backtest.data import lake
 from backtest.errors import DataError
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = calendar.timegm(dt.date(2024, 6, 1).timetuple())
@@ -210,9 +211,9 @@ def base_lake(tmp_path_factory) -> tuple[Path, pa.Table]:
     """The bundled calm lake without its prices (each example writes them), and those prices around the
     window (required columns only)."""
     root = tmp_path_factory.mktemp("base") / "lake"
-    shutil.copytree(REPO / "data", root, ignore=shutil.ignore_patterns("README.md"))
+    shutil.copytree(synth_lake(), root, ignore=shutil.ignore_patterns("README.md"))
     shutil.rmtree(root / "prices")
-    prices = pl.read_parquet(REPO / "data" / "prices" / "synth-calm.parquet").filter(
+    prices = pl.read_parquet(synth_lake() / "prices" / "synth-calm.parquet").filter(
         pl.col("ts").is_between(T0 - 86400, T0 + 2 * 86400)).drop("block")
     return root, prices.to_arrow()
 

@@ -17,6 +17,7 @@ from backtest.engine import (EIGEN_DELAY, EIGEN_DELAY_LATE, EIGEN_DELAY_LATE_FRO
 from backtest.errors import ConfigError, DataError
 from backtest.schema import EVENT_KINDS
 from tests.helpers import both, market, params
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400
@@ -130,7 +131,7 @@ def test_eigenlayer_queue_delay_by_date():
 
 
 def _cfg(strategy: dict, **more) -> dict:
-    d = {"run": {"name": "t", "start": "2024-06-01", "end": "2025-06-01", "data": str(REPO / "data")},
+    d = {"run": {"name": "t", "start": "2024-06-01", "end": "2025-06-01", "data": str(synth_lake())},
          "market": {"protocol": "aave-v3", "collateral": "wstETH"},
          "strategy": {"kind": "loop", "target_ltv": 0.8, "loops": 3, **strategy},
          "costs": {"gas": 10.0}}
@@ -184,7 +185,7 @@ def test_align_restaked_market_on_the_bundled_lake():
     m = market_for(config_from_dict(d))
     n = len(m)
     assert n == 21600 and int(m.ts[10800]) == 1739188800
-    ex = pl.read_parquet(REPO / "data" / "exchange_rates").sort("ts")
+    ex = pl.read_parquet(synth_lake() / "exchange_rates").sort("ts")
     w = ex.filter(pl.col("token") == "weETH")
     raw = _asof(w["ts"].to_numpy(), w["rate"].to_numpy(), m.ts)
     # the exchange rate is the lake's until the slash, 0.995 x the lake's from it on
@@ -208,7 +209,7 @@ def test_align_token_rewards_valued_in_eth():
     d = _cfg({"restake": "weETH", "rewards": {"value": "token", "token": "EIGEN"}})
     d["run"].update(start="2025-02-09", end="2025-02-10")
     m = market_for(config_from_dict(d))
-    pr = pl.read_parquet(REPO / "data" / "prices").sort("ts")
+    pr = pl.read_parquet(synth_lake() / "prices").sort("ts")
     e = pr.filter(pl.col("base") == "EIGEN")
     u = pr.filter((pl.col("base") == "ETH") & (pl.col("quote") == "USD"))
     eig = _asof(e["ts"].to_numpy(), e["price"].to_numpy(), m.ts)
@@ -228,11 +229,11 @@ def test_align_token_rewards_valued_in_eth():
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     out = tmp_path_factory.mktemp("restake-example")
-    ov = {"run.output": str(out), "run.data": str(REPO / "data")}
+    ov = {"run.output": str(out), "run.data": str(synth_lake())}
     run = backtest.run(REPO / "examples" / "restake-weeth.toml", overrides=ov)
     zero = backtest.run(REPO / "examples" / "restake-weeth.toml",
                         overrides={**ov, "run.name": "restake-zero", "strategy.rewards.value": "zero"})
-    loop = backtest.run(REPO / "examples" / "loop.toml", overrides=ov)
+    loop = backtest.run(REPO / "tests" / "golden" / "configs" / "loop.toml", overrides=ov)   # the synthetic-year loop
     return run, zero, loop
 
 

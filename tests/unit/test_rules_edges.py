@@ -1,4 +1,4 @@
-"""Rule edges the other hand-worked tests miss, by hand through both engines (the core and backtest/reference.py):
+"""Rule edges the other hand-worked tests miss, by hand through both engines (the core and backtest/reference/):
 HF exactly at the 0.95 close-factor line, Aave v2 outside the v3.3 rules, the flash fee on closing.
 Rates 0 (indices 1), gas 0, market oracle, stake entry at rate 1.
 """

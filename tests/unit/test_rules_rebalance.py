@@ -1,4 +1,4 @@
-"""Rebalancing rules by hand, through both engines (DESIGN strategies; sizing in backtest/reference.py).
+"""Rebalancing rules by hand, through both engines (DESIGN strategies; sizing in backtest/reference/strategy.py).
 
 Common set-up (as test_aave_rules.py): capital 100 WETH, stake entry at rate 1, one loop at LTV 0.9 ->
 collateral C = 190 tokens, debt D = 90 WETH; LT 0.95, max LTV 0.93, rates 0, gas 0, market-price oracle.

@@ -19,6 +19,7 @@ import backtest
 from backtest.cli import cli
 from backtest.data.check import DataWarning
 from backtest.errors import ConfigError, DataError
+from tests.synth_lake import synth_lake
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1717200000                 # 2024-06-01 00:00 UTC, the example's run.start
@@ -29,12 +30,12 @@ XSPIKE = SPIKE + 43200          # 2024-07-01 12:00 UTC: a daily exchange-rate po
 @pytest.fixture()
 def lake(tmp_path):
     dst = tmp_path / "lake"
-    shutil.copytree(ROOT / "data", dst)
+    shutil.copytree(synth_lake(), dst)
     return dst
 
 
 def config(tmp_path, lake, extra_run: str = "", name: str = "loop") -> Path:
-    text = (ROOT / "examples" / "loop.toml").read_text()
+    text = (ROOT / "tests" / "golden" / "configs" / "loop.toml").read_text()     # the synthetic-year loop
     text = text.replace('data   = "data"', f'data   = "{lake.as_posix()}"{extra_run}')
     text = text.replace('output = "results"', f'output = "{(tmp_path / "out").as_posix()}"')
     assert extra_run == "" or extra_run in text

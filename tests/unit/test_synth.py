@@ -13,9 +13,10 @@ from backtest.data import lake
 from backtest.plan import market_for
 from backtest.data.synth import LIDO_DAILY_CAP, SCENARIOS, WINDOWS, rate_model, synth
 from backtest.errors import InputError
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLED = REPO / "data"
+BUNDLED = synth_lake()        # what data/ held before it became real history (issue 11)
 TABLES = ("prices", "exchange_rates", "rates", "market_params", "gas")
 
 
@@ -209,7 +210,7 @@ def test_bundled_data_equals_a_fresh_synth(full):
 
 
 def test_bundled_data_is_small():
-    size = sum(p.stat().st_size for p in BUNDLED.rglob("*.parquet"))
+    size = sum(p.stat().st_size for p in BUNDLED.rglob("*.parquet"))          # the synthetic lake, ~3.5 MB
     assert 0 < size < 5_000_000
 
 
@@ -236,7 +237,7 @@ def test_the_bundled_lake_replays_stablecoin_debt_markets():
     from backtest.data.build import build
     from backtest.data.request import MarketRequest
 
-    root = Path(__file__).resolve().parents[2] / "data"
+    root = synth_lake()
     for coll, name in (("wstETH", "calm"), ("weETH", "calm"), ("wstETH", "steth-depeg")):
         start, end = WINDOWS[name]
         m = build(MarketRequest(lake=root, start=start, end=end, block_time=3600, collateral=coll, hold=coll,

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import backtest
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 LIF_945 = 1 / (0.3 * 0.945 + 0.7)          # 1.0167768
@@ -22,7 +23,7 @@ def runs(tmp_path_factory):
     def run(name: str):
         if name not in cache:
             cache[name] = backtest.run(REPO / "examples" / f"{name}.toml",
-                                       overrides={"run.output": str(out), "run.data": str(REPO / "data")})
+                                       overrides={"run.output": str(out), "run.data": str(synth_lake())})
         return cache[name]
     return run
 

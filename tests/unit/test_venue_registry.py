@@ -12,29 +12,68 @@ from backtest.data.market import Market
 from backtest.engine import check_against_market, encode_params, lane_of
 from backtest.errors import ConfigError, DataError
 from backtest.reference import index_growth
-from backtest.schema import NO_SUPPLY_YIELD, PARAMS_DTYPE, PROTOCOLS
+from backtest.schema import PARAMS_DTYPE, PROTOCOLS
 from backtest.sweep import market_key
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_registry_holds_every_protocol_of_the_schema_in_its_order():
     assert tuple(venues.REGISTRY) == tuple(PROTOCOLS) == CONFIG_PROTOCOLS
     assert _core.protocol_codes() == PROTOCOLS
+    # the rate models: the registry's names at their positions are the kernel's codes
+    from backtest.venues.base import BORROW_GROWTH, SUPPLY_GROWTH
+    supply, borrow = _core.growth_codes()
+    assert supply == {name: i for i, name in enumerate(SUPPLY_GROWTH)}
+    assert borrow == {name: i for i, name in enumerate(BORROW_GROWTH)}
     for v in venues.REGISTRY.values():
         assert v.problems() == [], v.protocol
 
 
-def test_the_data_layers_constants_agree_with_the_registry():
-    # backtest/data/align.py reads schema.NO_SUPPLY_YIELD (to be switched to the registry after the data split)
-    assert venues.no_supply_yield() == NO_SUPPLY_YIELD
+def test_the_registry_says_which_venues_lend_collateral_out_and_where_they_run():
+    # collateral on Morpho Blue and Compound III is not lent out (PROTOCOLS.md): the data build reads no
+    # supply_apr series for them and their supply index stays 1
+    assert venues.no_supply_yield() == ("morpho-blue", "compound-v3")
     assert CHAIN_PROTOCOLS == {"cosmos": ("generic",), "solana": ("generic",)}
+
+
+# the modules that replay, check and build a market ask the venue registry (backtest/venues/) what a venue does;
+# none of them branches on a venue's name
+NO_VENUE_NAMES = ("backtest/engine.py", "backtest/engine_legs.py", "backtest/data/build.py",
+                  *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "backtest" / "reference").glob("*.py")))
+
+
+@pytest.mark.parametrize("path", NO_VENUE_NAMES)
+def test_no_venue_branch_outside_the_registry(path):
+    import ast
+
+    names = set(PROTOCOLS)
+    found = []
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Compare):          # protocol == "morpho-blue", proto in ("compound-v3", ...)
+            found += [f"{path}:{node.lineno} {c.value!r}" for part in (node.left, *node.comparators)
+                      for c in ast.walk(part) if isinstance(c, ast.Constant) and c.value in names]
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in names:
+            found.append(f"{path}:{node.lineno} [{node.slice.value!r}]")    # PROTOCOLS["aave-v2"]
+    assert found == [], found
+
+
+def test_the_venue_branch_check_finds_a_branch():
+    import ast
+
+    tree = ast.parse('if p == "morpho-blue" or q in ("spark",) or r == PROTOCOLS["aave-v2"]: pass')
+    comps = [c.value for n in ast.walk(tree) if isinstance(n, ast.Compare)
+             for part in (n.left, *n.comparators) for c in ast.walk(part) if isinstance(c, ast.Constant)]
+    assert comps == ["morpho-blue", "spark", "aave-v2"]
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_each_venues_rate_model_is_the_kernels(protocol):
-    # the kernel's build_indices (ext/_rates.pxd, dispatched on the code) and the reference's index_growth (the
-    # registry's Venue.growth) give the same indices over two steps of a year at 12 % borrow, 3 % supply
+    # the kernel's build_indices (ext/_rates.pxd, on the venue's rate-model codes) and the reference's
+    # index_growth (the registry's Venue.growth) give the same indices over two steps of a year at 12 % borrow,
+    # 3 % supply
     ts = np.array([0, 31536000, 63072000], dtype=np.int64)
-    out = _core.build_indices(ts, np.ones(3), np.full(3, 0.03), np.full(3, 0.12), PROTOCOLS[protocol])
+    out = _core.build_indices(ts, np.ones(3), np.full(3, 0.03), np.full(3, 0.12), *venues.growth_codes(protocol))
     gs, gb = index_growth(PROTOCOLS[protocol], 0.03, 0.12, 31536000.0)
     assert out["sidx"][2] == pytest.approx(gs * gs, rel=1e-15)
     assert out["bidx"][2] == pytest.approx(gb * gb, rel=1e-15)
@@ -165,3 +204,26 @@ def test_the_config_hash_of_a_venue_without_own_keys_is_what_it_was():
     assert "venue" not in config_to_dict(load_config(root / "loop.toml"))["market"]
     v4 = config_to_dict(load_config(root / "aave-v4-wsteth-loop.toml"))["market"]
     assert v4["venue"] and all(len(kv) == 2 for kv in v4["venue"])
+
+
+def test_each_venue_names_its_own_risk_parameters():
+    from tests.helpers import market
+
+    # Compound III's market holds bonus = 1 - liquidation factor (0.92 for weETH on cWETHv3, PROTOCOLS.md):
+    # read by name it is the factor itself, and the collateral factors are the market's ltv and lt
+    m = market([1.0, 1.0], ltv=0.82, lt=0.87, bonus=1.0 - 0.92, pfee=0.0)
+    comet = venues.risk_parameters("compound-v3", m)
+    assert set(comet) == {"borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor"}
+    assert np.allclose(comet["liquidation_factor"], 0.92, rtol=0, atol=1e-15)
+    assert np.all(comet["borrow_collateral_factor"] == 0.82) and np.all(comet["liquidate_collateral_factor"] == 0.87)
+    # Morpho Blue: one LLTV; LIF = 1 + the bonus column (1 / (0.3 x 0.945 + 0.7) = 1.016777 at LLTV 94.5 %)
+    lif = 1.0 / (0.3 * 0.945 + 0.7)
+    morpho = venues.risk_parameters("morpho-blue", market([1.0], ltv=0.945, lt=0.945, bonus=lif - 1.0, pfee=0.0))
+    assert set(morpho) == {"lltv", "liquidation_incentive_factor"}
+    assert morpho["lltv"][0] == 0.945 and abs(morpho["liquidation_incentive_factor"][0] - lif) < 1e-15
+    v4 = venues.risk_parameters("aave-v4", market([1.0], ltv=0.955, lt=0.955, bonus=0.01, pfee=0.1))
+    assert (v4["collateral_factor"][0], v4["max_liquidation_bonus"][0], v4["liquidation_fee"][0]) == (0.955, 0.01, 0.1)
+    aave = venues.risk_parameters("aave-v3", m)
+    assert set(aave) == {"ltv", "liquidation_threshold", "liquidation_bonus", "liquidation_protocol_fee"}
+    with pytest.raises(KeyError, match="compound-v3 has no risk parameter 'liquidation_bonus'"):
+        comet["liquidation_bonus"]
