@@ -1,6 +1,6 @@
-"""The report of a real sweep, opened in headless Chromium as a person would: no console error, no request
-leaving the file (it opens offline), every figure rendered by plotly with its traces, and a screenshot that
-is not blank, figure by figure.
+"""The report of real sweeps (the June 2022 replay on the bundled lake, tests/report_sweep.py) opened in
+headless Chromium as a person would: no console error, no request leaving the file (it opens offline), every
+figure rendered by plotly with its traces, and a screenshot that is not blank, figure by figure.
 
 Chromium is Debian's `chromium` package (.ci/run installs it). Without a chromium binary this test skips on a
 developer's machine and FAILS under CI=true, so CI can never pass without having looked at the page.
@@ -14,7 +14,6 @@ import pytest
 
 from backtest.report import write_report
 from tests.chromium import Browser, find
-from tests.pins import SHARED
 from tests.report_sweep import run_real_2022, run_sweep
 
 CHROMIUM = find()
@@ -23,10 +22,14 @@ FIGURES = ["fig-heatmap-net-apy", "fig-heatmap-liq-loss", "fig-equity", "fig-hea
            "fig-breakdown"]
 SHOT = os.environ.get("BACKTEST_REPORT_SCREENSHOT")     # keep the screenshot there (to look at it)
 
-# waits (up to 60 s, a busy CI machine) until every listed figure has plotly's layout and its SVG, then describes each one
+# waits (up to 60 s, a busy CI machine) until every listed figure has plotly's layout and its SVG, then
+# describes each one
 RENDERED = """(async () => {
   const ids = document.body.dataset.figures.split(' ');
-  const done = id => { const d = document.getElementById(id); return d && d._fullLayout && d.querySelector('.main-svg'); };
+  const done = id => {
+    const d = document.getElementById(id);
+    return d && d._fullLayout && d.querySelector('.main-svg');
+  };
   for (let i = 0; i < 600 && !ids.every(done); i++) await new Promise(r => setTimeout(r, 100));
   return ids.map(id => {
     const d = document.getElementById(id), r = d.getBoundingClientRect();
@@ -78,15 +81,14 @@ def _check_page(figures, errors, requests, shot: Path, expected=FIGURES) -> dict
 
 
 def test_the_report_of_the_june_2022_replay_renders_in_headless_chromium(tmp_path):
-    if not SHARED.is_dir():
-        pytest.skip("needs ../shared/data")
     binary = _need_chromium()
     results = run_real_2022(tmp_path)
     page = write_report(results, tmp_path / "report.html")
     by_id = _check_page(*_open(binary, page, tmp_path / "real.png"), tmp_path / "real.png")
-    # 11 target LTVs: 5 top and 5 bottom drawn, the two liquidated (0.78, 0.80) among the bottom
+    # 11 target LTVs: 5 top and 5 bottom drawn (+ the hold line / the liquidation markers of 0.78 and 0.80)
     assert by_id["fig-equity"]["traces"] == by_id["fig-health"]["traces"] == 11
-    assert "episode(s) found" in page.read_text()
+    text = page.read_text()
+    assert "episode(s) found" in text and "2 of 11 configuration(s) liquidated at least once" in text
 
 
 def test_the_report_of_a_real_sweep_renders_in_headless_chromium(tmp_path):
