@@ -119,11 +119,16 @@ def episode_spans(rs: ResultSet) -> list[tuple[int, int, str, float | None]]:
 
 
 def _shade(fig: go.Figure, spans, annotate: bool = False, **where) -> None:
+    """Shade each episode; with annotate, label the deepest one (close episodes' labels would overlap; the
+    episodes table lists them all)."""
+    depths = [w for *_, w in spans if w is not None and math.isfinite(w)]
+    deepest = max(depths) if depths else None
     for s, e, kind, worst in spans:
         colour = EPISODE_COLOURS.get(kind, EPISODE_COLOURS["market"])
         text = {}
-        if annotate and worst is not None and math.isfinite(worst):
-            text = {"annotation_text": f"{kind}: worst −{worst * 100:.1f} %", "annotation_position": "top left",
+        if annotate and worst is not None and worst == deepest:
+            text = {"annotation_text": f"deepest {kind} episode: −{worst * 100:.1f} %",
+                    "annotation_position": "top left",
                     "annotation_font_size": 10}
         fig.add_vrect(x0=int(_times([s])[0]), x1=int(_times([max(e, s + 1)])[0]), fillcolor=colour, line_width=0,
                       layer="below", **text, **where)

@@ -141,8 +141,8 @@ def breakdown(rs: ResultSet, chosen: list[int]) -> go.Figure | None:
                                                                         "color": "black"})
     debt = rows[0].get("debt_asset") or rs.unit("summary", "pnl")
     fig.update_layout(barmode="relative", title="Where the P&L came from (chosen configurations)",
-                      yaxis_title=str(debt), height=520, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom"},
-                      margin={"t": 110, "b": 150}, xaxis_tickangle=30)
+                      yaxis_title=str(debt), height=600, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom"},
+                      margin={"t": 110, "b": 40}, xaxis_tickangle=30, xaxis_automargin=True)
     return fig
 
 
