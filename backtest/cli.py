@@ -16,6 +16,7 @@ from backtest.errors import BacktestError, InputError
 
 
 from backtest.cli_views import DEFAULT_TOP, FORMATS, Progress, echo_frame, print_summary
+from backtest.cli_views import Progress as _Progress, fmt as _fmt  # noqa: F401  (their names before cli_views)
 
 PROGRESS_STEPS = 50     # progress updates asked of a run on a terminal (smaller batches, same results)
 

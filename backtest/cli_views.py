@@ -80,10 +80,15 @@ def fit_columns(rows: list[dict], labels: list[str], available: list[str], width
 
 
 def print_summary(summary: pl.DataFrame, labels: list[str], top: int = DEFAULT_TOP, sort: str | None = None,
-                  ascending: bool = False, width: int | None = None, where: str | None = None) -> None:
-    """The summary table fitted to the terminal (or `width`); where: the result set, named in the footer."""
+                  ascending: bool = False, width: int | None = None, where: str | None = None,
+                  limit: int | None = None) -> None:
+    """The summary table fitted to the terminal (or `width`); where: the result set, named in the footer;
+    limit: the old name of top."""
     from rich.console import Console
     from rich.table import Table
+
+    if limit is not None:
+        top = limit
 
     console = Console(width=width) if width else Console()
     shown = sort_summary(summary, sort, ascending).head(top)

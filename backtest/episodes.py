@@ -123,10 +123,17 @@ def number_episodes(groups: list[list[Episode]]) -> None:
             ep.episode_id = ids.setdefault(ep.key(), len(ids))
 
 
-def extra_record_indices(episodes: list[Episode]) -> np.ndarray:
-    """The blocks the core must record for the episodes: the one before each (when there is one) and its last."""
+def extra_record_indices(episodes: list[Episode], samples: np.ndarray | None = None) -> np.ndarray:
+    """The blocks the core must record for the episodes: the one before each (when there is one), its last, and
+    the blocks of `samples` (e.g. hourly, for the lowest HF) inside it."""
     idx = {ep.end for ep in episodes} | {ep.start - 1 for ep in episodes if ep.start > 0}
-    return np.array(sorted(idx), dtype=np.int64)
+    out = np.array(sorted(idx), dtype=np.int64)
+    if samples is not None and len(episodes):
+        inside = np.zeros(len(samples), dtype=bool)
+        for ep in episodes:
+            inside |= (samples >= ep.start) & (samples <= ep.end)
+        out = np.union1d(out, samples[inside])
+    return out.astype(np.int64)
 
 
 # --- fair-value liquidation loss -------------------------------------------------------------------------

@@ -300,9 +300,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "episode_pnl": ("debt", "equity_after - equity_before"),
     "episode_return": ("fraction", "episode_pnl / equity_before"),
     "episode_pnl_rate": ("debt", "the same P&L with the collateral at the exchange rate"),
-    "episode_min_hf": ("ratio", "lowest health factor seen in the episode: at its time-series samples, its "
-                                "boundaries, after its events, and the run's min_hf if that block is inside "
-                                "(NaN: no debt)"),
+    "episode_min_hf": ("ratio", "lowest health factor seen in the episode: hourly and at its time-series "
+                                "samples, its last block, after its events, and the run's min_hf if that block "
+                                "is inside (NaN: no debt)"),
     "episode_liq_count": ("count", "liquidation calls inside the episode"),
     "episode_liq_debt_repaid": ("debt", "debt repaid by liquidators inside the episode"),
     "episode_liq_penalty": ("debt", "liquidation penalty (oracle price) inside the episode"),

@@ -55,6 +55,7 @@ from backtest.results import events_frame, liquidation_losses, summary_frame, ti
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
 MAX_BATCH = 256                           # configurations per batch (resume and progress granularity)
+EPISODE_SAMPLE_S = 3600                   # inside a de-peg episode the core records at least hourly
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -195,11 +196,16 @@ class Prepared:
     # de-peg episodes (backtest/episodes.py): the core records at run_idx, the time-series samples (rows
     # ts_rows of it) plus the blocks the episodes read; oracle_prices [lane, leg, block] where an episode
     # or a Compound III loss needs them
-    episodes: list[Episode] = None
-    run_idx: np.ndarray = None
-    ts_rows: np.ndarray = None
+    episodes: list[Episode] | None = None
+    run_idx: np.ndarray | None = None
+    ts_rows: np.ndarray | None = None
     oracle_prices: np.ndarray | None = None
     threshold: float = 0.0
+
+    @property
+    def record_at(self) -> np.ndarray:
+        """The blocks the core records: run_idx (rec_idx when no episodes were looked for)."""
+        return self.rec_idx if self.run_idx is None else self.run_idx
 
     def split(self, out: Outputs) -> tuple[Outputs, np.ndarray]:
         """The outputs as the time series sees them (its own samples) and the records at run_idx."""
@@ -228,7 +234,9 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
         por = build_lanes(market, lanes, CHUNK)["por"]
         por = por if por.ndim == 3 else por[:, None, :]
     episodes = find_episodes(market, tokens, lanes, por, ep_cfg.threshold, ep_cfg.merge_gap)
-    run_idx = np.union1d(rec_idx, extra_record_indices(episodes)).astype(np.int64)
+    # inside an episode the core also records hourly, whatever run.record says: its lowest HF is read there
+    hourly = record_indices(market, EPISODE_SAMPLE_S) if episodes else None
+    run_idx = np.union1d(rec_idx, extra_record_indices(episodes, hourly)).astype(np.int64)
     ts_rows = np.searchsorted(run_idx, rec_idx).astype(np.int64)
     legs = n_legs(market)                   # several legs: 4 more fields a record per leg (leg_records)
     per_cfg = max(1, len(run_idx) * (11 + (4 * legs if legs > 1 else 0)) * 8)
@@ -249,9 +257,9 @@ def batch_frames(points, ids: list[int], out: Outputs, market: Market, prep: Pre
     capital, debt = [c.strategy.capital for c in cfgs], [c.market.debt for c in cfgs]
     summary = summary_frame(out, market, [points[i][0] for i in ids], ids, capital, debt, losses=losses)
     episodes = None
-    if prep is not None:
+    if prep is not None and prep.episodes is not None:
         episodes = episode_frame(prep.episodes, market, prep.threshold, ids, lanes_of, capital, debt,
-                                 out.summaries, out.events, losses, records, prep.run_idx)
+                                 out.summaries, out.events, losses, records, prep.record_at)
     return summary, events_frame(out, market, ids), episodes
 
 
@@ -281,10 +289,10 @@ def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, eng
             params = encode_params([points[i][1] for i in ids], prep.lanes)
             weights = leg_weights([points[i][1] for i in ids], prep.market) if n_legs(prep.market) > 1 else None
             if engine == "core":
-                out = run_core(prep.market, params, prep.lanes, prep.run_idx, prep.metric_every, CHUNK, dense,
+                out = run_core(prep.market, params, prep.lanes, prep.record_at, prep.metric_every, CHUNK, dense,
                                workers, lane_arrays=lane_arrays, weights=weights)
             elif engine == "reference":
-                out = run_reference_batch(prep.market, params, prep.lanes, prep.run_idx, prep.metric_every,
+                out = run_reference_batch(prep.market, params, prep.lanes, prep.record_at, prep.metric_every,
                                           weights, configs=[points[i][1] for i in ids])
             else:
                 raise ConfigError(f"--engine {engine!r}: use 'core' or 'reference'")
@@ -336,7 +344,7 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
         for g, (prep, todo) in enumerate(jobs):
             if not todo:
                 continue
-            payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.run_idx,
+            payload = {"market": prep.market, "lanes": prep.lanes, "rec_idx": prep.record_at,
                        "metric_every": prep.metric_every, "key": f"{prep.market.data_hash}:{g}"}
             [fut] = client.scatter([payload], broadcast=True)
             # enough tasks to keep every worker busy, bounded by the memory budget per batch
@@ -348,7 +356,7 @@ def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dens
                 tasks.append(client.submit(_dask_batch, fut, params, ids, dense, pure=False))
             for done in as_completed(tasks):
                 ids, summaries, events, records = done.result()
-                write_batch_outputs(points, ids, Outputs(summaries, events, records, prep.run_idx), prep, work)
+                write_batch_outputs(points, ids, Outputs(summaries, events, records, prep.record_at), prep, work)
                 if progress is not None:
                     progress(len(ids), len(ids) * len(prep.market))
     finally:

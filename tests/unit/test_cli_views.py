@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from backtest import cli_views
 from backtest.cli import cli
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "steth-2022-v2.toml"      # a sweep of 10 target LTVs, 0.50 to 0.68
@@ -31,7 +32,8 @@ def invoke(*args, env=None):
 @pytest.fixture(scope="module")
 def result_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("views")
-    r = CliRunner().invoke(cli, ["run", str(EXAMPLE), "--set", f'run.output="{out}"', "--quiet"],
+    r = CliRunner().invoke(cli, ["run", str(EXAMPLE), "--set", f'run.output="{out}"', "--set",
+                                 f'run.data="{synth_lake()}"', "--quiet"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return out / "steth-2022-aave-v2"
@@ -136,7 +138,8 @@ def test_progress_starts_at_alignment_and_reaches_the_first_configurations(tmp_p
             calls.append(("advance", configs))
 
     monkeypatch.setattr("backtest.cli.Progress", Spy)
-    r = invoke("run", EXAMPLE, "--set", f'run.output="{tmp_path}"', "--set", 'run.end="2022-05-10"',
+    lake = ["--set", f'run.data="{synth_lake()}"']
+    r = invoke("run", EXAMPLE, "--set", f'run.output="{tmp_path}"', "--set", 'run.end="2022-05-10"', *lake,
                "--workers", "2")
     assert r.exit_code == 0, r.output
     assert calls[0] == ("align", 0, 1) and calls[1] == ("align", 1, 1) and calls[2] == ("start", 10)
@@ -145,7 +148,7 @@ def test_progress_starts_at_alignment_and_reaches_the_first_configurations(tmp_p
     assert sum(advances) == 10 and len(advances) == 5
     # and the result set is the one a run without progress writes
     quiet = invoke("run", EXAMPLE, "--set", f'run.output="{tmp_path / "q"}"', "--set", 'run.end="2022-05-10"',
-                   "--quiet")
+                   *lake, "--quiet")
     assert quiet.exit_code == 0
     for name in ("summary.parquet", "events.parquet", "episodes.parquet"):
         a = (tmp_path / "steth-2022-aave-v2" / name).read_bytes()

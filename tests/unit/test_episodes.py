@@ -194,6 +194,15 @@ def test_oracle_episodes_list_only_their_lanes_configurations():
     assert df["config_id"].to_list() == [1] and df["oracle"].to_list() == ["chainlink"]
 
 
+def test_episodes_are_recorded_before_at_the_end_and_at_the_samples_inside():
+    m = market(np.array([1.0, 1.0, 0.9, 0.9, 0.9, 1.0, 0.9, 1.0]), dt=H)
+    eps = find_episodes(m, ("stETH",), [Lane("market", 0.0, 86400)], None, T, 0)
+    assert [(e.start, e.end) for e in eps] == [(2, 4), (6, 6)]
+    assert extra_record_indices(eps).tolist() == [1, 4, 5, 6]
+    # samples every other block: those inside an episode (2, 4, 6) join; 0 is outside
+    assert extra_record_indices(eps, np.array([0, 2, 4, 6])).tolist() == [1, 2, 4, 5, 6]
+
+
 def test_extra_records_leave_the_time_series_bit_identical():
     # the core records at the episodes' blocks too; the samples the time series keeps do not move a bit
     prices = np.concatenate([np.full(300, 1.2), np.linspace(1.2, 1.1, 200), np.full(300, 1.15)])

@@ -12,13 +12,14 @@ import backtest
 from backtest.config import config_hash, load_config
 from backtest.episodes import EPISODE_SCHEMA
 from backtest.errors import ConfigError
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "steth-2022-v2.toml"
+EXAMPLE = REPO / "examples" / "steth-2022-v2.toml"     # on the synthetic stETH de-peg lake
 
 
 def _run(out: Path, **extra):
-    ov = {"run.output": str(out), "run.data": str(REPO / "data"), **extra}
+    ov = {"run.output": str(out), "run.data": str(synth_lake()), **extra}
     return backtest.run(EXAMPLE, overrides=ov)
 
 
@@ -66,6 +67,13 @@ def test_an_episode_over_the_whole_window_agrees_with_every_block(every_block):
         assert row["episode_min_hf"] == sm["min_hf"] == ts["hf"].min()
         assert row["worst_discount"] == (1 - ts["market_price"] / ts["exchange_rate"]).max()
         assert row["hold_pnl"] == pytest.approx(sm["hold_end_equity"] - sm["capital"], rel=1e-12)
+
+
+def test_episodes_do_not_depend_on_the_time_series_sampling(result, tmp_path):
+    # with no time series the core still records hourly inside the episodes: the same rows, lowest HF included
+    none = _run(tmp_path, **{"episodes.threshold": 0.01, "episodes.merge_gap": "6h", "run.record": "none"})
+    assert not (Path(none["path"]) / "timeseries").exists()
+    assert none["episodes"].equals(result["episodes"])
 
 
 def test_the_discount_is_the_lake_price_against_the_rate(result):
@@ -121,3 +129,32 @@ def test_a_stricter_threshold_finds_fewer_or_shallower_episodes(tmp_path):
     res = _run(tmp_path, **{"episodes.threshold": 0.9})
     ep = pl.read_parquet(Path(res["path"]) / "episodes.parquet")
     assert ep.height == 0 and dict(ep.schema) == EPISODE_SCHEMA
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_episodes(tmp_path):
+    ov = {"episodes.threshold": 0.01, "episodes.merge_gap": "6h"}
+    whole = _run(tmp_path / "whole", **ov)
+
+    def stop_after_the_first_batch(configs, blocks):
+        raise Stop
+
+    with pytest.raises(Stop):
+        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(synth_lake()), **ov},
+                     batch_size=4, progress=stop_after_the_first_batch)
+    resumed = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut"), "run.data": str(synth_lake()),
+                                               **ov}, batch_size=4, resume=True)
+    assert resumed["manifest"]["resumed_configs"] == 4
+    a, b = Path(whole["path"]) / "episodes.parquet", Path(resumed["path"]) / "episodes.parquet"
+    assert a.read_bytes() == b.read_bytes()
+    # another threshold is another set of episodes: a resume starts afresh
+    with pytest.raises(Stop):
+        backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(synth_lake()), **ov},
+                     batch_size=4, progress=stop_after_the_first_batch)
+    other = backtest.run(EXAMPLE, overrides={"run.output": str(tmp_path / "cut2"), "run.data": str(synth_lake()),
+                                             **ov, "episodes.threshold": 0.02}, batch_size=4, resume=True)
+    assert other["manifest"]["resumed_configs"] == 0
+    assert (other["episodes"]["threshold"] == 0.02).all()
