@@ -43,8 +43,10 @@ def enum_codes() -> dict[str, Any]:
 def build_lane(ts: I64, xrate: F64, price: F64, feed: F64, lt: F64, sidx: F64, bidx: F64, oracle: int,
                capo_growth: float, capo_age: int, chunk: int, por: F64, a: F64, amin: F64, amax: F64, aarg: I64,
                pre_ts: I64 | None = None, pre_xrate: F64 | None = None,
-               underlying_price: F64 | None = None) -> None:
-    """Fill one lane in place: oracle price, a = oracle x LT x sidx / bidx, per-chunk min / max / argmin of a."""
+               underlying_price: F64 | None = None, oracle_scale: F64 | None = None,
+               oracle_cap: F64 | None = None) -> None:
+    """Fill one lane in place: oracle price, a = oracle x LT x sidx / bidx, per-chunk min / max / argmin of a.
+    oracle_scale / oracle_cap: the [[scenario]] oracle offset and governance CAPO cap (None: none)."""
 
 
 def chunk_qmin(price: F64, xrate: F64, chunk: int, underlying_price: F64 | None = None) -> F64:
@@ -80,3 +82,33 @@ def set_full_body_only(on: bool) -> None:
 
 def struct_sizes() -> dict[str, int]:
     """sizeof of the packed Params, Summary and Event structs."""
+
+
+# --- the strategy book (ext/_book.pxi); backtest/reference_book.py names the summary vectors
+def stableswap_invariant(x0: float, x1: float, amp: float) -> float:
+    """D of a 2-coin StableSwap pool at balances x0, x1."""
+
+
+def stableswap_pool_price(x0: float, x1: float, amp: float) -> float:
+    """The pool's price of coin 1 in coin 0 at these balances."""
+
+
+def book_lp(reserve0: F64, reserve1: F64, virtual_price: F64, amp: F64, price: F64, gas_gwei: F64,
+            capital: float, gas_open: float, gas_close: float) -> tuple[F64, F64, F64, F64]:
+    """A Curve StableSwap share marked at market prices: (LP_FIELDS vector, value, hold, LST share)."""
+
+
+def book_vault(ts: I64, price: F64, oracle: F64, supply_apr: F64, borrow_apr: F64, lt: F64, bonus: F64,
+               gas_gwei: F64, params: F64, max_events: int = 100000) -> tuple[F64, F64, F64]:
+    """A lend / loop vault with fees charged block by block: (VAULT_FIELDS vector, holder value, event rows)."""
+
+
+def book_basket(ts: I64, prices: F64, natives: F64, weights: F64, capital: float, swap_fee: float,
+                every: int, max_events: int = 100000) -> tuple[F64, F64, F64, F64, F64]:
+    """A re-weighted basket against the natives: (BASKET_FIELDS vector, value, bench, end units, event rows)."""
+
+
+def book_farm(ts: I64, deposit_price: F64, reward_rate: F64, reward_price: F64, capital: float,
+              swap_fee: float, halving: float, sell_every: int, exit_after: int,
+              max_events: int = 100000) -> tuple[F64, F64, F64]:
+    """A liquidity-mining deposit: (FARM_FIELDS vector, value, event rows)."""

@@ -83,6 +83,13 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         clock = now
 
     cfg = _load(config, overrides)
+    from backtest.strategy_book import BOOK_KINDS
+
+    if cfg.strategy.kind in BOOK_KINDS:        # the strategy book's kinds have their own engines
+        from backtest.strategy_book import run_book_config
+
+        res = run_book_config(cfg, engine, write=write, force=force, grids=grids, zip_=zip_)
+        return {"summary": res["summary"], "events": res["events"], "path": res["path"], "manifest": None}
     points = expand_sweep(cfg, grids, zip_)
     groups = group_points(points, list(range(len(points))))
     hashes = [config_hash(c) for _, c in points]

@@ -74,7 +74,17 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
                       progress_every=PROGRESS_STEPS if prog.enabled else 0)
     finally:
         prog.stop()
-    if not quiet:
+    if not quiet and res["manifest"] is None:      # a strategy-book kind (backtest/strategy_book.py)
+        labels = [c for c in res["summary"].columns if "." in c]
+        for r in res["summary"].iter_rows(named=True):
+            swept = "".join(f" {k}={r[k]}" for k in labels)
+            click.echo(f"[{r['config_id']}]{swept} {r['kind']}: end value {r['end_value']:.6g} {r['unit']} from "
+                       f"{r['capital']:.6g}, net APY {r['net_apy']:.2%} (hold {r['hold_apy']:.2%}), max drawdown "
+                       f"{r['max_drawdown']:.2%}, costs {r['total_costs']:.4g}")
+        if res["summary"]["notes"][0]:
+            click.echo(f"notes: {res['summary']['notes'][0]}")
+        click.echo(f"result set: {res['path']}")
+    elif not quiet:
         labels = [p for p in res["summary"].columns if "." in p]
         print_summary(res["summary"], labels, top=top, sort=sort, ascending=ascending, where=str(res["path"]))
         m = res["manifest"]
@@ -186,6 +196,24 @@ def report(results_dir, output, metric, top, filters, config_ids, axes):
     path = write_report(results_dir, output, metric=metric, top=top, filters=tuple(filters),
                         config_ids=tuple(config_ids), axes=tuple(a.strip() for a in axes.split(",")) if axes else None)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@cli.command("book")
+@click.option("--window", default="real-2024", show_default=True,
+              help="real-2024 (2024-05-14..2025-09-18), june-2022 (2022-05-02..2022-09-30) or START..END")
+@click.option("--capital", type=float, default=1000.0, show_default=True, help="dollars put into each strategy")
+@click.option("--data", "data_dir", default="data", show_default=True, help="the lake")
+@click.option("--output", default="results", show_default=True, help="writes OUTPUT/book/")
+@click.option("--configs", default=None, help="a folder of book configs (default: examples/book/)")
+@click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True,
+              help="the book kinds' engine: the Cython core or the plain-Python reference")
+def book_cmd(window, capital, data_dir, output, configs, engine):
+    """The strategy book: every advertised strategy replayed over one window, "what $1,000 became"."""
+    from backtest.book import EXAMPLES, book, print_book
+
+    frame = book(window, capital, data_dir, output, Path(configs) if configs else EXAMPLES, engine)
+    print_book(frame, capital)
+    click.echo(f"book: {Path(output) / 'book' / 'book.parquet'}")
 
 
 from backtest.cli_data import data  # noqa: E402  (the `data` group lives in its own module)

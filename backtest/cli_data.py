@@ -31,10 +31,10 @@ def data():
               help="the synthetic lake (never data/: the bundled lake is real history)")
 def data_synth(name, lake):
     """Write the deterministic synthetic market NAME into a lake (default synth/)."""
-    from backtest.data.synth import SCENARIOS, synth
+    from backtest.data.synth import ALL_SCENARIOS, synth
 
-    if name not in SCENARIOS:
-        raise InputError(f"unknown synthetic market {name!r}; choose one of: {', '.join(sorted(SCENARIOS))}")
+    if name not in ALL_SCENARIOS:
+        raise InputError(f"unknown synthetic market {name!r}; choose one of: {', '.join(sorted(ALL_SCENARIOS))}")
     paths = synth(name, Path(lake))
     click.echo(f"{name}: wrote {len(paths)} file(s) into {lake}")
 

@@ -42,6 +42,9 @@ class MarketConfig:
     supply_rate: float | None = None              # APR override of the collateral's supply rate
     capo_growth: float | None = None              # CAPO max yearly ratio growth; None = per-asset default
     capo_snapshot_age: int = 7 * 86400
+    liquidation_delay: int = 0     # blocks HF stays below 1 before liquidators act (0 = the first block, the default)
+    liquidation_gas: float = 0.0   # gas units a liquidation costs its liquidator: > 0, it repays the amount that
+                                   # earns it most (a partial when the bonus does not cover gas + slippage); 0 = full
     v33_from: int = 1740441600                    # 2025-02-25 00:00 UTC: Aave v3.3 on Ethereum; the loader
                                                   # sets params.v33_from(protocol): Spark never (2**62)
     lltv: float | None = None                     # morpho-blue: the market's LLTV (max LTV = liquidation LTV)
@@ -90,6 +93,55 @@ class CollateralLeg:
 
 
 @dataclass(frozen=True)
+class LpConfig:
+    """[strategy.lp]: a share of a 2-coin Curve StableSwap pool of the lake's ``liquidity`` table (token0 the
+    native, token1 the LST), bought at its market value and marked at the LST's market price."""
+    pool: str                      # the liquidity table's pool key, e.g. "curve:0xDC24316b9AE028F1497c275EB9192a3Ea0f67022"
+    lp_token: str                  # the LP token whose exchange_rates hold the pool's virtual price ("steCRV")
+    amp: float | None = None       # the invariant's A where the lake's amp is null (Curve's A() is A n^(n-1))
+
+
+@dataclass(frozen=True)
+class VaultConfig:
+    """[strategy.vault]: an auto-compounding wrapper over a lend or a loop of market.collateral, rebalanced to
+    strategy.target_ltv when the LTV leaves target +- band (checked every check_every), fees charged block by
+    block as shares minted to the manager."""
+    over: str = "lend"             # lend | loop
+    band: float = 0.02             # LTV tolerance before a rebalance
+    check_every: int = 86400       # seconds
+    management_fee: float = 0.02   # per year, on the vault's assets
+    performance_fee: float = 0.10  # on gains over the high-water mark of the price per share
+
+
+@dataclass(frozen=True)
+class BasketConfig:
+    """[strategy.basket]: tokens and weights, re-weighted every ``rebalance_every`` (0: never), valued in USD;
+    benchmark: the same weights of each token's native asset."""
+    weights: tuple[tuple[str, float], ...]
+    rebalance_every: int = 30 * 86400
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    """[strategy.farm]: market.collateral deposited, earning the lake's ``rewards`` rows (token = the deposit,
+    kind = reward_token; amount per deposited token per day/week/year), optionally halving every ``halving``,
+    sold every ``sell_every`` at the reward token's market price, the deposit sold after ``exit_after``."""
+    reward_token: str
+    exit_after: int
+    sell_every: int = 86400
+    halving: int = 0               # seconds; 0 = the rewards rows alone
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    """The table of the one book kind a config defines (the others None)."""
+    lp: LpConfig | None = None
+    vault: VaultConfig | None = None
+    basket: BasketConfig | None = None
+    farm: FarmConfig | None = None
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     kind: str = "loop"             # hold | lend | loop | flash-loan
     capital: float = 100.0
@@ -103,6 +155,8 @@ class StrategyConfig:
     # [[strategy.collateral]]: two or more collaterals against the one debt (empty = the one market.collateral;
     # a single [[strategy.collateral]] is folded into market.collateral by the loader)
     collateral: tuple[CollateralLeg, ...] = ()
+    # the strategy book's kinds (basket, lp, vault, farm): their own table; None for the loop engine's kinds
+    book: BookConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -121,13 +175,21 @@ class CostsConfig:
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    kind: str                      # depeg | rate_spike | utilization
+    """One [[scenario]] overlay; backtest.data.request.Scenario says what each field means per kind."""
+    kind: str                      # depeg | rate_spike | utilization | slash | gas_spike | oracle | capo_snapshot
     asset: str
     at: int                        # epoch seconds
-    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added;
-                                   # utilization: utilisation added (clipped to 1), for the AdaptiveCurveIRM
+    depth: float | None            # depeg / oracle: fractional drop; rate_spike: APR added; utilization:
+                                   # utilisation added (clipped to 1); slash: fraction cut; gas_spike: gwei added;
+                                   # capo_snapshot: the snapshot below the live rate, as a fraction
     duration: int                  # seconds
-    shape: str = "v"               # v | step
+    shape: str = "v"               # v | step | linear
+    recovery: int = 0              # seconds (step / linear): fade back to 0 after the duration
+    level: float | None = None     # rate_spike: APR during it; gas_spike: gwei
+    multiple: float | None = None  # rate_spike / gas_spike: factor
+    ratio: float | None = None     # capo_snapshot: the snapshot ratio itself
+    snapshot_at: int | None = None # capo_snapshot: its timestamp (default: at)
+    growth: float | None = None    # capo_snapshot: max yearly growth (default: market.capo_growth / the asset's)
 
 
 @dataclass(frozen=True)

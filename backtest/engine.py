@@ -27,6 +27,7 @@ from backtest.schema import (
     SUMMARY_DTYPE,
 )
 from backtest.venues import aave_v3 as _aave_v3
+from backtest.venues import venue
 
 # CAPO max yearly ratio growth per asset (PROTOCOLS.md: 9.68 %/yr wstETH, 9.3 % rETH; weETH 8.75 %, bgd-labs/aave-capo
 # scripts/DeployEthereumWeEth.s.sol maxYearlyRatioGrowthPercent 8_75)
@@ -84,6 +85,15 @@ def lane_of(cfg: Config) -> Lane:
     return Lane(mk.oracle, float(growth), int(mk.capo_snapshot_age), mk.protocol)
 
 
+def queue_frozen(cfg: Config) -> tuple[int, int]:
+    """(from, until) of the run's [[scenario]] withdrawals_frozen (one per run: config rules), or (0, 0): a replay
+    parameter of both engines, not a market array."""
+    for sc in cfg.scenarios:
+        if sc.kind == "withdrawals_frozen":
+            return sc.at, sc.at + sc.duration
+    return 0, 0
+
+
 def queue_delays(cfg: Config) -> tuple[int, int, int]:
     """(seconds a queued withdrawal waits, the same when requested at or after the third value, 0 = never):
     strategy.exit.queue_delay, else EigenLayer's dated delays for a restaked LRT, else DEFAULT_QUEUE_DELAY."""
@@ -120,6 +130,13 @@ def encode_params(configs: list[Config], lanes: list[Lane]) -> np.ndarray:
         if ex is not None:
             row["queue_delay"], row["queue_delay_late"], row["queue_late_from"] = queue_delays(cfg)
         row["depeg_below"] = ex.depeg_below if ex is not None else 0.0
+        row["liq_delay"] = mk.liquidation_delay
+        row["liq_gas"] = mk.liquidation_gas
+        if mk.liquidation_gas > 0 and (venue(mk.protocol).liquidation != "aave" or st.collateral):
+            raise ConfigError(f"market.liquidation_gas = {mk.liquidation_gas:g}: a profit-sized liquidation is "
+                              f"modelled for the Aave family and the generic venue with one collateral (not "
+                              f"{mk.protocol}{' with [[strategy.collateral]]' if st.collateral else ''})")
+        row["queue_frozen_from"], row["queue_frozen_until"] = queue_frozen(cfg)
         row["v33_from"] = mk.v33_from
         row["unwind_at_end"] = 1 if cfg.run.unwind_at_end else 0
         row["capital"] = st.capital
@@ -269,7 +286,7 @@ def build_lanes(market: Market, lanes: list[Lane], chunk: int = CHUNK) -> dict[s
         _core.build_lane(market.ts, market.xrate, market.price, market.oracle_feed, market.lt, out["sidx"],
                          out["bidx"], ORACLE_CODES[ln.oracle], ln.capo_growth, ln.capo_age, chunk,
                          out["por"][i], out["a"][i], out["amin"][i], out["amax"][i], out["aarg"][i],
-                         pre_ts, pre_x, market.underlying_price)
+                         pre_ts, pre_x, market.underlying_price, market.oracle_scale, market.oracle_cap)
     out["qmin"] = _core.chunk_qmin(market.price, market.xrate, chunk, market.underlying_price)
     # rewards per scaled token (as K for the staking yield): KR[b] = sum_j sidx[j-1] (reward[j] - reward[j-1])
     kr = np.zeros(n)

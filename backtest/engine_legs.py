@@ -95,7 +95,7 @@ def build_lanes_legs(market, lanes, chunk: int) -> dict[str, np.ndarray]:
             _core.build_lane(m.ts, m.xrate, m.price, m.oracle_feed, m.lt, out["sidx"][i], out["bidx"],
                              ORACLE_CODES[ln.oracle], growth[i], ln.capo_age, chunk, out["por"][j, i], out["a"][j, i],
                              out["amin"][j, i], out["amax"][j, i], out["aarg"][j, i], pre_ts, pre_x,
-                             m.underlying_price)
+                             m.underlying_price, m.oracle_scale, m.oracle_cap)
     out["qmin"] = np.min([_core.chunk_qmin(m.price, m.xrate, chunk, m.underlying_price) for m in market.legs], axis=0)
     starts = np.arange(0, n, chunk)
     out["schunk"] = np.ascontiguousarray(np.max([np.maximum.reduceat(m.slash, starts) for m in market.legs], axis=0),

@@ -45,10 +45,23 @@ def request_for(config: Config) -> MarketRequest:
         liquidation_protocol_fee=mk.liquidation_protocol_fee, lltv=mk.lltv, liquidation_factor=mk.liquidation_factor,
         borrow_rate=mk.borrow_rate, supply_rate=mk.supply_rate, utilization=mk.utilization,
         gas_gwei=float(gas) if gas_fixed else None,
-        scenarios=tuple(Scenario(s.kind, s.asset, s.at, s.depth, s.duration, s.shape) for s in config.scenarios),
+        scenarios=tuple(_scenario(s, mk, coll) for s in config.scenarios),
+        read_utilization=mk.irm != "adaptive-curve" and any(s.kind == "utilization" for s in config.scenarios),
         rewards=None if rw is None else RewardsSpec(rw.value, rw.price_per_point, rw.token),
         sources=tuple(run.sources), allow=tuple(run.allow),
     )
+
+
+def _scenario(s, mk, coll: str) -> Scenario:
+    """The data layer's overlay of one [[scenario]]; a capo_snapshot's growth defaults to the CAPO lane's
+    (market.capo_growth, else the asset's deployed max yearly growth)."""
+    growth = s.growth
+    if s.kind == "capo_snapshot" and growth is None:
+        from backtest.engine import CAPO_GROWTH     # the lanes' defaults live with the lanes
+
+        growth = mk.capo_growth if mk.capo_growth is not None else CAPO_GROWTH.get(s.asset)
+    return Scenario(s.kind, s.asset, s.at, s.depth, s.duration, s.shape, s.recovery, s.level, s.multiple, s.ratio,
+                    s.snapshot_at, growth)
 
 
 def finish(market: Market, config: Config) -> Market:

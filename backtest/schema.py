@@ -13,7 +13,9 @@ SECONDS_PER_YEAR = 365 * 24 * 3600  # Aave MathUtils.SECONDS_PER_YEAR
 PROTOCOLS = {"aave-v3": 0, "aave-v2": 1, "spark": 2, "morpho-blue": 3, "compound-v3": 4, "generic": 5,
              "aave-v4": 6}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
-STRATEGIES = {"hold": 0, "lend": 1, "loop": 2, "flash-loan": 3}
+STRATEGIES = {"hold": 0, "lend": 1, "loop": 2, "flash-loan": 3,
+              # the strategy book (ext/_book.pxi, backtest/reference_book.py): replayed by backtest.strategy_book
+              "basket": 4, "lp": 5, "vault": 6, "farm": 7}
 ENTRIES = {"swap": 0, "stake": 1}
 SLIPPAGE = {"none": 0, "linear": 1, "stableswap": 2, "constant-product": 3}
 EXIT_ROUTES = {"dex": 0, "queue": 1}
@@ -33,6 +35,7 @@ EVENT_KINDS = {
     "queue_release": 6,
     "unwind": 7,
     "slash": 8,             # the collateral token's exchange rate was cut (restaking slash), cost = value lost
+    "reward_sale": 9,       # a farm sold its accrued reward tokens (coll = tokens sold, debt = proceeds)
 }
 EVENT_NAMES = {v: k for k, v in EVENT_KINDS.items()}
 
@@ -82,6 +85,10 @@ PARAMS_DTYPE = np.dtype(
         ("v4_hf_max_bonus", "f8"),     # healthFactorForMaxBonus
         ("v4_target_hf", "f8"),        # targetHealthFactor a liquidation restores
         ("v4_collateral_risk", "f8"),  # the user risk premium (one collateral: its collateral risk)
+        ("queue_frozen_from", "i8"),   # [[scenario]] withdrawals_frozen: a queue request in [from, until) waits
+        ("queue_frozen_until", "i8"),  # until `until`, then its delay; 0, 0 = never frozen
+        ("liq_delay", "i8"),           # blocks HF must stay below 1 before liquidators act (0 = at once)
+        ("liq_gas", "f8"),             # gas units per liquidation: > 0, the liquidator sizes its repay for profit
     ]
 )
 

@@ -3,7 +3,8 @@
 from libc.math cimport isnan
 from _types cimport (Params, Mkt, State, Out, PROTO_AAVE_V2, PROTO_AAVE_V3, PROTO_SPARK, EV_LIQUIDATION,
                      EV_BAD_DEBT)
-from _position cimport coll_of, debt_of, hf_of, settle, set_balances, push_event, book_liquidation, write_off_bad_debt
+from _position cimport (coll_of, debt_of, hf_of, settle, set_balances, push_event, book_liquidation,
+                        write_off_bad_debt, sell_quote)
 
 cdef extern from *:
     """
@@ -17,6 +18,38 @@ cdef extern from *:
 
 cdef enum:
     MAX_LIQUIDATIONS_PER_BLOCK = 64
+    LIQ_SEARCH_ITERS = 80           # ternary-search steps of a profit-sizing liquidator
+
+
+cdef inline double liq_profit(const Params* p, const Mkt* m, Py_ssize_t b, double repay, double lb, double pc,
+                              double pf, double gas_cost) noexcept nogil:
+    # what a liquidator earns repaying `repay`: its share of the seized tokens (the protocol fee is out of it) sold
+    # on the pool (swap fee, slippage against the pool's depth), minus the repay and its gas
+    cdef double seized = repay * lb / pc, fee, slip
+    cdef double keep = seized - (seized - seized / lb) * pf
+    return sell_quote(p, m, b, keep, &fee, &slip) - repay - gas_cost
+
+
+cdef inline double liquidator_repay(const Params* p, const Mkt* m, Py_ssize_t b, double max_repay, double lb,
+                                    double pc, double pf) noexcept nogil:
+    # the repay in (0, max_repay] that maximises liq_profit (concave: a ternary search; the full amount when it
+    # earns at least as much); 0 when the best earns nothing (the bonus does not cover the gas and the slippage)
+    cdef double gas_cost = p.liq_gas * (m.gas[b] if isnan(p.gas_gwei) else p.gas_gwei) * 1e-9 * m.gtp[b]
+    cdef double lo = 0.0, hi = max_repay, x1, x2, r
+    cdef int k
+    for k in range(LIQ_SEARCH_ITERS):
+        x1 = lo + (hi - lo) / 3.0
+        x2 = hi - (hi - lo) / 3.0
+        if liq_profit(p, m, b, x1, lb, pc, pf, gas_cost) < liq_profit(p, m, b, x2, lb, pc, pf, gas_cost):
+            lo = x1
+        else:
+            hi = x2
+    r = 0.5 * (lo + hi)
+    if liq_profit(p, m, b, max_repay, lb, pc, pf, gas_cost) >= liq_profit(p, m, b, r, lb, pc, pf, gas_cost):
+        r = max_repay
+    if not liq_profit(p, m, b, r, lb, pc, pf, gas_cost) > 0.0:
+        return 0.0
+    return r
 
 
 cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o, Py_ssize_t b) noexcept nogil:
@@ -24,7 +57,7 @@ cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o
     # balance), protocol fee = (seized - seized / LB) * fee out of the liquidator's share; v3.3 adds the
     # $2,000 full-close rule, the $1,000 leftover rule and the deficit write-off (Aave v3 and Spark only).
     cdef double coll, debt, hf, pc, lb, pf, usd, max_repay, repay, seized, fee_tokens, penalty, r1, r2, bad
-    cdef bint v33, big
+    cdef bint v33, big, partial = False
     cdef int i
     settle(st, m, o, b)
     for i in range(MAX_LIQUIDATIONS_PER_BLOCK):
@@ -64,6 +97,15 @@ cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o
                 if repay <= st.dust:
                     return
                 seized = repay * lb / pc
+        if p.liq_gas > 0.0:
+            # market.liquidation_gas: the liquidator sizes its repay for profit; a v3.3 partial must still leave
+            # $1,000 of debt, or it cannot be made
+            r1 = liquidator_repay(p, m, b, repay, lb, pc, pf)
+            if r1 <= st.dust or (v33 and r1 < debt and (debt - r1) * usd < MIN_LEFTOVER_USD):
+                return
+            partial = r1 < repay
+            repay = r1
+            seized = repay * lb / pc
         fee_tokens = (seized - seized / lb) * pf
         coll = coll - seized
         debt = debt - repay
@@ -74,3 +116,5 @@ cdef inline void aave_liquidate(State* st, const Params* p, const Mkt* m, Out* o
         if coll == 0.0 and debt > st.dust:
             write_off_bad_debt(st, m, o, b, debt)
             return
+        if partial:
+            return              # one profit-sized liquidation per block: the pool's depth is spent

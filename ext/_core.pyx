@@ -26,6 +26,7 @@ from libc.stdint cimport int64_t
 cimport numpy as cnp
 import numpy as np
 
+from _types cimport KIND_BASKET, KIND_LP, KIND_VAULT, KIND_FARM, EV_REWARD_SALE
 from _types cimport (Params, Summary, Event, Mkt, State, Out, N_RECORD, KIND_HOLD, KIND_LEND, KIND_LOOP,
                      KIND_FLASH, ENTRY_SWAP, ENTRY_STAKE, SLIP_NONE, SLIP_LINEAR, SLIP_STABLESWAP, SLIP_CPMM,
                      ROUTE_DEX, ROUTE_QUEUE, ORACLE_RATE, ORACLE_MARKET, ORACLE_CAPO, ORACLE_FEED, PROTO_AAVE_V3,
@@ -83,7 +84,18 @@ cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, cons
                       const double* price, const double* feed, const double* lt, const double* sidx, const double* bidx,
                       int oracle, double capo_growth, int64_t capo_age, Py_ssize_t npre, const int64_t* pre_ts,
                       const double* pre_xrate, double* por, double* a) noexcept nogil:
-    # step 3: the oracle price per the lane's mode, and a = oracle * LT * sidx / bidx
+    _build_lane_ov(n, ts, xrate, up, price, feed, lt, sidx, bidx, oracle, capo_growth, capo_age, npre, pre_ts,
+                   pre_xrate, NULL, NULL, por, a)
+
+
+cdef void _build_lane_ov(Py_ssize_t n, const int64_t* ts, const double* xrate, const double* up,
+                         const double* price, const double* feed, const double* lt, const double* sidx,
+                         const double* bidx, int oracle, double capo_growth, int64_t capo_age, Py_ssize_t npre,
+                         const int64_t* pre_ts, const double* pre_xrate, const double* oscale, const double* ocap,
+                         double* por, double* a) noexcept nogil:
+    # step 3: the oracle price per the lane's mode, and a = oracle * LT * sidx / bidx. The [[scenario]] oracle
+    # overlays (NULL = none): ocap, a governance-set CAPO cap (ratio units; NaN = the snapshot rule) that replaces
+    # the rule's cap on a CAPO lane; oscale, a factor on every lane's oracle price (1.0 = none)
     cdef Py_ssize_t b, j = 0, k = 0
     cdef int64_t snap_ts
     cdef double cap, snap
@@ -112,10 +124,14 @@ cdef void _build_lane(Py_ssize_t n, const int64_t* ts, const double* xrate, cons
                     j = b
                 snap = xrate[j]
             cap = snap * (1.0 + capo_growth * <double>(ts[b] - snap_ts) / SECONDS_PER_YEAR)
+            if ocap != NULL and ocap[b] == ocap[b]:
+                cap = ocap[b]
             por[b] = xrate[b] if xrate[b] < cap else cap
             # Aave's CAPO adapters price the token in USD, capped ratio x ETH/USD; over the debt's USD price
             # that is the capped ratio x the underlying in the debt asset (x 1.0 for a WETH debt)
             por[b] = por[b] * up[b]
+        if oscale != NULL:
+            por[b] = por[b] * oscale[b]
         a[b] = por[b] * lt[b] * sidx[b] / bidx[b]
 
 
@@ -206,7 +222,8 @@ def enum_codes():
     """Every enum of ext/_types.pxd by its config name, for the schema test against backtest/schema.py."""
     return {
         "protocol": protocol_codes(),
-        "kind": {"hold": KIND_HOLD, "lend": KIND_LEND, "loop": KIND_LOOP, "flash-loan": KIND_FLASH},
+        "kind": {"hold": KIND_HOLD, "lend": KIND_LEND, "loop": KIND_LOOP, "flash-loan": KIND_FLASH,
+                 "basket": KIND_BASKET, "lp": KIND_LP, "vault": KIND_VAULT, "farm": KIND_FARM},
         "entry": {"swap": ENTRY_SWAP, "stake": ENTRY_STAKE},
         "slippage": {"none": SLIP_NONE, "linear": SLIP_LINEAR, "stableswap": SLIP_STABLESWAP,
                      "constant-product": SLIP_CPMM},
@@ -215,7 +232,7 @@ def enum_codes():
                    "chainlink": ORACLE_FEED},
         "event": {"open": EV_OPEN, "loop": EV_LOOP, "rebalance": EV_REBALANCE, "liquidation": EV_LIQUIDATION,
                   "bad_debt": EV_BAD_DEBT, "exit": EV_EXIT, "queue_release": EV_QUEUE_RELEASE,
-                  "unwind": EV_UNWIND, "slash": EV_SLASH},
+                  "unwind": EV_UNWIND, "slash": EV_SLASH, "reward_sale": EV_REWARD_SALE},
         "n_record": N_RECORD,
     }
 
@@ -225,11 +242,23 @@ def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1]
                int oracle, double capo_growth, int64_t capo_age, Py_ssize_t chunk,
                double[::1] por, double[::1] a, double[::1] amin, double[::1] amax, int64_t[::1] aarg,
                const int64_t[::1] pre_ts=None, const double[::1] pre_xrate=None,
-               const double[::1] underlying_price=None):
+               const double[::1] underlying_price=None, const double[::1] oracle_scale=None,
+               const double[::1] oracle_cap=None):
     """Fill one lane in place: oracle price, a = oracle*LT*sidx/bidx, per-chunk min/max/argmin of a.
     pre_ts / pre_xrate: exchange-rate points before the window (CAPO snapshots taken before it);
-    underlying_price: the collateral's underlying in the debt asset, the CAPO price's factor (None: 1.0)."""
+    underlying_price: the collateral's underlying in the debt asset, the CAPO price's factor (None: 1.0);
+    oracle_scale / oracle_cap: the [[scenario]] oracle overlays (Market.oracle_scale / oracle_cap; None: none)."""
     cdef Py_ssize_t n = ts.shape[0], nch = (n + chunk - 1) // chunk
+    cdef const double* osc = NULL
+    cdef const double* ocp = NULL
+    if oracle_scale is not None:
+        if oracle_scale.shape[0] != n:
+            raise ValueError("build_lane: oracle_scale differs in length")
+        osc = &oracle_scale[0]
+    if oracle_cap is not None:
+        if oracle_cap.shape[0] != n:
+            raise ValueError("build_lane: oracle_cap differs in length")
+        ocp = &oracle_cap[0]
     if underlying_price is None:
         underlying_price = np.ones(n)
     if underlying_price.shape[0] != n:
@@ -247,8 +276,8 @@ def build_lane(const int64_t[::1] ts, const double[::1] xrate, const double[::1]
     if por.shape[0] != n or a.shape[0] != n or amin.shape[0] != nch or amax.shape[0] != nch or aarg.shape[0] != nch:
         raise ValueError("build_lane: output arrays have the wrong length")
     with nogil:
-        _build_lane(n, &ts[0], &xrate[0], &underlying_price[0], &price[0], &feed[0], &lt[0], &sidx[0], &bidx[0], oracle,
-                    capo_growth, capo_age, npre, pts, pxr, &por[0], &a[0])
+        _build_lane_ov(n, &ts[0], &xrate[0], &underlying_price[0], &price[0], &feed[0], &lt[0], &sidx[0], &bidx[0],
+                       oracle, capo_growth, capo_age, npre, pts, pxr, osc, ocp, &por[0], &a[0])
         _chunk_bounds(n, chunk, &a[0], &amin[0], &amax[0], &aarg[0])
 
 
@@ -381,8 +410,18 @@ cdef inline void block_body(State* st, const Params* p, const Mkt* m, Out* o, Py
         if hf < 1.05:
             sm.blocks_below_105 += 1
             if hf < 1.0:
-                liquidate(st, p, m, o, b)
-                r[0] = ratio(st)
+                # liquidators act once HF has been below 1 for liq_delay blocks (0: at once, the default)
+                if st.below_since < 0:
+                    st.below_since = b
+                if b - st.below_since >= p.liq_delay:
+                    liquidate(st, p, m, o, b)
+                    r[0] = ratio(st)
+            else:
+                st.below_since = -1
+        else:
+            st.below_since = -1
+    else:
+        st.below_since = -1
     if action_due(st, p, m, b):
         strategy_step(st, p, m, o, b)
         r[0] = ratio(st)
@@ -428,6 +467,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
     st.ps = 0.0
     st.po = 0.0
     st.rp = p.v4_collateral_risk
+    st.below_since = -1
     r = 0.0
     for c in range(m.nchunks):
         lo = c * m.chunk
@@ -446,6 +486,7 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
             while nm < hi:
                 metric_sample(&st, m, o, nm)
                 nm += me
+            st.below_since = -1         # a skipped chunk keeps HF >= 1.05
             continue
         if FULL_BODY_ONLY:
             for b in range(lo, hi):
@@ -459,7 +500,10 @@ cdef void replay_one(const Params* p, const Mkt* m, Out* o, bint dense) noexcept
         while b < hi:
             e = quiet_end(m, b, hi, rp, nm)
             if e > b and st.ps == 0.0:   # an Aave v4 premium debt: HF is not r x a[b], the full body computes it
-                b = quiet_run(&st, r, p, m, sm, b, e, depeg, slashes)
+                e = quiet_run(&st, r, p, m, sm, b, e, depeg, slashes)
+                if e > b:
+                    st.below_since = -1     # the quiet stretch kept HF >= 1.05
+                b = e
             if b < hi:
                 block_body(&st, p, m, o, b, &r, &rp, &nm)
                 b += 1
@@ -625,3 +669,4 @@ def struct_sizes():
 include "_legs.pxi"
 include "_legs_replay.pxi"
 include "_paths.pxi"
+include "_book.pxi"

@@ -395,6 +395,8 @@ cdef inline void l_close_all(LState* st, const Params* p, const LMkt* m, LOut* o
         if rest > st.dust:
             st.queued += rest * rate_value(&m.v[i], b)
             st.release_ts = m.ts[b] + (p.queue_delay_late if late else p.queue_delay)
+            if m.ts[b] >= p.queue_frozen_from and m.ts[b] < p.queue_frozen_until:
+                st.release_ts += p.queue_frozen_until - m.ts[b]     # a frozen queue: from its end
         st.s[i] = 0.0
         st.w[i] = 0.0
     st.d = 0.0

@@ -119,6 +119,7 @@ cdef void l_replay(LState* st, const Params* p, const LMkt* m, LOut* o, bint den
     cdef double r[MAX_LEGS]
     cdef bint held
     cdef int64_t t0 = m.ts[0]
+    cdef Py_ssize_t below_since = -1     # first block of the current run with HF < 1 (liq_delay)
     for i in range(L):
         r[i] = 0.0
     for c in range(m.nchunks):
@@ -144,6 +145,7 @@ cdef void l_replay(LState* st, const Params* p, const LMkt* m, LOut* o, bint den
             while nm < hi:
                 l_metric(st, m, o, nm)
                 nm += me
+            below_since = -1            # a skipped chunk keeps HF >= 1.05
             continue
         for b in range(lo, hi):
             held = False
@@ -164,8 +166,17 @@ cdef void l_replay(LState* st, const Params* p, const LMkt* m, LOut* o, bint den
                 if hf < 1.05:
                     sm.blocks_below_105 += 1
                     if hf < 1.0:
-                        l_liquidate(st, p, m, o, b)
-                        l_ratios(st, m, r)
+                        if below_since < 0:
+                            below_since = b
+                        if b - below_since >= p.liq_delay:
+                            l_liquidate(st, p, m, o, b)
+                            l_ratios(st, m, r)
+                    else:
+                        below_since = -1
+                else:
+                    below_since = -1
+            else:
+                below_since = -1
             if l_action_due(st, p, m, b):
                 l_strategy(st, p, m, o, b)
                 l_ratios(st, m, r)

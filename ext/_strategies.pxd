@@ -98,6 +98,8 @@ cdef inline void close_all(State* st, const Params* p, const Mkt* m, Out* o, Py_
             st.release_ts = m.ts[b] + p.queue_delay_late
         else:
             st.release_ts = m.ts[b] + p.queue_delay
+        if m.ts[b] >= p.queue_frozen_from and m.ts[b] < p.queue_frozen_until:
+            st.release_ts += p.queue_frozen_until - m.ts[b]     # a frozen queue takes requests from its end
     st.s = 0.0
     st.d = 0.0
     st.ps = 0.0             # an Aave v4 premium is repaid with the rest

@@ -17,6 +17,10 @@ cdef enum:
     KIND_LEND = 1
     KIND_LOOP = 2
     KIND_FLASH = 3
+    KIND_BASKET = 4         # the strategy book (ext/_book.pxi): not replayed by run_batch
+    KIND_LP = 5
+    KIND_VAULT = 6
+    KIND_FARM = 7
 
 cdef enum:
     ENTRY_SWAP = 0
@@ -48,6 +52,7 @@ cdef enum:
     EV_QUEUE_RELEASE = 6
     EV_UNWIND = 7
     EV_SLASH = 8
+    EV_REWARD_SALE = 9      # the strategy book's farm sold its accrued reward tokens (ext/_book.pxi)
 
 cdef enum:
     N_RECORD = 11
@@ -89,6 +94,10 @@ ctypedef packed struct Params:
     double v4_hf_max_bonus  # healthFactorForMaxBonus
     double v4_target_hf     # targetHealthFactor
     double v4_collateral_risk  # the user risk premium (one collateral: its collateral risk)
+    int64_t queue_frozen_from   # [[scenario]] withdrawals_frozen: a queue request at a time in [from, until)
+    int64_t queue_frozen_until  # waits until `until`, then its delay; 0, 0 = never frozen
+    int64_t liq_delay           # blocks HF must stay below 1 before liquidators act (0 = the first such block)
+    double liq_gas              # gas units a liquidator spends (> 0: it sizes its repay for profit; 0 = full size)
 
 ctypedef packed struct Summary:
     double end_equity
@@ -195,6 +204,7 @@ cdef struct State:
     double ps               # premium shares (drawn shares x rp after each refresh)
     double po               # premium offset, debt-asset units
     double rp               # the user risk premium the refreshes use
+    Py_ssize_t below_since  # first block of the current run of blocks with HF < 1 (-1: HF >= 1); for liq_delay
 
 # Where one configuration's outputs go.
 cdef struct Out:

@@ -128,9 +128,21 @@ def cases(tmp: Path) -> list[tuple[str, Path, dict, dict | None]]:
     for name, ex, ov, grid in MATRIX:
         ov = {"run.data": synth, **ov}
         out.append((f"matrix:{name}", pinned_config(ex), ov, grid))
+    from backtest.data.synth import synth as write_synth
+    capo = tmp / "lakes" / "capo-2026"
+    write_synth("capo-2026", capo)       # examples/stress: synthetic markets of their own
+    out.append(("example:stress-capo-march-2026", REPO / "examples" / "stress" / "capo-march-2026.toml",
+                {"run.data": str(capo)}, None))
+    ezeth = tmp / "lakes" / "ezeth-2024"
+    write_synth("ezeth-2024", ezeth)
+    out.append(("example:stress-ezeth-april-2024", REPO / "examples" / "stress" / "ezeth-april-2024.toml",
+                {"run.data": str(ezeth)}, None))
     if SHARED.is_dir():
         for name, lake in _import_real_lakes(tmp / "lakes").items():
             out.append((f"example:{name}", REPO / "examples" / f"{name}.toml", {"run.data": str(lake)}, None))
+            if name == "real-steth-2022-aave-v2":
+                out.append(("example:stress-real-june-2022-deeper",
+                            REPO / "examples" / "stress" / "real-june-2022-deeper.toml", {"run.data": str(lake)}, None))
     return out
 
 

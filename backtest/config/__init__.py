@@ -198,6 +198,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     strategy = dataclasses.asdict(config.strategy)
     if not strategy["collateral"]:
         del strategy["collateral"]          # the one-collateral form: its hash is what it always was
+    if strategy.get("book") is None:
+        strategy.pop("book", None)          # the loop engine's kinds: their hash as before
     market = dataclasses.asdict(config.market)
     if not market["venue"]:
         del market["venue"]                 # no venue-own keys (every venue but Aave v4): the hash as before

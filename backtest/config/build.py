@@ -62,7 +62,10 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
         path = ("strategy", "rewards")
         rw_t = read_table(ctx, strat_t, path)
         rewards = rewards_rules(ctx, section_fields(ctx, rw_t, path, "strategy.rewards"), rw_t)
-    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, collateral=legs, **s)
+    from backtest.config.book import book_rules
+
+    book = book_rules(ctx, s.get("kind", StrategyConfig.kind), strat_t, section_fields, market, market_t)
+    strategy = StrategyConfig(rebalance=rebalance, exit=exit_, rewards=rewards, collateral=legs, book=book, **s)
 
     # -- [costs]
     costs_t = read_table(ctx, data, ("costs",))
@@ -81,6 +84,9 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
             raise ctx.fail(path, f"must be a table, not {type_name(sc_t)}", sc_t)
         sc = section_fields(ctx, sc_t, path, "scenario")
         scenarios.append(scenario_rules(ctx, path, sc, sc_t, run, market, strategy))
+        if sc["kind"] == "withdrawals_frozen" and sum(s.kind == "withdrawals_frozen" for s in scenarios) > 1:
+            raise ctx.fail(path + ("kind",), "one withdrawals_frozen scenario per run (merge the freezes into one)",
+                           sc_t["kind"])
 
     # -- [episodes] (read by backtest/episodes.py; not part of the config hash)
     ep_t = read_table(ctx, data, ("episodes",))

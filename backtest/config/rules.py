@@ -184,24 +184,76 @@ def rewards_rules(ctx: Context, rw: dict[str, Any], rw_t: Mapping) -> RewardsCon
 # ======================================================================================================
 # [[scenario]]
 # ======================================================================================================
+#: the keys each kind needs (besides kind and at), the one-of groups, and the keys it takes
+_SC_NEEDS = {"depeg": ("asset", "depth", "duration"), "rate_spike": ("asset", "duration"),
+             "utilization": ("asset", "depth", "duration"), "slash": ("asset", "depth"), "gas_spike": ("duration",),
+             "oracle": ("asset", "depth", "duration"), "capo_snapshot": ("asset",),
+             "withdrawals_frozen": ("asset", "duration")}
+_SC_ONE_OF = {"rate_spike": ("depth", "level", "multiple"), "gas_spike": ("depth", "level", "multiple"),
+              "capo_snapshot": ("depth", "ratio")}
+_SC_TAKES = {"depeg": ("shape", "recovery"), "rate_spike": ("level", "multiple", "depth", "shape"),   # a step
+             "utilization": ("shape", "recovery"), "slash": (), "gas_spike": ("shape", "recovery", "level", "multiple",
+                                                                            "depth"),
+             "oracle": ("shape", "recovery"), "capo_snapshot": ("depth", "ratio", "snapshot_at", "growth", "duration"),
+             "withdrawals_frozen": ()}
+_SC_BASE = ("kind", "at", "asset", "depth", "duration")
+
+
 def scenario_rules(ctx: Context, path: tuple, sc: dict[str, Any], sc_t: Mapping, run: RunConfig,
                    market: MarketConfig, strategy: StrategyConfig) -> ScenarioConfig:
     """An overlay applies to an asset of the position (a depeg to the collateral, a utilisation to the debt)
-    and starts inside the run window."""
-    if sc["kind"] == "depeg":
-        if not sc["depth"] < 1:
-            raise ctx.fail(path + ("depth",), "a depeg depth is a fractional price drop: must be in (0, 1)",
-                           sc_t["depth"])
-        legs = tuple(leg.token for leg in strategy.collateral)       # [[strategy.collateral]]: any leg
-        if sc["asset"] != market.collateral and sc["asset"] != strategy.restake and sc["asset"] not in legs:
+    and starts inside the run window; each kind takes its own keys (:data:`_SC_NEEDS`, :data:`_SC_TAKES`)."""
+    kind = sc["kind"]
+    for k in _SC_NEEDS[kind]:
+        if k not in sc:
+            raise ctx.missing(path + (k,))
+    for k in sc:
+        if k not in _SC_BASE and k not in _SC_TAKES[kind]:
+            raise ctx.fail(path + (k,), f"is not a key of a {kind} scenario (it takes: "
+                                        f"{', '.join(dict.fromkeys(_SC_NEEDS[kind] + _SC_TAKES[kind]))})", sc_t[k])
+    group = _SC_ONE_OF.get(kind)
+    if group is not None:
+        given = [k for k in group if k in sc]
+        if len(given) != 1:
+            raise ctx.fail(path + ("kind",), f"a {kind} scenario takes exactly one of {', '.join(group)} "
+                                             f"(given: {', '.join(given) or 'none'})", sc_t["kind"])
+    sc.setdefault("depth", None)
+    if kind in ("slash", "capo_snapshot"):
+        sc.setdefault("duration", 0 if kind == "slash" else max(run.end - sc["at"], 1))
+    if kind in ("gas_spike", "oracle"):
+        sc.setdefault("shape", "step")          # a dated offset or a fee spike is on or off unless told
+    if sc.get("recovery") and sc.get("shape", "v") == "v":
+        raise ctx.fail(path + ("recovery",), "a v-shaped scenario recovers within its duration: recovery needs "
+                                             'shape = "step" or "linear"', sc_t["recovery"])
+    legs = tuple(leg.token for leg in strategy.collateral)       # [[strategy.collateral]]: any leg
+    colls = (market.collateral, strategy.restake) + legs
+    if kind in ("depeg", "slash", "oracle", "capo_snapshot", "withdrawals_frozen"):
+        if kind == "withdrawals_frozen" and sc["depth"] is not None:
+            raise ctx.fail(path + ("depth",), "a withdrawals_frozen scenario has no depth: the queue is shut for "
+                                              "its duration", sc_t["depth"])
+        if kind != "capo_snapshot" and sc["depth"] is not None and not sc["depth"] < 1:
+            what = {"depeg": "a fractional price drop", "slash": "the fraction of the exchange rate cut",
+                    "oracle": "the fractional drop of the oracle price"}[kind]
+            raise ctx.fail(path + ("depth",), f"a {kind} depth is {what}: must be in (0, 1)", sc_t["depth"])
+        if sc["asset"] not in colls:
             lrt = f" or strategy.restake ({strategy.restake!r})" if strategy.restake != "none" else ""
-            raise ctx.fail(path + ("asset",), f"a depeg applies to the collateral: must be market.collateral "
+            raise ctx.fail(path + ("asset",), f"a {kind} applies to the collateral: must be market.collateral "
                                               f"({market.collateral!r}){lrt}", sc_t["asset"])
-    elif sc["kind"] == "utilization":
-        # Morpho Blue's AdaptiveCurveIRM is the only rate model driven by a utilisation
-        if market.irm != "adaptive-curve":
-            raise ctx.fail(path + ("kind",), 'a utilization overlay drives Morpho\'s AdaptiveCurveIRM: it needs '
-                                             'market.protocol = "morpho-blue" and market.irm = "adaptive-curve"',
+        if kind == "capo_snapshot":
+            if market.oracle != "capo":
+                raise ctx.fail(path + ("kind",), 'a capo_snapshot sets the CAPO oracle\'s snapshot: it needs '
+                                                 'market.oracle = "capo"', sc_t["kind"])
+            if sc["depth"] is not None and not sc["depth"] < 1:
+                raise ctx.fail(path + ("depth",), "a capo_snapshot depth is how far below the live rate the "
+                                                  "snapshot is set: must be in (0, 1)", sc_t["depth"])
+    elif kind == "utilization":
+        if market.irm != "adaptive-curve" and market.protocol not in ("aave-v3", "aave-v2"):
+            raise ctx.fail(path + ("kind",), "a utilization overlay drives Morpho's AdaptiveCurveIRM "
+                                             '(market.irm = "adaptive-curve") or the Aave v3 / v2 rate curve '
+                                             f"(market.protocol is {market.protocol!r})", sc_t["kind"])
+        if market.irm != "adaptive-curve" and market.borrow_rate is not None:
+            raise ctx.fail(path + ("kind",), "a utilization overlay moves the borrow rate along the reserve's curve "
+                                             "from the lake's utilisation; market.borrow_rate fixes the rate instead",
                            sc_t["kind"])
         if not sc["depth"] <= 1:
             raise ctx.fail(path + ("depth",), "a utilization overlay adds a utilisation: must be in (0, 1]",
@@ -209,9 +261,15 @@ def scenario_rules(ctx: Context, path: tuple, sc: dict[str, Any], sc_t: Mapping,
         if sc["asset"] != market.debt:
             raise ctx.fail(path + ("asset",), f"a utilization overlay applies to the borrowed asset: must be "
                                               f"market.debt ({market.debt!r})", sc_t["asset"])
-    elif sc["asset"] not in (market.collateral, market.debt):
-        raise ctx.fail(path + ("asset",), f"must be market.collateral ({market.collateral!r}) or market.debt "
-                                          f"({market.debt!r})", sc_t["asset"])
+    elif kind == "rate_spike":
+        if sc["asset"] not in (market.collateral, market.debt):
+            raise ctx.fail(path + ("asset",), f"must be market.collateral ({market.collateral!r}) or market.debt "
+                                              f"({market.debt!r})", sc_t["asset"])
+        if market.irm == "adaptive-curve" and "depth" not in sc_t:
+            raise ctx.fail(path + ("kind",), "with the AdaptiveCurveIRM the borrow rate is computed above the "
+                                             "overlays: a rate_spike can only add (depth)", sc_t["kind"])
+    else:                                                        # gas_spike: the chain's gas price
+        sc.setdefault("asset", "gas")
     if not run.start <= sc["at"] < run.end:
         raise ctx.fail(path + ("at",), f"is outside the run window ({fmt_date(run.start)} to "
                                        f"{fmt_date(run.end)})", sc_t["at"])

@@ -43,12 +43,15 @@ PROTOCOLS = _venues.PROTOCOLS                  # the venue registry's market.pro
 AAVE_FAMILY = tuple(v.protocol for v in _aave_v3.VENUES)
 IRMS = ("data", "adaptive-curve")
 ORACLES = ("exchange-rate", "market", "capo", "chainlink")
-STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan")
+STRATEGY_KINDS = ("hold", "lend", "loop", "flash-loan", "basket", "lp", "vault", "farm")
+#: the strategy book's kinds (backtest/book): replayed by `backtest book` / `run`, not by the loop engine
+BOOK_KINDS = ("basket", "lp", "vault", "farm")
 ENTRIES = ("swap", "stake")
 SLIPPAGE_MODELS = ("none", "linear", "stableswap", "constant-product")
 EXIT_ROUTES = ("dex", "queue")
-SCENARIO_KINDS = ("depeg", "rate_spike", "utilization")
-SCENARIO_SHAPES = ("v", "step")
+SCENARIO_KINDS = ("depeg", "rate_spike", "utilization", "slash", "gas_spike", "oracle", "capo_snapshot",
+                  "withdrawals_frozen")
+SCENARIO_SHAPES = ("v", "step", "linear")
 # chain -> (milliseconds per block or slot, default replay step in whole seconds, genesis UTC epoch seconds)
 #   ethereum: 12 s slots since the Merge; genesis 2015-07-30 15:26:13
 #   cosmos:   the Cosmos Hub, ~6 s blocks; cosmoshub-1 genesis 2019-03-13 23:00:00
@@ -220,6 +223,8 @@ SPEC: dict[str, dict[str, Parser]] = {
         "supply_rate": number(0, 1),
         "capo_growth": number(0, 1),
         "capo_snapshot_age": duration(),
+        "liquidation_delay": integer(0, 10_000_000),
+        "liquidation_gas": number(0, 1e8),
         "v33_from": date,
         "lltv": number(0, 1, lo_open=True, hi_open=True),
         "liquidation_factor": number(0, 1, lo_open=True),
@@ -238,6 +243,28 @@ SPEC: dict[str, dict[str, Parser]] = {
         "target_ltv": number(0, 1, lo_open=True, hi_open=True),
         "loops": integer(0, MAX_LOOPS),
         "restake": _restake,
+    },
+    "strategy.lp": {
+        "pool": string,
+        "amp": bounded(number(0, lo_open=True), MAX_AMP, "Curve's StableSwap caps A at 1e6"),
+        "lp_token": string,
+    },
+    "strategy.vault": {
+        "over": choice(("lend", "loop")),
+        "band": number(0, 1),
+        "check_every": duration(),
+        "management_fee": number(0, 1, hi_open=True),
+        "performance_fee": number(0, 1, hi_open=True),
+    },
+    "strategy.basket": {
+        "weights": lambda ctx, path, v: __import__("backtest.config.book", fromlist=["weights"]).weights(ctx, path, v),
+        "rebalance_every": duration(allow_zero=True),
+    },
+    "strategy.farm": {
+        "reward_token": string,
+        "exit_after": duration(),
+        "sell_every": duration(),
+        "halving": duration(allow_zero=True),
     },
     "strategy.rebalance": {
         "deleverage_below_hf": number(1.0, lo_open=True),
@@ -280,6 +307,12 @@ SPEC: dict[str, dict[str, Parser]] = {
         "depth": number(0, lo_open=True),
         "duration": duration(),
         "shape": choice(SCENARIO_SHAPES),
+        "recovery": duration(allow_zero=True),
+        "level": number(0),
+        "multiple": number(0, lo_open=True),
+        "ratio": number(0, lo_open=True),
+        "snapshot_at": date,
+        "growth": number(0, 1),
     },
 }
 REQUIRED = {
@@ -287,7 +320,10 @@ REQUIRED = {
     "strategy.rebalance": ("deleverage_below_hf", "target_hf"),
     "strategy.exit": ("depeg_below",),
     "strategy.collateral": ("token", "weight"),
-    "scenario": ("kind", "asset", "at", "depth", "duration"),
+    "strategy.lp": ("pool", "lp_token"),
+    "strategy.basket": ("weights",),
+    "strategy.farm": ("reward_token", "exit_after"),
+    "scenario": ("kind", "at"),      # the other keys each kind needs: config.rules.scenario_rules
 }
 SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
     "run": {
@@ -297,12 +333,12 @@ SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
                       "set; run.step sets the seconds per replayed step",
     },
 }
-SUBTABLES = {"strategy": ("rebalance", "exit", "rewards", "collateral")}
+SUBTABLES = {"strategy": ("rebalance", "exit", "rewards", "collateral", "lp", "vault", "basket", "farm")}
 
 # every scalar dotted path that overrides and sweeps may set -> its parser
 FIELDS: dict[str, Parser] = {}
 for _sec, _spec in SPEC.items():
-    if _sec in ("scenario", "strategy.collateral"):     # arrays of tables: no single dotted path
+    if _sec in ("scenario", "strategy.collateral", "strategy.basket"):     # arrays of tables: no single dotted path
         continue
     for _key, _parser in _spec.items():
         if _sec == "costs" and _key == "gas_units":

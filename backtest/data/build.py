@@ -190,7 +190,13 @@ def _read(al: Aligner, req: MarketRequest, lake: Path) -> Read:
                             f"needs one at every point; set market.utilization for a constant)")
         al.use(pts)
         al.add("util", pts)
-    elif not adaptive and req.borrow_rate is None:
+    if not adaptive and req.read_utilization:
+        key = f"{src}:{debt}:utilization"
+        pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
+                                   [("v", "utilization")], source=False), "rates", key)
+        al.use(pts)
+        al.add("util", pts)
+    if not adaptive and req.borrow_rate is None:
         key = f"{src}:{debt}:borrow_apr"
         pts = al.require(al.points("rates", key, {"protocol": src, "asset": aliases(debt)},
                                    [("v", "borrow_apr")], source=False), "rates", key)
@@ -264,7 +270,7 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
         util = const(req.utilization) if req.utilization is not None else arr["util.v"]
         borrow = np.zeros(n)            # the IRM's rate is added after the overlays (backtest.plan)
     else:
-        util = nan.copy()
+        util = arr["util.v"] if req.read_utilization else nan.copy()
         borrow = const(req.borrow_rate) if req.borrow_rate is not None else arr["borrow.v"]
     if not venue.supply_yield:
         supply = np.zeros(n)
@@ -284,7 +290,8 @@ def assemble(rd: Read, req: MarketRequest) -> Market:
         underlying_price=arr.get("underlying.v", ones), gas_token_price=arr.get("gas_token.v", ones.copy()),
         series=list(rd.series), data_hash=rd.data_hash, derived=dict(rd.derived), files=list(rd.files),
     )
-    market = apply_scenarios(market, req.scenarios, collateral=req.collateral, debt=req.debt, hold=req.hold)
+    market = apply_scenarios(market, req.scenarios, collateral=req.collateral, debt=req.debt, hold=req.hold,
+                             protocol=req.protocol, irm=req.irm)
     _check_arrays(market, labels, req.scenarios)
     if rd.capo_pre is not None:
         market.capo_pre_ts, market.capo_pre_xrate = rd.capo_pre

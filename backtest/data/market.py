@@ -51,6 +51,10 @@ class Market:
                                             # asset: exactly 1.0 where they are the same asset (WETH debt)
     gas_token_price: np.ndarray | None = None   # f8, the chain's gas token (ETH on Ethereum) in the debt asset:
                                             # exactly 1.0 where the debt is the gas token
+    oracle_scale: np.ndarray | None = None  # f8, [[scenario]] oracle offset: a factor on the protocol oracle's price
+                                            # in every oracle mode (1.0 = none)
+    oracle_cap: np.ndarray | None = None    # f8, [[scenario]] capo_snapshot: a governance-set CAPO cap in exchange-rate
+                                            # units that replaces the snapshot rule's cap on a CAPO oracle (NaN = the rule)
     series: list[SeriesInfo] = field(default_factory=list)
     data_hash: str = ""
     derived: dict[str, str] = field(default_factory=dict)  # market array -> how it was derived from the lake
@@ -59,7 +63,7 @@ class Market:
 
     ARRAYS = ("ts", "block", "price", "xrate", "eth_usd", "borrow_apr", "supply_apr", "oracle_feed",
               "ltv", "lt", "bonus", "pfee", "gas_gwei", "utilization", "reward", "slash", "hold_price", "hold_xrate",
-              "underlying_price", "gas_token_price")
+              "underlying_price", "gas_token_price", "oracle_scale", "oracle_cap")
 
     def __post_init__(self) -> None:
         n = self.ts.shape[0]
@@ -77,6 +81,10 @@ class Market:
             self.underlying_price = np.ones(n)
         if self.gas_token_price is None:
             self.gas_token_price = np.ones(n)
+        if self.oracle_scale is None:
+            self.oracle_scale = np.ones(n)
+        if self.oracle_cap is None:
+            self.oracle_cap = np.full(n, np.nan)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -97,11 +105,11 @@ class Market:
                     v = np.arange(n, dtype=np.int64) * 12
                 elif name == "block":
                     v = np.arange(n, dtype=np.int64)
-                elif name in ("eth_usd", "oracle_feed", "utilization"):
+                elif name in ("eth_usd", "oracle_feed", "utilization", "oracle_cap"):
                     v = np.nan
                 elif name in ("reward", "slash"):
                     v = 0.0
-                elif name in ("underlying_price", "gas_token_price"):
+                elif name in ("underlying_price", "gas_token_price", "oracle_scale"):
                     v = 1.0
                 elif name == "hold_price":
                     v = out["price"]

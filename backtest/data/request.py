@@ -13,14 +13,21 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Scenario:
-    """One ``[[scenario]]`` overlay (:mod:`backtest.data.scenarios`)."""
-    kind: str                      # depeg | rate_spike | utilization
+    """One ``[[scenario]]`` overlay (:mod:`backtest.data.scenarios` says what each kind moves and in what order)."""
+    kind: str                      # depeg | rate_spike | utilization | slash | gas_spike | oracle | capo_snapshot
     asset: str
     at: int                        # epoch seconds
-    depth: float                   # depeg: fractional drop of the market price; rate_spike: APR added;
-                                   # utilization: utilisation added (clipped to 1)
-    duration: int                  # seconds
-    shape: str = "v"               # v | step
+    depth: float | None            # depeg / oracle: fractional drop; rate_spike: APR added; utilization:
+                                   # utilisation added (clipped to 1); slash: fraction of the exchange rate cut;
+                                   # gas_spike: gwei added; capo_snapshot: the snapshot's ratio below the live rate
+    duration: int                  # seconds (0 for a slash: it is one cut)
+    shape: str = "v"               # v | step | linear
+    recovery: int = 0              # seconds: after the shape, the overlay fades linearly to 0 (step / linear)
+    level: float | None = None     # rate_spike: the borrow APR during the spike; gas_spike: the gas price, gwei
+    multiple: float | None = None  # rate_spike / gas_spike: a factor on the series during the spike
+    ratio: float | None = None     # capo_snapshot: the snapshot ratio itself (exchange-rate units)
+    snapshot_at: int | None = None # capo_snapshot: the snapshot's timestamp (default: at)
+    growth: float | None = None    # capo_snapshot: the cap's max yearly ratio growth (filled from the config)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class MarketRequest:
     gas_gwei: float | None = None                 # a fixed gas price; None = the lake's gas series
     # overlays, rewards, how the lake is read
     scenarios: tuple[Scenario, ...] = ()
+    read_utilization: bool = False               # read the debt reserve's utilisation too (an Aave utilization
+                                                 # overlay moves the rate along the curve from it)
     rewards: RewardsSpec | None = None
     sources: tuple[tuple[str, str], ...] = ()     # ("prices ETH/USD", "coingecko"): the source to read
     allow: tuple[str, ...] = ()                   # data checks downgraded to warnings

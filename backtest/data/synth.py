@@ -482,6 +482,19 @@ def _rate_spike(out: _Out) -> None:
 
 _BUILDERS: dict[str, Callable[[_Out], None]] = {"calm": _calm, "steth-depeg": _steth_depeg,
                                                 "rate-spike": _rate_spike}
+#: every market `synth` writes: the three above (the bundled lake, what `python -m backtest.data.synth` writes with
+#: no name) and the stress markets of backtest.data.synth_stress, written only when named
+ALL_SCENARIOS: dict[str, str] = dict(SCENARIOS)
+
+
+def _stress() -> None:
+    from backtest.data import synth_stress
+
+    ALL_SCENARIOS.update(synth_stress.SCENARIOS)
+    _BUILDERS.update(synth_stress.BUILDERS)
+
+
+_stress()
 
 
 def synth(name: str, lake: str | Path) -> list[Path]:
@@ -491,7 +504,7 @@ def synth(name: str, lake: str | Path) -> list[Path]:
     rewrites the same rows.
     """
     if name not in _BUILDERS:
-        raise InputError(f"unknown synthetic scenario {name!r} (choose from {', '.join(SCENARIOS)})")
+        raise InputError(f"unknown synthetic scenario {name!r} (choose from {', '.join(ALL_SCENARIOS)})")
     out = _Out(name)
     _BUILDERS[name](out)
     return out.write(lake)

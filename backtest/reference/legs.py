@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from backtest.reference.strategy import frozen_wait
 from backtest.reference.liquidation import (
     MAX_LIQUIDATIONS_PER_BLOCK,
     aave_liquidation_size,
@@ -316,6 +317,7 @@ class LegsReplay(BlockLoop):
                 late = ex.queue_late_from > 0 and int(self.m.ts[b]) >= ex.queue_late_from
                 self.queued += rest * self.views[i].rate_value(b)
                 self.release_ts = int(self.m.ts[b]) + (ex.queue_delay_late if late else ex.queue_delay)
+                self.release_ts += frozen_wait(ex, int(self.m.ts[b]))
         self.coll = [0.0] * L
         self.wallet = [0.0] * L
         self.debt = 0.0

@@ -13,6 +13,7 @@ from backtest.schema import PROTOCOL_NAMES
 from backtest.venues import venue
 
 MAX_LIQUIDATIONS_PER_BLOCK = 64
+LIQ_SEARCH_ITERS = 80                     # ternary-search steps of a profit-sizing liquidator (ext/_aave.pxd)
 CLOSE_FACTOR_HF_THRESHOLD = 0.95
 MIN_BASE_MAX_CLOSE_FACTOR_USD = 2000.0    # v3.3: below this, 100 % close factor
 MIN_LEFTOVER_USD = 1000.0                 # v3.3: leftovers of a partial liquidation must be at least this
@@ -149,6 +150,34 @@ class Liquidation:
             self.sm["bad_debt"] += shortfall
             self.event(b, "bad_debt", 0.0, -shortfall, shortfall)
 
+    def liq_profit(self, b: int, repay: float, lb: float, pc: float, pf: float, gas_cost: float) -> float:
+        """What a liquidator earns repaying ``repay``: its share of the seized tokens (the protocol fee is out of
+        it) sold on the pool (swap fee, slippage against the pool's depth), minus the repay and its gas."""
+        seized = repay * lb / pc
+        keep = seized - (seized - seized / lb) * pf
+        return self.sell_quote(b, keep)[0] - repay - gas_cost
+
+    def liquidator_repay(self, b: int, max_repay: float, lb: float, pc: float, pf: float) -> float:
+        """The repay in (0, max_repay] that maximises :meth:`liq_profit` (concave: a ternary search; the full amount
+        when it earns at least as much); 0 when the best earns nothing."""
+        g = self.s.costs.gas_gwei
+        price = float(self.m.gas_gwei[b]) if g is None else g
+        gas_cost = self.s.liquidation_gas * price * 1e-9 * float(self.m.gas_token_price[b])
+        lo, hi = 0.0, max_repay
+        for _ in range(LIQ_SEARCH_ITERS):
+            x1 = lo + (hi - lo) / 3.0
+            x2 = hi - (hi - lo) / 3.0
+            if self.liq_profit(b, x1, lb, pc, pf, gas_cost) < self.liq_profit(b, x2, lb, pc, pf, gas_cost):
+                lo = x1
+            else:
+                hi = x2
+        r = 0.5 * (lo + hi)
+        if self.liq_profit(b, max_repay, lb, pc, pf, gas_cost) >= self.liq_profit(b, r, lb, pc, pf, gas_cost):
+            r = max_repay
+        if not self.liq_profit(b, r, lb, pc, pf, gas_cost) > 0.0:
+            return 0.0
+        return r
+
     def liquidate_aave(self, b: int) -> None:
         """Aave v3 / v2, Spark and the generic venue (Aave v2 rules with the configured close factor)."""
         m, pos, s = self.m, self.pos, self.s
@@ -167,6 +196,18 @@ class Liquidation:
             if size is None:
                 return
             repay, seized = size
+            partial = False
+            if s.liquidation_gas > 0.0:
+                # market.liquidation_gas: the liquidator sizes its repay for profit; a v3.3 partial must still
+                # leave $1,000 of debt, or it cannot be made
+                r1 = self.liquidator_repay(b, repay, lb, pc, pf)
+                usd = float(m.eth_usd[b])
+                v33 = venue(PROTOCOL_NAMES[self.protocol]).v33 and int(m.ts[b]) >= s.v33_from
+                if r1 <= self.dust or (v33 and r1 < pos.debt and (pos.debt - r1) * usd < MIN_LEFTOVER_USD):
+                    return
+                partial = r1 < repay
+                repay = r1
+                seized = repay * lb / pc
             fee_tokens = (seized - seized / lb) * pf
             pos.coll -= seized
             pos.debt -= repay
@@ -178,4 +219,6 @@ class Liquidation:
                 # deficit; before, it lingers on an abandoned account). Either way the borrower walks away.
                 self.write_off(b)
                 return
+            if partial:
+                return          # one profit-sized liquidation per block: the pool's depth is spent
 

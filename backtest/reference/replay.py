@@ -4,6 +4,8 @@ the block loop is ``state.BlockLoop``, the costs ``costs.Trading``, liquidation 
 the strategy ``strategy.Strategy``."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from backtest.data.market import Market
@@ -55,6 +57,10 @@ class Replay(BlockLoop, Trading, Liquidation, Strategy):
 
     # --- market views -----------------------------------------------------------------------------
     def oracle_price(self, b: int) -> float:
+        # a [[scenario]] oracle offset scales every mode's price (Market.oracle_scale, 1.0 = none)
+        return self._oracle_mode_price(b) * float(self.m.oracle_scale[b])
+
+    def _oracle_mode_price(self, b: int) -> float:
         m = self.m
         if self.oracle == "exchange-rate":
             return float(m.xrate[b])
@@ -77,6 +83,8 @@ class Replay(BlockLoop, Trading, Liquidation, Strategy):
             j = min(max(j, 0), b)
             snap = float(m.xrate[j])
         cap = snap * (1.0 + self.capo_growth * (ts - snap_ts) / Y)
+        if not math.isnan(float(m.oracle_cap[b])):     # a governance-set snapshot ([[scenario]] capo_snapshot)
+            cap = float(m.oracle_cap[b])
         # Aave's CAPO adapter prices the token in USD (capped ratio x ETH/USD); over the debt's USD price that is
         # the capped ratio x the underlying's price in the debt asset (1.0 for a WETH debt)
         return min(float(m.xrate[b]), cap) * float(m.underlying_price[b])

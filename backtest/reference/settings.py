@@ -44,6 +44,8 @@ class Exit:
     queue_delay: int
     queue_delay_late: int = 0
     queue_late_from: int = 0
+    queue_frozen_from: int = 0       # [[scenario]] withdrawals_frozen: a request on [from, until) waits until `until`
+    queue_frozen_until: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Settings:
     #: the venue's own per-configuration keys by their [market] names (Aave v4's Spoke: liquidation_bonus_factor,
     #: health_factor_for_max_bonus, target_health_factor, collateral_risk)
     venue: Mapping[str, float] = field(default_factory=dict)
+    liquidation_delay: int = 0       # market.liquidation_delay: blocks HF stays below 1 before liquidators act
+    liquidation_gas: float = 0.0     # market.liquidation_gas: > 0, liquidators size their repay for profit
 
     @property
     def levered(self) -> bool:
@@ -98,7 +102,8 @@ class Settings:
         ex = None
         if p["exit_on"]:
             ex = Exit(_name(EXIT_ROUTES, p["exit_route"]), float(p["depeg_below"]), int(p["queue_delay"]),
-                      int(p["queue_delay_late"]), int(p["queue_late_from"]))
+                      int(p["queue_delay_late"]), int(p["queue_late_from"]), int(p["queue_frozen_from"]),
+                      int(p["queue_frozen_until"]))
         gas = float(p["gas_gwei"])
         costs = Costs(None if math.isnan(gas) else gas, float(p["gas_open"]), float(p["gas_loop"]),
                       float(p["gas_reb"]), float(p["gas_close"]), float(p["swap_fee"]),
@@ -109,12 +114,12 @@ class Settings:
         return cls(protocol, _name(STRATEGIES, p["kind"]), _name(ENTRIES, p["entry"]), float(p["capital"]),
                    float(p["target_ltv"]), int(p["loops"]), reb, ex, bool(p["unwind_at_end"]), costs,
                    None if math.isnan(cf) else cf, int(p["v33_from"]),
-                   {key: float(p[f]) for key, f in fields.items()})
+                   {key: float(p[f]) for key, f in fields.items()}, int(p["liq_delay"]), float(p["liq_gas"]))
 
     @classmethod
     def of_config(cls, cfg) -> "Settings":
         """Read a resolved Config (the engine's defaults for the withdrawal queue: backtest.engine.queue_delays)."""
-        from backtest.engine import queue_delays
+        from backtest.engine import queue_delays, queue_frozen
 
         st, co, mk = cfg.strategy, cfg.costs, cfg.market
         r = st.rebalance
@@ -123,7 +128,7 @@ class Settings:
             math.inf if r.releverage_above_hf is None else float(r.releverage_above_hf))
         ex = None
         if st.exit is not None:
-            ex = Exit(st.exit.route, float(st.exit.depeg_below), *queue_delays(cfg))
+            ex = Exit(st.exit.route, float(st.exit.depeg_below), *queue_delays(cfg), *queue_frozen(cfg))
         units = co.gas_units
         costs = Costs(None if co.gas == "data" else float(co.gas), float(units.get("open", 0.0)),
                       float(units.get("loop_step", 0.0)), float(units.get("rebalance", 0.0)),
@@ -133,4 +138,6 @@ class Settings:
         own = v.encode(mk) if v.encode is not None else {}
         return cls(mk.protocol, st.kind, st.entry, float(st.capital), float(st.target_ltv), int(st.loops), reb, ex,
                    bool(cfg.run.unwind_at_end), costs, None if mk.close_factor is None else float(mk.close_factor),
-                   int(mk.v33_from), {key: float(own[f]) for key, f in v.params_fields.items()})
+                   int(mk.v33_from), {key: float(own[f]) for key, f in v.params_fields.items()},
+                   int(mk.liquidation_delay), float(mk.liquidation_gas))
+

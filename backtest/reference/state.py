@@ -105,6 +105,8 @@ class BlockLoop:
         m, sm = self.m, self.sm
         n = len(m)
         r = 0
+        delay = self.s.liquidation_delay      # liquidators act once HF has stayed below 1 this many blocks
+        below_since = -1
         for b in range(n):
             if b > 0:
                 self.accrue(b)
@@ -117,7 +119,14 @@ class BlockLoop:
                 if hf < 1.05:
                     sm["blocks_below_105"] += 1
                 if hf < 1.0:
-                    self.liquidate(b)
+                    if below_since < 0:
+                        below_since = b
+                    if b - below_since >= delay:
+                        self.liquidate(b)
+                else:
+                    below_since = -1
+            else:
+                below_since = -1
             self.strategy(b)
             while r < len(self.rec_idx) and self.rec_idx[r] == b:
                 self.record(r, b)

@@ -7,6 +7,11 @@ from backtest.reference.state import FIXED_POINT_ITERS, INF
 from backtest.schema import EVENT_KINDS
 
 
+def frozen_wait(ex, ts: int) -> int:
+    """The extra wait of a queue request at ``ts`` under a [[scenario]] withdrawals_frozen (``ex``: the Exit
+    settings): until the freeze ends."""
+    return ex.queue_frozen_until - ts if ex.queue_frozen_from <= ts < ex.queue_frozen_until else 0
+
 class Strategy:
     """The one-collateral replay's step 5 (a mixin of Replay)."""
 
@@ -99,6 +104,7 @@ class Strategy:
             ex = s.exit                                # only the queue route leaves tokens to redeem
             late = ex.queue_late_from > 0 and int(self.m.ts[b]) >= ex.queue_late_from
             pos.release_ts = int(self.m.ts[b]) + (ex.queue_delay_late if late else ex.queue_delay)
+            pos.release_ts += frozen_wait(ex, int(self.m.ts[b]))
         pos.coll = 0.0
         pos.wallet = 0.0
         pos.debt = 0.0

@@ -154,6 +154,50 @@ def check_v33_usd(market: Any, v33_from: int, debt: str) -> None:
         )
 
 
+# ------------------------------------------------------------------------------------------- rate curve
+#: The WETH reserve's interest-rate curve, dated: ``(from_ts, base, slope1, slope2, U_opt)``, in force from
+#: ``from_ts`` until the next entry (PROTOCOLS.md "Rate model", which dates the changes by month or year; the day
+#: used here is said per entry). The first entry also stands in before its date (Aave v2 in 2022, whose WETH curve
+#: governance aligned with v3's in Jan 2023, and counterfactual v3 replays before its launch).
+WETH_RATE_CURVE: list[tuple[int, float, float, float, float]] = [
+    (0, 0.01, 0.038, 0.80, 0.80),                       # Feb 2023 (v3 launch 2023-01-27): base 1 %, 3.8 %, 80 %, 80 %
+    (utc_date("2023-10-13"), 0.01, 0.028, 0.80, 0.80),  # Oct 2023: slope1 2.8 % (ARFC of 2023-10-13)
+    (utc_date("2024-01-01"), 0.01, 0.028, 0.80, 0.90),  # Jan 2024: U_opt 90 % (day not given: the 1st)
+    (utc_date("2024-06-01"), 0.01, 0.027, 0.80, 0.90),  # Jun 2024: slope1 2.7 % (day not given: the 1st)
+    (utc_date("2025-07-19"), 0.01, 0.027, 0.06, 0.92),  # 2025: U_opt 92 % (Risk Stewards, 2025-07-19), slope2 6 %
+                                                        # (PROTOCOLS.md's 2025-26 value; its day is not known)
+    (utc_date("2025-09-14"), 0.01, 0.025, 0.06, 0.92),  # slope1 2.7 -> 2.5 % (Risk Stewards, 2025-09-14)
+    (utc_date("2026-01-01"), 0.01, 0.022, 0.06, 0.92),  # 2026: slope1 2.2 % (day not given: Jan 1st)
+]
+#: the reserves whose curve is known: (protocol, debt asset) -> dated curve
+RATE_CURVES = {(p, a): WETH_RATE_CURVE for p in ("aave-v3", "aave-v2") for a in ("WETH", "ETH")}
+
+
+def borrow_rate(u, base, slope1, slope2, u_opt):
+    """Aave's variable borrow APR at utilisation ``u`` (arrays broadcast): base + slope1 * U / U_opt up to the
+    kink, then base + slope1 + slope2 * (U - U_opt) / (1 - U_opt) (DefaultReserveInterestRateStrategy)."""
+    import numpy as np
+
+    u = np.asarray(u, dtype=np.float64)
+    return np.where(u <= u_opt, base + slope1 * u / u_opt, base + slope1 + slope2 * (u - u_opt) / (1.0 - u_opt))
+
+
+def curve_rate(protocol: str, asset: str, ts, u):
+    """The borrow APR of ``protocol``'s ``asset`` reserve at utilisation ``u`` and times ``ts`` through the curve in
+    force at each time (:data:`RATE_CURVES`); a reserve without a documented curve is an error."""
+    import numpy as np
+
+    curve = RATE_CURVES.get((protocol, asset))
+    if curve is None:
+        raise DataError(f"no documented interest-rate curve for {protocol} {asset} (known: "
+                        f"{', '.join(sorted(f'{p} {a}' for p, a in RATE_CURVES))}); a utilization overlay needs one")
+    ts = np.asarray(ts, dtype=np.int64)
+    starts = np.array([e[0] for e in curve], dtype=np.int64)
+    k = np.clip(np.searchsorted(starts, ts, side="right") - 1, 0, None)
+    par = np.array([e[1:] for e in curve], dtype=np.float64)[k]
+    return borrow_rate(u, par[:, 0], par[:, 1], par[:, 2], par[:, 3])
+
+
 _COMMON = dict(takes=KEYS, meanings=MEANINGS, rules=_rules, emode=True, check_target=check_target)
 AAVE_V3 = Venue("aave-v3", defaults=_aave_v3_defaults, v33=True, **_COMMON)
 AAVE_V2 = Venue("aave-v2", defaults=_aave_v2_defaults, close_factor=0.5, protocol_fee=False, **_COMMON)

@@ -114,7 +114,19 @@ def make_params(rng: np.random.Generator, m: Market, kind: str, protocol: str) -
         gas_gwei=math.nan if rng.random() < 0.7 else 5.0, gas_open=6e5, gas_loop=2.5e5, gas_reb=4e5,
         gas_close=5e5,
         cf_ovr=rng.uniform(0.1, 1.0) if protocol == "generic" or rng.random() >= 0.85 else math.nan,
+        # issue 13's realism options, drawn last (the draws above are what they were): a liquidators' delay and a
+        # frozen withdrawal queue ([[scenario]] withdrawals_frozen)
+        **_realism(rng, m),
     )
+
+
+def _realism(rng: np.random.Generator, m: Market) -> dict:
+    n = len(m)
+    out = {"liq_delay": int(rng.integers(1, 30)) if rng.random() < 0.3 else 0}
+    if rng.random() < 0.3:
+        a, b = sorted(int(m.ts[i]) for i in rng.integers(0, n, 2))
+        out.update(queue_frozen_from=a, queue_frozen_until=b + int(rng.integers(0, 5000)))
+    return out
 
 
 def venue_market(m: Market, protocol: str) -> Market:

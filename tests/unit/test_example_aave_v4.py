@@ -1,4 +1,4 @@
-"""examples/aave-v4-wsteth-loop.toml on the bundled lake, through the public API: a flash-loan loop on an Aave
+"""examples/aave-v4-wsteth-loop.toml on the synthetic calm lake it names (`data = "synth"`), through the public API: a flash-loan loop on an Aave
 v4 Spoke whose results follow the venue's rules (checked as rules, not as pinned numbers: the pinned-outputs
 test pins those)."""
 from __future__ import annotations
@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 import backtest
+from tests.synth_lake import synth_lake
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "aave-v4-wsteth-loop.toml"
 
 
 def run(tmp_path, **overrides):
-    ov = {"run.output": str(tmp_path), "run.data": str(REPO / "data"), **overrides}
+    ov = {"run.output": str(tmp_path), "run.data": str(synth_lake()), **overrides}
     return backtest.run(EXAMPLE, overrides=ov, write=False)["summary"]
 
 

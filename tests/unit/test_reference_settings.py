@@ -78,3 +78,12 @@ def test_aave_v4_spoke_keys_by_their_config_names():
     assert set(s.venue) == {"liquidation_bonus_factor", "health_factor_for_max_bonus", "target_health_factor",
                             "collateral_risk"}
     assert s == both(cfg)[1]
+
+
+def test_a_row_with_an_unknown_code_is_refused_not_guessed():
+    from tests.helpers import params
+
+    row = params()[0]
+    row["slip_model"] = 9
+    with pytest.raises(ValueError, match="unknown code 9"):
+        Settings.of_params(row)

@@ -39,7 +39,8 @@ def test_the_registry_says_which_venues_lend_collateral_out_and_where_they_run()
 
 # the modules that replay, check and build a market ask the venue registry (backtest/venues/) what a venue does;
 # none of them branches on a venue's name
-NO_VENUE_NAMES = ("backtest/engine.py", "backtest/engine_legs.py", "backtest/data/build.py",
+NO_VENUE_NAMES = ("backtest/engine.py", "backtest/engine_legs.py", "backtest/data/build.py", "backtest/plan.py",
+                  "backtest/legs.py", "backtest/sweep.py", "backtest/irm.py",
                   *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "backtest" / "reference").glob("*.py")))
 
 
