@@ -199,6 +199,25 @@ def show(results_dir, sql, fmt_name, sort, ascending, top):
     echo_frame(rel.pl(), fmt_name)
 
 
+@cli.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(), default=None, help="the HTML file (default RESULTS_DIR/report.html)")
+@click.option("--metric", default=None,
+              help="summary column that ranks the configurations (default net_apy; net_apy_mean for Monte Carlo)")
+@click.option("--top", type=int, default=5, show_default=True, help="draw the top N and the bottom N by --metric")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN<OP>VALUE",
+              help="keep rows where it holds, e.g. strategy.loops>=3 or liq_count=0 (repeat: all must hold)")
+@click.option("--config", "config_ids", multiple=True, type=int, metavar="ID", help="also draw this config_id")
+@click.option("--axes", default=None, metavar="X[,Y]", help="heatmap axes (default: the two most varied swept keys)")
+def report(results_dir, output, metric, top, filters, config_ids, axes):
+    """Write a self-contained HTML report (plotly inlined, opens offline) of a result set."""
+    from backtest.report import write_report
+
+    path = write_report(results_dir, output, metric=metric, top=top, filters=tuple(filters),
+                        config_ids=tuple(config_ids), axes=tuple(a.strip() for a in axes.split(",")) if axes else None)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 @cli.command("book")
 @click.option("--window", default="real-2024", show_default=True,
               help="real-2024 (2024-05-14..2025-09-18), june-2022 (2022-05-02..2022-09-30) or START..END")
