@@ -381,7 +381,9 @@ def _inspect(con: duckdb.DuckDBPyConnection, table: str, path: Path, folder: Pat
         if name in types and not field.nullable:
             checks.append((f"count(*) - count({_ident(name)})", "nulls", name))
         if name == "block" and name in types and types[name] in ("FLOAT", "DOUBLE"):
-            checks.append((f"count(*) FILTER (WHERE block <> floor(block) OR NOT isfinite(block))", "whole", name))
+            # whole, finite and inside int64 (a float of 2^63 or more would fail the cast with DuckDB's own error)
+            checks.append((f"count(*) FILTER (WHERE block <> floor(block) OR NOT isfinite(block) "
+                           f"OR abs(block) >= 9223372036854775807.0)", "whole", name))
     select = ", ".join(exprs)
     ts_int = types.get("ts") in _INTS
     aggs = [c for c, _, _ in checks] + ["max(abs(CAST(ts AS HUGEINT)))" if ts_int else "NULL"]
@@ -396,7 +398,8 @@ def _inspect(con: duckdb.DuckDBPyConnection, table: str, path: Path, folder: Pat
         if kind == "nulls":
             raise DataError(f"lake file {path}: required column {name!r} of {table} has {bad} null value(s)")
         if kind == "whole":
-            raise DataError(f"lake file {path}: column 'block' has {bad} value(s) that are not whole numbers")
+            raise DataError(f"lake file {path}: column 'block' has {bad} value(s) that are not whole numbers "
+                            f"within int64")
         raise DataError(f"lake file {path}: column {name!r} has {bad} value(s) other than its partition "
                         f"folder's {name}={hive[name]}")
     biggest = row[len(checks)]
