@@ -21,7 +21,6 @@ equity, ``cvar95`` (the expected shortfall at 95 %) the mean loss over the worst
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -296,22 +295,9 @@ def _dask_task(payload: dict, params: np.ndarray, ids: list[int], path_ids: list
 
 def _run_dask(tasks, parts: Path, mc: MonteCarlo, workers: int, address: str | None, progress,
               histories: dict[int, History]) -> None:
-    from backtest.sweep import write_parquet_atomic
+    from backtest.sweep import dask_client, write_parquet_atomic
 
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise BacktestError("--executor dask needs dask.distributed: pip install 'backtest[dask]'") from None
-    cluster = None
-    if address:
-        try:
-            client = Client(address, timeout="20s")
-        except OSError as exc:
-            raise BacktestError(f"--address {address}: cannot reach the Dask scheduler ({exc})") from None
-    else:
-        n = workers if workers > 0 else (os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+    client, cluster, as_completed = dask_client(workers, address)
     try:
         payloads: dict[int, object] = {}
         futs = {}

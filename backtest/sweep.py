@@ -333,25 +333,29 @@ def _dask_batch(payload: dict, params: np.ndarray, ids: list[int], dense: bool):
     return ids, out.summaries, out.events, out.records
 
 
+def dask_client(workers: int, address: str | None):
+    """(client, local cluster or None, as_completed) for ``--executor dask``: the scheduler at ``address``, else
+    a local cluster of ``workers`` processes (0: one per core)."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise BacktestError("--executor dask needs dask.distributed: pip install 'backtest[dask]'") from None
+    if address:
+        try:
+            return Client(address, timeout="20s"), None, as_completed
+        except OSError as exc:
+            raise BacktestError(f"--address {address}: cannot reach the Dask scheduler ({exc})") from None
+    n = workers if workers > 0 else (os.cpu_count() or 1)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster, as_completed
+
+
 def run_dask(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, dense: bool, workers: int,
              address: str | None, progress: Callable[[int, int], None] | None) -> None:
     if any(n_legs(prep.market) > 1 for prep, _ in jobs):
         raise BacktestError("--executor dask: multi-collateral positions ([[strategy.collateral]]) run locally "
                             "only for now; drop --executor dask")
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise BacktestError("--executor dask needs dask.distributed: pip install 'backtest[dask]'") from None
-    cluster = None
-    if address:
-        try:
-            client = Client(address, timeout="20s")
-        except OSError as exc:
-            raise BacktestError(f"--address {address}: cannot reach the Dask scheduler ({exc})") from None
-    else:
-        n = workers if workers > 0 else (os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+    client, cluster, as_completed = dask_client(workers, address)
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         for g, (prep, todo) in enumerate(jobs):

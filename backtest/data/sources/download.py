@@ -358,3 +358,17 @@ def fetch_windows(client: HttpClient, job: Path, windows: list[tuple[int, int]],
 
 class MalformedResponse(ValueError):
     pass
+
+
+def finished_blocks(path, key: str) -> dict[int, dict]:
+    """The blocks a resumable job already read: its JSON lines keyed by ``rec[key]`` (a line cut by an
+    interruption is skipped, so that block is read again)."""
+    done: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                done[int(rec[key])] = rec
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done

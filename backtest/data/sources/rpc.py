@@ -22,7 +22,7 @@ import polars as pl
 from backtest.data.sources.abi import decode_words, encode_call, signed_int
 from backtest.data.sources.commit import ImportReport, commit
 from backtest.data.sources.curve import CURVE_STETH_POOL
-from backtest.data.sources.download import HttpClient, job_dir, write_manifest
+from backtest.data.sources.download import HttpClient, finished_blocks, job_dir, write_manifest
 from backtest.data.sources.toolkit import Series, safe_name
 from backtest.errors import DataError, InputError
 
@@ -257,14 +257,7 @@ def fetch_rpc(reader: Reader, blocks: Sequence[int], lake: str | os.PathLike, rp
     job.mkdir(parents=True, exist_ok=True)
     write_manifest(job, "rpc", params, "running")
     done_path = job / "blocks.jsonl"
-    done: dict[int, dict] = {}
-    if done_path.exists():
-        for line in done_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-                done[int(rec["block"])] = rec
-            except (ValueError, KeyError, TypeError):
-                continue          # a line cut by an interruption: read that block again
+    done = finished_blocks(done_path, "block")
     todo = [b for b in blocks if b not in done]
     with open(done_path, "a") as fh:
         for k, b in enumerate(todo):

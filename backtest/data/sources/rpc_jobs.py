@@ -17,7 +17,7 @@ import polars as pl
 
 from backtest.data.sources.abi import decode_words, topic
 from backtest.data.sources.commit import ImportReport, commit
-from backtest.data.sources.download import job_dir, write_manifest
+from backtest.data.sources.download import finished_blocks, job_dir, write_manifest
 from backtest.data.sources.rpc_batch import BatchRpc, RpcRequest
 from backtest.data.sources.rpc_presets import EVENTS, Preset
 from backtest.data.sources.toolkit import Series
@@ -68,14 +68,7 @@ def fetch_preset(preset: Preset, blocks: Sequence[int], lake: str | os.PathLike,
     job.mkdir(parents=True, exist_ok=True)
     write_manifest(job, "rpc", params, "running")
     done_path = job / "blocks.jsonl"
-    done: dict[int, dict] = {}
-    if done_path.exists():
-        for line in done_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-                done[int(rec["requested"])] = rec
-            except (ValueError, KeyError, TypeError):
-                continue          # a line cut by an interruption: that block is read again
+    done = finished_blocks(done_path, "requested")
     todo = [b for b in blocks if b not in done]
     with open(done_path, "a") as fh:
         for lo in range(0, len(todo), chunk):
