@@ -88,14 +88,25 @@ def check_summaries(summaries: np.ndarray, market, params: np.ndarray, names: li
                              f"(block {int(market.block[last])}): {why}")
 
 
-def flow_residual(summary, events: np.ndarray, market, p, equity_rate: float | None = None) -> float | None:
+def constant_underlying(market) -> bool:
+    """Whether the underlying's price in the debt asset never moves (the flow check needs it)."""
+    up = np.asarray(market.underlying_price)
+    return bool(np.all(up == up[0]))
+
+
+def flow_residual(summary, events: np.ndarray, market, p, equity_rate: float | None = None,
+                  constant: bool | None = None) -> float | None:
     """(end equity at the exchange rate - capital) minus the flow terms of the module docstring; None where
     the events cannot split the flow. Mid-run (tests): equity_rate at a block, the summary's running totals
-    and the events up to that block."""
-    x = np.asarray(market.xrate) * np.asarray(market.underlying_price)
-    if int(p["kind"]) not in CHECKED_KINDS or not np.all(market.underlying_price == market.underlying_price[0]):
+    and the events up to that block. ``constant``: :func:`constant_underlying`, computed once per market by a
+    caller checking many configurations (it reads every block)."""
+    if int(p["kind"]) not in CHECKED_KINDS:
         return None
-    px = np.asarray(market.price)
+    if not (constant_underlying(market) if constant is None else constant):
+        return None
+    # the exchange rate's value, read only at the events' blocks (a whole-array product per configuration
+    # cost more than the replay)
+    xr, up, px = np.asarray(market.xrate), np.asarray(market.underlying_price), np.asarray(market.price)
     stake = int(p["entry"]) == ENTRIES["stake"]
     queue = int(p["exit_route"]) == EXIT_ROUTES["queue"]
     discount = 0.0
@@ -105,7 +116,7 @@ def flow_residual(summary, events: np.ndarray, market, p, equity_rate: float | N
         if k in (_LIQ, _BAD):
             if k == _LIQ and int(p["protocol"]) == _COMET:
                 return None
-            liq_loss -= c * x[b] - d
+            liq_loss -= c * (xr[b] * up[b]) - d
         elif k in _TRADES:
             if k == _EXIT and queue:
                 if d != 0.0:
@@ -113,7 +124,7 @@ def flow_residual(summary, events: np.ndarray, market, p, equity_rate: float | N
                 continue                          # queued at the exchange rate: no discount
             if c > 0 and stake:
                 continue
-            discount += c * (x[b] - px[b])
+            discount += c * (xr[b] * up[b] - px[b])
     costs = summary["gas_cost"] + summary["swap_fee_cost"] + summary["slippage_cost"] + summary["flash_fee_cost"]
     flows = summary["staking_yield"] + summary["supply_yield"] - summary["interest_paid"] - costs
     eq = summary["end_equity_rate"] if equity_rate is None else equity_rate
@@ -125,9 +136,9 @@ def flow_scale(summary, p) -> float:
                  + abs(summary["end_collateral"]) * 1.0 + abs(summary["end_debt"]) + abs(summary["liq_debt_repaid"]))
 
 
-def check_flow(summary, events, market, p, name: str) -> bool:
+def check_flow(summary, events, market, p, name: str, constant: bool | None = None) -> bool:
     """True when checked, False when the events cannot split the flow; InvariantError when it fails."""
-    r = flow_residual(summary, events, market, p)
+    r = flow_residual(summary, events, market, p, constant=constant)
     if r is None:
         return False
     scale = flow_scale(summary, p)

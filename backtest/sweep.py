@@ -281,13 +281,14 @@ def write_batch_outputs(points, ids: list[int], out: Outputs, prep: Prepared, wo
 def check_run(market: Market, params: np.ndarray, out: Outputs, ids: list[int]) -> None:
     """The accounting invariants at the end of every run (backtest/invariants.py); a failure names the
     configuration. Multi-collateral positions sum their legs' tokens, so they are not checked here."""
-    from backtest.invariants import check_flow, check_summaries
+    from backtest.invariants import check_flow, check_summaries, constant_underlying
 
     if n_legs(market) > 1:
         return
     check_summaries(out.summaries, market, params, [f"config {i}" for i in ids])
+    constant = constant_underlying(market)          # once per batch: it reads every block
     for j, i in enumerate(ids):
-        check_flow(out.summaries[j], out.events[j], market, params[j], f"config {i}")
+        check_flow(out.summaries[j], out.events[j], market, params[j], f"config {i}", constant)
 
 
 def run_local(points, jobs: list[tuple[Prepared, list[int]]], work: WorkDir, engine: str, dense: bool,
