@@ -35,7 +35,7 @@ from backtest.reference.costs import slippage_fraction
 from backtest.reference.rates import index_growth, supply_increment
 from backtest.reference.replay import Replay
 from backtest.reference.settings import Settings
-from backtest.reference.state import DUST_REL, FIXED_POINT_ITERS, INF, Y, BlockLoop, annualise, new_summary
+from backtest.reference.state import DUST_REL, FIXED_POINT_ITERS, INF, Y, BlockLoop, annualise, new_summary, next_check_after
 from backtest.schema import EVENT_KINDS, N_RECORD, PROTOCOL_NAMES, PROTOCOLS
 from backtest.venues import venue
 
@@ -422,8 +422,7 @@ class LegsReplay(BlockLoop):
             self.sm["exit_idx"] = b
             return
         if reb is not None and ts >= self.next_check:
-            every, t0 = reb.check_every, int(m.ts[0])
-            self.next_check = t0 + ((ts - t0) // every + 1) * every
+            self.next_check = next_check_after(ts, int(m.ts[0]), reb.check_every)
             if self.debt > self.dust and s.levered:
                 hf = self.hf(b)
                 if hf < reb.deleverage_below_hf:

@@ -134,3 +134,8 @@ class BlockLoop:
             if b % self.metric_every == 0 or b == n - 1:
                 self.metric_sample(b)
         self.finish(n - 1)
+
+
+def next_check_after(ts: int, t0: int, every: int) -> int:
+    """The first rebalance check strictly after ``ts`` on the grid t0 + k × every."""
+    return t0 + ((ts - t0) // every + 1) * every

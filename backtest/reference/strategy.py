@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from backtest.reference.state import FIXED_POINT_ITERS, INF
+from backtest.reference.state import FIXED_POINT_ITERS, INF, next_check_after
 from backtest.schema import EVENT_KINDS
 
 
@@ -205,9 +205,7 @@ class Strategy:
             self.sm["exit_idx"] = b
             return
         if reb is not None and ts >= pos.next_check:
-            every = reb.check_every
-            t0 = int(m.ts[0])
-            pos.next_check = t0 + ((ts - t0) // every + 1) * every
+            pos.next_check = next_check_after(ts, int(m.ts[0]), reb.check_every)
             if pos.debt > self.dust and s.levered:
                 hf = self.hf(b)
                 if hf < reb.deleverage_below_hf:
