@@ -9,6 +9,7 @@ import os
 import numpy as np
 import polars as pl
 
+from backtest import numerics
 from backtest.data import lake as _lake
 from backtest.data.sources.commit import ImportReport, commit
 from backtest.data.sources.toolkit import HOUR, YEAR, Series, safe_name
@@ -47,7 +48,7 @@ def constant_growth(ts: np.ndarray, apr: float, anchor_ts: int | None = None, an
     APR (continuous compounding), e.g. a rebasing token's share value."""
     t = np.asarray(ts, dtype=np.float64)
     t0 = float(t[0] if anchor_ts is None else anchor_ts)
-    return anchor * np.exp(apr * (t - t0) / YEAR)
+    return anchor * numerics.exp(apr * (t - t0) / YEAR)
 
 
 def derive_ratio(lake: str | os.PathLike, base: str, quote: str, *, via: str = "USD", freq: int = HOUR,

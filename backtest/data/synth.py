@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import sys
 from pathlib import Path
 from typing import Callable
@@ -62,6 +63,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from backtest import numerics
 from backtest.venues import default_params as venue_defaults
 from backtest.data import lake as _lake
 from backtest.data import lake_write as _lake_write
@@ -170,14 +172,14 @@ def _calm_peg(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _eth_usd(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.exp(_ar1(rng, n, np.log(3000.0), 1.0 / (24 * 60), 0.0065))
+    return numerics.exp(_ar1(rng, n, math.log(3000.0), 1.0 / (24 * 60), 0.0065))
 
 
 def _gas(rng_base: np.random.Generator, rng_prio: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     sd, phi = 0.6, 0.9
     z = _ar1(rng_base, n, 0.0, 1.0 - phi, sd * np.sqrt(1.0 - phi * phi))
-    base = 8.0 * np.exp(z)
-    prio = np.minimum(0.3 * np.exp(0.9 * rng_prio.standard_normal(n)), 50.0)
+    base = 8.0 * numerics.exp(z)
+    prio = np.minimum(0.3 * numerics.exp(0.9 * rng_prio.standard_normal(n)), 50.0)
     return base, prio
 
 
@@ -224,7 +226,7 @@ def morpho_rates(rng: np.random.Generator, ts: np.ndarray) -> tuple[np.ndarray, 
     rate = np.empty(n)
     rt = MORPHO_RT0
     for i in range(n):
-        u[i] = min(max(0.9 - MORPHO_FEEDBACK * np.log(rt / MORPHO_RT0) + noise[i], 0.75), 0.99)
+        u[i] = min(max(0.9 - MORPHO_FEEDBACK * math.log(rt / MORPHO_RT0) + noise[i], 0.75), 0.99)
         dt = float(ts[i + 1] - ts[i]) if i + 1 < n else float(HOUR)
         rate[i], rt = irm_step(rt, float(u[i]), dt)
     return u, rate
@@ -364,7 +366,7 @@ def _weeth(out: _Out, ts: np.ndarray, start: int, end: int, src: str) -> None:
                      schema_overrides={"apr": pl.Float64}),
     ]))
     e_ts = ts[ts >= _ts(EIGEN_FROM)]
-    out.add("prices", _prices(e_ts, "EIGEN", "USD", np.exp(_ar1(rngs[3], e_ts.shape[0], np.log(3.5), 0.01, 0.01)),
+    out.add("prices", _prices(e_ts, "EIGEN", "USD", numerics.exp(_ar1(rngs[3], e_ts.shape[0], math.log(3.5), 0.01, 0.01)),
                               src))
 
 
@@ -390,7 +392,7 @@ def _other_chains(out: _Out, start: int, end: int, src: str) -> None:
                                                 "source": src}))
         peg = 1.0 + np.clip(_ar1(rngs[4 * i + 1], n, -0.003, 0.2, 0.001), -0.01, 0.01)
         out.add("prices", _prices(ts, tok, debt, rate * peg, src))
-        out.add("prices", _prices(ts, debt, "USD", np.exp(_ar1(rngs[4 * i + 2], n, np.log(usd), 0.05, 0.04)), src))
+        out.add("prices", _prices(ts, debt, "USD", numerics.exp(_ar1(rngs[4 * i + 2], n, math.log(usd), 0.05, 0.04)), src))
         b = np.clip(_ar1(rngs[4 * i + 3], n, borrow, 0.1, 0.004), 0.0, None)
         out.add("rates", pl.DataFrame({"ts": ts, "protocol": label, "asset": debt, "supply_apr": b * 0.7,
                                        "borrow_apr": b}))

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from backtest import numerics
 from backtest.data.sources.coingecko import COINGECKO_IDS
 from backtest.data.sources.commit import ImportReport, commit
 from backtest.data.sources.download import (FetchError, HttpClient, MalformedResponse, fetch_windows, job_dir,
@@ -139,7 +140,7 @@ def parse_defillama(paths: Sequence[Path], **opts: Any) -> list[Series]:
         t = kept["ts"].to_numpy()
         # the rate grows at the APR in force since the previous point, from 1.0 at the first point
         growth = np.concatenate([[0.0], np.cumsum(apr[:-1] * np.diff(t) / YEAR)])
-        rate = float(opts.get("anchor", 1.0)) * np.exp(growth)
+        rate = float(opts.get("anchor", 1.0)) * numerics.exp(growth)
         und = str(opts.get("underlying") or "ETH")
         xr = pl.DataFrame({"ts": t, "token": token, "underlying": und, "rate": rate,
                            "source": "defillama:yields-compounded"})
