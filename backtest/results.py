@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from backtest import numerics
 from backtest.data.market import Market
 from backtest.engine import Outputs
 from backtest.episodes import utc_column
@@ -52,7 +53,7 @@ def annualise(end_equity: np.ndarray, capital: np.ndarray, years: float) -> np.n
     if years <= 0:
         return np.zeros(len(end_equity))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        g = np.power(end_equity / capital, 1.0 / years) - 1.0
+        g = numerics.power(end_equity / capital, 1.0 / years) - 1.0
     return np.where(end_equity <= 0, -1.0, g)
 
 
@@ -165,30 +166,32 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
 
 
 def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.DataFrame:
-    parts = []
-    for j, (cid, ev) in enumerate(zip(config_ids, out.events)):
-        if len(ev) == 0:
-            continue
-        idx = ev["idx"]
-        parts.append(pl.DataFrame({
-            "config_id": np.full(len(ev), cid, dtype=np.int64),
-            "block": market.block[idx],
-            "ts": market.ts[idx],
-            "kind": [EVENT_NAMES[int(k)] for k in ev["kind"]],
-            "collateral_change": ev["coll"],
-            "debt_change": ev["debt"],
-            "cost": ev["cost"],
-            "hf_after": ev["hf"],
-            # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
-            **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
-                                               dtype=pl.Utf8)} if out.tokens else {}),
-        }))
-    if not parts:
+    """Every configuration's events in one frame, built from concatenated arrays (one frame per configuration
+    cost 0.4 s in a 1,000-configuration sweep)."""
+    kept = [(j, cid, ev) for j, (cid, ev) in enumerate(zip(config_ids, out.events)) if len(ev) > 0]
+    if not kept:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
                                     "cost": pl.Float64, "hf_after": pl.Float64,
                                     "time_utc": pl.Datetime("us", "UTC")})
-    return pl.concat(parts).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
+    idx = np.concatenate([ev["idx"] for _, _, ev in kept])
+    kinds = np.concatenate([ev["kind"] for _, _, ev in kept]).astype(np.int64)
+    names = np.array([EVENT_NAMES.get(k) for k in range(max(EVENT_NAMES) + 1)], dtype=object)
+    cols = {
+        "config_id": np.concatenate([np.full(len(ev), cid, dtype=np.int64) for _, cid, ev in kept]),
+        "block": market.block[idx],
+        "ts": market.ts[idx],
+        "kind": pl.Series(names[kinds].tolist(), dtype=pl.Utf8),
+        "collateral_change": np.concatenate([ev["coll"] for _, _, ev in kept]),
+        "debt_change": np.concatenate([ev["debt"] for _, _, ev in kept]),
+        "cost": np.concatenate([ev["cost"] for _, _, ev in kept]),
+        "hf_after": np.concatenate([ev["hf"] for _, _, ev in kept]),
+    }
+    if out.tokens:      # a multi-collateral position: the leg an Aave-family liquidation seized (null: every leg)
+        legs = np.concatenate([np.asarray(out.event_legs[j], dtype=np.int64) for j, _, _ in kept])
+        cols["seized_collateral"] = pl.Series([out.tokens[int(k)] if k >= 0 else None for k in legs],
+                                              dtype=pl.Utf8)
+    return pl.DataFrame(cols).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
 
 
 def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
