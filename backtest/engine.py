@@ -178,7 +178,12 @@ def debt_is_underlying(market: Market) -> bool:
     """Whether the debt asset is the collateral's underlying (WETH against an ETH LST, SOL against mSOL): the
     market then prices the underlying at exactly 1.0 debt unit at every block."""
     up = market.underlying_price
-    return bool(np.all(up == 1.0))
+    cached = market.__dict__.get("_debt_is_underlying")
+    if cached is not None and cached[0] is up:     # once per market, not per configuration (a full scan)
+        return cached[1]
+    answer = bool(np.all(up == 1.0))
+    market.__dict__["_debt_is_underlying"] = (up, answer)
+    return answer
 
 
 def _check_oracle_fits_debt(cfg: Config, market: Market) -> None:

@@ -193,25 +193,36 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _as_plain(v: Any) -> Any:
+    """``_jsonable(dataclasses.asdict(v))`` without asdict's deep copies (a sweep hashes 1,000 configurations)."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _as_plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, Mapping):
+        return {str(k): _as_plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_as_plain(x) for x in v]
+    return _jsonable(v)
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     """The resolved configuration as JSON-safe data (epoch seconds, seconds, Paths as strings)."""
-    strategy = dataclasses.asdict(config.strategy)
+    strategy = _as_plain(config.strategy)
     if not strategy["collateral"]:
         del strategy["collateral"]          # the one-collateral form: its hash is what it always was
     if strategy.get("book") is None:
         strategy.pop("book", None)          # the loop engine's kinds: their hash as before
-    market = dataclasses.asdict(config.market)
+    market = _as_plain(config.market)
     if not market["venue"]:
         del market["venue"]                 # no venue-own keys (every venue but Aave v4): the hash as before
     return {
-        "run": _jsonable(dataclasses.asdict(config.run)),
-        "market": _jsonable(market),
-        "strategy": _jsonable(strategy),
-        "costs": _jsonable(dataclasses.asdict(config.costs)),
-        "scenarios": [_jsonable(dataclasses.asdict(s)) for s in config.scenarios],
+        "run": _as_plain(config.run),
+        "market": market,
+        "strategy": strategy,
+        "costs": _as_plain(config.costs),
+        "scenarios": [_as_plain(s) for s in config.scenarios],
         "sweep": _jsonable(dict(config.sweep)),
         "source": _jsonable(config.source) if config.source is not None else None,
-        "episodes": _jsonable(dataclasses.asdict(config.episodes)),
+        "episodes": _as_plain(config.episodes),
     }
 
 
