@@ -368,7 +368,8 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
 
     PRESETS (batched): weeth, ezeth, rseth, oseth, cbeth, reth, rate-provider, morpho, morpho-oracle, comet,
     aave-v3-reserve, aave-oracle, chainlink-feed, capo, uniswap-v3, curve, balancer-stable; one call per
-    request: wsteth, aave-reserve, chainlink, curve-dy, blocks. Example (every Aave v3 WETH rate change in a block range):
+    request: wsteth, aave-reserve, chainlink, curve-dy, blocks. Example (every Aave v3 WETH rate change in a
+    block range):
 
     \b
         backtest data fetch rpc aave-v3-reserve --asset WETH --events aave-reserve-updated \\
