@@ -423,8 +423,9 @@ PRESETS = {
     "aave-v3-reserve": "Aave v3 getReserveData (--asset; with --events aave-reserve-updated: every rate change)",
     "aave-oracle": "AaveOracle getAssetPrice (--asset) -> oracle_prices aave-v3 SYMBOL/USD",
     "chainlink-feed": "Chainlink latestRoundData (--address) -> prices, or oracle_prices with --protocol",
-    "capo": "CAPO adapter latestAnswer + snapshot parameters (--address) -> oracle_prices + events",
-    "uniswap-v3": "Uniswap v3 slot0 (--address pool) -> prices BASE/QUOTE",
+    "capo": "CAPO adapter latestAnswer + snapshot parameters (--address; default Aave's wstETH adapter) "
+            "-> oracle_prices + events",
+    "uniswap-v3": "Uniswap v3 slot0 (--address pool; default wstETH/WETH 0.01 %) -> prices BASE/QUOTE",
     "curve": "Curve get_dy (--address pool, --i, --j) -> prices BASE/QUOTE",
     "balancer-stable": "Balancer v2 (Composable)Stable pool spot price (--pool-id; Vault getPoolTokens + StableMath) "
                        "-> prices BASE/QUOTE",
@@ -466,12 +467,18 @@ def from_options(what: str, o: dict[str, Any]) -> Preset:
     if what == "chainlink-feed":
         need("base", "quote")
         return chainlink(addr, o["base"], o["quote"], o.get("protocol"))
-    if what == "capo":
-        need("address", "symbol")
-        return capo(addr, o["symbol"], o.get("protocol") or "aave-v3")
-    if what == "uniswap-v3":
-        need("address", "base", "quote")
-        return uniswap_v3(addr, o["base"], o["quote"], o.get("decimals0", 18), o.get("decimals1", 18),
+    if what == "capo":           # default: Aave v3's wstETH adapter (mainnet.py: the one of 2025-06 .. 2026-04)
+        if addr:
+            need("symbol")
+        elif (o.get("symbol") or "wstETH") != "wstETH":
+            raise InputError(f"rpc capo --symbol {o['symbol']}: only wstETH's adapter is defaulted; pass --address")
+        return capo(addr or AAVE_V3_WSTETH_CAPO, o.get("symbol") or "wstETH", o.get("protocol") or "aave-v3")
+    if what == "uniswap-v3":     # default pool: wstETH/WETH 0.01 % (token0 wstETH)
+        pair = (o.get("base") or "wstETH", o.get("quote") or "WETH")
+        if not addr and pair != ("wstETH", "WETH"):
+            raise InputError(f"rpc uniswap-v3 {pair[0]}/{pair[1]}: only the wstETH/WETH pool is defaulted; "
+                             "pass --address")
+        return uniswap_v3(addr or UNISWAP_V3_WSTETH_WETH, *pair, o.get("decimals0", 18), o.get("decimals1", 18),
                           bool(o.get("invert")))
     if what == "curve":
         return curve_dy(addr, o.get("i", 1), o.get("j", 0), o.get("base") or "stETH", o.get("quote") or "ETH",
