@@ -82,7 +82,9 @@ def test_cli_reads_the_ezeth_weth_pool_price_at_each_block(tmp_path, monkeypatch
         # block 110: the hand-worked pool, ezETH abundant: 1000 y* of value against 500 WETH
         _pool_replies(node, 110, int(1000 * Y_STAR / 1.02 * E18), 500 * E18, 1.02)
         monkeypatch.setenv("ETH_RPC_URL", node.url)
-        r = CliRunner().invoke(cli, ["data", "fetch", "rpc", "balancer-stable", "--block", "100", "--block", "110",
+        # README's command: the pool id spelled out (also the default)
+        r = CliRunner().invoke(cli, ["data", "fetch", "rpc", "balancer-stable", "--pool-id", bs.EZETH_WETH_POOL_ID,
+                                     "--base", "ezETH", "--quote", "WETH", "--block", "100", "--block", "110",
                                      "--into", str(tmp_path)])
         assert r.exit_code == 0, r.output
         px = table(tmp_path, "prices").sort("ts")
