@@ -349,25 +349,27 @@ _OLD_RPC = ["wsteth", "aave-reserve", "chainlink", "curve-dy", "blocks"]
               help="the lake's protocol label: chainlink-feed / capo / morpho-oracle write oracle_prices of it "
                    "(aave-v3, morpho-blue); morpho writes its rates under it (two markets: morpho-ezeth-86)")
 @click.option("--aave-version", type=int, default=3, show_default=True)
-@click.option("--base", default=None, help="chainlink / curve / uniswap-v3: base symbol")
-@click.option("--quote", default=None, help="chainlink / curve / uniswap-v3: quote symbol")
+@click.option("--base", default=None, help="chainlink / curve / uniswap-v3 / balancer-stable: base symbol")
+@click.option("--quote", default=None, help="chainlink / curve / uniswap-v3 / balancer-stable: quote symbol")
 @click.option("--i", "i", type=int, default=1, show_default=True, help="curve: index sold (stETH pool: 1 = stETH)")
 @click.option("--j", "j", type=int, default=0, show_default=True, help="curve: index bought (0 = ETH)")
 @click.option("--dx", type=float, default=1.0, show_default=True, help="curve: amount sold, token units")
 @click.option("--decimals0", type=int, default=18, show_default=True, help="uniswap-v3: token0 decimals")
 @click.option("--decimals1", type=int, default=18, show_default=True, help="uniswap-v3: token1 decimals")
 @click.option("--invert", is_flag=True, help="uniswap-v3: BASE is token1")
+@click.option("--pool-id", default=None, help="balancer-stable: the pool id (bytes32; default the ezETH/WETH pool)")
 @click.option("--batch", type=int, default=100, show_default=True, help="calls per JSON-RPC batch request")
 @click.option("--log-span", type=int, default=10_000, show_default=True, help="--events: blocks per eth_getLogs")
 @_net
 def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, symbol, market_id, token, underlying,
-                  protocol_label, aave_version, base, quote, i, j, dx, decimals0, decimals1, invert, batch, log_span,
-                  lake, timeout, retries):
+                  protocol_label, aave_version, base, quote, i, j, dx, decimals0, decimals1, invert, pool_id, batch,
+                  log_span, lake, timeout, retries):
     """eth_call PRESET at the chosen blocks on the node in $ETH_RPC_URL (plus each block's time -> blocks).
 
     PRESETS (batched): weeth, ezeth, rseth, oseth, cbeth, reth, rate-provider, morpho, morpho-oracle, comet,
-    aave-v3-reserve, aave-oracle, chainlink-feed, capo, uniswap-v3, curve; one call per request: wsteth,
-    aave-reserve, chainlink, curve-dy, blocks. Example (every Aave v3 WETH rate change in a block range):
+    aave-v3-reserve, aave-oracle, chainlink-feed, capo, uniswap-v3, curve, balancer-stable; one call per
+    request: wsteth, aave-reserve, chainlink, curve-dy, blocks. Example (every Aave v3 WETH rate change in a
+    block range):
 
     \b
         backtest data fetch rpc aave-v3-reserve --asset WETH --events aave-reserve-updated \\
@@ -409,7 +411,7 @@ def fetch_rpc_cmd(what, blocks, single, events, rpc_url_env, address, asset, sym
     preset = rpc_presets.from_options(what, dict(
         address=address, asset=asset, symbol=symbol, market_id=market_id, token=token, underlying=underlying,
         protocol=protocol_label, base=base, quote=quote, i=i, j=j, dx=dx, decimals0=decimals0,
-        decimals1=decimals1, invert=invert))
+        decimals1=decimals1, invert=invert, pool_id=pool_id))
     node = BatchRpc(url, timeout=timeout, retries=retries, batch_size=batch)
     try:
         if events:

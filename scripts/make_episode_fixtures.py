@@ -22,14 +22,14 @@ from backtest.data.sources import abi, rpc_presets as rp
 OUT = Path("tests/fixtures/episodes")
 E18, RAY, YEAR, H = 10 ** 18, 10 ** 27, 365 * 86400, 3600
 
-# placeholders where the real value is not known here (README says so)
-MARKET_86 = "0x" + "86" * 32
-MARKET_77 = "0x" + "77" * 32
-MORPHO_IRM = "0x870aC11D48B15DB9a138Cf899d20F13F79Ba00BC"
-EZETH_ORACLE = "0x" + "0e" * 20
-CAPO_WSTETH = "0x" + "ca" * 20
-UNI_WSTETH_WETH = "0x" + "09" * 20
-
+# the real mainnet values (backtest/data/sources/mainnet.py cites where each was found): the fixtures answer
+# the example commands, which name them; what the contracts return here is still made up
+MARKET_86 = rp.MORPHO_EZETH_WETH_86
+MARKET_77 = rp.MORPHO_EZETH_WETH_77
+MORPHO_IRM = rp.MORPHO_ADAPTIVE_CURVE_IRM
+EZETH_ORACLE = rp.MORPHO_EZETH_ORACLE
+CAPO_WSTETH = rp.AAVE_V3_WSTETH_CAPO
+UNI_WSTETH_WETH = rp.UNISWAP_V3_WSTETH_WETH
 
 def w(*vs: int) -> str:
     return "0x" + "".join((int(v) % (1 << 256)).to_bytes(32, "big").hex() for v in vs)

@@ -90,3 +90,34 @@ def test_every_recipe_names_a_query_or_its_sql():
     for name, rec in dune_recipes.RECIPES.items():
         assert rec.query_id or rec.sql, name
         assert rec.outputs and all(o.table for o in rec.outputs)
+
+
+def test_the_published_queries_other_column_names_are_accepted(tmp_path):
+    # the two queries' real column names are unverified: Dune's own names for the same values are tried in turn
+    f = tmp_path / "q5299669.csv"
+    f.write_text("block_time,ezeth_price\n2024-04-24 22:00:00.000 UTC,0.6012\n")
+    r = run(str(f), "--recipe", "ezeth-balancer-minute", "--into", str(tmp_path / "lake"))
+    assert r.exit_code == 0, r.output
+    assert table(tmp_path / "lake", "prices")["price"].to_list() == [0.6012]
+    # decoded Liquidate event sums keep the event's names and wei: 9800.5 ezETH = 9800.5e18
+    f = tmp_path / "q5323305.csv"
+    f.write_text("block_date,liquidation_count,seizedAssets,repaidAssets,badDebtAssets\n"
+                 "2024-04-24,138,9800500000000000000000,8100250000000000000000,65000000000000000000\n")
+    r = run(str(f), "--recipe", "ezeth-morpho-liquidations-daily", "--into", str(tmp_path / "lake2"))
+    assert r.exit_code == 0, r.output
+    got = {row["kind"]: row["value"] for row in table(tmp_path / "lake2", "events").iter_rows(named=True)}
+    assert got == pytest.approx({"morpho-liquidations": 138.0, "morpho-seized-ezeth": 9800.5,
+                                 "morpho-repaid-weth": 8100.25, "morpho-bad-debt-weth": 65.0}, rel=1e-15)
+    assert set(table(tmp_path / "lake2", "events")["ts"]) == {DAY_24}
+
+
+def test_a_result_with_none_of_the_names_says_which_were_tried(tmp_path):
+    f = tmp_path / "q.csv"
+    f.write_text("t,p\n2024-04-24 22:00:00.000 UTC,0.6\n")
+    r = run(str(f), "--recipe", "ezeth-balancer-minute", "--into", str(tmp_path / "lake"))
+    assert r.exit_code == 2
+    assert "tried minute, block_minute, block_time" in r.output and "--map ts=COLUMN" in r.output
+    r = run(str(f), "--recipe", "ezeth-balancer-minute", "--map", "ts=t", "--map", "price=p",
+            "--into", str(tmp_path / "lake"))
+    assert r.exit_code == 0, r.output
+    assert table(tmp_path / "lake", "prices")["price"].to_list() == [0.6]

@@ -239,6 +239,34 @@ def test_morpho_market_id_from_its_parameters_matches_published_ids():
         "0xb8fc70e82bc5bb53e773626fcc6a23f7eefa036918d7ef216ecfb1950a94a85e"
 
 
+def test_the_ezeth_episode_market_ids_are_those_of_their_published_parameters():
+    # ids and parameters as published together (defisaver-positions-sdk MORPHO_BLUE_EZETH_ETH 0x49bb...,
+    # karpatkey/defi-kit _ethInfo.ts 0x093d...): the 86 % and 77 % markets share one oracle
+    irm, orc = rp.MORPHO_ADAPTIVE_CURVE_IRM, rp.MORPHO_EZETH_ORACLE
+    assert rp.morpho_market_id("WETH", "ezETH", orc, irm, 0.86) == rp.MORPHO_EZETH_WETH_86 == \
+        "0x49bb2d114be9041a787432952927f6f144f05ad3e83196a7d062f374ee11d0ee"
+    assert rp.morpho_market_id("WETH", "ezETH", orc, irm, 0.77) == rp.MORPHO_EZETH_WETH_77 == \
+        "0x093d5b432aace8bf6c4d67494f4ac2542a499571ff7a1bcc9f8778f3200d457d"
+    # the 94.5 % market of Dec 2024 (another oracle), from the same two sources
+    assert rp.morpho_market_id("WETH", "ezETH", "0x94f93f1eADb8a2f73C415AD4C19cB791e6D0192b", irm, 0.945) == \
+        "0xa0534c78620867b7c8706e3b6df9e69a2bc67c783281b7a77e034ed75cee012e"
+
+
+def test_capo_and_uniswap_default_to_the_wsteth_contracts_and_refuse_other_symbols_without_an_address():
+    from backtest.errors import InputError
+    p = rp.from_options("capo", {})
+    assert (p.params["adapter"], p.params["symbol"]) == (rp.AAVE_V3_WSTETH_CAPO.lower(), "wstETH")
+    u = rp.from_options("uniswap-v3", {})
+    assert (u.params["pool"], u.params["base"], u.params["quote"]) == (rp.UNISWAP_V3_WSTETH_WETH.lower(), "wstETH",
+                                                                       "WETH")
+    with pytest.raises(InputError, match="only wstETH's adapter"):
+        rp.from_options("capo", {"symbol": "weETH"})
+    with pytest.raises(InputError, match="needs --symbol"):
+        rp.from_options("capo", {"address": "0x" + "ca" * 20})
+    with pytest.raises(InputError, match="pass --address"):
+        rp.from_options("uniswap-v3", {"base": "ezETH", "quote": "WETH"})
+
+
 @pytest.mark.parametrize("make, addr, sig, args, token, underlying", [
     (rp.oseth, rp.STAKEWISE_OSTOKEN_CONTROLLER, "convertToAssets(uint256)", (E18,), "osETH", "ETH"),
     (rp.rseth, rp.KELP_LRT_ORACLE, "rsETHPrice()", (), "rsETH", "ETH"),

@@ -12,6 +12,8 @@ from backtest.data.sources.toolkit import (Series, convert, drop_missing, new_se
                                            read_text_table)
 
 
+# Curve stETH/ETH pool (PROTOCOLS.md 0xDC24...7022; integrators name it lidoCrvPool / ETHSTETH / "steth", found
+# with find_string)
 CURVE_STETH_POOL = "0xDC24316b9AE028F1497c275EB9192a3Ea0f67022"
 
 

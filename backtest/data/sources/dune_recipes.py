@@ -5,7 +5,11 @@ to paste into a new query), the columns its result has, and where they go in the
 ``{"result": {"rows": [...]}}``), maps the columns as the recipe says (``--map`` overrides a column when a
 query names it differently) and writes every output of the recipe at once. The column names of the two
 published queries (5299669, 5323305) are the ones this recipe expects; they were not checked against the live
-queries (no Dune access here): a result with other names fails with the missing column named, and
+queries: neither query's SQL or result columns could be found in public material (searched: web pages, code,
+issues; no Dune access here). So each output also accepts ``alternatives``: other names the same value goes by in
+Dune's own tables (``minute`` of ``prices.usd``, ``block_time`` / ``block_date`` of ``dex.trades``, ``evt_block_time``
+of decoded events, the Liquidate event's ``seizedAssets`` / ``repaidAssets`` / ``badDebtAssets`` in wei); the
+first name present in the result is used. A result with none of them fails naming them all, and
 ``--map lake_column=their_column`` fixes it.
 """
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from backtest.data.sources.commit import ImportReport, commit
-from backtest.data.sources.csv_mapping import parse_mapped
+from backtest.data.sources.csv_mapping import _read_any, parse_mapped
 from backtest.data.sources.toolkit import Series, safe_name
 from backtest.errors import DataError
 
@@ -30,6 +34,8 @@ class Output:
     table: str
     mapping: Mapping_
     sets: dict[str, Any] = field(default_factory=dict)
+    #: lake column -> other (result column, unit) names tried in order when the mapping's column is absent
+    alternatives: dict[str, tuple[tuple[str, str | None], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,22 +66,32 @@ WHERE id = {{market_id}}
   AND evt_block_time BETWEEN TIMESTAMP '{{start}}' AND TIMESTAMP '{{end}}'
 ORDER BY 1"""
 
+# other names for the same values (unverified against the two published queries: see the module docstring)
+_MINUTE = (("block_minute", None), ("block_time", None), ("time", None), ("ts", None), ("evt_block_time", None))
+_DAY = (("block_date", None), ("date", None), ("time", None), ("block_time", None), ("evt_block_time", None))
+_PRICE = {"price": (("ezeth_price", None), ("price_weth", None), ("weth_per_ezeth", None), ("ezeth_weth", None),
+                    ("avg_price", None))}
+_LIQ = {"liquidations": (("liquidation_count", None), ("n_liquidations", None), ("count", None)),
+        "seized_ezeth": (("seized", None), ("collateral_seized", None), ("seizedAssets", "wei")),
+        "repaid_weth": (("repaid", None), ("debt_repaid", None), ("repaidAssets", "wei")),
+        "bad_debt_weth": (("bad_debt", None), ("badDebtAssets", "wei"))}
+
+
+def _liq(col: str, kind: str) -> Output:
+    return Output("events", {"ts": ("day", None), "value": (col, None)}, {"token": "ezETH", "kind": kind},
+                  {"ts": _DAY, "value": _LIQ[col]})
+
+
 RECIPES: dict[str, Recipe] = {
     "ezeth-balancer-minute": Recipe(
         "minute ezETH/WETH price on the Balancer ezETH/WETH pool (WETH per ezETH) -> prices ezETH/WETH",
         (Output("prices", {"ts": ("minute", None), "price": ("price", None)},
-                {"base": "ezETH", "quote": "WETH", "source": "dune:balancer-ezeth-weth"}),),
+                {"base": "ezETH", "quote": "WETH", "source": "dune:balancer-ezeth-weth"}, {"ts": _MINUTE, **_PRICE}),),
         query_id=5299669, episode="ezETH de-peg, 23-26 Apr 2024"),
     "ezeth-morpho-liquidations-daily": Recipe(
         "daily Morpho Blue ezETH liquidations: count, ezETH seized, WETH repaid, WETH bad debt -> events ezETH",
-        (Output("events", {"ts": ("day", None), "value": ("liquidations", None)},
-                {"token": "ezETH", "kind": "morpho-liquidations"}),
-         Output("events", {"ts": ("day", None), "value": ("seized_ezeth", None)},
-                {"token": "ezETH", "kind": "morpho-seized-ezeth"}),
-         Output("events", {"ts": ("day", None), "value": ("repaid_weth", None)},
-                {"token": "ezETH", "kind": "morpho-repaid-weth"}),
-         Output("events", {"ts": ("day", None), "value": ("bad_debt_weth", None)},
-                {"token": "ezETH", "kind": "morpho-bad-debt-weth"})),
+        (_liq("liquidations", "morpho-liquidations"), _liq("seized_ezeth", "morpho-seized-ezeth"),
+         _liq("repaid_weth", "morpho-repaid-weth"), _liq("bad_debt_weth", "morpho-bad-debt-weth")),
         query_id=5323305, episode="ezETH de-peg, 23-26 Apr 2024"),
     "aave-v3-weth-rates-intraday": Recipe(
         "Aave v3 WETH rates at every ReserveDataUpdated -> rates aave-v3 WETH (intraday)",
@@ -106,9 +122,19 @@ def parse_recipe(path: Path, name: str, overrides: Mapping_ | None = None,
     """Every output of recipe ``name`` from one Dune result file; ``overrides`` rename result columns
     ({lake column: (result column, unit)}), ``sets`` add or replace constants."""
     rec = recipe(name)
+    header = set(_read_any(Path(path)).columns) if any(o.alternatives for o in rec.outputs) else set()
     out: list[Series] = []
     for o in rec.outputs:
         mapping = dict(o.mapping)
+        for col, alts in o.alternatives.items():
+            if col in (overrides or {}) or mapping[col][0] in header:
+                continue
+            found = [a for a in alts if a[0] in header]
+            if not found:
+                names = ", ".join(n for n, _ in (mapping[col], *alts))
+                raise DataError(f"{path}: recipe {name}: no column for {o.table}.{col} (tried {names}; columns: "
+                                f"{', '.join(sorted(header))}); pass --map {col}=COLUMN")
+            mapping[col] = found[0]
         for col, src in (overrides or {}).items():
             if col in mapping or col == "ts":
                 mapping[col] = src

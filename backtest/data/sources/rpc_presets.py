@@ -5,8 +5,8 @@ A :class:`Preset` has ``rounds`` of calls per block: round 0's calls are fixed; 
 depend on what the earlier rounds returned at the same block (Morpho's IRM is asked ``borrowRateView`` with
 the market state just read; Comet's ``getBorrowRate`` with the utilization just read). ``decode`` turns the
 returned 32-byte words into a row; ``to_series`` turns the rows into lake series. Addresses (Ethereum
-mainnet) are the defaults of each preset, overridable with ``--address``; README says which were checked
-against the protocols' sources.
+mainnet) are the defaults of each preset, overridable with ``--address``; :mod:`backtest.data.sources.mainnet`
+cites where each was found.
 """
 from __future__ import annotations
 
@@ -17,31 +17,18 @@ import polars as pl
 
 from backtest.data.sources.abi import encode_call, signed_int, word_address
 from backtest.data.sources.curve import CURVE_STETH_POOL
+# addresses (mainnet), with their sources: backtest/data/sources/mainnet.py
+from backtest.data.sources.mainnet import (  # noqa: F401  (re-exported: rp.WETH ...)
+    WETH, WSTETH, WEETH, RENZO_RESTAKE_MANAGER, EZETH, KELP_LRT_ORACLE, STAKEWISE_OSTOKEN_CONTROLLER, CBETH, RETH,
+    MORPHO_BLUE, MORPHO_ADAPTIVE_CURVE_IRM, COMET_WETH, AAVE_V3_POOL, AAVE_V3_ORACLE, CHAINLINK_ETH_USD,
+    AAVE_V3_WSTETH_CAPO, UNISWAP_V3_WSTETH_WETH, MORPHO_EZETH_ORACLE, MORPHO_EZETH_WETH_86, MORPHO_EZETH_WETH_77,
+    TOKENS,
+)
 from backtest.data.sources.toolkit import Series, safe_name
 from backtest.errors import DataError, InputError
 
 YEAR = 365 * 86400
 WAD, RAY = 1e18, 1e27
-
-# ------------------------------------------------------------------------------------ addresses (mainnet)
-WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
-WSTETH = "0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0"
-WEETH = "0xCd5fE23C85820F7B72D0926FC9b05b43E359b7ee"
-RENZO_RESTAKE_MANAGER = "0x74a09653A083691711cF8215a6ab074BB4e99ef5"
-EZETH = "0xbf5495Efe5DB9ce00f80364C8B423567e58d2110"
-KELP_LRT_ORACLE = "0x349A73444b1a310BAe67ef67973022020d70020d"
-STAKEWISE_OSTOKEN_CONTROLLER = "0x2A261e60FB14586B474C208b1B7AC6D0f5000306"
-CBETH = "0xBe9895146f7AF43049ca1c1AE358B0541Ea49704"
-RETH = "0xae78736Cd615f374D3085123A210448E74Fc6393"
-MORPHO_BLUE = "0xBBBBBbbBBb9cC5e90e3b3Af64bdAF62C37EEFFCb"
-COMET_WETH = "0xA17581A9E3356d9A858b789D68B4d866e593aE94"
-AAVE_V3_POOL = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
-AAVE_V3_ORACLE = "0x54586bE62E3c3580375aE3723C145253060Ca0C2"
-CHAINLINK_ETH_USD = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
-
-#: symbol -> mainnet token address (for ``--asset SYMBOL``)
-TOKENS = {"WETH": WETH, "wstETH": WSTETH, "weETH": WEETH, "ezETH": EZETH, "cbETH": CBETH, "rETH": RETH,
-          "rsETH": "0xA1290d69c65A6Fe4DF752f95823fae25cB99e5A7", "osETH": "0xf1C9acDc66974dFB6dEcB12aA385b9cD01190E38"}
 
 MORPHO_MARKET = ("(address,address,address,address,uint256)", "(uint128,uint128,uint128,uint128,uint128,uint128)")
 
@@ -436,9 +423,12 @@ PRESETS = {
     "aave-v3-reserve": "Aave v3 getReserveData (--asset; with --events aave-reserve-updated: every rate change)",
     "aave-oracle": "AaveOracle getAssetPrice (--asset) -> oracle_prices aave-v3 SYMBOL/USD",
     "chainlink-feed": "Chainlink latestRoundData (--address) -> prices, or oracle_prices with --protocol",
-    "capo": "CAPO adapter latestAnswer + snapshot parameters (--address) -> oracle_prices + events",
-    "uniswap-v3": "Uniswap v3 slot0 (--address pool) -> prices BASE/QUOTE",
+    "capo": "CAPO adapter latestAnswer + snapshot parameters (--address; default Aave's wstETH adapter) "
+            "-> oracle_prices + events",
+    "uniswap-v3": "Uniswap v3 slot0 (--address pool; default wstETH/WETH 0.01 %) -> prices BASE/QUOTE",
     "curve": "Curve get_dy (--address pool, --i, --j) -> prices BASE/QUOTE",
+    "balancer-stable": "Balancer v2 (Composable)Stable pool spot price (--pool-id; Vault getPoolTokens + StableMath) "
+                       "-> prices BASE/QUOTE",
 }
 
 
@@ -477,14 +467,23 @@ def from_options(what: str, o: dict[str, Any]) -> Preset:
     if what == "chainlink-feed":
         need("base", "quote")
         return chainlink(addr, o["base"], o["quote"], o.get("protocol"))
-    if what == "capo":
-        need("address", "symbol")
-        return capo(addr, o["symbol"], o.get("protocol") or "aave-v3")
-    if what == "uniswap-v3":
-        need("address", "base", "quote")
-        return uniswap_v3(addr, o["base"], o["quote"], o.get("decimals0", 18), o.get("decimals1", 18),
+    if what == "capo":           # default: Aave v3's wstETH adapter (mainnet.py: the one of 2025-06 .. 2026-04)
+        if addr:
+            need("symbol")
+        elif (o.get("symbol") or "wstETH") != "wstETH":
+            raise InputError(f"rpc capo --symbol {o['symbol']}: only wstETH's adapter is defaulted; pass --address")
+        return capo(addr or AAVE_V3_WSTETH_CAPO, o.get("symbol") or "wstETH", o.get("protocol") or "aave-v3")
+    if what == "uniswap-v3":     # default pool: wstETH/WETH 0.01 % (token0 wstETH)
+        pair = (o.get("base") or "wstETH", o.get("quote") or "WETH")
+        if not addr and pair != ("wstETH", "WETH"):
+            raise InputError(f"rpc uniswap-v3 {pair[0]}/{pair[1]}: only the wstETH/WETH pool is defaulted; "
+                             "pass --address")
+        return uniswap_v3(addr or UNISWAP_V3_WSTETH_WETH, *pair, o.get("decimals0", 18), o.get("decimals1", 18),
                           bool(o.get("invert")))
     if what == "curve":
         return curve_dy(addr, o.get("i", 1), o.get("j", 0), o.get("base") or "stETH", o.get("quote") or "ETH",
                         o.get("dx", 1.0))
+    if what == "balancer-stable":
+        from backtest.data.sources.balancer_stable import balancer_stable
+        return balancer_stable(o.get("pool_id"), o.get("base") or "ezETH", o.get("quote") or "WETH", addr)
     raise InputError(f"unknown rpc preset {what!r}; choose one of: {', '.join(PRESETS)}")
