@@ -15,7 +15,7 @@ import polars as pl
 
 from backtest.data.market import Market
 from backtest.engine import Outputs
-from backtest.episodes import utc_column
+from backtest.episodes import DEPEG_EVENT_SCHEMA, utc_column
 from backtest.schema import EVENT_KINDS, EVENT_NAMES, RECORD_FIELDS
 
 SUMMARY_METRICS = (
@@ -183,12 +183,23 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
             **({"seized_collateral": pl.Series([out.tokens[int(k)] if k >= 0 else None for k in out.event_legs[j]],
                                                dtype=pl.Utf8)} if out.tokens else {}),
         }))
+    # the depeg rows' columns (backtest.episodes.depeg_event_frame), null on the position's events
+    depeg = [pl.lit(None, dtype).alias(name) for name, dtype in DEPEG_EVENT_SCHEMA.items()]
     if not parts:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
                                     "cost": pl.Float64, "hf_after": pl.Float64,
-                                    "time_utc": pl.Datetime("us", "UTC")})
-    return pl.concat(parts).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
+                                    "time_utc": pl.Datetime("us", "UTC"), **DEPEG_EVENT_SCHEMA})
+    return pl.concat(parts).with_columns(utc_column(pl.col("ts")).alias("time_utc")).with_columns(depeg)
+
+
+def with_depeg_events(events: pl.DataFrame, depeg: pl.DataFrame) -> pl.DataFrame:
+    """The position's events and the depeg rows of the same configurations in one table, by config_id and
+    block; at one block the position's events first (in the order the engine gave them), then the depeg rows
+    (in depeg_event_frame's order). The sort is stable, so the position's rows keep their order."""
+    if depeg.height == 0:
+        return events
+    return pl.concat([events, depeg], how="diagonal_relaxed").sort(["config_id", "block"], maintain_order=True)
 
 
 def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
