@@ -285,7 +285,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "excess_apy_rate": ("apy", "net_apy_rate - hold_apy_rate"),
     "time_utc": ("utc", "block time as a UTC timestamp (the same instant as ts)"),
     # episodes.parquet (backtest/episodes.py): one row per (episode, config_id)
-    "episode_id": ("id", "episode number in the result set (by market group, kind, start)"),
+    "episode_id": ("id", "episode number in the result set (by market group, kind, start); events: the "
+                         "episode of a depeg row (null on the position's events)"),
     "episode_kind": ("text", "market: the DEX price below the exchange-rate value; oracle: the lending "
                              "protocol's oracle price below it"),
     "token": ("text", "the collateral token whose price fell below its exchange-rate value"),
@@ -299,7 +300,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "start_utc": ("utc", "start_ts as a UTC timestamp"),
     "end_utc": ("utc", "end_ts as a UTC timestamp"),
     "duration_s": ("seconds", "end_ts - start_ts"),
-    "worst_discount": ("fraction", "largest discount in the episode: 1 - price / (exchange rate x underlying)"),
+    "worst_discount": ("fraction", "largest discount in the episode: 1 - price / (exchange rate x underlying) "
+                                   "(events: on depeg_end rows, null on the others)"),
     "worst_block": ("block", "block of worst_discount"),
     "worst_ts": ("ts", "time of worst_discount, UTC epoch seconds"),
     "worst_utc": ("utc", "worst_ts as a UTC timestamp"),
@@ -312,8 +314,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "episode_return": ("fraction", "episode_pnl / equity_before"),
     "episode_pnl_rate": ("debt", "the same P&L with the collateral at the exchange rate"),
     "episode_min_hf": ("ratio", "lowest health factor seen in the episode: hourly and at its time-series "
-                                "samples, its last block, after its events, and the run's min_hf if that block "
-                                "is inside (NaN: no debt)"),
+                                "samples, its first and last block, after its events, and the run's min_hf if "
+                                "that block is inside (NaN: no debt)"),
     "episode_liq_count": ("count", "liquidation calls inside the episode"),
     "episode_liq_debt_repaid": ("debt", "debt repaid by liquidators inside the episode"),
     "episode_liq_penalty": ("debt", "liquidation penalty (oracle price) inside the episode"),
@@ -326,11 +328,16 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "hold_episode_return": ("fraction", "hold_pnl / the benchmark's value before the episode"),
     "excess_pnl": ("debt", "episode_pnl - hold_pnl"),
     # events
-    "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash"),
-    "collateral_change": ("tokens", "collateral change (negative: out of the position)"),
-    "debt_change": ("debt", "debt change (negative: repaid)"),
-    "cost": ("debt", "costs of the action, the liquidation penalty, the bad debt or the slash's loss"),
-    "hf_after": ("ratio", "health factor after the event (inf: no debt)"),
+    "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash; "
+                     "depeg_start / depeg_end: first / last block of an episode of episodes.parquet (no "
+                     "depeg_end while it is still on at the window's last block)"),
+    "collateral_change": ("tokens", "collateral change (negative: out of the position; 0 on depeg rows)"),
+    "debt_change": ("debt", "debt change (negative: repaid; 0 on depeg rows)"),
+    "cost": ("debt", "costs of the action, the liquidation penalty, the bad debt or the slash's loss (0 on "
+                     "depeg rows)"),
+    "hf_after": ("ratio", "health factor after the event; depeg rows: at the end of that block (inf: no debt)"),
+    "discount": ("fraction", "depeg rows: the episode price's discount at that block, 1 - price / (exchange "
+                             "rate x underlying) (null on the position's events)"),
     "seized_collateral": ("text", "multi-collateral: the token an Aave-family liquidation seized (null: every leg)"),
     # time series
     "collateral": ("tokens", "collateral tokens held"),
