@@ -249,7 +249,8 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
 def batch_frames(points, ids: list[int], out: Outputs, market: Market, prep: Prepared | None = None,
                  records: np.ndarray | None = None):
     """(summary, events, episodes) of a batch; out: the time series' outputs; records: the core's records at
-    prep.run_idx (Prepared.split); episodes None without prep."""
+    prep.run_idx (Prepared.split); episodes None without prep. With prep, the events also hold the episodes'
+    depeg_start / depeg_end rows (derived here, after the core: the kernel never emits them)."""
     cfgs = [points[i][1] for i in ids]
     protocols = [c.market.protocol for c in cfgs]
     lanes_of = [prep.lanes.index(lane_of(c)) for c in cfgs] if prep is not None else None
