@@ -187,3 +187,18 @@ def test_show_lists_the_depeg_rows(merged):
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
     assert lines[0] == "kind,block,discount" and [ln.split(",")[0] for ln in lines[1:]] == list(DEPEG)
+
+
+def test_monte_carlo_paths_keep_no_depeg_rows(tmp_path):
+    # the paths keep no events and find no episodes (their prices are not the market's): no depeg rows, the
+    # events table keeps its columns
+    from backtest.montecarlo import MonteCarlo
+
+    text = BASE.format(gap="1h") + "".join(STEP.format(at=a, duration=d) for a, d in TWO)
+    cfg = tmp_path / "mc.toml"
+    cfg.write_text(text)
+    res = backtest.run(cfg, overrides={"run.output": str(tmp_path / "out"), "run.record": "none"},
+                       montecarlo=MonteCarlo(2, seed=1, block_days=0.25))
+    ev = pl.read_parquet(Path(res["path"]) / "events.parquet")
+    assert ev.height == 0 and res["episodes"].height == 0
+    assert {"episode_id", "discount", "worst_discount"} <= set(ev.columns)
