@@ -10,6 +10,10 @@ use it). A ``market`` oracle is the DEX price, so its episodes are the market ep
 Detection reads the aligned market at every block (not the sampled time series). A configuration's equity is
 read from records the core takes at the block before each episode and at its last block (added to the
 time-series samples and split off again, so the time series is what it was); its events are read by block.
+
+The same episodes also give rows of ``events.parquet`` (depeg_event_frame): per configuration paired with an
+episode here, a ``depeg_start`` at its first block and a ``depeg_end`` at its last, none while it is still on
+at the window's last block (a depeg_end there would claim a recovery the window never saw).
 """
 from __future__ import annotations
 
@@ -124,9 +128,11 @@ def number_episodes(groups: list[list[Episode]]) -> None:
 
 
 def extra_record_indices(episodes: list[Episode], samples: np.ndarray | None = None) -> np.ndarray:
-    """The blocks the core must record for the episodes: the one before each (when there is one), its last, and
-    the blocks of `samples` (e.g. hourly, for the lowest HF) inside it."""
-    idx = {ep.end for ep in episodes} | {ep.start - 1 for ep in episodes if ep.start > 0}
+    """The blocks the core must record for the episodes: the one before each (when there is one), its first
+    (the depeg_start event's health factor) and its last, and the blocks of `samples` (e.g. hourly, for the
+    lowest HF) inside it."""
+    idx = {ep.end for ep in episodes} | {ep.start for ep in episodes} | {ep.start - 1 for ep in episodes
+                                                                         if ep.start > 0}
     out = np.array(sorted(idx), dtype=np.int64)
     if samples is not None and len(episodes):
         inside = np.zeros(len(samples), dtype=bool)
@@ -276,3 +282,69 @@ def utc_column(expr: pl.Expr) -> pl.Expr:
 
 def empty_frame() -> pl.DataFrame:
     return pl.DataFrame(schema=EPISODE_SCHEMA)
+
+
+# --- depeg_start / depeg_end rows of events.parquet ----------------------------------------------------------
+#: the columns events.parquet has for the depeg rows (null on the position's events), after its own
+DEPEG_EVENT_SCHEMA = {"episode_id": pl.Int64, "discount": pl.Float64, "worst_discount": pl.Float64}
+START, END = EVENT_KINDS["depeg_start"], EVENT_KINDS["depeg_end"]
+
+
+def episode_discount(ep: Episode, market, oracle_prices: np.ndarray | None, b: int) -> float:
+    """The discount of the episode's price (the DEX price, or its lane's oracle price) at block b, computed as
+    find_episodes computes it."""
+    lm = leg_markets(market)[ep.leg]
+    price = lm.price if ep.lane is None else oracle_prices[ep.lane, ep.leg]
+    fair = lm.xrate[b: b + 1] * lm.underlying_price[b: b + 1]          # fair_value at block b only
+    return float(discount(price[b: b + 1], fair)[0])
+
+
+def depeg_event_frame(episodes: list[Episode], market, config_ids: list[int], lanes_of: list[int],
+                      records: np.ndarray, run_idx: np.ndarray, oracle_prices: np.ndarray | None = None
+                      ) -> pl.DataFrame:
+    """The depeg_start / depeg_end rows of one batch, for the (episode, configuration) pairs episode_frame
+    lists: depeg_start at the episode's first block, depeg_end at its last (none when that is the window's
+    last block: still on). Amounts: no collateral or debt change and no cost; hf_after the configuration's
+    health factor recorded at that block (after its events there); discount the episode price's discount
+    there; worst_discount the episode's deepest (depeg_end rows only). Sorted by config_id, block,
+    episode_id, depeg_start before depeg_end. records: [config, record, field] at the blocks run_idx."""
+    n = len(market)
+    lanes = np.asarray(lanes_of, dtype=np.int64)
+    cids = np.asarray(config_ids, dtype=np.int64)
+    cols: dict[str, list] = {k: [] for k in ("config_id", "idx", "kind", "hf_after", "episode_id", "discount",
+                                             "worst_discount")}
+    for ep in episodes:
+        sel = np.arange(len(cids)) if ep.lane is None else np.flatnonzero(lanes == ep.lane)
+        if len(sel) == 0:
+            continue
+        ends = [(START, ep.start, None)] + ([(END, ep.end, ep.worst_discount)] if ep.end < n - 1 else [])
+        for kind, b, worst in ends:
+            pos = int(np.searchsorted(run_idx, b))
+            if pos >= len(run_idx) or run_idx[pos] != b:
+                raise ValueError(f"depeg_event_frame: block index {b} is not recorded (extra_record_indices)")
+            m = len(sel)
+            cols["config_id"].append(cids[sel])
+            cols["idx"].append(np.full(m, b, dtype=np.int64))
+            cols["kind"].append(np.full(m, kind, dtype=np.int64))
+            cols["hf_after"].append(records[sel, pos, HF])
+            cols["episode_id"].append(np.full(m, ep.episode_id, dtype=np.int64))
+            cols["discount"].append(np.full(m, episode_discount(ep, market, oracle_prices, b)))
+            cols["worst_discount"].append(np.full(m, np.nan if worst is None else worst))
+    if not cols["idx"]:
+        return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
+                                    "collateral_change": pl.Float64, "debt_change": pl.Float64,
+                                    "cost": pl.Float64, "hf_after": pl.Float64,
+                                    "time_utc": pl.Datetime("us", "UTC"), **DEPEG_EVENT_SCHEMA})
+    a = {k: np.concatenate(v) for k, v in cols.items()}
+    order = np.lexsort((a["kind"], a["episode_id"], a["idx"], a["config_id"]))     # last key first
+    a = {k: v[order] for k, v in a.items()}
+    idx, zero = a["idx"], np.zeros(len(a["idx"]))
+    return pl.DataFrame({
+        "config_id": a["config_id"], "block": market.block[idx].astype(np.int64),
+        "ts": market.ts[idx].astype(np.int64),
+        "kind": pl.Series([("depeg_start", "depeg_end")[k == END] for k in a["kind"].tolist()], dtype=pl.Utf8),
+        "collateral_change": zero, "debt_change": zero.copy(), "cost": zero.copy(), "hf_after": a["hf_after"],
+        "time_utc": pl.Series(market.ts[idx].astype(np.int64)),
+        "episode_id": a["episode_id"], "discount": a["discount"],
+        "worst_discount": pl.Series(a["worst_discount"]).fill_nan(None),
+    }).with_columns(utc_column(pl.col("time_utc")).alias("time_utc"))

@@ -16,7 +16,7 @@ import polars as pl
 from backtest import numerics
 from backtest.data.market import Market
 from backtest.engine import Outputs
-from backtest.episodes import utc_column
+from backtest.episodes import DEPEG_EVENT_SCHEMA, utc_column
 from backtest.schema import EVENT_KINDS, EVENT_NAMES, RECORD_FIELDS
 
 SUMMARY_METRICS = (
@@ -168,12 +168,14 @@ def summary_frame(out: Outputs, market: Market, labels: list[dict[str, Any]], co
 def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.DataFrame:
     """Every configuration's events in one frame, built from concatenated arrays (one frame per configuration
     cost 0.4 s in a 1,000-configuration sweep)."""
+    # the depeg rows' columns (backtest.episodes.depeg_event_frame), null on the position's events
+    depeg = [pl.lit(None, dtype).alias(name) for name, dtype in DEPEG_EVENT_SCHEMA.items()]
     kept = [(j, cid, ev) for j, (cid, ev) in enumerate(zip(config_ids, out.events)) if len(ev) > 0]
     if not kept:
         return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
                                     "collateral_change": pl.Float64, "debt_change": pl.Float64,
                                     "cost": pl.Float64, "hf_after": pl.Float64,
-                                    "time_utc": pl.Datetime("us", "UTC")})
+                                    "time_utc": pl.Datetime("us", "UTC"), **DEPEG_EVENT_SCHEMA})
     idx = np.concatenate([ev["idx"] for _, _, ev in kept])
     kinds = np.concatenate([ev["kind"] for _, _, ev in kept]).astype(np.int64)
     names = np.array([EVENT_NAMES.get(k) for k in range(max(EVENT_NAMES) + 1)], dtype=object)
@@ -191,7 +193,16 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
         legs = np.concatenate([np.asarray(out.event_legs[j], dtype=np.int64) for j, _, _ in kept])
         cols["seized_collateral"] = pl.Series([out.tokens[int(k)] if k >= 0 else None for k in legs],
                                               dtype=pl.Utf8)
-    return pl.DataFrame(cols).with_columns(utc_column(pl.col("ts")).alias("time_utc"))
+    return pl.DataFrame(cols).with_columns(utc_column(pl.col("ts")).alias("time_utc")).with_columns(depeg)
+
+
+def with_depeg_events(events: pl.DataFrame, depeg: pl.DataFrame) -> pl.DataFrame:
+    """The position's events and the depeg rows of the same configurations in one table, by config_id and
+    block; at one block the position's events first (in the order the engine gave them), then the depeg rows
+    (in depeg_event_frame's order). The sort is stable, so the position's rows keep their order."""
+    if depeg.height == 0:
+        return events
+    return pl.concat([events, depeg], how="diagonal_relaxed").sort(["config_id", "block"], maintain_order=True)
 
 
 def timeseries_frame(out: Outputs, market: Market, i: int, config_id: int = -1) -> pl.DataFrame:
@@ -277,7 +288,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "excess_apy_rate": ("apy", "net_apy_rate - hold_apy_rate"),
     "time_utc": ("utc", "block time as a UTC timestamp (the same instant as ts)"),
     # episodes.parquet (backtest/episodes.py): one row per (episode, config_id)
-    "episode_id": ("id", "episode number in the result set (by market group, kind, start)"),
+    "episode_id": ("id", "episode number in the result set (by market group, kind, start); events: the "
+                         "episode of a depeg row (null on the position's events)"),
     "episode_kind": ("text", "market: the DEX price below the exchange-rate value; oracle: the lending "
                              "protocol's oracle price below it"),
     "token": ("text", "the collateral token whose price fell below its exchange-rate value"),
@@ -291,7 +303,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "start_utc": ("utc", "start_ts as a UTC timestamp"),
     "end_utc": ("utc", "end_ts as a UTC timestamp"),
     "duration_s": ("seconds", "end_ts - start_ts"),
-    "worst_discount": ("fraction", "largest discount in the episode: 1 - price / (exchange rate x underlying)"),
+    "worst_discount": ("fraction", "largest discount in the episode: 1 - price / (exchange rate x underlying) "
+                                   "(events: on depeg_end rows, null on the others)"),
     "worst_block": ("block", "block of worst_discount"),
     "worst_ts": ("ts", "time of worst_discount, UTC epoch seconds"),
     "worst_utc": ("utc", "worst_ts as a UTC timestamp"),
@@ -304,8 +317,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "episode_return": ("fraction", "episode_pnl / equity_before"),
     "episode_pnl_rate": ("debt", "the same P&L with the collateral at the exchange rate"),
     "episode_min_hf": ("ratio", "lowest health factor seen in the episode: hourly and at its time-series "
-                                "samples, its last block, after its events, and the run's min_hf if that block "
-                                "is inside (NaN: no debt)"),
+                                "samples, its first and last block, after its events, and the run's min_hf if "
+                                "that block is inside (NaN: no debt)"),
     "episode_liq_count": ("count", "liquidation calls inside the episode"),
     "episode_liq_debt_repaid": ("debt", "debt repaid by liquidators inside the episode"),
     "episode_liq_penalty": ("debt", "liquidation penalty (oracle price) inside the episode"),
@@ -318,11 +331,16 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "hold_episode_return": ("fraction", "hold_pnl / the benchmark's value before the episode"),
     "excess_pnl": ("debt", "episode_pnl - hold_pnl"),
     # events
-    "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash"),
-    "collateral_change": ("tokens", "collateral change (negative: out of the position)"),
-    "debt_change": ("debt", "debt change (negative: repaid)"),
-    "cost": ("debt", "costs of the action, the liquidation penalty, the bad debt or the slash's loss"),
-    "hf_after": ("ratio", "health factor after the event (inf: no debt)"),
+    "kind": ("text", "open, loop, rebalance, liquidation, bad_debt, exit, queue_release, unwind, slash; "
+                     "depeg_start / depeg_end: first / last block of an episode of episodes.parquet (no "
+                     "depeg_end while it is still on at the window's last block)"),
+    "collateral_change": ("tokens", "collateral change (negative: out of the position; 0 on depeg rows)"),
+    "debt_change": ("debt", "debt change (negative: repaid; 0 on depeg rows)"),
+    "cost": ("debt", "costs of the action, the liquidation penalty, the bad debt or the slash's loss (0 on "
+                     "depeg rows)"),
+    "hf_after": ("ratio", "health factor after the event; depeg rows: at the end of that block (inf: no debt)"),
+    "discount": ("fraction", "depeg rows: the episode price's discount at that block, 1 - price / (exchange "
+                             "rate x underlying) (null on the position's events)"),
     "seized_collateral": ("text", "multi-collateral: the token an Aave-family liquidation seized (null: every leg)"),
     # time series
     "collateral": ("tokens", "collateral tokens held"),

@@ -25,7 +25,8 @@ EXIT_ROUTES = {"dex": 0, "queue": 1}
 ORACLE_CODES = {"exchange-rate": 0, "market": 1, "capo": 2, "chainlink": 3}
 ORACLES = tuple(ORACLE_CODES)
 
-EVENT_KINDS = {
+#: the kinds the kernel emits (EV_* in ext/_types.pxd)
+KERNEL_EVENT_KINDS = {
     "open": 0,
     "loop": 1,
     "rebalance": 2,
@@ -37,11 +38,18 @@ EVENT_KINDS = {
     "slash": 8,             # the collateral token's exchange rate was cut (restaking slash), cost = value lost
     "reward_sale": 9,       # a farm sold its accrued reward tokens (coll = tokens sold, debt = proceeds)
 }
+#: kinds the kernel never emits: rows events.parquet derives in Python after the core (backtest/episodes.py
+#: depeg_event_frame), numbered after the kernel's codes
+DERIVED_EVENT_KINDS = {
+    "depeg_start": 10,      # first block of a de-peg episode of episodes.parquet
+    "depeg_end": 11,        # its last block (none while the episode is still on at the window's last block)
+}
+EVENT_KINDS = {**KERNEL_EVENT_KINDS, **DERIVED_EVENT_KINDS}
 EVENT_NAMES = {v: k for k, v in EVENT_KINDS.items()}
 
 #: every enum the kernel has (ext/_types.pxd), by the name backtest._core.enum_codes() gives it
 KERNEL_ENUMS = {"protocol": PROTOCOLS, "kind": STRATEGIES, "entry": ENTRIES, "slippage": SLIPPAGE,
-                "exit_route": EXIT_ROUTES, "oracle": ORACLE_CODES, "event": EVENT_KINDS}
+                "exit_route": EXIT_ROUTES, "oracle": ORACLE_CODES, "event": KERNEL_EVENT_KINDS}
 
 # Per-configuration parameters (one row per configuration). Market-level overrides (ltv, LT, bonus, fee,
 # rates) are applied to the aligned Market itself; only the close factor is a per-config override.

@@ -46,12 +46,13 @@ from backtest.legs import leg_weights, n_legs
 from backtest.episodes import (
     COMET,
     Episode,
+    depeg_event_frame,
     empty_frame,
     episode_frame,
     extra_record_indices,
     find_episodes,
 )
-from backtest.results import events_frame, liquidation_losses, summary_frame, timeseries_frame
+from backtest.results import events_frame, liquidation_losses, summary_frame, timeseries_frame, with_depeg_events
 
 RECORD_BUDGET_BYTES = 256 * 1024 * 1024   # time-series buffer of one batch
 MAX_BATCH = 256                           # configurations per batch (resume and progress granularity)
@@ -248,7 +249,8 @@ def prepare(group: Group, points, align: Callable[[Config], Market], max_batch: 
 def batch_frames(points, ids: list[int], out: Outputs, market: Market, prep: Prepared | None = None,
                  records: np.ndarray | None = None):
     """(summary, events, episodes) of a batch; out: the time series' outputs; records: the core's records at
-    prep.run_idx (Prepared.split); episodes None without prep."""
+    prep.run_idx (Prepared.split); episodes None without prep. With prep, the events also hold the episodes'
+    depeg_start / depeg_end rows (derived here, after the core: the kernel never emits them)."""
     cfgs = [points[i][1] for i in ids]
     protocols = [c.market.protocol for c in cfgs]
     lanes_of = [prep.lanes.index(lane_of(c)) for c in cfgs] if prep is not None else None
@@ -257,10 +259,13 @@ def batch_frames(points, ids: list[int], out: Outputs, market: Market, prep: Pre
     capital, debt = [c.strategy.capital for c in cfgs], [c.market.debt for c in cfgs]
     summary = summary_frame(out, market, [points[i][0] for i in ids], ids, capital, debt, losses=losses)
     episodes = None
+    events = events_frame(out, market, ids)
     if prep is not None and prep.episodes is not None:
         episodes = episode_frame(prep.episodes, market, prep.threshold, ids, lanes_of, capital, debt,
                                  out.summaries, out.events, losses, records, prep.record_at)
-    return summary, events_frame(out, market, ids), episodes
+        events = with_depeg_events(events, depeg_event_frame(prep.episodes, market, ids, lanes_of, records,
+                                                             prep.record_at, prep.oracle_prices))
+    return summary, events, episodes
 
 
 def write_timeseries(work_path: Path, ids: list[int], out: Outputs, market: Market) -> None:

@@ -162,10 +162,10 @@ def test_an_episode_from_the_first_block_starts_from_the_capital():
     eps = find_episodes(m, ("stETH",), [Lane("market", 0.0, 86400)], None, T, 0)
     number_episodes([eps])
     run_idx = extra_record_indices(eps)
-    assert run_idx.tolist() == [1]                      # no block before the first: only its last block
-    rec = np.zeros((1, 1, N_RECORD))
-    rec[0, 0, RECORD_FIELDS.index("equity")] = 97.0
-    rec[0, 0, RECORD_FIELDS.index("hf")] = math.inf     # no debt: no health factor
+    assert run_idx.tolist() == [0, 1]                   # no block before the first: its first and last block
+    rec = np.zeros((1, 2, N_RECORD))
+    rec[0, :, RECORD_FIELDS.index("equity")] = [99.0, 97.0]
+    rec[0, :, RECORD_FIELDS.index("hf")] = math.inf     # no debt: no health factor
     sm = np.zeros(1, dtype=SUMMARY_DTYPE)
     sm["hold_end_equity"], sm["min_hf_idx"] = 100.0, -1
     df = episode_frame(eps, m, T, [0], [0], [100.0], ["WETH"], sm, [_events([])],
@@ -194,13 +194,14 @@ def test_oracle_episodes_list_only_their_lanes_configurations():
     assert df["config_id"].to_list() == [1] and df["oracle"].to_list() == ["chainlink"]
 
 
-def test_episodes_are_recorded_before_at_the_end_and_at_the_samples_inside():
+def test_episodes_are_recorded_before_at_the_start_and_end_and_at_the_samples_inside():
     m = market(np.array([1.0, 1.0, 0.9, 0.9, 0.9, 1.0, 0.9, 1.0]), dt=H)
     eps = find_episodes(m, ("stETH",), [Lane("market", 0.0, 86400)], None, T, 0)
     assert [(e.start, e.end) for e in eps] == [(2, 4), (6, 6)]
-    assert extra_record_indices(eps).tolist() == [1, 4, 5, 6]
-    # samples every other block: those inside an episode (2, 4, 6) join; 0 is outside
-    assert extra_record_indices(eps, np.array([0, 2, 4, 6])).tolist() == [1, 2, 4, 5, 6]
+    # the block before each (1, 5), its first (2, 6: the depeg_start event's HF) and its last (4, 6)
+    assert extra_record_indices(eps).tolist() == [1, 2, 4, 5, 6]
+    # samples: those inside an episode (2, 3, 4, 6) join; 0 is outside
+    assert extra_record_indices(eps, np.array([0, 2, 3, 4, 6])).tolist() == [1, 2, 3, 4, 5, 6]
 
 
 def test_extra_records_leave_the_time_series_bit_identical():

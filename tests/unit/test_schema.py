@@ -2,7 +2,8 @@
 import pytest
 
 from backtest import _core
-from backtest.schema import EVENT_DTYPE, EVENT_KINDS, PARAMS_DTYPE, SUMMARY_DTYPE, N_RECORD, RECORD_FIELDS
+from backtest.schema import (DERIVED_EVENT_KINDS, EVENT_DTYPE, EVENT_KINDS, KERNEL_EVENT_KINDS, PARAMS_DTYPE,
+                             SUMMARY_DTYPE, N_RECORD, RECORD_FIELDS)
 
 
 @pytest.mark.parametrize("name,dtype", [("Params", PARAMS_DTYPE), ("Summary", SUMMARY_DTYPE), ("Event", EVENT_DTYPE)])
@@ -26,8 +27,14 @@ def test_field_order_and_kinds_match_the_pxd():
 
 def test_event_enum_and_record_width_match():
     text = (__import__("pathlib").Path(__file__).parents[2] / "ext" / "_types.pxd").read_text()
-    for name, code in EVENT_KINDS.items():
+    for name, code in KERNEL_EVENT_KINDS.items():
         assert f"EV_{name.upper()} = {code}" in text
+    # the kinds derived in Python after the core (depeg_start / depeg_end) are no EV_ of the kernel, and their
+    # codes follow the kernel's
+    for name, code in DERIVED_EVENT_KINDS.items():
+        assert f"EV_{name.upper()}" not in text and code not in KERNEL_EVENT_KINDS.values()
+    assert EVENT_KINDS == {**KERNEL_EVENT_KINDS, **DERIVED_EVENT_KINDS}
+    assert min(DERIVED_EVENT_KINDS.values()) == max(KERNEL_EVENT_KINDS.values()) + 1
     assert f"N_RECORD = {N_RECORD}" in text and len(RECORD_FIELDS) == N_RECORD
 
 
