@@ -20,6 +20,7 @@ equity, ``cvar95`` (the expected shortfall at 95 %) the mean loss over the worst
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from backtest.config_types import MC_MAX_PATHS, MC_SERIES, MonteCarloConfig
 from backtest.errors import BacktestError, ConfigError, DataError
 from backtest.paths import Paths
 
@@ -35,7 +37,7 @@ SAMPLE_SECONDS = 3600          # the lake's peg series are hourly
 PAIR_BUDGET = 4096             # (configuration, path) pairs per replayed batch: bounds the output buffers
 EVENT_CAP = 16                 # events per pair before the core regrows its buffer (MC keeps none)
 TAIL = 0.05                    # VaR / CVaR at 95 %
-MAX_PATHS = 1_000_000
+MAX_PATHS = MC_MAX_PATHS
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class MonteCarlo:
     block_days: float = 7.0
     path: int | None = None            # replay this one path alone
     interval: int = SAMPLE_SECONDS
-    borrow_rate: bool = False          # also resample the borrow rate (the same blocks of history)
+    borrow_rate: bool = False          # also resample the borrow rate (the same as "borrow_rate" in resample)
+    resample: tuple[str, ...] = ("discount",)   # the series a path resamples (MC_SERIES), in the same blocks
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, bool) or not isinstance(self.paths, int) or not 1 <= self.paths <= MAX_PATHS:
@@ -57,16 +60,60 @@ class MonteCarlo:
             raise ConfigError(f"--block-days {self.block_days!r}: must be a number of days > 0")
         if self.path is not None and not 0 <= self.path < self.paths:
             raise ConfigError(f"--path {self.path!r}: must be a path id from 0 to {self.paths - 1}")
+        rs = (self.resample,) if isinstance(self.resample, str) else tuple(self.resample)
+        bad = [x for x in rs if x not in MC_SERIES]
+        if bad or not rs or len(set(rs)) != len(rs):
+            raise ConfigError(f"--resample {','.join(map(str, rs))!r}: must list, once each, some of "
+                              f"{', '.join(MC_SERIES)}")
+        if set(rs) - {"discount", "borrow_rate"}:
+            raise ConfigError(f"--resample {','.join(rs)!r}: only discount and borrow_rate are resampled yet")
+        if self.borrow_rate and "borrow_rate" not in rs:
+            rs = rs + ("borrow_rate",)
+        object.__setattr__(self, "resample", tuple(x for x in MC_SERIES if x in rs))   # one canonical order
+        object.__setattr__(self, "borrow_rate", "borrow_rate" in rs)
 
     def path_ids(self) -> list[int]:
         return [self.path] if self.path is not None else list(range(self.paths))
 
+    @property
+    def by_market(self) -> bool:
+        """A series beyond the de-peg ratio: each path's market is built explicitly (one core pass per path)."""
+        return any(x != "discount" for x in self.resample)
+
     def manifest(self) -> dict:
-        series = "de-peg ratio (market price / exchange rate)" + (", borrow rate" if self.borrow_rate else "")
+        names = {"discount": "de-peg ratio (market price / exchange rate)", "exchange_rate": "exchange-rate steps",
+                 "eth_usd": "ETH/USD", "gas": "gas price", "borrow_rate": "borrow rate"}
         return {"paths": self.paths, "seed": self.seed, "block_days": self.block_days, "path": self.path,
-                "sample_seconds": self.interval, "series": series,
+                "sample_seconds": self.interval, "series": ", ".join(names[x] for x in self.resample),
+                "resample": list(self.resample),
                 "method": "circular block bootstrap of hourly log-returns, ceiling at the window's highest ratio",
                 "tail": TAIL, "quantiles": "numpy linear (type 7)"}
+
+
+FLAG_NAMES = {"paths": "--paths", "seed": "--seed", "block_days": "--block-days", "path": "--path",
+              "vary_borrow_rate": "--vary-borrow-rate", "resample": "--resample"}
+
+
+def resolve(table: MonteCarloConfig | None, flags: dict | None = None) -> MonteCarlo | None:
+    """The run's Monte Carlo options: the [montecarlo] table's, each flag given (not None) replacing its key
+    (a --resample list replaces the table's, --vary-borrow-rate adds "borrow_rate"); None when neither asks
+    for paths. A flag without paths from either is refused."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v is not False}
+    unknown = sorted(set(flags) - set(FLAG_NAMES))
+    if unknown:
+        raise ConfigError(f"montecarlo: unknown option {unknown[0]!r}; use one of {', '.join(FLAG_NAMES)}")
+    opts = dataclasses.asdict(table) if table is not None else {}
+    if "resample" in flags and opts.get("vary_borrow_rate") and "vary_borrow_rate" not in flags:
+        opts["vary_borrow_rate"] = False           # the table's borrow rate is folded into its replaced list
+    opts.update(flags)
+    if "paths" not in opts:
+        if flags:
+            given = ", ".join(FLAG_NAMES[k] for k in flags)
+            raise ConfigError(f"{given}: go with --paths N (or a [montecarlo] table with paths = N)")
+        return None
+    return MonteCarlo(opts["paths"], opts.get("seed", 0), opts.get("block_days", 7.0), opts.get("path"),
+                      borrow_rate=bool(opts.get("vary_borrow_rate", False)),
+                      resample=tuple(opts.get("resample", ("discount",))))
 
 
 # --- the bootstrap -----------------------------------------------------------------------------------------
