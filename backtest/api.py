@@ -65,8 +65,9 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
     result set of this project, and one of different configurations only with force=True. montecarlo (a
     backtest.montecarlo.MonteCarlo, used as given; or a dict of the CLI's options, each replacing its key of the
-    config's [montecarlo] table; None: the table, if any): every configuration on N bootstrapped paths; the summary is then one row
-    of path statistics per configuration and paths.parquet holds every (configuration, path) row."""
+    config's [montecarlo] table; None: the table, if any): every configuration on N bootstrapped paths; the
+    summary is then one row of path statistics per configuration and paths.parquet holds every (configuration,
+    path) row."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
 
     if executor not in EXECUTORS:

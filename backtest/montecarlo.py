@@ -5,8 +5,14 @@ price), read once per sample (hourly by default, the lake's peg resolution), has
 blocks of ``block_days`` days (a circular block bootstrap, so a de-peg's run of down-hours stays together) and
 cumulated from the window's first ratio. The walk is held at or below the window's highest ratio (a reflecting
 ceiling: a path never trades at a premium history did not show). The path enters the core as the factor
-q_path / q_history on the collateral's price (backtest.paths.Paths, ext/_paths.pxi): exchange rates, borrow
-rates, gas and ETH/USD stay historical (the core's paths axis varies the collateral price only).
+q_path / q_history on the collateral's price (backtest.paths.Paths, ext/_paths.pxi).
+
+``resample`` ([montecarlo] or --resample; default ["discount"], the de-peg ratio alone) adds series drawn from
+the same blocks of history, so their cross-correlation with the de-peg is kept: "exchange_rate" (the rate's
+hourly log growth, slash cuts included, cumulated from the window's first rate), "eth_usd" (the gas token's
+USD price, log returns), "gas" (levels) and "borrow_rate" (levels, as an additive delta). With any of them a
+path's market is built explicitly and replayed in one core pass per path (backtest.paths.scale_market, the
+same market the reference engine replays); the discount alone stays on the core's one-pass paths axis.
 
 Determinism: path k's draws come from numpy's Generator seeded with (seed, k) only, so a path is the same
 whichever batch, worker or executor builds it, and ``path=K`` replays it alone. Paths are generated in batches
@@ -37,6 +43,7 @@ SAMPLE_SECONDS = 3600          # the lake's peg series are hourly
 PAIR_BUDGET = 4096             # (configuration, path) pairs per replayed batch: bounds the output buffers
 EVENT_CAP = 16                 # events per pair before the core regrows its buffer (MC keeps none)
 TAIL = 0.05                    # VaR / CVaR at 95 %
+BY_MARKET_PATHS = 64           # paths per batch when each path's market is built explicitly
 MAX_PATHS = MC_MAX_PATHS
 
 
@@ -65,8 +72,6 @@ class MonteCarlo:
         if bad or not rs or len(set(rs)) != len(rs):
             raise ConfigError(f"--resample {','.join(map(str, rs))!r}: must list, once each, some of "
                               f"{', '.join(MC_SERIES)}")
-        if set(rs) - {"discount", "borrow_rate"}:
-            raise ConfigError(f"--resample {','.join(rs)!r}: only discount and borrow_rate are resampled yet")
         if self.borrow_rate and "borrow_rate" not in rs:
             rs = rs + ("borrow_rate",)
         object.__setattr__(self, "resample", tuple(x for x in MC_SERIES if x in rs))   # one canonical order
@@ -179,21 +184,51 @@ def path_factor(qs: np.ndarray, seed: int, k: int, block: int) -> np.ndarray:
 @dataclass
 class History:
     """What the bootstrap reads of a market, per sample: the block -> sample index, the de-peg ratio and the
-    borrow rate (small: one value per hour, whatever the blocks)."""
+    borrow rate; the exchange rate, the gas token's USD price (ETH/USD; NaN where unknown), the gas price and
+    the slash cut of each sample's step (small: one value per hour, whatever the blocks)."""
     sidx: np.ndarray
     qs: np.ndarray
     rate: np.ndarray
+    xrate: np.ndarray | None = None
+    eth_usd: np.ndarray | None = None
+    gas: np.ndarray | None = None
+    slash: np.ndarray | None = None      # slash[j]: the cut between samples j - 1 and j (slash[0] = 0)
 
 
 def history_of(market, interval: int = SAMPLE_SECONDS) -> History:
     sidx, qs, first = history_samples(market, interval, with_first=True)
-    return History(sidx, qs, np.asarray(market.borrow_apr, dtype=np.float64)[first])
+    # the slash cut over the blocks of each step (first[j - 1], first[j]]: 1 - prod(1 - slash)
+    kept = np.cumsum(np.log1p(-np.minimum(np.asarray(market.slash, dtype=np.float64), 1.0 - 1e-16)))
+    cut = np.zeros(len(first))
+    cut[1:] = -np.expm1(kept[first[1:]] - kept[first[:-1]])
+    return History(sidx, qs, np.asarray(market.borrow_apr, dtype=np.float64)[first],
+                   np.asarray(market.xrate, dtype=np.float64)[first],
+                   (np.asarray(market.eth_usd, dtype=np.float64) * market.gas_token_price)[first],
+                   np.asarray(market.gas_gwei, dtype=np.float64)[first], cut)
+
+
+def walk(levels: np.ndarray, h: np.ndarray, series: str, ts0: int = 0) -> np.ndarray:
+    """The path of a positive series resampled by its log growth: x_0 = levels[0], x_s = x_{s-1} x
+    levels[h_s] / levels[h_s - 1] (sample s carries the step into history sample h_s); DataError naming the
+    series where history has no positive value."""
+    bad = ~(np.isfinite(levels) & (levels > 0))
+    if bad.any():
+        s = int(np.flatnonzero(bad)[0])
+        raise DataError(f"montecarlo resample {series}: the window's {series} at sample {s} is missing or not "
+                        f"positive; a path needs it at every sample")
+    lx = np.log(levels)
+    steps = lx[h[1:]] - lx[h[1:] - 1]
+    return np.exp(lx[0] + np.concatenate([[0.0], np.cumsum(steps)]))
 
 
 def bootstrap_paths(market, mc: MonteCarlo, path_ids) -> Paths:
-    """The paths of `path_ids` from a market's history (or a History); with mc.borrow_rate the borrow rate
-    follows the same blocks of history: path sample s reads the historical rate of the sample it was drawn
-    from (an additive delta on the replayed market's).
+    """The paths of `path_ids` from a market's history (or a History). Every series of mc.resample follows
+    the same blocks of history (the joint bootstrap keeps their cross-correlation): path sample s reads
+    history sample h_s of path_draw. The de-peg ratio and the exchange rate (whose slash cuts move with its
+    steps), ETH/USD too, walk by their log growth from the window's first value; the borrow rate and the gas
+    price are the levels of the drawn samples (additive deltas on the replayed market's, so they stack on a
+    rate or gas spike). A series not
+    resampled stays historical (the de-peg ratio: a factor of 1.0).
 
     [[scenario]] overlays stack on the paths: the history is read without the overlays (api passes it) and
     the factor q_path / q_history multiplies the overlaid market, so a path's ratio is the bootstrapped one
@@ -201,11 +236,23 @@ def bootstrap_paths(market, mc: MonteCarlo, path_ids) -> Paths:
     h = market if isinstance(market, History) else history_of(market, mc.interval)
     block = max(1, int(round(mc.block_days * 86400 / mc.interval)))
     draws = [path_draw(h.qs, mc.seed, k, block) for k in path_ids]
-    f = np.stack([d[0] for d in draws])
-    if not mc.borrow_rate:
-        return Paths(h.sidx, f)
-    delta = np.stack([h.rate[hk] - h.rate for _, hk in draws])
-    return Paths(h.sidx, f, delta)
+    rs = mc.resample
+    f = np.stack([d[0] for d in draws]) if "discount" in rs else np.ones((len(draws), len(h.qs)))
+    extra = {}
+    if "borrow_rate" in rs:
+        extra["borrow_delta"] = np.stack([h.rate[hk] - h.rate for _, hk in draws])
+    if "exchange_rate" in rs:
+        extra["xrate"] = np.stack([walk(h.xrate, hk, "exchange rate") for _, hk in draws])
+        extra["slash"] = np.stack([np.where(np.arange(len(hk)) > 0, h.slash[hk], 0.0) for _, hk in draws])
+    if "eth_usd" in rs:
+        hist = h.eth_usd
+        extra["usd_factor"] = np.stack([walk(hist, hk, "eth_usd (the gas token's USD price)") / hist
+                                        for _, hk in draws])
+    if "gas" in rs:
+        if not np.all(np.isfinite(h.gas) & (h.gas >= 0)):
+            raise DataError("montecarlo resample gas: the window's gas price is missing at some sample")
+        extra["gas_delta"] = np.stack([h.gas[hk] - h.gas for _, hk in draws])
+    return Paths(h.sidx, f, **extra)
 
 
 # --- statistics --------------------------------------------------------------------------------------------
@@ -284,6 +331,8 @@ def part_name(g: int, k0: int) -> str:
 
 def batches(mc: MonteCarlo, n_configs: int) -> list[list[int]]:
     per = max(1, PAIR_BUDGET // max(1, n_configs))
+    if mc.by_market:        # one core pass per path anyway: fewer [path, sample] arrays in memory
+        per = min(per, BY_MARKET_PATHS)
     ids = mc.path_ids()
     return [ids[i: i + per] for i in range(0, len(ids), per)]
 
@@ -305,6 +354,10 @@ def run_paths(points, jobs, work_path: Path, mc: MonteCarlo, executor: str, work
         if n_legs(prep.market) > 1:
             raise BacktestError("--paths: multi-collateral positions ([[strategy.collateral]]) do not take "
                                 "paths yet")
+        if "exchange_rate" in mc.resample and any(sc.kind == "slash" for i in ids for sc in points[i][1].scenarios):
+            # the path's rate replaces the overlaid one: the overlay would be lost, not stacked
+            raise ConfigError("montecarlo.resample exchange_rate: a [[scenario]] slash overlays the exchange rate "
+                              "the paths resample; drop the overlay or exchange_rate from resample")
         params = encode_params([points[i][1] for i in ids], prep.lanes)
         for b in batches(mc, len(ids)):
             if not (parts / part_name(g, b[0])).exists():       # resume: finished batches are kept

@@ -96,11 +96,10 @@ def test_flags_override_the_table_key_by_key():
     got = resolve(table, {"paths": 5, "seed": None, "block_days": 1.5, "path": 4})
     assert got == MonteCarlo(5, 3, 1.5, 4, borrow_rate=True)
     # a --resample list replaces the table's (its borrow rate included); --vary-borrow-rate adds it back
-    assert resolve(table, {"resample": ("discount",)}).resample == ("discount",)
-    assert resolve(table, {"resample": ("discount",), "vary_borrow_rate": True}).resample == \
-        ("discount", "borrow_rate")
-    assert resolve(None, {"paths": 2, "resample": ("borrow_rate", "discount")}).resample == \
-        ("discount", "borrow_rate")                      # one canonical order (the manifest and the sweep hash)
+    assert resolve(table, {"resample": ("gas",)}).resample == ("gas",)
+    assert resolve(table, {"resample": ("gas",), "vary_borrow_rate": True}).resample == ("gas", "borrow_rate")
+    assert resolve(None, {"paths": 2, "resample": ("exchange_rate", "discount")}).resample == \
+        ("discount", "exchange_rate")                    # one canonical order (the manifest and the sweep hash)
     with pytest.raises(ConfigError, match="--seed, --block-days: go with --paths N"):
         resolve(None, {"seed": 1, "block_days": 2.0})
     with pytest.raises(ConfigError, match="--path 20: must be a path id from 0 to 4"):
