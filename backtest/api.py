@@ -172,7 +172,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             if on_start is not None:
                 on_start(npaths * len(points), npaths * sum(len(t) * len(p.market) for p, t in jobs))
             # [[scenario]] overlays stack on the paths: the bootstrap reads the history without them
-            histories = {g: _mc.history_of(_align(dataclasses.replace(grp.first, scenarios=())), mc.interval)
+            histories = {g: _mc.history_of(_align(dataclasses.replace(grp.first, scenarios=())), mc.interval,
+                                           mc.resample)
                          for g, grp in enumerate(groups) if grp.first.scenarios}
             _mc.run_paths(points, jobs, work.path, mc, executor, workers, address, progress, histories)
         else:

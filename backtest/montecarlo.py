@@ -195,14 +195,18 @@ class History:
     slash: np.ndarray | None = None      # slash[j]: the cut between samples j - 1 and j (slash[0] = 0)
 
 
-def history_of(market, interval: int = SAMPLE_SECONDS) -> History:
+def history_of(market, interval: int = SAMPLE_SECONDS, resample=("discount", "borrow_rate")) -> History:
+    """The market's History; the exchange rate, ETH/USD, gas and slash cuts only when `resample` lists any of
+    them (the slash cut reads every block)."""
     sidx, qs, first = history_samples(market, interval, with_first=True)
+    rate = np.asarray(market.borrow_apr, dtype=np.float64)[first]
+    if not set(resample) & {"exchange_rate", "eth_usd", "gas"}:
+        return History(sidx, qs, rate)
     # the slash cut over the blocks of each step (first[j - 1], first[j]]: 1 - prod(1 - slash)
     kept = np.cumsum(np.log1p(-np.minimum(np.asarray(market.slash, dtype=np.float64), 1.0 - 1e-16)))
     cut = np.zeros(len(first))
     cut[1:] = -np.expm1(kept[first[1:]] - kept[first[:-1]])
-    return History(sidx, qs, np.asarray(market.borrow_apr, dtype=np.float64)[first],
-                   np.asarray(market.xrate, dtype=np.float64)[first],
+    return History(sidx, qs, rate, np.asarray(market.xrate, dtype=np.float64)[first],
                    (np.asarray(market.eth_usd, dtype=np.float64) * market.gas_token_price)[first],
                    np.asarray(market.gas_gwei, dtype=np.float64)[first], cut)
 
@@ -233,7 +237,9 @@ def bootstrap_paths(market, mc: MonteCarlo, path_ids) -> Paths:
     [[scenario]] overlays stack on the paths: the history is read without the overlays (api passes it) and
     the factor q_path / q_history multiplies the overlaid market, so a path's ratio is the bootstrapped one
     times the overlay's own multiple at each date, and a rate spike adds to the resampled rate."""
-    h = market if isinstance(market, History) else history_of(market, mc.interval)
+    h = market if isinstance(market, History) else history_of(market, mc.interval, mc.resample)
+    if h.xrate is None and set(mc.resample) & {"exchange_rate", "eth_usd", "gas"}:
+        raise ValueError("bootstrap_paths: the History was read without the series mc.resample lists")
     block = max(1, int(round(mc.block_days * 86400 / mc.interval)))
     draws = [path_draw(h.qs, mc.seed, k, block) for k in path_ids]
     rs = mc.resample

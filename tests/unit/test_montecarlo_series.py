@@ -49,7 +49,7 @@ def fixed_draw(monkeypatch):
 
 
 def test_history_per_hour():
-    h = mcm.history_of(tiny())
+    h = mcm.history_of(tiny(), resample=ALL)
     assert list(h.xrate) == X_H and list(h.eth_usd) == E_H and list(h.gas) == G_H
     # the cut of each step (first block of hour j - 1, first block of hour j]: the slash is in step 4's
     assert np.allclose(h.slash, [0, 0, 0, 0, 0.5, 0], rtol=0, atol=1e-15)
@@ -116,7 +116,7 @@ def test_every_series_rides_on_the_discount_draw():
                gas=np.repeat(rng.uniform(1, 100, n_h), 3), dt=1200)
     mc = MonteCarlo(paths=3, seed=4, block_days=1.0, resample=ALL)
     p = bootstrap_paths(m, mc, range(3))
-    h = mcm.history_of(m)
+    h = mcm.history_of(m, resample=ALL)
     for k in range(3):
         _, hk = mcm.path_draw(h.qs, 4, k, 24)
         assert np.allclose(np.diff(np.log(p.xrate[k])), np.diff(np.log(x))[hk[1:] - 1], rtol=0, atol=1e-12)
