@@ -64,8 +64,10 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
     calls (smaller batches, never below one configuration per core; results unchanged). batch_size bounds the
     configurations replayed (and written) per batch. An existing <run.name>/ is replaced only when it is a
     result set of this project, and one of different configurations only with force=True. montecarlo (a
-    backtest.montecarlo.MonteCarlo): every configuration on N bootstrapped paths; the summary is then one row
-    of path statistics per configuration and paths.parquet holds every (configuration, path) row."""
+    backtest.montecarlo.MonteCarlo, used as given; or a dict of the CLI's options, each replacing its key of the
+    config's [montecarlo] table; None: the table, if any): every configuration on N bootstrapped paths; the
+    summary is then one row of path statistics per configuration and paths.parquet holds every (configuration,
+    path) row."""
     from backtest.config import config_hash, config_to_dict, expand_sweep
 
     if executor not in EXECUTORS:
@@ -76,8 +78,6 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         raise ConfigError(f"--workers {workers!r}: must be a whole number from 0 (all cores) to {MAX_WORKERS}")
     if executor == "dask" and engine != "core":
         raise ConfigError("--executor dask runs the core engine only")
-    if montecarlo is not None and (engine != "core" or dense):
-        raise ConfigError("--paths runs the core engine (the reference engine replays paths in the tests)")
     started = time.time()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -89,8 +89,17 @@ def run(config, overrides: dict | None = None, grids: dict | None = None, zip_: 
         clock = now
 
     cfg = _load(config, overrides)
+    from backtest.montecarlo import MonteCarlo, resolve
+
+    if not isinstance(montecarlo, MonteCarlo):      # the CLI's flags (a dict) over the [montecarlo] table
+        montecarlo = resolve(cfg.montecarlo, montecarlo)
+    if montecarlo is not None and (engine != "core" or dense):
+        raise ConfigError("--paths runs the core engine (the reference engine replays paths in the tests)")
     from backtest.strategy_book import BOOK_KINDS
 
+    if cfg.strategy.kind in BOOK_KINDS and montecarlo is not None:
+        raise ConfigError(f"[montecarlo] / --paths: strategy.kind = {cfg.strategy.kind!r} (the strategy book) "
+                          f"takes no Monte Carlo paths")
     if cfg.strategy.kind in BOOK_KINDS:        # the strategy book's kinds have their own engines
         from backtest.strategy_book import run_book_config
 
@@ -163,7 +172,8 @@ def _run(cfg, points, groups, hashes, dest, store, engine, dense, workers, execu
             if on_start is not None:
                 on_start(npaths * len(points), npaths * sum(len(t) * len(p.market) for p, t in jobs))
             # [[scenario]] overlays stack on the paths: the bootstrap reads the history without them
-            histories = {g: _mc.history_of(_align(dataclasses.replace(grp.first, scenarios=())), mc.interval)
+            histories = {g: _mc.history_of(_align(dataclasses.replace(grp.first, scenarios=())), mc.interval,
+                                           mc.resample)
                          for g, grp in enumerate(groups) if grp.first.scenarios}
             _mc.run_paths(points, jobs, work.path, mc, executor, workers, address, progress, histories)
         else:

@@ -88,9 +88,11 @@ def _do_run(config, sets, grids, zip_, engine, dense, workers, quiet, executor="
         labels = [p for p in res["summary"].columns if "." in p]
         print_summary(res["summary"], labels, top=top, sort=sort, ascending=ascending, where=str(res["path"]))
         m = res["manifest"]
-        if montecarlo is not None:
-            click.echo(f"Monte Carlo: {len(montecarlo.path_ids())} path(s) of {montecarlo.paths}, seed "
-                       f"{montecarlo.seed}, {montecarlo.block_days:g}-day blocks; VaR / CVaR at 95 % of the ending "
+        mc = m.get("montecarlo")
+        if mc is not None:
+            n = 1 if mc["path"] is not None else mc["paths"]
+            click.echo(f"Monte Carlo: {n} path(s) of {mc['paths']}, seed {mc['seed']}, {mc['block_days']:g}-day "
+                       f"blocks, resampling {', '.join(mc['resample'])}; VaR / CVaR at 95 % of the ending "
                        f"equity ({res['summary']['debt_asset'][0]}); every path in paths.parquet")
         if m["resumed_configs"]:
             click.echo(f"resumed: {m['resumed_configs']} configuration(s) kept, {m['computed_configs']} computed")
@@ -134,26 +136,27 @@ def run(config, sets, engine, dense, workers, resume, force, quiet, sort, ascend
 @click.option("--engine", type=click.Choice(["core", "reference"]), default="core", show_default=True)
 @click.option("--force", is_flag=True, help="replace a result set of a different configuration")
 @click.option("--paths", "n_paths", type=int, default=None,
-              help="Monte Carlo: N paths by block bootstrap of the window's own de-peg history")
-@click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo: the paths' seed")
-@click.option("--block-days", type=float, default=7.0, show_default=True, help="Monte Carlo: bootstrap block length")
+              help="Monte Carlo: N paths by block bootstrap of the window's own history (overrides montecarlo.paths)")
+@click.option("--seed", type=int, default=None, help="Monte Carlo: the paths' seed (default 0)")
+@click.option("--block-days", type=float, default=None, help="Monte Carlo: bootstrap block length (default 7)")
 @click.option("--path", "path_id", type=int, default=None, help="Monte Carlo: replay this one path alone")
 @click.option("--vary-borrow-rate", is_flag=True,
               help="Monte Carlo: resample the borrow rate too, in the same blocks (one core pass per path, slower)")
+@click.option("--resample", default=None, metavar="SERIES,...",
+              help="Monte Carlo: the series a path resamples, of discount, exchange_rate, eth_usd, gas, borrow_rate "
+                   "(default discount; beyond it, one core pass per path)")
 @click.option("--quiet", is_flag=True)
 @_sort_options
 def sweep(config, grids, zip_, sets, workers, executor, address, resume, engine, force, n_paths, seed, block_days,
-          path_id, vary_borrow_rate, quiet, sort, ascending, top):
-    """Replay CONFIG over the grids given here (added to, or overriding, its [sweep])."""
+          path_id, vary_borrow_rate, resample, quiet, sort, ascending, top):
+    """Replay CONFIG over the grids given here (added to, or overriding, its [sweep]); with --paths or a
+    [montecarlo] table, on Monte Carlo paths (a flag overrides its key of the table)."""
     if address and executor != "dask":
         raise click.UsageError("--address goes with --executor dask")
-    mc = None
-    if n_paths is not None:
-        from backtest.montecarlo import MonteCarlo
-
-        mc = MonteCarlo(n_paths, seed, block_days, path_id, borrow_rate=vary_borrow_rate)
-    elif path_id is not None or vary_borrow_rate:
-        raise click.UsageError("--path and --vary-borrow-rate go with --paths N --seed S")
+    # the Monte Carlo flags given, resolved over the config's [montecarlo] table (backtest.montecarlo.resolve)
+    mc = {"paths": n_paths, "seed": seed, "block_days": block_days, "path": path_id,
+          "vary_borrow_rate": vary_borrow_rate or None,
+          "resample": tuple(x.strip() for x in resample.split(",")) if resample is not None else None}
     _do_run(config, sets, grids, zip_, engine, False, workers, quiet, executor, address, resume, force, sort,
             ascending, top, mc)
 

@@ -192,6 +192,24 @@ class ScenarioConfig:
     growth: float | None = None    # capo_snapshot: max yearly growth (default: market.capo_growth / the asset's)
 
 
+#: the series a Monte Carlo path may resample (backtest/montecarlo.py), in the config's words
+MC_SERIES = ("discount", "exchange_rate", "eth_usd", "gas", "borrow_rate")
+MC_MAX_PATHS = 1_000_000
+
+
+@dataclass(frozen=True)
+class MonteCarloConfig:
+    """[montecarlo]: the Monte Carlo options the CLI's --paths / --seed / --block-days / --path /
+    --vary-borrow-rate / --resample also set (a flag overrides its key); like [episodes] not part of the config
+    hash (the sweep hash holds the resolved options)."""
+    paths: int
+    seed: int = 0
+    block_days: float = 7.0
+    path: int | None = None        # replay this one path alone
+    vary_borrow_rate: bool = False  # the same as listing "borrow_rate" in resample
+    resample: tuple[str, ...] = ("discount",)
+
+
 @dataclass(frozen=True)
 class EpisodesConfig:
     """[episodes]: how de-peg episodes are read from the replayed market (backtest/episodes.py); they read the
@@ -211,3 +229,4 @@ class Config:
     source: Path | None = None     # the TOML file it came from
     raw: dict[str, Any] = field(default_factory=dict)           # the TOML as parsed (for the manifest)
     episodes: EpisodesConfig = EpisodesConfig()
+    montecarlo: MonteCarloConfig | None = None   # [montecarlo], when the config has one

@@ -396,7 +396,7 @@ def run_core_paths(market: Market, params: np.ndarray, lanes: list[Lane], rec_id
         params = np.repeat(params, paths.n_paths)
     pair_path = np.ascontiguousarray(pair_path, dtype=np.int64)
     params = np.ascontiguousarray(params)
-    if paths.borrow_delta is not None:
+    if paths.by_market:
         return _run_paths_by_market(market, params, lanes, rec_idx, me, paths, chunk, dense, threads, event_cap,
                                     pair_path)
     n = len(params)
@@ -432,8 +432,9 @@ def run_core_paths(market: Market, params: np.ndarray, lanes: list[Lane], rec_id
 
 
 def _run_paths_by_market(market, params, lanes, rec_idx, me, paths, chunk, dense, threads, event_cap, pair_path):
-    """Paths that vary the borrow rate: each path's market built explicitly (backtest.paths.scale_market), its
-    lanes and borrow index rebuilt, and its configurations replayed in one run_core pass; one path in memory."""
+    """Paths that vary more than the price (the borrow rate, exchange rate, ETH/USD, gas): each path's market
+    built explicitly (backtest.paths.scale_market), its lanes and borrow index rebuilt, and its configurations
+    replayed in one run_core pass; one path in memory."""
     from backtest.paths import hold_follows_price, scale_market
 
     n = len(params)

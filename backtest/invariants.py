@@ -74,9 +74,13 @@ def check_summaries(summaries: np.ndarray, market, params: np.ndarray, names: li
         return
     last = len(market) - 1
     price = np.full(n, float(market.price[last]))
-    if pair_path is not None and factor is not None:
-        price = price * factor.price_factor[np.asarray(pair_path), factor.sample_idx[last]]
     rv = float(market.xrate[last]) * float(market.underlying_price[last])
+    if pair_path is not None and factor is not None and factor.by_market:
+        from backtest.paths import last_marks      # the path's own rate, ETH/USD: its market's last block
+
+        price, rv = last_marks(market, factor, pair_path)
+    elif pair_path is not None and factor is not None:
+        price = price * factor.price_factor[np.asarray(pair_path), factor.sample_idx[last]]
     rows_p = params if len(params) == n else np.repeat(params, n // max(len(params), 1))
     cap = rows_p["capital"]
     fails = balance_failures(s["end_collateral"], s["end_debt"], s["end_cash"], price, rv, s["end_equity"],

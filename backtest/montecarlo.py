@@ -5,8 +5,14 @@ price), read once per sample (hourly by default, the lake's peg resolution), has
 blocks of ``block_days`` days (a circular block bootstrap, so a de-peg's run of down-hours stays together) and
 cumulated from the window's first ratio. The walk is held at or below the window's highest ratio (a reflecting
 ceiling: a path never trades at a premium history did not show). The path enters the core as the factor
-q_path / q_history on the collateral's price (backtest.paths.Paths, ext/_paths.pxi): exchange rates, borrow
-rates, gas and ETH/USD stay historical (the core's paths axis varies the collateral price only).
+q_path / q_history on the collateral's price (backtest.paths.Paths, ext/_paths.pxi).
+
+``resample`` ([montecarlo] or --resample; default ["discount"], the de-peg ratio alone) adds series drawn from
+the same blocks of history, so their cross-correlation with the de-peg is kept: "exchange_rate" (the rate's
+hourly log growth, slash cuts included, cumulated from the window's first rate), "eth_usd" (the gas token's
+USD price, log returns), "gas" (levels) and "borrow_rate" (levels, as an additive delta). With any of them a
+path's market is built explicitly and replayed in one core pass per path (backtest.paths.scale_market, the
+same market the reference engine replays); the discount alone stays on the core's one-pass paths axis.
 
 Determinism: path k's draws come from numpy's Generator seeded with (seed, k) only, so a path is the same
 whichever batch, worker or executor builds it, and ``path=K`` replays it alone. Paths are generated in batches
@@ -20,6 +26,7 @@ equity, ``cvar95`` (the expected shortfall at 95 %) the mean loss over the worst
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,8 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from backtest import numerics
+from backtest.config_types import MC_MAX_PATHS, MC_SERIES, MonteCarloConfig
 from backtest.errors import BacktestError, ConfigError, DataError
 from backtest.paths import Paths
 
@@ -35,7 +44,8 @@ SAMPLE_SECONDS = 3600          # the lake's peg series are hourly
 PAIR_BUDGET = 4096             # (configuration, path) pairs per replayed batch: bounds the output buffers
 EVENT_CAP = 16                 # events per pair before the core regrows its buffer (MC keeps none)
 TAIL = 0.05                    # VaR / CVaR at 95 %
-MAX_PATHS = 1_000_000
+BY_MARKET_PATHS = 64           # paths per batch when each path's market is built explicitly
+MAX_PATHS = MC_MAX_PATHS
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,8 @@ class MonteCarlo:
     block_days: float = 7.0
     path: int | None = None            # replay this one path alone
     interval: int = SAMPLE_SECONDS
-    borrow_rate: bool = False          # also resample the borrow rate (the same blocks of history)
+    borrow_rate: bool = False          # also resample the borrow rate (the same as "borrow_rate" in resample)
+    resample: tuple[str, ...] = ("discount",)   # the series a path resamples (MC_SERIES), in the same blocks
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, bool) or not isinstance(self.paths, int) or not 1 <= self.paths <= MAX_PATHS:
@@ -57,16 +68,58 @@ class MonteCarlo:
             raise ConfigError(f"--block-days {self.block_days!r}: must be a number of days > 0")
         if self.path is not None and not 0 <= self.path < self.paths:
             raise ConfigError(f"--path {self.path!r}: must be a path id from 0 to {self.paths - 1}")
+        rs = (self.resample,) if isinstance(self.resample, str) else tuple(self.resample)
+        bad = [x for x in rs if x not in MC_SERIES]
+        if bad or not rs or len(set(rs)) != len(rs):
+            raise ConfigError(f"--resample {','.join(map(str, rs))!r}: must list, once each, some of "
+                              f"{', '.join(MC_SERIES)}")
+        if self.borrow_rate and "borrow_rate" not in rs:
+            rs = rs + ("borrow_rate",)
+        object.__setattr__(self, "resample", tuple(x for x in MC_SERIES if x in rs))   # one canonical order
+        object.__setattr__(self, "borrow_rate", "borrow_rate" in rs)
 
     def path_ids(self) -> list[int]:
         return [self.path] if self.path is not None else list(range(self.paths))
 
+    @property
+    def by_market(self) -> bool:
+        """A series beyond the de-peg ratio: each path's market is built explicitly (one core pass per path)."""
+        return any(x != "discount" for x in self.resample)
+
     def manifest(self) -> dict:
-        series = "de-peg ratio (market price / exchange rate)" + (", borrow rate" if self.borrow_rate else "")
+        names = {"discount": "de-peg ratio (market price / exchange rate)", "exchange_rate": "exchange-rate steps",
+                 "eth_usd": "ETH/USD", "gas": "gas price", "borrow_rate": "borrow rate"}
         return {"paths": self.paths, "seed": self.seed, "block_days": self.block_days, "path": self.path,
-                "sample_seconds": self.interval, "series": series,
+                "sample_seconds": self.interval, "series": ", ".join(names[x] for x in self.resample),
+                "resample": list(self.resample),
                 "method": "circular block bootstrap of hourly log-returns, ceiling at the window's highest ratio",
                 "tail": TAIL, "quantiles": "numpy linear (type 7)"}
+
+
+FLAG_NAMES = {"paths": "--paths", "seed": "--seed", "block_days": "--block-days", "path": "--path",
+              "vary_borrow_rate": "--vary-borrow-rate", "resample": "--resample"}
+
+
+def resolve(table: MonteCarloConfig | None, flags: dict | None = None) -> MonteCarlo | None:
+    """The run's Monte Carlo options: the [montecarlo] table's, each flag given (not None) replacing its key
+    (a --resample list replaces the table's, --vary-borrow-rate adds "borrow_rate"); None when neither asks
+    for paths. A flag without paths from either is refused."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v is not False}
+    unknown = sorted(set(flags) - set(FLAG_NAMES))
+    if unknown:
+        raise ConfigError(f"montecarlo: unknown option {unknown[0]!r}; use one of {', '.join(FLAG_NAMES)}")
+    opts = dataclasses.asdict(table) if table is not None else {}
+    if "resample" in flags and opts.get("vary_borrow_rate") and "vary_borrow_rate" not in flags:
+        opts["vary_borrow_rate"] = False           # the table's borrow rate is folded into its replaced list
+    opts.update(flags)
+    if "paths" not in opts:
+        if flags:
+            given = ", ".join(FLAG_NAMES[k] for k in flags)
+            raise ConfigError(f"{given}: go with --paths N (or a [montecarlo] table with paths = N)")
+        return None
+    return MonteCarlo(opts["paths"], opts.get("seed", 0), opts.get("block_days", 7.0), opts.get("path"),
+                      borrow_rate=bool(opts.get("vary_borrow_rate", False)),
+                      resample=tuple(opts.get("resample", ("discount",))))
 
 
 # --- the bootstrap -----------------------------------------------------------------------------------------
@@ -117,12 +170,12 @@ def capped_walk(x0: float, steps: np.ndarray, cap: float) -> np.ndarray:
 def path_draw(qs: np.ndarray, seed: int, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
     """Path k's factor on the collateral's price per sample (bootstrapped ratio / historical ratio), and the
     history sample each path sample was drawn from (sample s carries the return into history sample h[s])."""
-    lq = np.log(qs)
+    lq = numerics.log(qs)
     rng = np.random.default_rng([int(seed), int(k)])
     steps, starts = bootstrap_returns(np.diff(lq), len(lq) - 1, block, rng)
     h = np.concatenate([[0], block_index(starts, block, len(lq) - 1, len(lq) - 1) + 1]) if len(lq) > 1 \
         else np.zeros(1, dtype=np.int64)
-    return np.exp(capped_walk(float(lq[0]), steps, float(lq.max())) - lq), h.astype(np.int64)
+    return numerics.exp(capped_walk(float(lq[0]), steps, float(lq.max())) - lq), h.astype(np.int64)
 
 
 def path_factor(qs: np.ndarray, seed: int, k: int, block: int) -> np.ndarray:
@@ -132,33 +185,81 @@ def path_factor(qs: np.ndarray, seed: int, k: int, block: int) -> np.ndarray:
 @dataclass
 class History:
     """What the bootstrap reads of a market, per sample: the block -> sample index, the de-peg ratio and the
-    borrow rate (small: one value per hour, whatever the blocks)."""
+    borrow rate; the exchange rate, the gas token's USD price (ETH/USD; NaN where unknown), the gas price and
+    the slash cut of each sample's step (small: one value per hour, whatever the blocks)."""
     sidx: np.ndarray
     qs: np.ndarray
     rate: np.ndarray
+    xrate: np.ndarray | None = None
+    eth_usd: np.ndarray | None = None
+    gas: np.ndarray | None = None
+    slash: np.ndarray | None = None      # slash[j]: the cut between samples j - 1 and j (slash[0] = 0)
 
 
-def history_of(market, interval: int = SAMPLE_SECONDS) -> History:
+def history_of(market, interval: int = SAMPLE_SECONDS, resample=("discount", "borrow_rate")) -> History:
+    """The market's History; the exchange rate, ETH/USD, gas and slash cuts only when `resample` lists any of
+    them (the slash cut reads every block)."""
     sidx, qs, first = history_samples(market, interval, with_first=True)
-    return History(sidx, qs, np.asarray(market.borrow_apr, dtype=np.float64)[first])
+    rate = np.asarray(market.borrow_apr, dtype=np.float64)[first]
+    if not set(resample) & {"exchange_rate", "eth_usd", "gas"}:
+        return History(sidx, qs, rate)
+    # the slash cut over the blocks of each step (first[j - 1], first[j]]: 1 - prod(1 - slash)
+    kept = np.cumsum(numerics.log1p(-np.minimum(np.asarray(market.slash, dtype=np.float64), 1.0 - 1e-16)))
+    cut = np.zeros(len(first))
+    cut[1:] = -numerics.expm1(kept[first[1:]] - kept[first[:-1]])
+    return History(sidx, qs, rate, np.asarray(market.xrate, dtype=np.float64)[first],
+                   (np.asarray(market.eth_usd, dtype=np.float64) * market.gas_token_price)[first],
+                   np.asarray(market.gas_gwei, dtype=np.float64)[first], cut)
+
+
+def walk(levels: np.ndarray, h: np.ndarray, series: str, ts0: int = 0) -> np.ndarray:
+    """The path of a positive series resampled by its log growth: x_0 = levels[0], x_s = x_{s-1} x
+    levels[h_s] / levels[h_s - 1] (sample s carries the step into history sample h_s); DataError naming the
+    series where history has no positive value."""
+    bad = ~(np.isfinite(levels) & (levels > 0))
+    if bad.any():
+        s = int(np.flatnonzero(bad)[0])
+        raise DataError(f"montecarlo resample {series}: the window's {series} at sample {s} is missing or not "
+                        f"positive; a path needs it at every sample")
+    lx = numerics.log(levels)
+    steps = lx[h[1:]] - lx[h[1:] - 1]
+    return numerics.exp(lx[0] + np.concatenate([[0.0], np.cumsum(steps)]))
 
 
 def bootstrap_paths(market, mc: MonteCarlo, path_ids) -> Paths:
-    """The paths of `path_ids` from a market's history (or a History); with mc.borrow_rate the borrow rate
-    follows the same blocks of history: path sample s reads the historical rate of the sample it was drawn
-    from (an additive delta on the replayed market's).
+    """The paths of `path_ids` from a market's history (or a History). Every series of mc.resample follows
+    the same blocks of history (the joint bootstrap keeps their cross-correlation): path sample s reads
+    history sample h_s of path_draw. The de-peg ratio and the exchange rate (whose slash cuts move with its
+    steps), ETH/USD too, walk by their log growth from the window's first value; the borrow rate and the gas
+    price are the levels of the drawn samples (additive deltas on the replayed market's, so they stack on a
+    rate or gas spike). A series not
+    resampled stays historical (the de-peg ratio: a factor of 1.0).
 
     [[scenario]] overlays stack on the paths: the history is read without the overlays (api passes it) and
     the factor q_path / q_history multiplies the overlaid market, so a path's ratio is the bootstrapped one
     times the overlay's own multiple at each date, and a rate spike adds to the resampled rate."""
-    h = market if isinstance(market, History) else history_of(market, mc.interval)
+    h = market if isinstance(market, History) else history_of(market, mc.interval, mc.resample)
+    if h.xrate is None and set(mc.resample) & {"exchange_rate", "eth_usd", "gas"}:
+        raise ValueError("bootstrap_paths: the History was read without the series mc.resample lists")
     block = max(1, int(round(mc.block_days * 86400 / mc.interval)))
     draws = [path_draw(h.qs, mc.seed, k, block) for k in path_ids]
-    f = np.stack([d[0] for d in draws])
-    if not mc.borrow_rate:
-        return Paths(h.sidx, f)
-    delta = np.stack([h.rate[hk] - h.rate for _, hk in draws])
-    return Paths(h.sidx, f, delta)
+    rs = mc.resample
+    f = np.stack([d[0] for d in draws]) if "discount" in rs else np.ones((len(draws), len(h.qs)))
+    extra = {}
+    if "borrow_rate" in rs:
+        extra["borrow_delta"] = np.stack([h.rate[hk] - h.rate for _, hk in draws])
+    if "exchange_rate" in rs:
+        extra["xrate"] = np.stack([walk(h.xrate, hk, "exchange rate") for _, hk in draws])
+        extra["slash"] = np.stack([np.where(np.arange(len(hk)) > 0, h.slash[hk], 0.0) for _, hk in draws])
+    if "eth_usd" in rs:
+        hist = h.eth_usd
+        extra["usd_factor"] = np.stack([walk(hist, hk, "eth_usd (the gas token's USD price)") / hist
+                                        for _, hk in draws])
+    if "gas" in rs:
+        if not np.all(np.isfinite(h.gas) & (h.gas >= 0)):
+            raise DataError("montecarlo resample gas: the window's gas price is missing at some sample")
+        extra["gas_delta"] = np.stack([h.gas[hk] - h.gas for _, hk in draws])
+    return Paths(h.sidx, f, **extra)
 
 
 # --- statistics --------------------------------------------------------------------------------------------
@@ -237,6 +338,8 @@ def part_name(g: int, k0: int) -> str:
 
 def batches(mc: MonteCarlo, n_configs: int) -> list[list[int]]:
     per = max(1, PAIR_BUDGET // max(1, n_configs))
+    if mc.by_market:        # one core pass per path anyway: fewer [path, sample] arrays in memory
+        per = min(per, BY_MARKET_PATHS)
     ids = mc.path_ids()
     return [ids[i: i + per] for i in range(0, len(ids), per)]
 
@@ -258,6 +361,10 @@ def run_paths(points, jobs, work_path: Path, mc: MonteCarlo, executor: str, work
         if n_legs(prep.market) > 1:
             raise BacktestError("--paths: multi-collateral positions ([[strategy.collateral]]) do not take "
                                 "paths yet")
+        if "exchange_rate" in mc.resample and any(sc.kind == "slash" for i in ids for sc in points[i][1].scenarios):
+            # the path's rate replaces the overlaid one: the overlay would be lost, not stacked
+            raise ConfigError("montecarlo.resample exchange_rate: a [[scenario]] slash overlays the exchange rate "
+                              "the paths resample; drop the overlay or exchange_rate from resample")
         params = encode_params([points[i][1] for i in ids], prep.lanes)
         for b in batches(mc, len(ids)):
             if not (parts / part_name(g, b[0])).exists():       # resume: finished batches are kept

@@ -58,3 +58,25 @@ def power(base, exponent) -> np.ndarray:
     """``base ** exponent`` per element (float64, broadcast), the C library's ``pow``."""
     b, e = np.broadcast_arrays(_floats(base), _floats(exponent))
     return _pow(b, e).astype(np.float64) if b.ndim else np.float64(_pow1(float(b), float(e)))
+
+
+def _log1p1(x: float) -> float:
+    if x > -1.0 or x != x:
+        return math.log1p(x)
+    return -math.inf if x == -1.0 else math.nan
+
+
+_log1p = np.frompyfunc(_log1p1, 1, 1)
+_expm1 = np.frompyfunc(lambda x: math.inf if x > 709.78 else math.expm1(x), 1, 1)
+
+
+def log1p(x) -> np.ndarray:
+    """``log(1 + x)`` per element, exact near 0 (the C library's log1p); -inf at -1, NaN below."""
+    a = _floats(x)
+    return _log1p(a).astype(np.float64) if a.ndim else np.float64(_log1p1(float(a)))
+
+
+def expm1(x) -> np.ndarray:
+    """``exp(x) - 1`` per element, exact near 0 (the C library's expm1)."""
+    a = _floats(x)
+    return _expm1(a).astype(np.float64) if a.ndim else np.float64(_expm1(float(a)))

@@ -3,6 +3,7 @@
 
     python scripts/bench_mc.py                       # 200 x 50, then 1,000 x 100 (each in its own process)
     python scripts/bench_mc.py --paths 1000 --configs 100 [--workers 0] [--executor local|dask]
+    python scripts/bench_mc.py --paths 20 --configs 100 --resample discount,exchange_rate,eth_usd,gas,borrow_rate
 
 The configurations are examples/loop.toml's wstETH/WETH loop in Aave v3's E-mode, with the market oracle, over
 one year of the bundled real-history lake (2024-06-01 to 2025-06-01): target LTV (M / 10 values from 0.50 to
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ((200, 50), (1000, 100))
 
 
-def one(paths: int, configs: int, workers: int, executor: str, config: str) -> None:
+def one(paths: int, configs: int, workers: int, executor: str, config: str,
+        resample: tuple[str, ...] = ("discount",)) -> None:
     import backtest
     from backtest.montecarlo import MonteCarlo
 
@@ -40,7 +42,7 @@ def one(paths: int, configs: int, workers: int, executor: str, config: str) -> N
         res = backtest.run(config, overrides={"run.output": tmp, "run.record": "none", "market.oracle": "market",
                                                 "run.start": "2024-06-01", "run.end": "2025-06-01"},
                            grids=grids, workers=workers, executor=executor,
-                           montecarlo=MonteCarlo(paths=paths, seed=1, block_days=7.0))
+                           montecarlo=MonteCarlo(paths=paths, seed=1, block_days=7.0, resample=resample))
         wall = time.perf_counter() - t
     m = res["manifest"]
     s = res["summary"]
@@ -50,7 +52,7 @@ def one(paths: int, configs: int, workers: int, executor: str, config: str) -> N
     work = n_cfg * paths * n_blocks
     tm = m["timings"]
     print(f"{paths} paths x {n_cfg} configurations x {n_blocks:,} blocks = {work:.3e} configuration-path-blocks "
-          f"({executor}, workers={workers or 'all'})")
+          f"({executor}, workers={workers or 'all'}, resampling {', '.join(resample)})")
     print(f"  wall time end to end: {wall:.2f} s   ({' + '.join(f'{k} {v:.2f}' for k, v in tm.items())} s)")
     print(f"  end to end: {work / wall:.3e} configuration-path-blocks/s; replay phase {work / tm['replay']:.3e}/s")
     print(f"  peak RSS: {rss:.0f} MB; process CPU time {ru.ru_utime + ru.ru_stime:.1f} s (all threads; on a loaded "
@@ -67,9 +69,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--executor", default="local", choices=("local", "dask"))
     ap.add_argument("--config", default=str(ROOT / "examples" / "loop.toml"))
+    ap.add_argument("--resample", default="discount", help="the series the paths resample (comma-separated)")
     args = ap.parse_args()
     if args.paths is not None or args.configs is not None:
-        one(args.paths or 200, args.configs or 50, args.workers, args.executor, args.config)
+        one(args.paths or 200, args.configs or 50, args.workers, args.executor, args.config,
+            tuple(args.resample.split(",")))
         return
     for p, c in SHAPES:       # each shape in its own process: its own peak RSS
         subprocess.run([sys.executable, __file__, "--paths", str(p), "--configs", str(c), "--workers",

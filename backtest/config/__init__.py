@@ -223,6 +223,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "sweep": _jsonable(dict(config.sweep)),
         "source": _jsonable(config.source) if config.source is not None else None,
         "episodes": _as_plain(config.episodes),
+        # [montecarlo] only when set: a config without one keeps its manifest as it was
+        **({"montecarlo": _as_plain(config.montecarlo)} if config.montecarlo else {}),
     }
 
 
@@ -232,7 +234,8 @@ def config_hash(config: Config) -> str:
     run.data enters as the folder it names (absolute, symlinks resolved), so "data", "./data" and its absolute
     path give one hash and --resume continues a sweep however the lake was spelled."""
     d = config_to_dict(config)
-    for k in ("source", "sweep", "episodes"):      # [episodes] reads the results, it changes none
+    # [episodes] reads the results, it changes none; [montecarlo]'s resolved options are in the sweep hash
+    for k in ("source", "sweep", "episodes", "montecarlo"):
         d.pop(k, None)
     d["run"].pop("output", None)
     d["run"]["data"] = os.path.realpath(config.run.data)

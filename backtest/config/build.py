@@ -21,7 +21,14 @@ from backtest.config.rules import (
     target_ltv_rules,
 )
 from backtest.config.schema import check_top_level, read_table, section_fields
-from backtest.config_types import Config, CostsConfig, EpisodesConfig, ExitConfig, StrategyConfig
+from backtest.config_types import (
+    Config,
+    CostsConfig,
+    EpisodesConfig,
+    ExitConfig,
+    MonteCarloConfig,
+    StrategyConfig,
+)
 from backtest.errors import ConfigError
 
 
@@ -92,5 +99,27 @@ def build(data: Mapping, ctx: Context, source: Path | None, sweep: dict[str, lis
     ep_t = read_table(ctx, data, ("episodes",))
     episodes = EpisodesConfig(**section_fields(ctx, ep_t, ("episodes",), "episodes"))
 
+    # -- [montecarlo] (the paths every configuration runs on; not part of the config hash)
+    montecarlo = None
+    if "montecarlo" in data:
+        mc_t = read_table(ctx, data, ("montecarlo",))
+        montecarlo = montecarlo_rules(ctx, section_fields(ctx, mc_t, ("montecarlo",), "montecarlo"), mc_t)
+
     return Config(run=run, market=market, strategy=strategy, costs=costs, scenarios=tuple(scenarios),
-                  sweep=dict(sweep), source=source, raw=dict(data), episodes=episodes)
+                  sweep=dict(sweep), source=source, raw=dict(data), episodes=episodes, montecarlo=montecarlo)
+
+
+def montecarlo_rules(ctx: Context, f: dict, table: Mapping) -> MonteCarloConfig:
+    """path names one of the paths; vary_borrow_rate is "borrow_rate" in resample (both spellings agree)."""
+    if f.get("path") is not None and f["path"] >= f["paths"]:
+        raise ctx.fail(("montecarlo", "path"), f"must be a path id from 0 to {f['paths'] - 1} "
+                                               f"(montecarlo.paths = {f['paths']})", table["path"])
+    resample = f.get("resample", MonteCarloConfig.resample)
+    if f.get("vary_borrow_rate") is False and "borrow_rate" in resample:
+        raise ctx.fail(("montecarlo", "vary_borrow_rate"), 'is false but montecarlo.resample lists "borrow_rate"; '
+                                                           "drop one of the two", False)
+    if f.get("vary_borrow_rate") and "borrow_rate" not in resample:
+        resample = tuple(resample) + ("borrow_rate",)
+    f["resample"] = tuple(resample)
+    f["vary_borrow_rate"] = "borrow_rate" in resample
+    return MonteCarloConfig(**f)

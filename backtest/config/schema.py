@@ -35,7 +35,7 @@ from backtest.config.fields import (
     type_name,
 )
 from backtest import venues as _venues
-from backtest.config_types import CostsConfig
+from backtest.config_types import MC_MAX_PATHS, MC_SERIES, CostsConfig
 from backtest.venues import aave_v3 as _aave_v3
 
 # --- value domains ------------------------------------------------------------------------------------
@@ -78,7 +78,9 @@ SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.
                 "strategy.rewards.token", "run.sources", "run.allow")
 REWARD_VALUES = ("zero", "points", "token")
 
-SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep", "episodes")
+SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep", "episodes", "montecarlo")
+#: sections that read or shape the results but are not configurations: --set may set them, a sweep may not
+RESULT_SECTIONS = ("episodes.", "montecarlo.")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -115,6 +117,20 @@ def _gas(ctx: Context, path: tuple, v: Any) -> str | float:
         raise ctx.fail(path, f"{x:g} gwei is beyond the bound of {MAX_GAS_GWEI:g} gwei (Ethereum's highest daily "
                              f"averages were ~1,000 gwei); give the price in gwei, not wei", v)
     return x
+
+
+def _resample(ctx: Context, path: tuple, v: Any) -> tuple[str, ...]:
+    """montecarlo.resample: the series a path resamples, a non-empty list of MC_SERIES without repeats."""
+    if isinstance(v, str):
+        raise ctx.fail(path, f'must be a list such as ["{v}"], not a string', v)
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ctx.fail(path, f"must be a non-empty list of series: {', '.join(MC_SERIES)}", v)
+    pick = choice(MC_SERIES)
+    for i, x in enumerate(v):
+        pick(ctx, path + (i,), x)
+        if x in v[:i]:
+            raise ctx.fail(path, f"lists {x!r} twice", v)
+    return tuple(v)
 
 
 def _emode(ctx: Context, path: tuple, v: Any) -> str | None:
@@ -300,6 +316,14 @@ SPEC: dict[str, dict[str, Parser]] = {
         "threshold": number(0, 1, lo_open=True, hi_open=True),
         "merge_gap": duration(allow_zero=True),
     },
+    "montecarlo": {
+        "paths": integer(1, MC_MAX_PATHS),
+        "seed": integer(0),
+        "block_days": bounded(number(0, lo_open=True), 36500.0, "days: a hundred years"),
+        "path": integer(0),
+        "vary_borrow_rate": boolean,
+        "resample": _resample,
+    },
     "scenario": {
         "kind": choice(SCENARIO_KINDS),
         "asset": string,
@@ -324,6 +348,7 @@ REQUIRED = {
     "strategy.basket": ("weights",),
     "strategy.farm": ("reward_token", "exit_after"),
     "scenario": ("kind", "at"),      # the other keys each kind needs: config.rules.scenario_rules
+    "montecarlo": ("paths",),
 }
 SPECIAL = {   # known-but-rejected keys: a clearer message than "unknown key"
     "run": {
@@ -351,7 +376,8 @@ del _sec, _spec, _key, _parser
 
 def sweep_keys() -> list[str]:
     """The dotted config paths a ``[sweep]`` or ``--grid`` may vary."""
-    return [k for k in FIELDS if k not in SWEEP_FORBIDDEN and k not in SWEEP_MARKET and not k.startswith("episodes.")]
+    return [k for k in FIELDS if k not in SWEEP_FORBIDDEN and k not in SWEEP_MARKET
+            and not k.startswith(RESULT_SECTIONS)]
 
 
 # ======================================================================================================
@@ -406,13 +432,16 @@ def check_key(ctx: Context, key: Any, err_path: tuple, *, sweep: bool) -> None:
     if not isinstance(key, str):
         raise ctx.fail(err_path, "a config path must be a string such as 'strategy.target_ltv'")
     if key in FIELDS and not (sweep and (key in SWEEP_FORBIDDEN or key in SWEEP_MARKET
-                                         or key.startswith("episodes."))):
+                                         or key.startswith(RESULT_SECTIONS))):
         return
     if sweep and key in SWEEP_FORBIDDEN:
         raise ctx.fail(err_path, f"{key} names the result set and cannot be swept")
     if sweep and key.startswith("episodes.") and key in FIELDS:
         raise ctx.fail(err_path, f"{key} reads the results (which episodes are found), one value per result set, "
                                  f"and cannot be swept; set it with --set or in [episodes]")
+    if sweep and key.startswith("montecarlo.") and key in FIELDS:
+        raise ctx.fail(err_path, f"{key} sets the Monte Carlo paths every configuration runs on, one value per "
+                                 f"result set, and cannot be swept; set it with --set, a flag or in [montecarlo]")
     if sweep and key in SWEEP_MARKET:
         raise ctx.fail(err_path, f"{key} selects the aligned market (the held token's series and reward values) "
                                  f"and cannot be swept; run one config per value")

@@ -38,3 +38,12 @@ def test_matches_math_on_many_draws():
     y = np.abs(x) + 1e-3
     assert np.array_equal(numerics.log(y), np.array([math.log(v) for v in y]))
     assert np.array_equal(numerics.power(y, 1.0 / 3.0), np.array([math.pow(v, 1.0 / 3.0) for v in y]))
+
+
+def test_log1p_and_expm1_near_zero_and_at_the_edges():
+    assert numerics.log1p(np.array([1e-20]))[0] == 1e-20        # log(1 + 1e-20) would round to 0
+    assert numerics.expm1(np.array([1e-20]))[0] == 1e-20
+    got = numerics.log1p(np.array([-1.0, -2.0, 1.0]))
+    assert got[0] == -math.inf and math.isnan(got[1]) and got[2] == math.log(2.0)
+    assert numerics.expm1(np.array([800.0]))[0] == math.inf
+    assert float(numerics.expm1(1.0)) == math.expm1(1.0) and float(numerics.log1p(0.5)) == math.log1p(0.5)
