@@ -5,12 +5,15 @@ code, elsewhere the C library's. The two differ in the last bit for some inputs,
 Monte Carlo path written on one machine had other bytes on another (the pinned outputs of six cases moved when
 the project changed machines). These call the C library's functions element by element (``math`` is a thin
 wrapper over them): ~0.2 µs an element, used where the result is stored or pinned, never in the core's loop.
+Outside a function's real domain they give NumPy's answers (inf, -inf, NaN), not math's exceptions.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
+
 
 def _exp1(x: float) -> float:
     try:
@@ -19,10 +22,20 @@ def _exp1(x: float) -> float:
         return math.inf
 
 
-def _log1(x: float) -> float:
-    if x > 0 or x != x:             # positive or NaN: the C library's log
-        return math.log(x)
-    return -math.inf if x == 0 else math.nan
+def _expm11(x: float) -> float:
+    try:
+        return math.expm1(x)
+    except OverflowError:
+        return math.inf
+
+
+def _log_of(fn: Callable[[float], float], zero_at: float) -> Callable[[float], float]:
+    """``fn`` (log or log1p) where it is defined, -inf where its argument reaches ``zero_at``, NaN below."""
+    def one(x: float) -> float:
+        if x > zero_at or x != x:   # inside the domain, or NaN: the C library's answer
+            return fn(x)
+        return -math.inf if x == zero_at else math.nan
+    return one
 
 
 def _pow1(b: float, e: float) -> float:
@@ -33,50 +46,24 @@ def _pow1(b: float, e: float) -> float:
             return float(np.power(b, e))
 
 
-_exp = np.frompyfunc(_exp1, 1, 1)
-_log = np.frompyfunc(_log1, 1, 1)
+def _elementwise(one: Callable[[float], float], doc: str) -> Callable:
+    ufunc = np.frompyfunc(one, 1, 1)
+
+    def apply(x):
+        a = np.asarray(x, dtype=np.float64)
+        return ufunc(a).astype(np.float64) if a.ndim else np.float64(one(float(a)))
+    apply.__doc__ = doc
+    return apply
+
+
+exp = _elementwise(_exp1, "``e ** x`` per element (float64), the C library's result whatever the CPU.")
+expm1 = _elementwise(_expm11, "``exp(x) - 1`` per element, exact near 0 (the C library's expm1).")
+log = _elementwise(_log_of(math.log, 0.0), "Natural logarithm per element: -inf at 0 and NaN below, as NumPy.")
+log1p = _elementwise(_log_of(math.log1p, -1.0), "``log(1 + x)`` per element, exact near 0; -inf at -1, NaN below.")
 _pow = np.frompyfunc(_pow1, 2, 1)
-
-
-def _floats(values) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64)
-
-
-def exp(x) -> np.ndarray:
-    """``e ** x`` per element (float64), the C library's result whatever the CPU."""
-    a = _floats(x)
-    return _exp(a).astype(np.float64) if a.ndim else np.float64(_exp1(float(a)))
-
-
-def log(x) -> np.ndarray:
-    """Natural logarithm per element (float64): -inf at 0 and NaN below, as NumPy gives."""
-    a = _floats(x)
-    return _log(a).astype(np.float64) if a.ndim else np.float64(_log1(float(a)))
 
 
 def power(base, exponent) -> np.ndarray:
     """``base ** exponent`` per element (float64, broadcast), the C library's ``pow``."""
-    b, e = np.broadcast_arrays(_floats(base), _floats(exponent))
+    b, e = np.broadcast_arrays(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64))
     return _pow(b, e).astype(np.float64) if b.ndim else np.float64(_pow1(float(b), float(e)))
-
-
-def _log1p1(x: float) -> float:
-    if x > -1.0 or x != x:
-        return math.log1p(x)
-    return -math.inf if x == -1.0 else math.nan
-
-
-_log1p = np.frompyfunc(_log1p1, 1, 1)
-_expm1 = np.frompyfunc(lambda x: math.inf if x > 709.78 else math.expm1(x), 1, 1)
-
-
-def log1p(x) -> np.ndarray:
-    """``log(1 + x)`` per element, exact near 0 (the C library's log1p); -inf at -1, NaN below."""
-    a = _floats(x)
-    return _log1p(a).astype(np.float64) if a.ndim else np.float64(_log1p1(float(a)))
-
-
-def expm1(x) -> np.ndarray:
-    """``exp(x) - 1`` per element, exact near 0 (the C library's expm1)."""
-    a = _floats(x)
-    return _expm1(a).astype(np.float64) if a.ndim else np.float64(_expm1(float(a)))
