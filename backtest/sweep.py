@@ -173,6 +173,10 @@ def market_key(cfg: Config) -> str:
     run = cfg.run
     key = {"run": [run.start, run.end, str(run.data), run.chain, run.block_time, run.record],
            "market": mk, "scenarios": [asdict(s) for s in cfg.scenarios], "gas": cfg.costs.gas}
+    # the held token (strategy.restake's LRT, else market.collateral) and how its rewards are valued select the
+    # aligned market's price, exchange rate, venue parameters, slashes and reward series
+    rw = cfg.strategy.rewards
+    key["held"] = [cfg.strategy.restake, None if rw is None else [rw.value, rw.price_per_point, rw.token]]
     if cfg.strategy.collateral:             # [[strategy.collateral]]: the legs' tokens select the market
         key["legs"] = [leg.token for leg in cfg.strategy.collateral]
     return json.dumps(key, sort_keys=True, default=str)

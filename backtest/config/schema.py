@@ -73,9 +73,10 @@ MAX_GAS_UNITS = 1e8           # gas per transaction: a block holds 30-45 M
 MAX_AMP = 1e6                 # Curve's StableSwap caps A at 1e6
 MAX_POOL_DEPTH = 1e15
 SWEEP_FORBIDDEN = ("run.name", "run.data", "run.output")   # they name the result set, not a configuration
-# they select the aligned market (the held token's series, the reward values), which a sweep shares
-SWEEP_MARKET = ("strategy.restake", "strategy.rewards.value", "strategy.rewards.price_per_point",
-                "strategy.rewards.token", "run.sources", "run.allow")
+# they select how the lake is read (which source wins), which a sweep shares; strategy.restake and
+# strategy.rewards.* may be swept: they select the held token and its reward series, and the sweep groups
+# configurations by them (backtest.sweep.market_key)
+SWEEP_MARKET = ("run.sources", "run.allow")
 REWARD_VALUES = ("zero", "points", "token")
 
 SECTIONS = ("run", "market", "strategy", "costs", "scenario", "sweep", "episodes", "montecarlo")
@@ -443,7 +444,7 @@ def check_key(ctx: Context, key: Any, err_path: tuple, *, sweep: bool) -> None:
         raise ctx.fail(err_path, f"{key} sets the Monte Carlo paths every configuration runs on, one value per "
                                  f"result set, and cannot be swept; set it with --set, a flag or in [montecarlo]")
     if sweep and key in SWEEP_MARKET:
-        raise ctx.fail(err_path, f"{key} selects the aligned market (the held token's series and reward values) "
+        raise ctx.fail(err_path, f"{key} selects how the lake is read (which source each series comes from) "
                                  f"and cannot be swept; run one config per value")
     valid = sweep_keys() if sweep else list(FIELDS)
     if key in ("costs.gas_units", "strategy.rebalance", "strategy.exit", "strategy.rewards",

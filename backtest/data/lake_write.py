@@ -44,6 +44,9 @@ def write_table(lake: str | os.PathLike, table: str, df: pl.DataFrame, name: str
     new = validate(table, df)
     name = _normalise_name(name)
     folder = Path(lake) / table
+    tx_dirs = _TX_DIRS.get(os.path.realpath(lake))
+    if tx_dirs is not None and not folder.exists():
+        tx_dirs.append(folder)           # a failed transaction removes the folders it made
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.parquet"
     source = _existing_merge_source(path)
@@ -90,6 +93,7 @@ JOURNAL = ".commit.json"
 LAKE_LOCK = ".lake.lock"
 STAGE = ".stage-"
 _TX: dict[str, dict[Path, Path]] = {}
+_TX_DIRS: dict[str, list[Path]] = {}
 
 
 def _existing_merge_source(path: Path) -> Path:
@@ -168,10 +172,15 @@ def recover(lake: str | os.PathLike) -> None:
 
 @contextmanager
 def transaction(lake: str | os.PathLike) -> Iterator[None]:
-    """Every ``write_table`` into ``lake`` inside this block lands together, or none does."""
+    """Every ``write_table`` into ``lake`` inside this block lands together, or none does: on any failure the
+    lake is left as it was (staged files and the table folders the block made are removed). Re-entrant: a
+    transaction inside another on the same lake joins the outer one (e.g. ``commit`` inside an import)."""
     from backtest.store import Lock
 
     root = Path(lake)
+    if os.path.realpath(root) in _TX:
+        yield
+        return
     if root.exists() and not root.is_dir():
         raise DataError(f"data lake {root} is a file, not a folder; choose another lake folder")
     created = not root.exists()
@@ -179,13 +188,16 @@ def transaction(lake: str | os.PathLike) -> Iterator[None]:
     key = os.path.realpath(root)
     lock = Lock(root / LAKE_LOCK, f"data lake {root}", "wait for it to finish")
     staged: dict[Path, Path] = {}
+    made: list[Path] = []
     try:
         _roll_forward(root)
         _TX[key] = staged
+        _TX_DIRS[key] = made
         try:
             yield
         finally:
             _TX.pop(key, None)
+            _TX_DIRS.pop(key, None)
         if staged:
             tmp = root / f".{JOURNAL}.tmp"
             tmp.write_text(json.dumps({"renames": [[str(s.relative_to(root)), str(f.relative_to(root))]
@@ -198,6 +210,9 @@ def transaction(lake: str | os.PathLike) -> Iterator[None]:
     except BaseException as exc:
         for s in staged.values():
             s.unlink(missing_ok=True)
+        for d in reversed(made):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
         from backtest.store import is_disk_full
 
         if isinstance(exc, Exception) and is_disk_full(exc):

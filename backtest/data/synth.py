@@ -283,9 +283,10 @@ class _Out:
     def write(self, lake: str | Path) -> list[Path]:
         checked = {t: _lake.validate(t, pl.concat(fs, how="diagonal_relaxed")) for t, fs in self.frames.items()}
         paths = []
-        for table, df in checked.items():
-            paths.append(_lake_write.write_table(lake, table, df, f"synth-{self.name}",
-                                           metadata={"source": f"synth:{self.name}"}))
+        with _lake_write.transaction(lake):   # every file of the scenario lands, or none does
+            for table, df in checked.items():
+                paths.append(_lake_write.write_table(lake, table, df, f"synth-{self.name}",
+                                                     metadata={"source": f"synth:{self.name}"}))
         return sorted(paths)
 
 
@@ -519,9 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--into", default="data", help="lake folder (default: data)")
     args = ap.parse_args(argv)
     names = args.names or list(SCENARIOS)
-    for name in names:
-        for p in synth(name, args.into):
-            print(p)
+    with _lake_write.transaction(args.into):  # all scenarios of the command, or none
+        paths = [p for name in names for p in synth(name, args.into)]
+    for p in paths:
+        print(p)
     return 0
 
 

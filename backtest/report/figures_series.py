@@ -76,7 +76,8 @@ def equity(rs: ResultSet, chosen: list[int]) -> tuple[go.Figure | None, str]:
         fig.add_scatter(x=_times(df["ts"]), y=y, name=label(rs, rows[c]), mode="lines")
     note = ""
     first = ids[0]
-    restake = _config(rs, "strategy").get("restake") or "none"
+    # a sweep of strategy.restake carries each row's value in its label column
+    restake = rows[first].get("strategy.restake") or _config(rs, "strategy").get("restake") or "none"
     hold_end = rows[first].get("hold_end_equity")
     if restake != "none":
         note = "hold benchmark not drawn: it holds the base LST, whose price the time series does not carry"

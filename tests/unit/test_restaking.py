@@ -164,8 +164,9 @@ def test_config_restake_rules():
         config_from_dict(_cfg({"restake": "weETH", "rewards": {"value": "points"}}))
     with pytest.raises(ConfigError, match="strategy.rewards.token"):
         config_from_dict(_cfg({"restake": "weETH", "rewards": {"value": "token"}}))
-    with pytest.raises(ConfigError, match="cannot be swept"):
-        config_from_dict(_cfg({"restake": "weETH"}, sweep={"strategy.restake": ["weETH", "ezETH"]}))
+    # a sweep may vary the held token (each value is its own market group: tests/unit/test_sweep_restake.py)
+    swept = config_from_dict(_cfg({"restake": "weETH"}, sweep={"strategy.restake": ["weETH", "ezETH"]}))
+    assert swept.sweep == {"strategy.restake": ["weETH", "ezETH"]}
     # a depeg overlay may name the LRT when restaking
     sc = {"kind": "depeg", "asset": "weETH", "at": "2025-01-10", "depth": 0.05, "duration": "3d"}
     assert config_from_dict(_cfg({"restake": "weETH"}, scenario=[sc])).scenarios[0].asset == "weETH"

@@ -1,7 +1,7 @@
 """Writing normalised series into the lake: every series of one import is validated first
-(:func:`backtest.data.sources.toolkit.validate_frame`, one value per time), then each lake file is written
-atomically by :func:`backtest.data.lake_write.write_table`, which merges on the series key + ``ts`` so that importing
-the same file twice gives the same lake.
+(:func:`backtest.data.sources.toolkit.validate_frame`, one value per time), then every lake file is written
+by :func:`backtest.data.lake_write.write_table` inside one transaction (all files of the call land, or none),
+merging on the series key + ``ts`` so that importing the same file twice gives the same lake.
 
 Provenance: the ``source`` column where the table has one (``prices``, ``exchange_rates``), the Parquet
 key-value metadata (``source``, ``file``: the input file's name), and the lake file's name.
@@ -43,13 +43,20 @@ class ImportReport(list):
 
 
 def commit(lake: str | os.PathLike, items: Sequence[Series]) -> ImportReport:
-    """Validate every series first, then write them (each atomically); return the report."""
+    """Validate every series first, then write them all in one :func:`~backtest.data.lake_write.transaction`
+    (every file lands, or none does; inside an import's transaction it joins that one); return the report."""
     checked = []
     for it in items:
         df = validate_frame(it.table, it.df)
         check_unique_ts(Series(it.table, df, it.name, it.source, it.file))
         checked.append((it, df))
     report = ImportReport()
+    with _lake_write.transaction(lake):
+        _write_checked(lake, checked, report)
+    return report
+
+
+def _write_checked(lake, checked, report: ImportReport) -> None:
     for it, df in checked:
         meta = {"source": it.source}
         if it.file:
@@ -64,7 +71,6 @@ def commit(lake: str | os.PathLike, items: Sequence[Series]) -> ImportReport:
                 "missing_first": it.missing_first, "missing_last": it.missing_last,
             })
         report.notes.extend(it.notes)
-    return report
 
 
 def _split_by_key(table: str, df: pl.DataFrame) -> list[pl.DataFrame]:
