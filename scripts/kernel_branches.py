@@ -164,6 +164,46 @@ UNREACHABLE = [
      "inside `if st.d > 0`: only a loop or a flash loan borrows (the kind is neither: never with debt)"),
     ("_strategies.pxd", "if st.d > 0 and (p.kind == KIND_LOOP or p.kind == KIND_FLASH):", 1,
      "only a loop or a flash loan borrows, so d > 0 with another kind never happens"),
+    # the multi-collateral kernel (ext/_legs.pxi, ext/_legs_replay.pxi): the one-collateral reasons, per leg
+    ("_legs.pxi", "if debt <= st.dust or l_empty(st, m, b) or not l_hf(st, m, b) < 1.0:", 3,
+     "l_absorb is called only inside the replay's `if st.d > 0` when hf_r = sum r_i a_i[b] < 1, the same sum in "
+     "the same order as l_hf (l_settle moves no balance); l_set_debt / l_set_coll store a balance at or below "
+     "the dust as 0 and the indices never fall, so d > 0 is a debt above the dust; and no path leaves debt "
+     "without collateral (a seizure of the last collateral writes the rest off, an absorb takes the debt, every "
+     "sale but the close-everything sells a fraction phi < 1 of each leg, and that close repays the debt)"),
+    ("_legs.pxi", "repay = min(repay, min(r1, r2))", 1,
+     "as in _aave.pxd: the leftover clause holds only when repay > r1 or repay > r2, so the outer min never "
+     "keeps repay (barring a tie to the last ulp)"),
+    ("_legs.pxi", "elif p.protocol != PROTO_MORPHO:", 1,
+     "Morpho Blue has one collateral: run_legs (_legs_replay.pxi) raises for it before any replay"),
+    ("_legs.pxi", "if st.d > 0 and (p.kind == KIND_LOOP or p.kind == KIND_FLASH):", 1,
+     "as in _strategies.pxd: only a loop or a flash loan borrows, so d > 0 with another kind never happens"),
+    ("_legs_replay.pxi", "if (p.reb_on and not st.closed and m.ts[hi - 1] >= st.next_check", 1,
+     "as in _core.pyx: inside `if st.d > 0`, and closing a position sets d = 0"),
+    ("_legs_replay.pxi", "and (p.kind == KIND_LOOP or p.kind == KIND_FLASH)):", 1,
+     "as in _core.pyx: inside `if st.d > 0`, and only a loop or a flash loan borrows"),
+    # Aave v4 (ext/venues/_aave_v4.pxd): the core's one caller of the Spoke's functions, aave_v4_liquidate,
+    # offers the whole debt (INFINITY), has no other collateral (False) and a debt above the dust; the other
+    # callers are ext/_venue_probe.pyx's, another extension, not counted here
+    ("venues/_aave_v4.pxd", "if debt <= 0.0:", 1,
+     "v4_health_factor's one caller in the core passes owed > st.dust > 0 (aave_v4_liquidate returns first "
+     "otherwise)"),
+    ("venues/_aave_v4.pxd", "if not hf < 1.0 or coll <= 0.0 or debt <= 0.0 or offered <= 0.0:", 4,
+     "aave_v4_liquidate returns first unless coll > st.dust and owed > st.dust, and offers INFINITY; it runs "
+     "only when the engine's HF (s / (debt_of / bidx)) x a[b] < 1, and its own hf is the same ratio of the "
+     "same factors in another order: >= 1 only for an HF within a few ulps of 1"),
+    ("venues/_aave_v4.pxd", "repaid = debt if debt < offered else offered", 1,
+     "the core offers INFINITY: the repay starts at the debt"),
+    ("venues/_aave_v4.pxd", "if offered < repaid:", 1, "the core offers INFINITY (no MustNotLeaveDust revert)"),
+    ("venues/_aave_v4.pxd", "if out.coll_after == 0.0 and not other_collateral and out.debt_after > 0.0:", 1,
+     "the core has one collateral: other_collateral is False"),
+    ("venues/_aave_v4.pxd", "if owed <= st.dust or coll <= st.dust:", 2,
+     "as for Morpho: aave_v4_liquidate runs only with d > 0 (the replay's `if st.d > 0`), set_balances stores "
+     "a balance at or below the dust as 0 and the indices never fall, so the debt is above the dust; and a "
+     "liquidation that takes all the collateral writes the debt left off, so d > 0 comes with s > 0"),
+    ("venues/_aave_v4.pxd", "if not v4_liquidation_amounts(coll, owed, pc * usd, usd,", 1,
+     "v4_liquidation_amounts returns False only on its first test (hf >= 1, or no collateral, debt or offer: "
+     "see that line) or on `offered < repaid` (the core offers INFINITY)"),
     ("_book.pxi", "_book_event(ev, ecap, &ne, b, EV_REBALANCE, old, f, f * fee + g,\n"
      "coll * o * lt[b] / debt if debt > 0 else INFINITY)", 1,
      "the vault's buy leaves debt > 0: it borrows f > 0 (ltv < x - band means x coll o > debt, the denominator "
