@@ -1,18 +1,21 @@
 """Which branches of the Cython kernel does the differential test reach?
 
 In a throw-away copy of the tracked files (never in this checkout) the extension is built with gcc branch
-coverage (-O0 --coverage), every differential file (tests/unit/test_differential*.py) runs there under the
-fixed CI seed (CI=true: hypothesis' "ci" profile, derandomized, so the same draws each time; with --rules the
-rule tests too), and gcov's per-line branch counts on the generated ext/_core.c are mapped back to the .pxd /
-.pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C code of each source line.
-Printed: per kernel file, branch outcomes reached / total; the allow-list of branches unreachable by
-construction (UNREACHABLE, each with its reason); every other source line with a C branch outcome never taken.
-Exit code 1 when the tests fail, when a branch off the list is not taken both ways, or when a listed one is
-taken (its reason is then wrong): "every reachable kernel branch is reached" is what exit code 0 says.
+coverage (-O0 --coverage), every differential file (tests/unit/test_differential*.py) and the paths kernel's
+core-against-reference tests (MORE_DIFFERENTIAL) run there under the fixed CI seed (CI=true: hypothesis' "ci"
+profile, derandomized, so the same draws each time; with --rules the rule tests too), and gcov's per-line branch
+counts on the generated ext/_core.c are mapped back to the source lines through the `/* "_aave.pxd":42` markers
+Cython writes before the C code of each source line. Every source compiled into the core counts: the .pxd
+headers (named by their cimport path, "_aave.pxd", "venues/_aave_v4.pxd"), _core.pyx and the .pxi files it
+includes ("ext/_book.pxi", "ext/_legs.pxi", ...: named by their path from the build), all reported as paths
+under ext/. Printed: per kernel file, branch outcomes reached / total; the allow-list of branches unreachable
+by construction (UNREACHABLE, each with its reason); every other source line with a C branch outcome never
+taken. Exit code 1 when the tests fail, when a branch off the list is not taken both ways, or when a listed one
+is taken (its reason is then wrong): "every reachable kernel branch is reached" is what exit code 0 says.
 
-Only the cdef functions count (the nogil kernels, C names __pyx_f_*): the def wrappers of _core.pyx only check
-their arguments with the GIL, and Python-API error branches (`unlikely(...)`, `__PYX_ERR`, `__Pyx_*`) are left
-out wherever they are.
+Only the cdef functions count (the nogil kernels, C names __pyx_f_*): the def wrappers only check their
+arguments with the GIL, and Python-API error branches (`unlikely(...)`, `__PYX_ERR`, `__Pyx_*`) and gcc's own
+test at an OpenMP region (`#pragma omp`) are left out wherever they are.
 
     python scripts/kernel_branches.py [--rules] [--keep]
 """
