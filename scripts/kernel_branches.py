@@ -1,18 +1,21 @@
 """Which branches of the Cython kernel does the differential test reach?
 
 In a throw-away copy of the tracked files (never in this checkout) the extension is built with gcc branch
-coverage (-O0 --coverage), every differential file (tests/unit/test_differential*.py) runs there under the
-fixed CI seed (CI=true: hypothesis' "ci" profile, derandomized, so the same draws each time; with --rules the
-rule tests too), and gcov's per-line branch counts on the generated ext/_core.c are mapped back to the .pxd /
-.pyx lines through the `/* "_aave.pxd":42` markers Cython writes before the C code of each source line.
-Printed: per kernel file, branch outcomes reached / total; the allow-list of branches unreachable by
-construction (UNREACHABLE, each with its reason); every other source line with a C branch outcome never taken.
-Exit code 1 when the tests fail, when a branch off the list is not taken both ways, or when a listed one is
-taken (its reason is then wrong): "every reachable kernel branch is reached" is what exit code 0 says.
+coverage (-O0 --coverage), every differential file (tests/unit/test_differential*.py) and the paths kernel's
+core-against-reference tests (MORE_DIFFERENTIAL) run there under the fixed CI seed (CI=true: hypothesis' "ci"
+profile, derandomized, so the same draws each time; with --rules the rule tests too), and gcov's per-line branch
+counts on the generated ext/_core.c are mapped back to the source lines through the `/* "_aave.pxd":42` markers
+Cython writes before the C code of each source line. Every source compiled into the core counts: the .pxd
+headers (named by their cimport path, "_aave.pxd", "venues/_aave_v4.pxd"), _core.pyx and the .pxi files it
+includes ("ext/_book.pxi", "ext/_legs.pxi", ...: named by their path from the build), all reported as paths
+under ext/. Printed: per kernel file, branch outcomes reached / total; the allow-list of branches unreachable
+by construction (UNREACHABLE, each with its reason); every other source line with a C branch outcome never
+taken. Exit code 1 when the tests fail, when a branch off the list is not taken both ways, or when a listed one
+is taken (its reason is then wrong): "every reachable kernel branch is reached" is what exit code 0 says.
 
-Only the cdef functions count (the nogil kernels, C names __pyx_f_*): the def wrappers of _core.pyx only check
-their arguments with the GIL, and Python-API error branches (`unlikely(...)`, `__PYX_ERR`, `__Pyx_*`) are left
-out wherever they are.
+Only the cdef functions count (the nogil kernels, C names __pyx_f_*): the def wrappers only check their
+arguments with the GIL, and Python-API error branches (`unlikely(...)`, `__PYX_ERR`, `__Pyx_*`) and gcc's own
+test at an OpenMP region (`#pragma omp`) are left out wherever they are.
 
     python scripts/kernel_branches.py [--rules] [--keep]
 """
@@ -33,11 +36,32 @@ import mutate  # noqa: E402  (make_copy, env_for, rule_tests: one way to make an
 
 MARKER = re.compile(r'^\s*/\* "([^"]+)":(\d+)\s*$')
 C_FUNC = re.compile(r"^static [^;]*?\b(__pyx_\w+)\(.*[^;]\s*$")   # a C function definition at column 0
-NOISE = re.compile(r"unlikely|__PYX_ERR|_error\b|__Pyx_|\bPy[A-Z_]|__pyx_memoryview|__pyx_mstate")
+# not the source's branches: Python-API error paths, and gcc's own test in an OpenMP region (`#pragma omp`)
+NOISE = re.compile(r"unlikely|__PYX_ERR|_error\b|__Pyx_|\bPy[A-Z_]|__pyx_memoryview|__pyx_mstate|^\s*#pragma omp")
 
 
 def kernel_files(copy: Path) -> set[str]:
-    return {p.name for p in (copy / "ext").glob("*.pxd")} | {"_core.pyx"}
+    """Every source compiled into the core, as paths under ext/: the .pxd headers (venues/ too), the .pxi files
+    _core.pyx includes, and _core.pyx (not _venue_probe.pyx: another extension, not instrumented)."""
+    ext = copy / "ext"
+    return ({p.relative_to(ext).as_posix() for p in ext.rglob("*.pxd")}
+            | {p.relative_to(ext).as_posix() for p in ext.glob("*.pxi")} | {"_core.pyx"})
+
+
+def source_name(marker: str) -> str:
+    # Cython names a .pxd by its cimport path ("_aave.pxd", "venues/_aave_v4.pxd") and the .pyx and the files it
+    # includes by their path from the build ("ext/_core.pyx", "ext/_book.pxi"): both become paths under ext/
+    return marker[len("ext/"):] if marker.startswith("ext/") else marker
+
+
+# Core-against-reference tests outside the test_differential* files: the paths kernel (ext/_paths.pxi) is
+# compared with the reference engine's path replay there (paths in turn and in parallel)
+MORE_DIFFERENTIAL = ["tests/unit/test_paths.py::test_paths_core_equals_reference",
+                     "tests/unit/test_paths.py::test_two_paths_identity_and_a_one_day_dip",
+                     "tests/unit/test_montecarlo.py::test_two_bootstrapped_paths_core_equals_reference",
+                     "tests/unit/test_montecarlo.py::test_borrow_rate_paths_core_equals_reference",
+                     "tests/unit/test_montecarlo.py::test_paths_in_parallel_equal_paths_in_turn",
+                     "tests/unit/test_montecarlo.py::test_paths_in_parallel_restaking_hold_no_records_core_equals_reference"]
 
 
 def patch_setup(copy: Path) -> None:
@@ -70,7 +94,7 @@ def c_line_owners(c_file: Path, kernels: set[str]) -> dict[int, tuple[str, int]]
             cur = None
             continue
         if m:
-            name = Path(m.group(1)).name
+            name = source_name(m.group(1))
             cur = (name, int(m.group(2))) if name in kernels else None
             continue
         if cur is not None and not NOISE.search(line):
@@ -98,9 +122,11 @@ def gcov_lines(copy: Path) -> dict[int, list[int]]:
     return out
 
 
-# Branches no input can take, reviewed one by one: (kernel file, the source line's code, outcomes never taken
-# on each line with that code, why). Keyed by the code, not the line number, so an edit elsewhere in the file does not move them. The script
-# fails when one of them IS taken (the reason is wrong: take it out) or when any other outcome is not.
+# Branches no input can take, reviewed one by one: (kernel file under ext/, the source line's code, outcomes
+# never taken on each line with that code, why). Keyed by the code, not the line number, so an edit elsewhere in
+# the file does not move them; where the same code is on several lines, by the line before and the line
+# ("\n"-joined). The script fails when one of them IS taken (the reason is wrong: take it out) or when any
+# other outcome is not.
 UNREACHABLE = [
     ("_position.pxd", "elif debt < old:", 1,
      "set_premium_debt with debt == old: every caller changes a premium debt by more than the dust (a loop borrow, "
@@ -141,6 +167,53 @@ UNREACHABLE = [
      "inside `if st.d > 0`: only a loop or a flash loan borrows (the kind is neither: never with debt)"),
     ("_strategies.pxd", "if st.d > 0 and (p.kind == KIND_LOOP or p.kind == KIND_FLASH):", 1,
      "only a loop or a flash loan borrows, so d > 0 with another kind never happens"),
+    # the multi-collateral kernel (ext/_legs.pxi, ext/_legs_replay.pxi): the one-collateral reasons, per leg
+    ("_legs.pxi", "if debt <= st.dust or l_empty(st, m, b) or not l_hf(st, m, b) < 1.0:", 3,
+     "l_absorb is called only inside the replay's `if st.d > 0` when hf_r = sum r_i a_i[b] < 1, the same sum in "
+     "the same order as l_hf (l_settle moves no balance); l_set_debt / l_set_coll store a balance at or below "
+     "the dust as 0 and the indices never fall, so d > 0 is a debt above the dust; and no path leaves debt "
+     "without collateral (a seizure of the last collateral writes the rest off, an absorb takes the debt, every "
+     "sale but the close-everything sells a fraction phi < 1 of each leg, and that close repays the debt)"),
+    ("_legs.pxi", "repay = min(repay, min(r1, r2))", 1,
+     "as in _aave.pxd: the leftover clause holds only when repay > r1 or repay > r2, so the outer min never "
+     "keeps repay (barring a tie to the last ulp)"),
+    ("_legs.pxi", "elif p.protocol != PROTO_MORPHO:", 1,
+     "Morpho Blue has one collateral: run_legs (_legs_replay.pxi) raises for it before any replay"),
+    ("_legs.pxi", "if st.d > 0 and (p.kind == KIND_LOOP or p.kind == KIND_FLASH):", 1,
+     "as in _strategies.pxd: only a loop or a flash loan borrows, so d > 0 with another kind never happens"),
+    ("_legs_replay.pxi", "if (p.reb_on and not st.closed and m.ts[hi - 1] >= st.next_check", 1,
+     "as in _core.pyx: inside `if st.d > 0`, and closing a position sets d = 0"),
+    ("_legs_replay.pxi", "and (p.kind == KIND_LOOP or p.kind == KIND_FLASH)):", 1,
+     "as in _core.pyx: inside `if st.d > 0`, and only a loop or a flash loan borrows"),
+    # Aave v4 (ext/venues/_aave_v4.pxd): the core's one caller of the Spoke's functions, aave_v4_liquidate,
+    # offers the whole debt (INFINITY), has no other collateral (False) and a debt above the dust; the other
+    # callers are ext/_venue_probe.pyx's, another extension, not counted here
+    ("venues/_aave_v4.pxd", "if debt <= 0.0:", 1,
+     "v4_health_factor's one caller in the core passes owed > st.dust > 0 (aave_v4_liquidate returns first "
+     "otherwise)"),
+    ("venues/_aave_v4.pxd", "if not hf < 1.0 or coll <= 0.0 or debt <= 0.0 or offered <= 0.0:", 4,
+     "aave_v4_liquidate returns first unless coll > st.dust and owed > st.dust, and offers INFINITY; it runs "
+     "only when the engine's HF (s / (debt_of / bidx)) x a[b] < 1, and its own hf is the same ratio of the "
+     "same factors in another order: >= 1 only for an HF within a few ulps of 1"),
+    ("venues/_aave_v4.pxd", "repaid = debt if debt < offered else offered", 1,
+     "the core offers INFINITY: the repay starts at the debt"),
+    ("venues/_aave_v4.pxd", "if offered < repaid:", 1, "the core offers INFINITY (no MustNotLeaveDust revert)"),
+    ("venues/_aave_v4.pxd", "if out.coll_after == 0.0 and not other_collateral and out.debt_after > 0.0:", 1,
+     "the core has one collateral: other_collateral is False"),
+    ("venues/_aave_v4.pxd", "if owed <= st.dust or coll <= st.dust:", 2,
+     "as for Morpho: aave_v4_liquidate runs only with d > 0 (the replay's `if st.d > 0`), set_balances stores "
+     "a balance at or below the dust as 0 and the indices never fall, so the debt is above the dust; and a "
+     "liquidation that takes all the collateral writes the debt left off, so d > 0 comes with s > 0"),
+    ("venues/_aave_v4.pxd", "if not v4_liquidation_amounts(coll, owed, pc * usd, usd,", 1,
+     "v4_liquidation_amounts returns False only on its first test (hf >= 1, or no collateral, debt or offer: "
+     "see that line) or on `offered < repaid` (the core offers INFINITY)"),
+    ("_book.pxi", "_book_event(ev, ecap, &ne, b, EV_REBALANCE, old, f, f * fee + g,\n"
+     "coll * o * lt[b] / debt if debt > 0 else INFINITY)", 1,
+     "the vault's buy leaves debt > 0: it borrows f > 0 (ltv < x - band means x coll o > debt, the denominator "
+     "is > 0 by its test) onto a debt >= 0 (liquidations repay at most the debt, a sale's excess goes to cash)"),
+    ("_book.pxi", "if pend > 0 and (ts[b] - last_sale >= sell_every or (dep > 0 and ts[b] - ts[0] >= exit_after)):",
+     1, "the farm's dep > 0 is false with pend > 0: rewards accrue only while dep > 0, and the exit block sells "
+     "them first (the exit test is in the sale's condition), so after the exit pend stays 0"),
 ]
 
 
@@ -152,23 +225,26 @@ def report(copy: Path, owners, counts) -> tuple[str, list[str]]:
         if cline in owners:
             per_src[owners[cline]].extend(outcomes)
     src_text = {name: (copy / "ext" / name).read_text().splitlines() for name in {k[0] for k in per_src}}
-    lines = [f"{'kernel file':18} {'branches reached / total':>26}"]
+    lines = [f"{'kernel file':22} {'branches reached / total':>26}"]
     tot_r = tot_n = 0
     for name in sorted({k[0] for k in per_src}):
         outs = [c for (f, _), v in per_src.items() if f == name for c in v]
         r = sum(c > 0 for c in outs)
         tot_r, tot_n = tot_r + r, tot_n + len(outs)
-        lines.append(f"{name:18} {r:>13} / {len(outs):<6} {100.0 * r / len(outs):5.1f} %")
-    lines.append(f"{'all kernel files':18} {tot_r:>13} / {tot_n:<6} {100.0 * tot_r / max(tot_n, 1):5.1f} %")
+        lines.append(f"{name:22} {r:>13} / {len(outs):<6} {100.0 * r / len(outs):5.1f} %")
+    lines.append(f"{'all kernel files':22} {tot_r:>13} / {tot_n:<6} {100.0 * tot_r / max(tot_n, 1):5.1f} %")
     allowed = {(f, code): (k, why) for f, code, k, why in UNREACHABLE}
     used: set = set()
     listed, missed, problems = [], [], []
     for (name, ln), outs in sorted(per_src.items()):
-        code = (src_text[name][ln - 1] if ln <= len(src_text[name]) else "").split("#")[0].strip()
+        src = src_text[name]
+        code = (src[ln - 1] if ln <= len(src) else "").split("#")[0].strip()
+        two = (src[ln - 2].split("#")[0].strip() + "\n" + code) if 2 <= ln <= len(src) else code
         never = sum(c == 0 for c in outs)
-        entry = allowed.get((name, code))
+        key = (name, two) if (name, two) in allowed else (name, code)
+        entry = allowed.get(key)
         if entry is not None:
-            used.add((name, code))
+            used.add(key)
             k, why = entry
             listed.append(f"  {name}:{ln:<4} {never}/{len(outs)} never  {code[:80]}\n      {why}")
             if never != k:
@@ -202,6 +278,7 @@ def main(argv=None) -> int:
         sys.exit(f"kernel_branches: the instrumented copy does not build:\n{out}")
     mutate.check_import(copy)
     diff = sorted(f"tests/unit/{p.name}" for p in (copy / "tests" / "unit").glob("test_differential*.py"))
+    diff += MORE_DIFFERENTIAL
     tests = mutate.rule_tests(copy, ()) if a.rules else diff
     env = dict(mutate.env_for(copy), CI="true")         # the "ci" profile: the fixed, derandomized draws
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests],

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from backtest import _core, reference
 from backtest.engine import Lane, record_indices, run_core, run_reference_batch
 from backtest.schema import EXIT_ROUTES, PROTOCOL_NAMES, PROTOCOLS, RECORD_FIELDS, SLIPPAGE, STRATEGIES
-from tests.unit.test_differential import VENUES, check_case
+from tests.unit.test_differential import VENUES, check_case, make_market
 
 AAVE_LIKE = ["aave-v3", "aave-v2", "spark", "generic"]
 
@@ -238,3 +238,73 @@ def test_a_queue_exit_whose_sale_yields_nothing_sells_every_token():
                                       force=FORCES["queue_insolvent"])
     s = run_core(m, p, lanes, rec, me).summaries
     assert np.all(np.isfinite(s["end_equity"]))
+
+
+# ------------------------------------------------------------------------------------------ issue 13's options
+# (a test of their own: a new entry in FORCES would move every derandomized draw of the test above)
+def force_liquidation_gas(m, p, oracle, rng):
+    # market.liquidation_gas on an Aave-family loop that a 3-15 % drop of the market price liquidates: a
+    # liquidator paying 1e4-1e8 gas sells its seizure without slippage, so its profit is linear in the repay:
+    # the full close factor when the bonus covers the gas, nothing when it does not. (With slippage the best
+    # repay is interior, the argmax of a flat maximum: the engines' ulp-apart balances move it by ~1e-8, beyond
+    # this test's 1e-9; tests/unit/test_partial_liquidation.py checks those partials by hand in both engines.)
+    k = int(rng.integers(1, max(len(m), 2)))
+    m.price[k:] *= rng.uniform(0.85, 0.97)
+    p["kind"] = STRATEGIES["loop"]
+    p["loops"] = 12
+    p["target_ltv"] = m.ltv[0] * rng.uniform(0.95, 1.0, len(p))
+    p["liq_gas"] = rng.choice([1e4, 1e5, 1e6, 1e7, 1e8], len(p))
+    p["gas_gwei"] = rng.choice([np.nan, 5.0, 100.0], len(p))
+    p["slip_model"] = SLIPPAGE["none"]
+    p["reb_on"] = 0
+    p["exit_on"] = 0
+    return m, p, "market"
+
+
+def force_oracle_overlays(m, p, oracle, rng):
+    # the [[scenario]] oracle overlays: an offset scaling every mode's oracle price over a stretch (an oracle
+    # that reads 2-10 % low liquidates) and, on a CAPO lane, a governance-set snapshot cap on some blocks
+    n = len(m)
+    a, b = sorted(int(i) for i in rng.integers(0, n, 2))
+    m.oracle_scale[a: b + 1] = rng.uniform(0.9, 0.98)
+    if oracle == "capo":
+        c, d = sorted(int(i) for i in rng.integers(0, n, 2))
+        m.oracle_cap[c: d + 1] = m.xrate[c] * rng.uniform(0.97, 1.01)
+    return m, p, oracle
+
+
+MORE_FORCES = {"liquidation_gas": force_liquidation_gas, "oracle_overlays": force_oracle_overlays}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    branch=st.sampled_from(sorted(MORE_FORCES)),
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 400),
+    irregular=st.booleans(),
+    oracle=st.sampled_from(["exchange-rate", "market", "capo", "chainlink"]),
+    protocol=st.sampled_from(AAVE_LIKE),
+    chunk=st.integers(1, 64),
+    record=st.sampled_from([-1, 0, 600]),
+    n_configs=st.integers(1, 3),
+)
+def test_core_equals_reference_with_issue_13_options(branch, seed, n, irregular, oracle, protocol, chunk, record,
+                                                      n_configs):
+    check_case(seed, n, irregular, oracle, "loop", protocol, chunk, record, n_configs, False,
+               force=MORE_FORCES[branch])
+
+
+def test_build_lane_without_overlays_is_the_neutral_overlays():
+    # build_lane's overlays are optional (None: none); the engine always passes Market's arrays, whose neutral
+    # values (scale 1.0, cap NaN) the differential tests compare with the reference: None must give the same bits
+    m = make_market(3, 100, True)
+    idx = _core.build_indices(m.ts, m.xrate, m.supply_apr, m.borrow_apr)
+    for oracle in (0, 1, 2, 3):
+        outs = []
+        for overlays in ((None, None), (m.oracle_scale, m.oracle_cap)):
+            bufs = [np.empty(len(m)), np.empty(len(m)), np.empty(2), np.empty(2), np.empty(2, dtype=np.int64)]
+            _core.build_lane(m.ts, m.xrate, m.price, m.oracle_feed, m.lt, idx["sidx"], idx["bidx"], oracle,
+                             0.0968, 600, 64, *bufs, None, None, m.underlying_price, *overlays)
+            outs.append(bufs)
+        for x, y in zip(*outs):
+            np.testing.assert_array_equal(x, y)

@@ -13,6 +13,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from backtest.schema import STRATEGIES
 from tests.unit.test_differential import check_case
 
 
@@ -96,3 +97,33 @@ def spoke_rebalanced(m, p, oracle, rng):
 def test_core_equals_reference_on_aave_v4_rebalancing_a_premium_debt(seed, n, irregular, oracle, kind, chunk,
                                                                        n_configs):
     check_case(seed, n, irregular, oracle, kind, "aave-v4", chunk, 0, n_configs, False, force=spoke_rebalanced)
+
+
+def spoke_premium_liquidated(m, p, oracle, rng):
+    """A premium that outgrows the liquidation: a large collateral risk (500-1,000 %) on a steep drawn rate
+    (20-50 a year), a loop opened 1-5 % below the CF and no rebalancing, so the premium accrues untouched until
+    HF drifts below 1; the Spoke's target HF just above 1 then repays less than the premium accrued (the
+    premium restored in part, the drawn shares untouched)."""
+    m, p, oracle = spoke(m, p, oracle, rng)
+    k = len(p)
+    m.borrow_apr = np.full(len(m), rng.uniform(20.0, 50.0))
+    p["kind"] = STRATEGIES["loop"]
+    p["loops"] = 12
+    p["target_ltv"] = m.lt[0] * rng.uniform(0.95, 0.99, k)
+    p["v4_collateral_risk"] = rng.uniform(5.0, 10.0, k)
+    p["v4_target_hf"] = rng.uniform(1.0, 1.001, k)
+    p["reb_on"] = 0
+    p["exit_on"] = 0
+    return m, p, oracle
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(50, 400),
+    oracle=st.sampled_from(["exchange-rate", "market", "capo", "chainlink"]),
+    chunk=st.integers(1, 64),
+    n_configs=st.integers(1, 3),
+)
+def test_core_equals_reference_on_aave_v4_liquidating_less_than_the_premium(seed, n, oracle, chunk, n_configs):
+    check_case(seed, n, False, oracle, "loop", "aave-v4", chunk, 0, n_configs, False, force=spoke_premium_liquidated)

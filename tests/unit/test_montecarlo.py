@@ -326,6 +326,27 @@ def test_paths_in_parallel_equal_paths_in_turn():
         same_exact(rows(par, [k, 8 + k, 16 + k]), run_core(scale_market(m, paths, k, True), p, lanes, rec, 5))
 
 
+def test_paths_in_parallel_restaking_hold_no_records_core_equals_reference():
+    # the parallel mode's other branches: a hold token that is not the collateral (its price does not follow
+    # the path) and no records; core in parallel = core in turn = the reference engine
+    m = make_market(9, 200, True)
+    m.hold_price = m.price * 1.02
+    rng = np.random.default_rng(9)
+    p = make_params(rng, m, "loop", "aave-v3")
+    lanes = [Lane("market", 0.0968, 3600, "aave-v3")]
+    paths = bootstrap_paths(m, MonteCarlo(paths=4, seed=3, block_days=0.005, interval=60), range(4))
+    rec = record_indices(m, -1)
+    par, _ = run_core_paths(m, p, lanes, rec, 5, paths, threads=2, event_cap=2)
+    one, _ = run_core_paths(m, p, lanes, rec, 5, paths, threads=1, event_cap=2)
+    same_exact(par, one)
+    ref = ref_outputs(run_reference_paths(m, p, lanes, rec, 5, paths), rec)
+    ref.summaries["min_hf_idx"] = par.summaries["min_hf_idx"]
+    assert_same(par, ref, years=max(float(m.ts[-1] - m.ts[0]), 1.0) / (365 * 86400))
+    # the hold token's price is not scaled: its APY is the same on every path, while the loop's differs
+    assert np.all(par.summaries["hold_apy"] == par.summaries["hold_apy"][0])
+    assert len(set(par.summaries["net_apy"].tolist())) > 1
+
+
 # --- [[scenario]] overlays stack on the paths ------------------------------------------------------------------
 def test_overlay_multiplies_each_bootstrapped_path():
     # the bootstrap reads the history without the overlay; on the overlaid market the path's ratio is the
