@@ -21,11 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 SEEDS = (1, 2, 3)
 VOLATILE = ("started", "finished", "wall_seconds", "timings", "resumed_configs", "computed_configs")
 
-RUN = ["run", "loop.toml", "--quiet", "--set", 'run.name="one"', "--set", 'run.end="2024-06-04"']
+# loop.toml replays 16 months of real history from 2024-05-14: a few days from 2024-06-01 are enough here
+RUN = ["run", "loop.toml", "--quiet", "--set", 'run.name="one"', "--set", 'run.start="2024-06-01"', "--set",
+       'run.end="2024-06-04"']
 # the reference engine replays in batches of 8: 12 configurations are two batches, each streamed to the work
 # folder, so kills land before, between and after the batches and in the final renames
 SWEEP = ["sweep", "loop.toml", "--quiet", "--engine", "reference", "--set", 'run.name="grid"',
-         "--set", 'run.end="2024-06-01T12:00:00"', "--grid", "strategy.loops=1..3",
+         "--set", 'run.start="2024-06-01"', "--set", 'run.end="2024-06-01T12:00:00"', "--grid", "strategy.loops=1..3",
          "--grid", "strategy.target_ltv=0.6,0.7,0.8,0.85"]
 SYMBOLS = ("stETH", "WETH", "rETH")
 

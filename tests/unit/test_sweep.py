@@ -25,7 +25,8 @@ def at_repo_root(monkeypatch):
 
 
 def overrides(tmp_path, days=3):
-    return {"run.output": str(tmp_path), "run.end": f"2024-06-{1 + days:02d}"}
+    # loop.toml replays real history from 2024-05-14: `days` days from 2024-06-01 (a reference sweep is slow)
+    return {"run.output": str(tmp_path), "run.start": "2024-06-01", "run.end": f"2024-06-{1 + days:02d}"}
 
 
 def read_all(root: Path):
