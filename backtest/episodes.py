@@ -287,6 +287,10 @@ def empty_frame() -> pl.DataFrame:
 # --- depeg_start / depeg_end rows of events.parquet ----------------------------------------------------------
 #: the columns events.parquet has for the depeg rows (null on the position's events), after its own
 DEPEG_EVENT_SCHEMA = {"episode_id": pl.Int64, "discount": pl.Float64, "worst_discount": pl.Float64}
+#: events.parquet's columns, the position's and the depeg rows' (an empty table still has them all)
+EVENTS_SCHEMA = {"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
+                 "collateral_change": pl.Float64, "debt_change": pl.Float64, "cost": pl.Float64,
+                 "hf_after": pl.Float64, "time_utc": pl.Datetime("us", "UTC"), **DEPEG_EVENT_SCHEMA}
 START, END = EVENT_KINDS["depeg_start"], EVENT_KINDS["depeg_end"]
 
 
@@ -331,10 +335,7 @@ def depeg_event_frame(episodes: list[Episode], market, config_ids: list[int], la
             cols["discount"].append(np.full(m, episode_discount(ep, market, oracle_prices, b)))
             cols["worst_discount"].append(np.full(m, np.nan if worst is None else worst))
     if not cols["idx"]:
-        return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
-                                    "collateral_change": pl.Float64, "debt_change": pl.Float64,
-                                    "cost": pl.Float64, "hf_after": pl.Float64,
-                                    "time_utc": pl.Datetime("us", "UTC"), **DEPEG_EVENT_SCHEMA})
+        return pl.DataFrame(schema=EVENTS_SCHEMA)
     a = {k: np.concatenate(v) for k, v in cols.items()}
     order = np.lexsort((a["kind"], a["episode_id"], a["idx"], a["config_id"]))     # last key first
     a = {k: v[order] for k, v in a.items()}

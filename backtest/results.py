@@ -16,7 +16,7 @@ import polars as pl
 from backtest import numerics
 from backtest.data.market import Market
 from backtest.engine import Outputs
-from backtest.episodes import DEPEG_EVENT_SCHEMA, utc_column
+from backtest.episodes import DEPEG_EVENT_SCHEMA, EVENTS_SCHEMA, utc_column
 from backtest.schema import EVENT_KINDS, EVENT_NAMES, RECORD_FIELDS
 
 SUMMARY_METRICS = (
@@ -172,10 +172,7 @@ def events_frame(out: Outputs, market: Market, config_ids: list[int]) -> pl.Data
     depeg = [pl.lit(None, dtype).alias(name) for name, dtype in DEPEG_EVENT_SCHEMA.items()]
     kept = [(j, cid, ev) for j, (cid, ev) in enumerate(zip(config_ids, out.events)) if len(ev) > 0]
     if not kept:
-        return pl.DataFrame(schema={"config_id": pl.Int64, "block": pl.Int64, "ts": pl.Int64, "kind": pl.Utf8,
-                                    "collateral_change": pl.Float64, "debt_change": pl.Float64,
-                                    "cost": pl.Float64, "hf_after": pl.Float64,
-                                    "time_utc": pl.Datetime("us", "UTC"), **DEPEG_EVENT_SCHEMA})
+        return pl.DataFrame(schema=EVENTS_SCHEMA)
     idx = np.concatenate([ev["idx"] for _, _, ev in kept])
     kinds = np.concatenate([ev["kind"] for _, _, ev in kept]).astype(np.int64)
     names = np.array([EVENT_NAMES.get(k) for k in range(max(EVENT_NAMES) + 1)], dtype=object)
